@@ -1,0 +1,63 @@
+/**
+ * Broker settings, read from `wrangler.toml` [vars] (all strings there). Every
+ * setting has a safe default so a missing var never breaks the broker.
+ */
+export interface BrokerEnv {
+  TOPIC_SHARDS?: string;
+  SHARD_LEVELS?: string;
+  GATEWAYS?: string;
+  GATEWAY_POLICY?: string;
+  MAX_PACKET_SIZE?: string;
+  MAX_INFLIGHT?: string;
+  MAX_QUEUED_MESSAGES?: string;
+  SESSION_EXPIRY_DEFAULT?: string;
+  MAX_SESSION_EXPIRY?: string;
+  CONNECT_TIMEOUT?: string;
+  MAX_KEEP_ALIVE?: string;
+}
+
+export type GatewayPolicy = "random" | "ip";
+
+export interface BrokerConfig {
+  topicShards: number;
+  shardLevels: number;
+  gateways: number;
+  gatewayPolicy: GatewayPolicy;
+  /** Largest packet accepted from a client, bytes. */
+  maxPacketSize: number;
+  /** Unacknowledged QoS 1/2 messages out to one client at once. */
+  maxInflight: number;
+  /** QoS 1/2 messages kept for one offline session; newer ones are dropped past it. */
+  maxQueuedMessages: number;
+  /** Seconds a 3.1.1 persistent session (clean session 0) lives while offline. */
+  sessionExpiryDefault: number;
+  /** Upper bound on a 5.0 client's Session Expiry Interval, seconds. */
+  maxSessionExpiry: number;
+  /** Seconds a socket may stay open without sending CONNECT. */
+  connectTimeout: number;
+  /** Largest keep-alive accepted; 0 lets clients disable it. */
+  maxKeepAlive: number;
+}
+
+function int(value: string | undefined, fallback: number, min: number, max: number): number {
+  if (value === undefined || value.trim() === "") return fallback;
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < min || n > max) return fallback;
+  return n;
+}
+
+export function readConfig(env: BrokerEnv): BrokerConfig {
+  return {
+    topicShards: int(env.TOPIC_SHARDS, 1, 1, 1024),
+    shardLevels: int(env.SHARD_LEVELS, 1, 1, 16),
+    gateways: int(env.GATEWAYS, 1, 1, 4096),
+    gatewayPolicy: env.GATEWAY_POLICY === "ip" ? "ip" : "random",
+    maxPacketSize: int(env.MAX_PACKET_SIZE, 1024 * 1024, 64, 32 * 1024 * 1024),
+    maxInflight: int(env.MAX_INFLIGHT, 100, 1, 65535),
+    maxQueuedMessages: int(env.MAX_QUEUED_MESSAGES, 1000, 0, 1_000_000),
+    sessionExpiryDefault: int(env.SESSION_EXPIRY_DEFAULT, 14 * 24 * 3600, 0, 0xffffffff),
+    maxSessionExpiry: int(env.MAX_SESSION_EXPIRY, 14 * 24 * 3600, 0, 0xffffffff),
+    connectTimeout: int(env.CONNECT_TIMEOUT, 10, 1, 3600),
+    maxKeepAlive: int(env.MAX_KEEP_ALIVE, 65535, 1, 65535),
+  };
+}

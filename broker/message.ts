@@ -1,0 +1,102 @@
+/**
+ * An application message on its way through the broker: what a shard routes, a
+ * gateway delivers and a session queues. `id` is unique per accepted PUBLISH, so
+ * that every store can drop a copy that reaches it twice during a handover.
+ */
+import type { PublishProperties, QoS } from "../mqtt/index.ts";
+import { parse, stringify } from "./json.ts";
+
+/** The 5.0 properties a message carries end to end (3.3.2.3); aliases and ids are per hop. */
+export type MessageProperties = Omit<PublishProperties, "topicAlias" | "subscriptionIdentifiers">;
+
+export interface Message {
+  id: string;
+  topic: string;
+  payload: Uint8Array;
+  qos: QoS;
+  retain: boolean;
+  properties?: MessageProperties;
+  /** Client id of the publisher, for No Local (5.0 3.8.3.1). */
+  origin?: string;
+  /** Epoch ms after which the message is dropped (5.0 Message Expiry Interval). */
+  expiresAt?: number;
+}
+
+let counter = 0;
+
+/** A message id unique across objects: who accepted it, when, and a local counter. */
+export function newMessageId(acceptor: string): string {
+  counter = (counter + 1) % 0x7fffffff;
+  return `${acceptor}:${Date.now().toString(36)}:${counter.toString(36)}:${Math.floor(Math.random() * 0xffffff).toString(36)}`;
+}
+
+/**
+ * The properties that travel with a message: topic alias and subscription ids are
+ * per hop, and the expiry interval is kept as `expiresAt` and recomputed on sending.
+ */
+export function messageProperties(props: PublishProperties | undefined): MessageProperties | undefined {
+  if (props === undefined) return undefined;
+  const { topicAlias: _a, subscriptionIdentifiers: _s, messageExpiryInterval: _e, ...rest } = props;
+  return Object.keys(rest).length === 0 ? undefined : rest;
+}
+
+export function isExpired(m: Message, now: number): boolean {
+  return m.expiresAt !== undefined && m.expiresAt <= now;
+}
+
+/** A view's bytes as an ArrayBuffer of exactly its length, for a SQLite BLOB. */
+export function toBlob(bytes: Uint8Array): ArrayBuffer {
+  if (
+    bytes.byteOffset === 0 &&
+    bytes.byteLength === bytes.buffer.byteLength &&
+    bytes.buffer instanceof ArrayBuffer
+  ) {
+    return bytes.buffer;
+  }
+  return bytes.slice().buffer as ArrayBuffer;
+}
+
+/** Message fields as SQLite columns (properties as JSON). */
+export type MessageRow = {
+  msg_id: string;
+  topic: string;
+  payload: ArrayBuffer;
+  qos: number;
+  retain: number;
+  props: string | null;
+  origin: string | null;
+  expires_at: number | null;
+};
+
+export function messageToRow(m: Message): MessageRow {
+  return {
+    msg_id: m.id,
+    topic: m.topic,
+    payload: toBlob(m.payload),
+    qos: m.qos,
+    retain: m.retain ? 1 : 0,
+    props: m.properties === undefined ? null : stringify(m.properties),
+    origin: m.origin ?? null,
+    expires_at: m.expiresAt ?? null,
+  };
+}
+
+export function rowToMessage(r: MessageRow): Message {
+  const m: Message = {
+    id: r.msg_id,
+    topic: r.topic,
+    payload: new Uint8Array(r.payload),
+    qos: r.qos as QoS,
+    retain: r.retain === 1,
+  };
+  if (r.props !== null) m.properties = parse<MessageProperties>(r.props);
+  if (r.origin !== null) m.origin = r.origin;
+  if (r.expires_at !== null) m.expiresAt = r.expires_at;
+  return m;
+}
+
+/** Column list and placeholders shared by the tables that store messages. */
+export const MESSAGE_COLUMNS = "msg_id, topic, payload, qos, retain, props, origin, expires_at";
+export function messageValues(r: MessageRow): unknown[] {
+  return [r.msg_id, r.topic, r.payload, r.qos, r.retain, r.props, r.origin, r.expires_at];
+}

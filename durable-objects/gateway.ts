@@ -1,0 +1,576 @@
+/**
+ * Gateway: holds many client WebSockets with the Hibernation API, speaks MQTT on
+ * them, and keeps a local table of which of its clients subscribe to what.
+ * TopicShards deliver to it once per batch; it fans out to its own clients.
+ */
+import { DurableObject } from "cloudflare:workers";
+import { KeyedBatcher } from "../broker/batcher.ts";
+import { type BrokerConfig, readConfig } from "../broker/config.ts";
+import { log } from "../broker/log.ts";
+import { isExpired, type Message } from "../broker/message.ts";
+import { filtersByShard, gatewayDestination, shardOf } from "../broker/routing.ts";
+import type { SessionState, SubscriptionOptions } from "../broker/session-state.ts";
+import {
+  type DecodeError,
+  encode,
+  type Packet,
+  type PublishPacket,
+  ReasonCode,
+  reasonName,
+  SubscriptionIndex,
+} from "../mqtt/index.ts";
+import type { Env } from "../worker/env.ts";
+import { type Attachment, Connection } from "./gateway/connection.ts";
+import { handleAck } from "./gateway/handle-acks.ts";
+import { handleConnect } from "./gateway/handle-connect.ts";
+import { handlePublish } from "./gateway/handle-publish.ts";
+import { handleSubscribe, handleUnsubscribe } from "./gateway/handle-subscribe.ts";
+import { GatewayStore } from "./gateway/store.ts";
+import { type SessionRpc, type ShardRpc, sessionStub, shardStub } from "./stubs.ts";
+
+/** How often, at most, lastSeen is written to the attachment (ms). */
+const LAST_SEEN_GRAIN = 5_000;
+
+export class Gateway extends DurableObject<Env> {
+  readonly config: BrokerConfig;
+  readonly store: GatewayStore;
+  /** filter → clientId → options, for this gateway's clients only. */
+  readonly index = new SubscriptionIndex<SubscriptionOptions>();
+  private readonly connections = new Map<WebSocket, Connection>();
+  /** Live connections by client id. */
+  readonly clients = new Map<string, Connection>();
+  private readonly publisher: KeyedBatcher<number, Message>;
+  private nameCache: string | undefined;
+  private reconciled = false;
+
+  constructor(ctx: DurableObjectState, env: Env) {
+    super(ctx, env);
+    this.config = readConfig(env);
+    this.store = new GatewayStore(ctx.storage.sql);
+    this.nameCache = this.store.getMeta("name");
+    for (const { clientId, filter, options } of this.store.allSubs())
+      this.index.add(filter, clientId, options);
+    for (const ws of ctx.getWebSockets()) this.connectionOf(ws);
+    this.publisher = new KeyedBatcher((shard, messages) => this.shard(shard).publish(messages));
+  }
+
+  get name(): string {
+    return this.nameCache ?? "gateway-unnamed";
+  }
+
+  get destination() {
+    return gatewayDestination(this.name);
+  }
+
+  // ---- stubs -------------------------------------------------------------
+
+  shard(index: number): ShardRpc {
+    return shardStub(this.env, index);
+  }
+
+  session(clientId: string): SessionRpc {
+    return sessionStub(this.env, clientId);
+  }
+
+  // ---- WebSocket lifecycle -------------------------------------------------
+
+  override async fetch(request: Request): Promise<Response> {
+    const name = request.headers.get("x-nimbus-gateway");
+    if (name !== null && name !== this.nameCache) {
+      this.nameCache = name;
+      this.store.setMeta("name", name);
+    }
+    this.reconcile();
+    const protocol = request.headers.get("x-nimbus-subprotocol") ?? "mqtt";
+    const pair = new WebSocketPair();
+    const server = pair[1];
+    this.ctx.acceptWebSocket(server);
+    const att: Attachment = { phase: "awaiting-connect", openedAt: Date.now() };
+    server.serializeAttachment(att);
+    this.connections.set(server, new Connection(server, att, this.config.maxPacketSize));
+    await this.scheduleCheck(att.openedAt + this.config.connectTimeout * 1000);
+    return new Response(null, {
+      status: 101,
+      webSocket: pair[0],
+      headers: { "Sec-WebSocket-Protocol": protocol },
+    });
+  }
+
+  override async webSocketMessage(ws: WebSocket, data: ArrayBuffer | string): Promise<void> {
+    this.reconcile();
+    const conn = this.connectionOf(ws);
+    if (conn.finished) return;
+    if (typeof data === "string") {
+      // MQTT-6.0.0-1: MQTT travels in binary frames only; any other frame closes.
+      return this.fail(conn, ReasonCode.MalformedPacket, "text WebSocket frame (MQTT-6.0.0-1)");
+    }
+    this.touch(conn);
+    const { packets, error } = conn.decoder.push(new Uint8Array(data));
+    for (const packet of packets)
+      void conn.enqueue(() => this.dispatch(conn, packet)).catch((err) => this.crash(conn, err));
+    if (error) void conn.enqueue(() => this.decodeFailure(conn, error));
+    // Wait for this frame's packets, so the runtime keeps the object for them.
+    await conn.enqueue(() => undefined);
+  }
+
+  override async webSocketClose(ws: WebSocket, code: number, reason: string): Promise<void> {
+    this.reconcile();
+    const conn = this.connectionOf(ws);
+    try {
+      ws.close(code === 1005 || code === 1006 ? 1000 : code, reason);
+    } catch {
+      // already closed
+    }
+    await this.finish(conn, "abnormal", `socket closed (${code})`);
+  }
+
+  override async webSocketError(ws: WebSocket, error: unknown): Promise<void> {
+    const conn = this.connectionOf(ws);
+    await this.finish(conn, "abnormal", `socket error: ${String(error)}`);
+  }
+
+  /** Keep-alive (1.5 × the client's interval, MQTT-3.1.2-24) and CONNECT timeout. */
+  override async alarm(): Promise<void> {
+    this.reconcile();
+    const now = Date.now();
+    let next = Number.POSITIVE_INFINITY;
+    for (const ws of this.ctx.getWebSockets()) {
+      const conn = this.connectionOf(ws);
+      if (conn.finished) continue;
+      const att = conn.att;
+      if (att.phase === "awaiting-connect") {
+        const deadline = att.openedAt + this.config.connectTimeout * 1000;
+        if (deadline <= now) {
+          log("info", "connect_timeout", { gateway: this.name });
+          this.closeSocket(conn, 1000, "no CONNECT");
+          await this.finish(conn, "abnormal", "no CONNECT in time");
+        } else next = Math.min(next, deadline);
+        continue;
+      }
+      if (att.keepAlive === 0) continue;
+      const deadline = conn.lastSeen + att.keepAlive * 1500;
+      if (deadline <= now) {
+        await this.fail(conn, ReasonCode.KeepAliveTimeout, "keep-alive expired (MQTT-3.1.2-24)");
+      } else next = Math.min(next, deadline);
+    }
+    if (next !== Number.POSITIVE_INFINITY) await this.ctx.storage.setAlarm(next);
+  }
+
+  // ---- RPC from TopicShards and Sessions -----------------------------------
+
+  /** A shard hands over messages that match filters of this gateway's clients. */
+  async deliver(messages: Message[]): Promise<void> {
+    this.reconcile();
+    const now = Date.now();
+    const forward = new Map<string, Message[]>();
+    for (const message of messages) {
+      if (isExpired(message, now)) continue;
+      for (const [clientId, match] of this.matchClients(message)) {
+        const conn = this.clients.get(clientId);
+        if (conn !== undefined && !conn.finished) {
+          this.deliverToConnection(conn, message, match.qos, match.subscriptionIds, match.retainAsPublished);
+        } else if (message.qos > 0 && this.store.getClient(clientId)?.persistent) {
+          // The client left or is being taken over: its Session keeps the message.
+          const list = forward.get(clientId) ?? [];
+          list.push({ ...message, qos: match.qos });
+          forward.set(clientId, list);
+        }
+      }
+    }
+    await Promise.all([...forward].map(([clientId, list]) => this.session(clientId).enqueue(list)));
+  }
+
+  /** A Session passes on messages for its client, which is online here. */
+  async deliverTo(clientId: string, connId: string, messages: Message[]): Promise<boolean> {
+    const conn = this.clients.get(clientId);
+    if (conn === undefined || conn.finished || conn.connected?.connId !== connId) return false;
+    for (const m of messages) this.deliverToConnection(conn, m, m.qos, [], true);
+    return true;
+  }
+
+  /**
+   * A Session takes the client away from this gateway (a newer connection with
+   * the same client id, MQTT-3.1.4-2). Returns the session state held here.
+   */
+  async takeover(clientId: string, connId: string): Promise<SessionState | null> {
+    this.reconcile();
+    const record = this.store.getClient(clientId);
+    if (record === undefined || record.connId !== connId) return null;
+    const conn = this.clients.get(clientId);
+    if (conn !== undefined && conn.connected?.connId === connId && !conn.finished) {
+      conn.finished = true;
+      this.clients.delete(clientId);
+      if (conn.version === 5 && conn.ready) {
+        this.send(conn, { type: "disconnect", reasonCode: ReasonCode.SessionTakenOver });
+      }
+      this.closeSocket(conn, 1000, "session taken over");
+      log("info", "takeover", { gateway: this.name, clientId });
+    }
+    // The old connection did not end with DISCONNECT: its will is published. Not
+    // awaited: the Session waiting on this call may be a destination of the will.
+    if (record.will !== undefined) {
+      const will = record.will;
+      this.store.clearWill(clientId);
+      this.ctx.waitUntil(this.publishWill(clientId, will));
+    }
+    const state = this.collectState(clientId);
+    // Until release(), messages for this client go on to its Session.
+    this.store.putClient({ clientId, connId: `moved:${connId}`, persistent: true });
+    return record.persistent ? state : { subscriptions: [], outbound: [], inboundQos2: [] };
+  }
+
+  /** The client's subscriptions are registered elsewhere now: drop them here. */
+  async release(clientId: string, connId: string): Promise<void> {
+    const record = this.store.getClient(clientId);
+    if (record === undefined || (record.connId !== connId && record.connId !== `moved:${connId}`)) return;
+    await this.dropClient(clientId);
+  }
+
+  // ---- packets ---------------------------------------------------------------
+
+  private async dispatch(conn: Connection, packet: Packet): Promise<void> {
+    if (conn.finished) return;
+    if (conn.att.phase === "awaiting-connect") {
+      // MQTT-3.1.0-1: the first packet from the client must be CONNECT.
+      if (packet.type !== "connect")
+        return this.fail(conn, ReasonCode.ProtocolError, `${packet.type} before CONNECT (MQTT-3.1.0-1)`);
+      return handleConnect(this, conn, packet);
+    }
+    switch (packet.type) {
+      case "connect":
+        // MQTT-3.1.0-2: a second CONNECT is a protocol violation.
+        return this.fail(conn, ReasonCode.ProtocolError, "second CONNECT (MQTT-3.1.0-2)");
+      case "publish":
+        return handlePublish(this, conn, packet);
+      case "puback":
+      case "pubrec":
+      case "pubrel":
+      case "pubcomp":
+        return handleAck(this, conn, packet);
+      case "subscribe":
+        return handleSubscribe(this, conn, packet);
+      case "unsubscribe":
+        return handleUnsubscribe(this, conn, packet);
+      case "pingreq":
+        this.send(conn, { type: "pingresp" });
+        return;
+      case "disconnect":
+        return this.clientDisconnect(conn, packet.reasonCode ?? 0);
+      case "auth":
+        return this.fail(conn, ReasonCode.ProtocolError, "AUTH without an authentication method (4.12)");
+      default:
+        return this.fail(conn, ReasonCode.ProtocolError, `${packet.type} is a server-to-client packet`);
+    }
+  }
+
+  /** DISCONNECT from the client: 0x04 keeps the will, anything else drops it. */
+  private async clientDisconnect(conn: Connection, reasonCode: number): Promise<void> {
+    const att = conn.connected;
+    if (att === undefined) return;
+    // MQTT-3.14.4-3: a normal DISCONNECT discards the will without publishing it.
+    if (reasonCode !== ReasonCode.DisconnectWithWillMessage) this.store.clearWill(att.clientId);
+    this.closeSocket(conn, 1000, "client disconnected");
+    await this.finish(conn, reasonCode === 0 ? "normal" : "abnormal", "DISCONNECT");
+  }
+
+  private async decodeFailure(conn: Connection, error: DecodeError): Promise<void> {
+    if (conn.att.phase === "awaiting-connect" && error.reasonCode === ReasonCode.UnsupportedProtocolVersion) {
+      // MQTT-3.1.2-2: CONNACK 0x01 (3.1.1) and close; a 5.0 client understands 0x84 too.
+      this.send(conn, { type: "connack", sessionPresent: false, reasonCode: 0x01 }, 4);
+      log("info", "connect_refused", { gateway: this.name, reason: error.message });
+      this.closeSocket(conn, 1000, "unsupported protocol");
+      return this.finish(conn, "abnormal", error.message);
+    }
+    return this.fail(conn, error.reasonCode, error.message);
+  }
+
+  /**
+   * Ends a connection for a protocol violation: a 5.0 client gets DISCONNECT with
+   * the reason code (after CONNACK only, 4.13.1), a 3.1.1 client a plain close.
+   */
+  async fail(conn: Connection, reasonCode: number, message: string): Promise<void> {
+    if (conn.finished) return;
+    const att = conn.connected;
+    log("warn", "protocol_error", {
+      gateway: this.name,
+      clientId: att?.clientId,
+      reason: reasonName(reasonCode),
+      message,
+    });
+    if (conn.ready && conn.version === 5) this.send(conn, { type: "disconnect", reasonCode });
+    this.closeSocket(conn, reasonCode === ReasonCode.KeepAliveTimeout ? 1000 : 1002, message.slice(0, 100));
+    await this.finish(conn, "abnormal", message);
+  }
+
+  /** Never lets a bug in one connection's handling take the object down. */
+  private crash(conn: Connection, err: unknown): Promise<void> {
+    log("error", "handler_error", {
+      gateway: this.name,
+      error: err instanceof Error ? err.stack : String(err),
+    });
+    return this.fail(conn, ReasonCode.UnspecifiedError, "internal error");
+  }
+
+  send(conn: Connection, packet: Packet, version = conn.version): void {
+    try {
+      conn.ws.send(encode(packet, version));
+    } catch (err) {
+      log("warn", "send_failed", { gateway: this.name, error: String(err) });
+    }
+  }
+
+  closeSocket(conn: Connection, code: number, reason: string): void {
+    try {
+      conn.ws.close(code, reason);
+    } catch {
+      // already closed
+    }
+  }
+
+  // ---- connection bookkeeping ----------------------------------------------
+
+  /** The Connection for a socket, rebuilt from its attachment after hibernation. */
+  private connectionOf(ws: WebSocket): Connection {
+    let conn = this.connections.get(ws);
+    if (conn === undefined) {
+      const att = (ws.deserializeAttachment() as Attachment | null) ?? {
+        phase: "awaiting-connect",
+        openedAt: Date.now(),
+      };
+      conn = new Connection(ws, att, this.config.maxPacketSize);
+      if (att.phase === "connected") {
+        conn.ready = true;
+        const record = this.store.getClient(att.clientId);
+        if (record?.connId === att.connId) this.clients.set(att.clientId, conn);
+        else conn.finished = true;
+      }
+      this.connections.set(ws, conn);
+    }
+    return conn;
+  }
+
+  /** Records activity for keep-alive; the attachment is rewritten only now and then. */
+  private touch(conn: Connection): void {
+    const now = Date.now();
+    conn.lastSeen = now;
+    const att = conn.connected;
+    if (att !== undefined && now - att.lastSeen > LAST_SEEN_GRAIN) {
+      att.lastSeen = now;
+      conn.save();
+    }
+  }
+
+  /** Makes sure the alarm fires no later than `at`. */
+  async scheduleCheck(at: number): Promise<void> {
+    const current = await this.ctx.storage.getAlarm();
+    if (current === null || current > at) await this.ctx.storage.setAlarm(at);
+  }
+
+  /**
+   * After a restart (not a hibernation wake) the sockets are gone but storage
+   * still lists their clients: end those sessions as abnormal closes, once.
+   */
+  private reconcile(): void {
+    if (this.reconciled) return;
+    this.reconciled = true;
+    const live = new Set<string>();
+    for (const ws of this.ctx.getWebSockets()) {
+      const att = this.connectionOf(ws).connected;
+      if (att !== undefined) live.add(att.connId);
+    }
+    for (const record of this.store.allClients()) {
+      if (live.has(record.connId) || record.connId.startsWith("moved:")) continue;
+      log("info", "orphaned_session", { gateway: this.name, clientId: record.clientId });
+      this.ctx.waitUntil(this.endSession(record.clientId, record.connId, "abnormal"));
+    }
+  }
+
+  /** Tears a connection down once: will, then park or drop the session. */
+  async finish(conn: Connection, how: "normal" | "abnormal", why: string): Promise<void> {
+    if (conn.finished) return;
+    conn.finished = true;
+    this.connections.delete(conn.ws);
+    const att = conn.connected;
+    if (att === undefined) return;
+    if (this.clients.get(att.clientId) === conn) this.clients.delete(att.clientId);
+    log("info", "disconnect", { gateway: this.name, clientId: att.clientId, how, why });
+    await this.endSession(att.clientId, att.connId, how);
+  }
+
+  async endSession(clientId: string, connId: string, how: "normal" | "abnormal"): Promise<void> {
+    const record = this.store.getClient(clientId);
+    if (record === undefined || record.connId !== connId) return; // taken over meanwhile
+    if (how === "abnormal" && record.will !== undefined) {
+      // MQTT-3.1.2-8: the will is published when the connection ends without DISCONNECT.
+      this.store.clearWill(clientId);
+      await this.publishWill(clientId, record.will);
+    }
+    if (record.persistent) {
+      // The Session registers itself at the shards before we unregister, so no
+      // message falls between; until then, deliver() forwards to it.
+      await this.session(clientId).park(this.name, connId, this.collectState(clientId));
+    } else {
+      await this.session(clientId).release(connId);
+    }
+    if (this.store.getClient(clientId)?.connId === connId) await this.dropClient(clientId);
+  }
+
+  private collectState(clientId: string): SessionState {
+    return {
+      subscriptions: this.store.subsOf(clientId),
+      outbound: this.store.outboundOf(clientId).map(({ seq: _seq, ...entry }) => entry),
+      inboundQos2: this.store.inboundQos2Of(clientId),
+    };
+  }
+
+  /** Unregisters a client's filters at the shards and forgets the client. */
+  private async dropClient(clientId: string): Promise<void> {
+    const filters = this.store.subsOf(clientId).map(([f]) => f);
+    for (const f of filters) this.index.remove(f, clientId);
+    this.store.deleteClient(clientId);
+    await this.unregisterFilters(filters);
+  }
+
+  private async publishWill(
+    clientId: string,
+    will: NonNullable<ReturnType<GatewayStore["getClient"]>>["will"] & {},
+  ) {
+    try {
+      await this.publishMessage({
+        id: `will:${clientId}:${Date.now()}`,
+        topic: will.topic,
+        payload: will.payload,
+        qos: will.qos,
+        retain: will.retain,
+        origin: clientId,
+      });
+      log("info", "will_published", { gateway: this.name, clientId, topic: will.topic });
+    } catch (err) {
+      log("error", "will_failed", { gateway: this.name, clientId, error: String(err) });
+    }
+  }
+
+  // ---- routing -------------------------------------------------------------
+
+  /** Hands a message to the shard of its topic; resolves once it is delivered. */
+  publishMessage(message: Message): Promise<void> {
+    return this.publisher.add(
+      shardOf(message.topic, this.config.topicShards, this.config.shardLevels),
+      message,
+    );
+  }
+
+  /** Registers filters for this gateway at their shards; returns retained messages for `retainedFor`. */
+  async registerFilters(filters: string[], retainedFor: string[] = []): Promise<Message[]> {
+    const byShard = this.groupByShard(filters);
+    const retainedByShard = this.groupByShard(retainedFor);
+    const shards = new Set([...byShard.keys(), ...retainedByShard.keys()]);
+    const results = await Promise.all(
+      [...shards].map((shard) =>
+        this.shard(shard).subscribe(
+          this.destination,
+          byShard.get(shard) ?? [],
+          retainedByShard.get(shard) ?? [],
+        ),
+      ),
+    );
+    return results.flat();
+  }
+
+  async unregisterFilters(filters: string[]): Promise<void> {
+    if (filters.length === 0) return;
+    const byShard = this.groupByShard(filters);
+    await Promise.all([...byShard].map(([shard, fs]) => this.shard(shard).unsubscribe(this.destination, fs)));
+  }
+
+  private groupByShard(filters: string[]): Map<number, string[]> {
+    return filtersByShard(filters, this.config.topicShards, this.config.shardLevels);
+  }
+
+  /**
+   * The clients of this gateway a message goes to, each once: with overlapping
+   * subscriptions the highest granted QoS wins and every subscription id is sent
+   * (MQTT-3.3.4-2, 5.0 3.3.4).
+   */
+  private matchClients(message: Message) {
+    const out = new Map<string, { qos: 0 | 1 | 2; subscriptionIds: number[]; retainAsPublished: boolean }>();
+    this.index.forEachMatch(message.topic, (opts, clientId) => {
+      // 5.0 3.8.3.1 No Local: not back to the publisher.
+      if (opts.noLocal && message.origin === clientId) return;
+      const qos = Math.min(opts.qos, message.qos) as 0 | 1 | 2;
+      const cur = out.get(clientId);
+      if (cur === undefined) {
+        out.set(clientId, {
+          qos,
+          subscriptionIds: opts.subscriptionId === undefined ? [] : [opts.subscriptionId],
+          retainAsPublished: opts.retainAsPublished,
+        });
+      } else {
+        cur.qos = Math.max(cur.qos, qos) as 0 | 1 | 2;
+        if (opts.subscriptionId !== undefined) cur.subscriptionIds.push(opts.subscriptionId);
+        cur.retainAsPublished ||= opts.retainAsPublished;
+      }
+    });
+    return out;
+  }
+
+  /**
+   * Sends a message to a connected client: QoS 0 straight away, QoS 1/2 stored
+   * first and sent within the in-flight window. `retain` is kept only when
+   * `keepRetain` (a retained message for a new subscription, or 5.0 Retain As
+   * Published); live forwarding clears it (MQTT-3.3.1-9).
+   */
+  deliverToConnection(
+    conn: Connection,
+    m: Message,
+    qos: 0 | 1 | 2,
+    subscriptionIds: number[],
+    keepRetain: boolean,
+  ): void {
+    const att = conn.connected;
+    if (att === undefined) return;
+    const message: Message = { ...m, qos, retain: keepRetain && m.retain };
+    if (qos === 0) {
+      if (conn.ready) this.send(conn, this.publishPacket(message, subscriptionIds, 0));
+      return;
+    }
+    // UNIQUE (client, msg_id): a copy that arrives twice during a handover is dropped.
+    if (!this.store.addOutbound(att.clientId, { message, subscriptionIds, state: "queued", packetId: null }))
+      return;
+    if (conn.ready) this.pump(conn);
+  }
+
+  /** Sends queued QoS 1/2 messages while the in-flight window has room. */
+  pump(conn: Connection): void {
+    const att = conn.connected;
+    if (att === undefined || !conn.ready) return;
+    conn.usedIds ??= this.store.usedPacketIds(att.clientId);
+    const room = this.config.maxInflight - this.store.inflightCount(att.clientId);
+    if (room <= 0) return;
+    const now = Date.now();
+    for (const entry of this.store.queuedOf(att.clientId, room)) {
+      if (isExpired(entry.message, now)) {
+        this.store.deleteOutbound(entry.seq);
+        continue;
+      }
+      const packetId = conn.allocatePacketId();
+      if (packetId === undefined) return;
+      this.store.markOutbound(entry.seq, "sent", packetId);
+      this.send(conn, this.publishPacket(entry.message, entry.subscriptionIds, packetId));
+    }
+  }
+
+  /** The PUBLISH for a message, with the remaining expiry interval (5.0 3.3.2.3.3). */
+  publishPacket(m: Message, subscriptionIds: number[], packetId: number, dup = false): PublishPacket {
+    const props: NonNullable<PublishPacket["properties"]> = { ...m.properties };
+    if (m.expiresAt !== undefined)
+      props.messageExpiryInterval = Math.max(0, Math.ceil((m.expiresAt - Date.now()) / 1000));
+    if (subscriptionIds.length > 0) props.subscriptionIdentifiers = subscriptionIds;
+    const properties = Object.keys(props).length > 0 ? props : undefined;
+    const base = { type: "publish" as const, topic: m.topic, payload: m.payload, retain: m.retain };
+    const packet: PublishPacket =
+      m.qos === 0 ? { ...base, qos: 0, dup: false } : { ...base, qos: m.qos, dup, packetId };
+    if (properties !== undefined) packet.properties = properties;
+    return packet;
+  }
+}

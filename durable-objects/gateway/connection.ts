@@ -1,0 +1,93 @@
+/**
+ * One client connection on a Gateway. The compact protocol state lives in the
+ * WebSocket attachment (at most 2,048 bytes serialized, and it survives
+ * hibernation); the rest here is rebuilt when the object wakes.
+ */
+import { type Packet, type ProtocolVersion, StreamDecoder } from "../../mqtt/index.ts";
+
+/** A socket that has not sent CONNECT yet. */
+export interface AwaitingConnect {
+  phase: "awaiting-connect";
+  openedAt: number;
+}
+
+/** A socket whose CONNECT was accepted. */
+export interface Connected {
+  phase: "connected";
+  openedAt: number;
+  clientId: string;
+  /** Unique per connection: tells a takeover which connection it replaces. */
+  connId: string;
+  version: ProtocolVersion;
+  /** Seconds; 0 disables the keep-alive check (3.1.2.10). */
+  keepAlive: number;
+  persistent: boolean;
+  /** Epoch ms of the last packet received, written at a coarse grain. */
+  lastSeen: number;
+}
+
+export type Attachment = AwaitingConnect | Connected;
+
+export class Connection {
+  readonly ws: WebSocket;
+  att: Attachment;
+  decoder: StreamDecoder;
+  /** Packets of one connection are handled in order, one after another. */
+  private chain: Promise<void> = Promise.resolve();
+  /** Set once the connection is being torn down: no more packets are handled. */
+  finished = false;
+  /** CONNACK has been sent: messages may flow. */
+  ready = false;
+  /** Packet ids in use for outbound QoS 1/2, loaded from storage when first needed. */
+  usedIds: Set<number> | null = null;
+  nextId = 1;
+  /** Inbound QoS 2 packet ids whose PUBLISH is being routed right now. */
+  readonly publishing = new Set<number>();
+  /** In-memory last-seen, more precise than the attachment's. */
+  lastSeen: number;
+
+  constructor(ws: WebSocket, att: Attachment, maxPacketSize: number) {
+    this.ws = ws;
+    this.att = att;
+    this.lastSeen = att.phase === "connected" ? att.lastSeen : att.openedAt;
+    this.decoder = new StreamDecoder({
+      maxPacketSize,
+      version: att.phase === "connected" ? att.version : 4,
+    });
+  }
+
+  get connected(): Connected | undefined {
+    return this.att.phase === "connected" ? this.att : undefined;
+  }
+
+  get version(): ProtocolVersion {
+    return this.att.phase === "connected" ? this.att.version : this.decoder.version;
+  }
+
+  save(): void {
+    this.ws.serializeAttachment(this.att);
+  }
+
+  /** Runs `task` after every task queued before it on this connection. */
+  enqueue(task: () => Promise<void> | void): Promise<void> {
+    const next = this.chain.then(task);
+    this.chain = next.catch(() => undefined);
+    return next;
+  }
+
+  /** Allocates a packet identifier not in use for this client (MQTT-2.3.1-2). */
+  allocatePacketId(): number | undefined {
+    const used = this.usedIds as Set<number>;
+    if (used.size >= 65535) return undefined;
+    for (;;) {
+      const id = this.nextId;
+      this.nextId = id === 65535 ? 1 : id + 1;
+      if (!used.has(id)) {
+        used.add(id);
+        return id;
+      }
+    }
+  }
+}
+
+export type { Packet };

@@ -1,0 +1,70 @@
+/**
+ * PUBACK, PUBREC, PUBREL and PUBCOMP from a client (sections 3.4 to 3.7, and the
+ * QoS 1/2 flows of 4.3): they retire outbound messages, which frees room in the
+ * in-flight window, and release inbound QoS 2 messages.
+ */
+import { log } from "../../broker/log.ts";
+import { type PubAckLikePacket, ReasonCode } from "../../mqtt/index.ts";
+import type { Gateway } from "../gateway.ts";
+import type { Connection } from "./connection.ts";
+
+export function handleAck(
+  gw: Gateway,
+  conn: Connection,
+  p: PubAckLikePacket<"puback" | "pubrec" | "pubrel" | "pubcomp">,
+): void {
+  const att = conn.connected;
+  if (att === undefined) return;
+  const { clientId } = att;
+  const v5 = conn.version === 5;
+  const packetId = p.packetId;
+
+  if (p.type === "pubrel") {
+    // MQTT-4.3.3-11: PUBCOMP releases the packet id; 0x92 if it was not known.
+    const known = gw.store.deleteInboundQos2(clientId, packetId);
+    gw.send(
+      conn,
+      v5 && !known
+        ? { type: "pubcomp", packetId, reasonCode: ReasonCode.PacketIdentifierNotFound }
+        : { type: "pubcomp", packetId },
+    );
+    return;
+  }
+
+  const entry = gw.store.outboundByPacket(clientId, packetId);
+  const retire = (): void => {
+    if (entry === undefined) return;
+    gw.store.deleteOutbound(entry.seq);
+    conn.usedIds?.delete(packetId);
+    gw.pump(conn);
+  };
+
+  switch (p.type) {
+    case "puback":
+      if (entry?.message.qos === 1 && entry.state === "sent") retire();
+      else log("debug", "unexpected_ack", { clientId, type: p.type, packetId });
+      return;
+    case "pubrec":
+      if (entry === undefined || entry.message.qos !== 2) {
+        gw.send(
+          conn,
+          v5
+            ? { type: "pubrel", packetId, reasonCode: ReasonCode.PacketIdentifierNotFound }
+            : { type: "pubrel", packetId },
+        );
+        return;
+      }
+      // 5.0 4.3.3: a PUBREC with a failure code ends the flow.
+      if ((p.reasonCode ?? 0) >= 0x80) {
+        retire();
+        return;
+      }
+      if (entry.state === "sent") gw.store.markOutbound(entry.seq, "released", packetId);
+      gw.send(conn, { type: "pubrel", packetId });
+      return;
+    case "pubcomp":
+      if (entry?.message.qos === 2 && entry.state === "released") retire();
+      else log("debug", "unexpected_ack", { clientId, type: p.type, packetId });
+      return;
+  }
+}

@@ -1,0 +1,154 @@
+/**
+ * CONNECT (3.1.1 section 3.1, 5.0 section 3.1): checks the client id, will and
+ * keep-alive, claims the session from its Session object (which takes over any
+ * older connection with the same client id), restores it here and answers CONNACK.
+ */
+import { log } from "../../broker/log.ts";
+import type { Message } from "../../broker/message.ts";
+import {
+  type ConnackPacket,
+  type ConnectPacket,
+  ConnectReturnCode,
+  ReasonCode,
+  validateTopicName,
+} from "../../mqtt/index.ts";
+import type { Gateway } from "../gateway.ts";
+import type { Connected, Connection } from "./connection.ts";
+
+export async function handleConnect(gw: Gateway, conn: Connection, p: ConnectPacket): Promise<void> {
+  const v5 = p.protocolVersion === 5;
+  conn.decoder.version = p.protocolVersion;
+
+  const refuse = async (code5: number, code311: number | null, why: string): Promise<void> => {
+    if (v5 || code311 !== null) {
+      gw.send(conn, { type: "connack", sessionPresent: false, reasonCode: v5 ? code5 : (code311 as number) });
+    }
+    log("info", "connect_refused", { gateway: gw.name, clientId: p.clientId, reason: why });
+    gw.closeSocket(conn, 1000, why.slice(0, 100));
+    await gw.finish(conn, "normal", why);
+  };
+
+  let clientId = p.clientId;
+  let assigned = false;
+  if (clientId === "") {
+    // MQTT-3.1.3-8: an empty client id with Clean Session 0 is refused with 0x02;
+    // 3.1 (level 3) requires 1 to 23 characters.
+    if (!v5 && (!p.cleanStart || p.protocolVersion === 3)) {
+      return refuse(
+        ReasonCode.ClientIdentifierNotValid,
+        ConnectReturnCode.IdentifierRejected,
+        "empty client id (MQTT-3.1.3-8)",
+      );
+    }
+    // MQTT-3.1.3-6 / 5.0 MQTT-3.1.3-6: the server assigns a unique client id.
+    clientId = `nimbus-${crypto.randomUUID()}`;
+    assigned = true;
+  }
+  if (p.will !== undefined) {
+    const problem = validateTopicName(p.will.topic);
+    if (problem !== null) return refuse(ReasonCode.TopicNameInvalid, null, `will topic: ${problem}`);
+  }
+
+  // Session lifetime: 3.1.1 Clean Session 0 keeps the session for a configured
+  // time; 5.0 asks with Session Expiry Interval (3.1.2.11.2), capped by config.
+  const expiry = v5
+    ? Math.min(p.properties?.sessionExpiryInterval ?? 0, gw.config.maxSessionExpiry)
+    : p.cleanStart
+      ? 0
+      : gw.config.sessionExpiryDefault;
+  const persistent = v5 ? expiry > 0 : !p.cleanStart;
+  const keepAlive = v5 && p.keepAlive > gw.config.maxKeepAlive ? gw.config.maxKeepAlive : p.keepAlive;
+
+  const connId = crypto.randomUUID();
+  const claim = await gw.session(clientId).claim({
+    clientId,
+    gateway: gw.name,
+    connId,
+    cleanStart: p.cleanStart,
+    persistent,
+    expiry,
+  });
+
+  gw.store.putClient({ clientId, connId, persistent, will: p.will });
+  for (const [filter, options] of claim.state.subscriptions) {
+    gw.store.putSub(clientId, filter, options);
+    gw.index.add(filter, clientId, options);
+  }
+  for (const entry of claim.state.outbound) gw.store.addOutbound(clientId, entry);
+  for (const id of claim.state.inboundQos2) gw.store.addInboundQos2(clientId, id);
+
+  const now = Date.now();
+  const att: Connected = {
+    phase: "connected",
+    openedAt: conn.att.openedAt,
+    clientId,
+    connId,
+    version: p.protocolVersion,
+    keepAlive,
+    persistent,
+    lastSeen: now,
+  };
+  conn.att = att;
+  conn.save();
+  if (conn.finished) {
+    // The socket closed while the session was being claimed.
+    await gw.endSession(clientId, connId, "abnormal");
+    return;
+  }
+  const previous = gw.clients.get(clientId);
+  if (previous !== undefined && previous !== conn) previous.finished = true;
+  gw.clients.set(clientId, conn);
+
+  // Registered at the shards before CONNACK: nothing published after it is missed.
+  await gw.registerFilters(claim.state.subscriptions.map(([f]) => f));
+
+  const connack: ConnackPacket = { type: "connack", sessionPresent: claim.sessionPresent, reasonCode: 0 };
+  if (v5) {
+    connack.properties = {
+      maximumPacketSize: gw.config.maxPacketSize,
+      receiveMaximum: gw.config.maxInflight,
+      topicAliasMaximum: 0,
+      retainAvailable: 1,
+      wildcardSubscriptionAvailable: 1,
+      subscriptionIdentifiersAvailable: 1,
+      sharedSubscriptionAvailable: 0,
+    };
+    if (assigned) connack.properties.assignedClientIdentifier = clientId;
+    if (keepAlive !== p.keepAlive) connack.properties.serverKeepAlive = keepAlive;
+    if (expiry !== (p.properties?.sessionExpiryInterval ?? 0))
+      connack.properties.sessionExpiryInterval = expiry;
+  }
+  gw.send(conn, connack);
+  conn.ready = true;
+  log("info", "connect", {
+    gateway: gw.name,
+    clientId,
+    version: p.protocolVersion,
+    persistent,
+    sessionPresent: claim.sessionPresent,
+  });
+
+  resendUnacknowledged(gw, conn, clientId);
+  if (claim.switchNeeded) {
+    const late: Message[] = await gw.session(clientId).switched(connId);
+    for (const m of late) gw.deliverToConnection(conn, m, m.qos, [], true);
+  }
+  gw.pump(conn);
+  if (keepAlive > 0) await gw.scheduleCheck(now + keepAlive * 1500);
+}
+
+/**
+ * MQTT-4.4.0-1: on a resumed session, unacknowledged PUBLISH packets are sent
+ * again with their original packet ids and DUP set, and PUBREL packets again.
+ */
+function resendUnacknowledged(gw: Gateway, conn: Connection, clientId: string): void {
+  conn.usedIds = gw.store.usedPacketIds(clientId);
+  for (const entry of gw.store.outboundOf(clientId)) {
+    if (entry.packetId === null) continue;
+    if (entry.state === "sent") {
+      gw.send(conn, gw.publishPacket(entry.message, entry.subscriptionIds, entry.packetId, true));
+    } else if (entry.state === "released") {
+      gw.send(conn, { type: "pubrel", packetId: entry.packetId });
+    }
+  }
+}

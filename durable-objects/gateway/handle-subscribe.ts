@@ -1,0 +1,109 @@
+/**
+ * SUBSCRIBE and UNSUBSCRIBE (sections 3.8 and 3.10). Subscriptions go into the
+ * gateway's local table and, for filters new to this client, are registered at
+ * their shards before SUBACK; retained messages follow the SUBACK.
+ */
+import type { Message } from "../../broker/message.ts";
+import type { SubscriptionOptions } from "../../broker/session-state.ts";
+import {
+  parseSubscriptionFilter,
+  ReasonCode,
+  SubackFailure311,
+  type SubscribePacket,
+  topicMatches,
+  type UnsubscribePacket,
+} from "../../mqtt/index.ts";
+import type { Gateway } from "../gateway.ts";
+import type { Connection } from "./connection.ts";
+
+export async function handleSubscribe(gw: Gateway, conn: Connection, p: SubscribePacket): Promise<void> {
+  const att = conn.connected;
+  if (att === undefined) return;
+  const v5 = conn.version === 5;
+  const subscriptionId = p.properties?.subscriptionIdentifiers?.[0];
+  const reasonCodes: number[] = [];
+  const accepted: Array<[string, SubscriptionOptions]> = [];
+  for (const s of p.subscriptions) {
+    const parsed = parseSubscriptionFilter(s.topicFilter);
+    if ("problem" in parsed) {
+      // MQTT-3.9.3: a failure code per refused filter; the others are granted.
+      reasonCodes.push(v5 ? ReasonCode.TopicFilterInvalid : SubackFailure311);
+      continue;
+    }
+    if (parsed.shareGroup !== undefined) {
+      reasonCodes.push(v5 ? ReasonCode.SharedSubscriptionsNotSupported : SubackFailure311);
+      continue;
+    }
+    const options: SubscriptionOptions = {
+      qos: s.qos,
+      noLocal: s.noLocal,
+      retainAsPublished: s.retainAsPublished,
+      retainHandling: s.retainHandling,
+    };
+    if (subscriptionId !== undefined) options.subscriptionId = subscriptionId;
+    accepted.push([s.topicFilter, options]);
+    reasonCodes.push(s.qos);
+  }
+
+  // MQTT-3.8.4-3: a subscription to a filter the client already has replaces it.
+  const existing = new Set(
+    accepted.filter(([f]) => gw.index.get(f, att.clientId) !== undefined).map(([f]) => f),
+  );
+  for (const [filter, options] of accepted) {
+    gw.store.putSub(att.clientId, filter, options);
+    gw.index.add(filter, att.clientId, options);
+  }
+  // Retain Handling (5.0 3.8.3.1): 0 always, 1 only for a new subscription, 2 never.
+  const retainedFor = accepted
+    .filter(([f, o]) => o.retainHandling === 0 || (o.retainHandling === 1 && !existing.has(f)))
+    .map(([f]) => f);
+  const retained = await gw.registerFilters(
+    accepted.map(([f]) => f).filter((f) => !existing.has(f)),
+    retainedFor,
+  );
+  gw.send(conn, { type: "suback", packetId: p.packetId, reasonCodes });
+  sendRetained(
+    gw,
+    conn,
+    retained,
+    accepted.filter(([f]) => retainedFor.includes(f)),
+  );
+}
+
+/** MQTT-3.3.1-6/-8: retained messages go to the new subscriber with RETAIN set. */
+function sendRetained(
+  gw: Gateway,
+  conn: Connection,
+  retained: Message[],
+  subs: Array<[string, SubscriptionOptions]>,
+) {
+  for (const m of retained) {
+    let qos = -1;
+    const ids: number[] = [];
+    for (const [filter, options] of subs) {
+      if (!topicMatches(filter, m.topic)) continue;
+      qos = Math.max(qos, Math.min(options.qos, m.qos));
+      if (options.subscriptionId !== undefined) ids.push(options.subscriptionId);
+    }
+    if (qos >= 0) gw.deliverToConnection(conn, m, qos as 0 | 1 | 2, ids, true);
+  }
+}
+
+export async function handleUnsubscribe(gw: Gateway, conn: Connection, p: UnsubscribePacket): Promise<void> {
+  const att = conn.connected;
+  if (att === undefined) return;
+  const reasonCodes: number[] = [];
+  const removed: string[] = [];
+  for (const filter of p.topicFilters) {
+    if (gw.store.deleteSub(att.clientId, filter)) {
+      gw.index.remove(filter, att.clientId);
+      removed.push(filter);
+      reasonCodes.push(ReasonCode.Success);
+    } else {
+      reasonCodes.push(ReasonCode.NoSubscriptionExisted);
+    }
+  }
+  await gw.unregisterFilters(removed);
+  // MQTT-3.10.4-4: UNSUBACK even when nothing was unsubscribed.
+  gw.send(conn, { type: "unsuback", packetId: p.packetId, reasonCodes });
+}

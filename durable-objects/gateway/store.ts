@@ -1,0 +1,281 @@
+/**
+ * The Gateway's SQLite storage: what must survive hibernation, eviction and a
+ * restart of the object (DESIGN.md invariant 4). The sockets themselves and the
+ * compact per-connection state live in the WebSocket attachments.
+ */
+
+import { parse, stringify } from "../../broker/json.ts";
+import {
+  MESSAGE_COLUMNS,
+  type MessageRow,
+  messageToRow,
+  messageValues,
+  rowToMessage,
+} from "../../broker/message.ts";
+import type { OutboundMessage, OutboundState, SubscriptionOptions } from "../../broker/session-state.ts";
+import type { Will } from "../../mqtt/index.ts";
+
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS clients (
+  client_id TEXT PRIMARY KEY,
+  conn_id TEXT NOT NULL,
+  persistent INTEGER NOT NULL,
+  will TEXT
+);
+CREATE TABLE IF NOT EXISTS subs (
+  client_id TEXT NOT NULL,
+  filter TEXT NOT NULL,
+  options TEXT NOT NULL,
+  PRIMARY KEY (client_id, filter)
+);
+CREATE TABLE IF NOT EXISTS outbound (
+  seq INTEGER PRIMARY KEY AUTOINCREMENT,
+  client_id TEXT NOT NULL,
+  packet_id INTEGER,
+  state TEXT NOT NULL,
+  sub_ids TEXT NOT NULL,
+  ${MESSAGE_COLUMNS.split(", ")
+    .map(
+      (c) =>
+        `${c} ${c === "payload" ? "BLOB" : c === "qos" || c === "retain" || c === "expires_at" ? "INTEGER" : "TEXT"}`,
+    )
+    .join(",\n  ")},
+  UNIQUE (client_id, msg_id)
+);
+CREATE INDEX IF NOT EXISTS outbound_by_packet ON outbound (client_id, packet_id);
+CREATE TABLE IF NOT EXISTS inbound_qos2 (
+  client_id TEXT NOT NULL,
+  packet_id INTEGER NOT NULL,
+  PRIMARY KEY (client_id, packet_id)
+);
+`;
+
+export interface OutboundEntry extends OutboundMessage {
+  seq: number;
+}
+
+export interface ClientRecord {
+  clientId: string;
+  connId: string;
+  persistent: boolean;
+  will?: Will;
+}
+
+type Row = Record<string, SqlStorageValue>;
+
+export class GatewayStore {
+  private readonly sql: SqlStorage;
+
+  constructor(sql: SqlStorage) {
+    this.sql = sql;
+    this.sql.exec(SCHEMA);
+  }
+
+  getMeta(key: string): string | undefined {
+    const rows = this.sql.exec<{ value: string }>("SELECT value FROM meta WHERE key = ?", key).toArray();
+    return rows[0]?.value;
+  }
+
+  setMeta(key: string, value: string): void {
+    this.sql.exec("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", key, value);
+  }
+
+  putClient(c: ClientRecord): void {
+    this.sql.exec(
+      "INSERT OR REPLACE INTO clients (client_id, conn_id, persistent, will) VALUES (?, ?, ?, ?)",
+      c.clientId,
+      c.connId,
+      c.persistent ? 1 : 0,
+      c.will === undefined ? null : encodeWill(c.will),
+    );
+  }
+
+  getClient(clientId: string): ClientRecord | undefined {
+    const row = this.sql.exec<Row>("SELECT * FROM clients WHERE client_id = ?", clientId).toArray()[0];
+    return row === undefined ? undefined : toClient(row);
+  }
+
+  allClients(): ClientRecord[] {
+    return this.sql.exec<Row>("SELECT * FROM clients").toArray().map(toClient);
+  }
+
+  clearWill(clientId: string): void {
+    this.sql.exec("UPDATE clients SET will = NULL WHERE client_id = ?", clientId);
+  }
+
+  /** Removes everything held for a client. */
+  deleteClient(clientId: string): void {
+    this.sql.exec("DELETE FROM clients WHERE client_id = ?", clientId);
+    this.sql.exec("DELETE FROM subs WHERE client_id = ?", clientId);
+    this.sql.exec("DELETE FROM outbound WHERE client_id = ?", clientId);
+    this.sql.exec("DELETE FROM inbound_qos2 WHERE client_id = ?", clientId);
+  }
+
+  putSub(clientId: string, filter: string, options: SubscriptionOptions): void {
+    this.sql.exec(
+      "INSERT OR REPLACE INTO subs (client_id, filter, options) VALUES (?, ?, ?)",
+      clientId,
+      filter,
+      JSON.stringify(options),
+    );
+  }
+
+  deleteSub(clientId: string, filter: string): boolean {
+    return (
+      this.sql.exec("DELETE FROM subs WHERE client_id = ? AND filter = ?", clientId, filter).rowsWritten > 0
+    );
+  }
+
+  subsOf(clientId: string): Array<[string, SubscriptionOptions]> {
+    return this.sql
+      .exec<{ filter: string; options: string }>(
+        "SELECT filter, options FROM subs WHERE client_id = ?",
+        clientId,
+      )
+      .toArray()
+      .map((r) => [r.filter, JSON.parse(r.options) as SubscriptionOptions]);
+  }
+
+  allSubs(): Array<{ clientId: string; filter: string; options: SubscriptionOptions }> {
+    return this.sql
+      .exec<{ client_id: string; filter: string; options: string }>(
+        "SELECT client_id, filter, options FROM subs",
+      )
+      .toArray()
+      .map((r) => ({
+        clientId: r.client_id,
+        filter: r.filter,
+        options: JSON.parse(r.options) as SubscriptionOptions,
+      }));
+  }
+
+  /** Stores an outbound message; false if this client already has that message id. */
+  addOutbound(clientId: string, entry: OutboundMessage): boolean {
+    const row = messageToRow(entry.message);
+    const cursor = this.sql.exec(
+      `INSERT OR IGNORE INTO outbound (client_id, packet_id, state, sub_ids, ${MESSAGE_COLUMNS})
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      clientId,
+      entry.packetId,
+      entry.state,
+      entry.subscriptionIds.join(","),
+      ...(messageValues(row) as SqlStorageValue[]),
+    );
+    return cursor.rowsWritten > 0;
+  }
+
+  outboundOf(clientId: string): OutboundEntry[] {
+    return this.sql
+      .exec<Row>("SELECT * FROM outbound WHERE client_id = ? ORDER BY seq", clientId)
+      .toArray()
+      .map(toOutbound);
+  }
+
+  outboundByPacket(clientId: string, packetId: number): OutboundEntry | undefined {
+    const row = this.sql
+      .exec<Row>("SELECT * FROM outbound WHERE client_id = ? AND packet_id = ?", clientId, packetId)
+      .toArray()[0];
+    return row === undefined ? undefined : toOutbound(row);
+  }
+
+  /** Oldest queued (not yet sent) messages of a client. */
+  queuedOf(clientId: string, limit: number): OutboundEntry[] {
+    return this.sql
+      .exec<Row>(
+        "SELECT * FROM outbound WHERE client_id = ? AND state = 'queued' ORDER BY seq LIMIT ?",
+        clientId,
+        limit,
+      )
+      .toArray()
+      .map(toOutbound);
+  }
+
+  inflightCount(clientId: string): number {
+    return this.sql
+      .exec<{ n: number }>(
+        "SELECT COUNT(*) AS n FROM outbound WHERE client_id = ? AND state != 'queued'",
+        clientId,
+      )
+      .one().n;
+  }
+
+  usedPacketIds(clientId: string): Set<number> {
+    const rows = this.sql
+      .exec<{ packet_id: number }>(
+        "SELECT packet_id FROM outbound WHERE client_id = ? AND packet_id IS NOT NULL",
+        clientId,
+      )
+      .toArray();
+    return new Set(rows.map((r) => r.packet_id));
+  }
+
+  markOutbound(seq: number, state: OutboundState, packetId: number | null): void {
+    this.sql.exec("UPDATE outbound SET state = ?, packet_id = ? WHERE seq = ?", state, packetId, seq);
+  }
+
+  deleteOutbound(seq: number): void {
+    this.sql.exec("DELETE FROM outbound WHERE seq = ?", seq);
+  }
+
+  /** Records a QoS 2 packet id from the client; false if it was already recorded. */
+  addInboundQos2(clientId: string, packetId: number): boolean {
+    return (
+      this.sql.exec(
+        "INSERT OR IGNORE INTO inbound_qos2 (client_id, packet_id) VALUES (?, ?)",
+        clientId,
+        packetId,
+      ).rowsWritten > 0
+    );
+  }
+
+  hasInboundQos2(clientId: string, packetId: number): boolean {
+    return (
+      this.sql
+        .exec("SELECT 1 FROM inbound_qos2 WHERE client_id = ? AND packet_id = ?", clientId, packetId)
+        .toArray().length > 0
+    );
+  }
+
+  deleteInboundQos2(clientId: string, packetId: number): boolean {
+    return (
+      this.sql.exec("DELETE FROM inbound_qos2 WHERE client_id = ? AND packet_id = ?", clientId, packetId)
+        .rowsWritten > 0
+    );
+  }
+
+  inboundQos2Of(clientId: string): number[] {
+    return this.sql
+      .exec<{ packet_id: number }>("SELECT packet_id FROM inbound_qos2 WHERE client_id = ?", clientId)
+      .toArray()
+      .map((r) => r.packet_id);
+  }
+}
+
+function toClient(row: Row): ClientRecord {
+  const c: ClientRecord = {
+    clientId: row.client_id as string,
+    connId: row.conn_id as string,
+    persistent: row.persistent === 1,
+  };
+  if (row.will !== null && row.will !== undefined) c.will = decodeWill(row.will as string);
+  return c;
+}
+
+function toOutbound(row: Row): OutboundEntry {
+  return {
+    seq: row.seq as number,
+    packetId: (row.packet_id as number | null) ?? null,
+    state: row.state as OutboundState,
+    subscriptionIds: row.sub_ids === "" ? [] : String(row.sub_ids).split(",").map(Number),
+    message: rowToMessage(row as unknown as MessageRow),
+  };
+}
+
+function encodeWill(w: Will): string {
+  return stringify(w);
+}
+
+function decodeWill(s: string): Will {
+  return parse<Will>(s);
+}

@@ -1,0 +1,363 @@
+/**
+ * Session: one per client id. The single place that decides who owns a session
+ * (takeover of an older connection, MQTT-3.1.4-2), and the holder of a
+ * persistent session while its client is offline: subscriptions, unacknowledged
+ * and queued messages, inbound QoS 2 ids, and the expiry alarm.
+ */
+import { DurableObject } from "cloudflare:workers";
+import { type BrokerConfig, readConfig } from "../broker/config.ts";
+import { log } from "../broker/log.ts";
+import {
+  isExpired,
+  MESSAGE_COLUMNS,
+  type Message,
+  type MessageRow,
+  messageToRow,
+  messageValues,
+  rowToMessage,
+} from "../broker/message.ts";
+import { Mutex } from "../broker/mutex.ts";
+import { filtersByShard, sessionDestination } from "../broker/routing.ts";
+import type {
+  OutboundMessage,
+  OutboundState,
+  SessionState,
+  SubscriptionOptions,
+} from "../broker/session-state.ts";
+import { topicMatches } from "../mqtt/index.ts";
+import type { Env } from "../worker/env.ts";
+import { type GatewayRpc, gatewayStub, type ShardRpc, shardStub } from "./stubs.ts";
+
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS subs (filter TEXT PRIMARY KEY, options TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS queue (
+  seq INTEGER PRIMARY KEY AUTOINCREMENT,
+  packet_id INTEGER,
+  state TEXT NOT NULL,
+  sub_ids TEXT NOT NULL,
+  msg_id TEXT NOT NULL UNIQUE,
+  topic TEXT NOT NULL,
+  payload BLOB NOT NULL,
+  qos INTEGER NOT NULL,
+  retain INTEGER NOT NULL,
+  props TEXT,
+  origin TEXT,
+  expires_at INTEGER
+);
+CREATE TABLE IF NOT EXISTS inbound_qos2 (packet_id INTEGER PRIMARY KEY);
+`;
+
+export interface ClaimRequest {
+  clientId: string;
+  gateway: string;
+  connId: string;
+  cleanStart: boolean;
+  persistent: boolean;
+  /** Seconds the session lives after the connection ends. */
+  expiry: number;
+}
+
+export interface ClaimResult {
+  sessionPresent: boolean;
+  state: SessionState;
+  /** The new gateway must call switched() once it has registered at the shards. */
+  switchNeeded: boolean;
+}
+
+/** The session's record, kept in the meta table. */
+interface Meta {
+  clientId: string;
+  ownerGateway: string;
+  ownerConn: string;
+  online: boolean;
+  persistent: boolean;
+  expiry: number;
+  /** Epoch ms the offline session expires; 0 while online. */
+  expiresAt: number;
+  /** Whether this Session is registered at the shards as the destination. */
+  registered: boolean;
+  /** A gateway that still has the client's filters registered, to release on switch. */
+  releaseGateway?: string;
+  releaseConn?: string;
+}
+
+export class Session extends DurableObject<Env> {
+  private readonly config: BrokerConfig;
+  private readonly lock = new Mutex();
+
+  constructor(ctx: DurableObjectState, env: Env) {
+    super(ctx, env);
+    this.config = readConfig(env);
+    ctx.storage.sql.exec(SCHEMA);
+  }
+
+  private get sql(): SqlStorage {
+    return this.ctx.storage.sql;
+  }
+
+  // ---- RPC from Gateways ---------------------------------------------------
+
+  /** A new connection for this client id: take over, keep or discard the session. */
+  claim(req: ClaimRequest): Promise<ClaimResult> {
+    return this.lock.run(async () => {
+      let meta = this.readMeta();
+      if (meta?.online && meta.ownerConn !== req.connId) {
+        // MQTT-3.1.4-2: the existing connection is closed; its state comes here.
+        const old = await this.gateway(meta.ownerGateway).takeover(meta.clientId, meta.ownerConn);
+        if (old !== null) this.absorb(old, meta.persistent);
+        meta.releaseGateway = meta.ownerGateway;
+        meta.releaseConn = meta.ownerConn;
+        meta.online = false;
+      }
+      const expired =
+        meta !== undefined && !meta.online && meta.expiresAt > 0 && meta.expiresAt <= Date.now();
+      // MQTT-3.1.2-4 (3.1.1) / MQTT-3.1.2-4 (5.0 Clean Start): discard any old session.
+      const keep = meta !== undefined && meta.persistent && !req.cleanStart && !expired;
+      if (meta !== undefined && !keep) {
+        if (meta.registered) await this.unregister(meta);
+        meta.registered = false;
+        this.clearSessionData();
+      }
+      const state = keep ? this.takeState() : { subscriptions: [], outbound: [], inboundQos2: [] };
+      const switchNeeded = (meta?.registered ?? false) || meta?.releaseGateway !== undefined;
+      meta = {
+        clientId: req.clientId,
+        ownerGateway: req.gateway,
+        ownerConn: req.connId,
+        online: true,
+        persistent: req.persistent,
+        expiry: req.expiry,
+        expiresAt: 0,
+        registered: meta?.registered ?? false,
+        releaseGateway: meta?.releaseGateway,
+        releaseConn: meta?.releaseConn,
+      };
+      this.writeMeta(meta);
+      await this.ctx.storage.deleteAlarm();
+      // MQTT-3.2.2-2/-3: session present only when a stored session was resumed.
+      return { sessionPresent: keep, state, switchNeeded };
+    });
+  }
+
+  /**
+   * The new gateway has registered the client's filters at the shards: this
+   * Session, and the gateway the client came from, stop being destinations.
+   * Returns what was queued here in between.
+   */
+  switched(connId: string): Promise<Message[]> {
+    return this.lock.run(async () => {
+      const meta = this.readMeta();
+      if (meta === undefined || meta.ownerConn !== connId) return [];
+      if (meta.registered) {
+        await this.unregister(meta);
+        meta.registered = false;
+      }
+      if (meta.releaseGateway !== undefined && meta.releaseConn !== undefined) {
+        await this.gateway(meta.releaseGateway).release(meta.clientId, meta.releaseConn);
+      }
+      meta.releaseGateway = undefined;
+      meta.releaseConn = undefined;
+      this.writeMeta(meta);
+      return this.takeState().outbound.map((o) => o.message);
+    });
+  }
+
+  /** The client of a persistent session went offline: keep its state and queue for it. */
+  park(gateway: string, connId: string, state: SessionState): Promise<void> {
+    return this.lock.run(async () => {
+      const meta = this.readMeta();
+      if (meta === undefined || meta.ownerConn !== connId || meta.ownerGateway !== gateway) return;
+      this.clearSessionData();
+      this.absorb(state, true);
+      meta.online = false;
+      // Registered before the gateway unregisters: no message falls between.
+      if (!meta.registered) await this.register(meta);
+      meta.registered = true;
+      meta.expiresAt = Date.now() + meta.expiry * 1000;
+      this.writeMeta(meta);
+      await this.ctx.storage.setAlarm(meta.expiresAt);
+      log("info", "session_parked", { clientId: meta.clientId, queued: this.queueLength() });
+    });
+  }
+
+  /** A clean session ended: nothing is kept. */
+  release(connId: string): Promise<void> {
+    return this.lock.run(async () => {
+      const meta = this.readMeta();
+      if (meta === undefined || meta.ownerConn !== connId) return;
+      if (meta.registered) await this.unregister(meta);
+      await this.ctx.storage.deleteAll();
+      this.sql.exec(SCHEMA);
+    });
+  }
+
+  /** Messages for the client from a shard or from a gateway it just left. */
+  enqueue(messages: Message[]): Promise<void> {
+    return this.lock.run(async () => {
+      const meta = this.readMeta();
+      if (meta === undefined) return;
+      const subs = this.subscriptions();
+      const now = Date.now();
+      const accepted: Message[] = [];
+      for (const m of messages) {
+        if (isExpired(m, now)) continue;
+        const qos = grantedQos(m, subs, meta.clientId);
+        // Only QoS 1/2 messages are kept for an offline session (as Mosquitto does).
+        if (qos > 0) accepted.push({ ...m, qos: qos as 1 | 2, retain: false });
+      }
+      if (accepted.length === 0) return;
+      if (meta.online) {
+        const taken = await this.gateway(meta.ownerGateway).deliverTo(
+          meta.clientId,
+          meta.ownerConn,
+          accepted,
+        );
+        if (taken) return;
+      }
+      let dropped = 0;
+      for (const m of accepted) {
+        if (this.queueLength() >= this.config.maxQueuedMessages) {
+          dropped++;
+          continue;
+        }
+        this.insertQueued({ packetId: null, state: "queued", message: m, subscriptionIds: [] });
+      }
+      if (dropped > 0)
+        log("warn", "queue_full", { clientId: meta.clientId, dropped, max: this.config.maxQueuedMessages });
+    });
+  }
+
+  /** Session expiry (3.1.1: configured; 5.0: Session Expiry Interval). */
+  override async alarm(): Promise<void> {
+    await this.lock.run(async () => {
+      const meta = this.readMeta();
+      if (meta === undefined || meta.online || meta.expiresAt > Date.now()) return;
+      if (meta.registered) await this.unregister(meta);
+      log("info", "session_expired", { clientId: meta.clientId });
+      await this.ctx.storage.deleteAll();
+      this.sql.exec(SCHEMA);
+    });
+  }
+
+  // ---- storage -------------------------------------------------------------
+
+  private readMeta(): Meta | undefined {
+    const row = this.sql.exec<{ value: string }>("SELECT value FROM meta WHERE key = 'session'").toArray()[0];
+    return row === undefined ? undefined : (JSON.parse(row.value) as Meta);
+  }
+
+  private writeMeta(meta: Meta): void {
+    this.sql.exec("INSERT OR REPLACE INTO meta (key, value) VALUES ('session', ?)", JSON.stringify(meta));
+  }
+
+  private clearSessionData(): void {
+    this.sql.exec("DELETE FROM subs");
+    this.sql.exec("DELETE FROM queue");
+    this.sql.exec("DELETE FROM inbound_qos2");
+  }
+
+  private subscriptions(): Array<[string, SubscriptionOptions]> {
+    return this.sql
+      .exec<{ filter: string; options: string }>("SELECT filter, options FROM subs")
+      .toArray()
+      .map((r) => [r.filter, JSON.parse(r.options) as SubscriptionOptions]);
+  }
+
+  private queueLength(): number {
+    return this.sql.exec<{ n: number }>("SELECT COUNT(*) AS n FROM queue").one().n;
+  }
+
+  private insertQueued(entry: OutboundMessage): void {
+    const row = messageToRow(entry.message);
+    this.sql.exec(
+      `INSERT OR IGNORE INTO queue (packet_id, state, sub_ids, ${MESSAGE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      entry.packetId,
+      entry.state,
+      entry.subscriptionIds.join(","),
+      ...(messageValues(row) as SqlStorageValue[]),
+    );
+  }
+
+  /** Stores state handed over by a gateway. */
+  private absorb(state: SessionState, persistent: boolean): void {
+    if (!persistent) return;
+    for (const [filter, options] of state.subscriptions) {
+      this.sql.exec(
+        "INSERT OR REPLACE INTO subs (filter, options) VALUES (?, ?)",
+        filter,
+        JSON.stringify(options),
+      );
+    }
+    for (const entry of state.outbound) this.insertQueued(entry);
+    for (const id of state.inboundQos2)
+      this.sql.exec("INSERT OR IGNORE INTO inbound_qos2 (packet_id) VALUES (?)", id);
+  }
+
+  /** Hands the stored state over, and forgets the queue (the gateway stores it now). */
+  private takeState(): SessionState {
+    const now = Date.now();
+    const outbound = this.sql
+      .exec<MessageRow & { packet_id: number | null; state: string; sub_ids: string }>(
+        "SELECT * FROM queue ORDER BY seq",
+      )
+      .toArray()
+      .map(
+        (r): OutboundMessage => ({
+          packetId: r.packet_id,
+          state: r.state as OutboundState,
+          subscriptionIds: r.sub_ids === "" ? [] : r.sub_ids.split(",").map(Number),
+          message: rowToMessage(r),
+        }),
+      )
+      .filter((o) => o.state !== "queued" || !isExpired(o.message, now));
+    this.sql.exec("DELETE FROM queue");
+    const inboundQos2 = this.sql
+      .exec<{ packet_id: number }>("SELECT packet_id FROM inbound_qos2")
+      .toArray()
+      .map((r) => r.packet_id);
+    return { subscriptions: this.subscriptions(), outbound, inboundQos2 };
+  }
+
+  // ---- shards --------------------------------------------------------------
+
+  private async register(meta: Meta): Promise<void> {
+    const byShard = filtersByShard(
+      this.subscriptions().map(([f]) => f),
+      this.config.topicShards,
+      this.config.shardLevels,
+    );
+    await Promise.all(
+      [...byShard].map(([s, fs]) => this.shard(s).subscribe(sessionDestination(meta.clientId), fs, [])),
+    );
+  }
+
+  private async unregister(meta: Meta): Promise<void> {
+    const byShard = filtersByShard(
+      this.subscriptions().map(([f]) => f),
+      this.config.topicShards,
+      this.config.shardLevels,
+    );
+    await Promise.all(
+      [...byShard].map(([s, fs]) => this.shard(s).unsubscribe(sessionDestination(meta.clientId), fs)),
+    );
+  }
+
+  private shard(index: number): ShardRpc {
+    return shardStub(this.env, index);
+  }
+
+  private gateway(name: string): GatewayRpc {
+    return gatewayStub(this.env, name);
+  }
+}
+
+/** The QoS a message gets for this session's subscriptions; -1 if none matches. */
+function grantedQos(m: Message, subs: Array<[string, SubscriptionOptions]>, clientId: string): number {
+  let qos = -1;
+  for (const [filter, o] of subs) {
+    if (o.noLocal && m.origin === clientId) continue;
+    if (topicMatches(filter, m.topic)) qos = Math.max(qos, Math.min(o.qos, m.qos));
+  }
+  return qos;
+}

@@ -1,0 +1,44 @@
+/**
+ * Typed stubs for calls between objects. The runtime's generated stub types turn
+ * tuples into plain arrays; these interfaces state what each call really carries.
+ */
+import type { Message } from "../broker/message.ts";
+import { type Destination, shardName } from "../broker/routing.ts";
+import type { SessionState } from "../broker/session-state.ts";
+import type { Env } from "../worker/env.ts";
+import type { ClaimRequest, ClaimResult } from "./session.ts";
+
+export interface GatewayRpc {
+  deliver(messages: Message[]): Promise<void>;
+  deliverTo(clientId: string, connId: string, messages: Message[]): Promise<boolean>;
+  takeover(clientId: string, connId: string): Promise<SessionState | null>;
+  release(clientId: string, connId: string): Promise<void>;
+}
+
+export interface ShardRpc {
+  subscribe(destination: Destination, filters: string[], retainedFor: string[]): Promise<Message[]>;
+  unsubscribe(destination: Destination, filters: string[]): Promise<void>;
+  publish(messages: Message[]): Promise<void>;
+}
+
+export interface SessionRpc {
+  claim(req: ClaimRequest): Promise<ClaimResult>;
+  switched(connId: string): Promise<Message[]>;
+  park(gateway: string, connId: string, state: SessionState): Promise<void>;
+  release(connId: string): Promise<void>;
+  enqueue(messages: Message[]): Promise<void>;
+}
+
+type Namespaces = Pick<Env, "GATEWAY" | "TOPIC_SHARD" | "SESSION">;
+
+export function gatewayStub(env: Namespaces, name: string): GatewayRpc {
+  return env.GATEWAY.get(env.GATEWAY.idFromName(name)) as unknown as GatewayRpc;
+}
+
+export function shardStub(env: Namespaces, index: number): ShardRpc {
+  return env.TOPIC_SHARD.get(env.TOPIC_SHARD.idFromName(shardName(index))) as unknown as ShardRpc;
+}
+
+export function sessionStub(env: Namespaces, clientId: string): SessionRpc {
+  return env.SESSION.get(env.SESSION.idFromName(clientId)) as unknown as SessionRpc;
+}

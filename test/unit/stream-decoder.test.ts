@@ -1,0 +1,79 @@
+/** The streaming decoder: packets split across chunks, or sharing one. */
+import fc from "fast-check";
+import { describe, expect, it } from "vitest";
+import { encode, type Packet, ReasonCode, StreamDecoder } from "../../mqtt/index.ts";
+import { anyPacket, versions } from "../support/arbitraries.ts";
+import { hex } from "../support/bytes.ts";
+
+describe.each(versions)("StreamDecoder, protocol level %i", (version) => {
+  it("yields the same packets however the stream is cut", () => {
+    fc.assert(
+      fc.property(
+        fc.array(anyPacket(version), { minLength: 1, maxLength: 6 }),
+        fc.array(fc.integer({ min: 1, max: 50 }), { maxLength: 40 }),
+        (packets, cuts) => {
+          const stream = Uint8Array.from(packets.flatMap((p) => Array.from(encode(p, version))));
+          const decoder = new StreamDecoder({ version });
+          const out: Packet[] = [];
+          let pos = 0;
+          for (const cut of [...cuts, stream.length]) {
+            if (pos >= stream.length) break;
+            const end = Math.min(stream.length, pos + cut);
+            const result = decoder.push(stream.slice(pos, end));
+            expect(result.error).toBeUndefined();
+            out.push(...result.packets);
+            pos = end;
+          }
+          expect(out).toEqual(packets);
+          expect(decoder.buffered).toBe(0);
+        },
+      ),
+      { numRuns: 300 },
+    );
+  });
+});
+
+describe("StreamDecoder", () => {
+  it("learns the protocol version from CONNECT", () => {
+    const decoder = new StreamDecoder();
+    const connect = encode(
+      {
+        type: "connect",
+        protocolVersion: 5,
+        protocolName: "MQTT",
+        clientId: "a",
+        cleanStart: true,
+        keepAlive: 0,
+      },
+      5,
+    );
+    const puback = hex("40 03 00 01 10"); // 5.0 form with a reason code
+    const { packets, error } = decoder.push(Uint8Array.from([...connect, ...puback]));
+    expect(error).toBeUndefined();
+    expect(decoder.version).toBe(5);
+    expect(packets[1]).toEqual({ type: "puback", packetId: 1, reasonCode: 0x10 });
+  });
+
+  it("keeps packets decoded before an error, and stays failed after it", () => {
+    const decoder = new StreamDecoder({ version: 4 });
+    const result = decoder.push(hex("c0 00 c0 00 36 05 00 01 74 00 01 c0 00"));
+    expect(result.packets).toHaveLength(2);
+    expect(result.error?.reasonCode).toBe(ReasonCode.MalformedPacket);
+    expect(decoder.push(hex("c0 00")).error).toBe(result.error);
+  });
+
+  it("holds a header split after its first byte", () => {
+    const decoder = new StreamDecoder({ version: 4 });
+    expect(decoder.push(hex("30")).packets).toHaveLength(0);
+    expect(decoder.push(hex("03 00 01")).packets).toHaveLength(0);
+    expect(decoder.push(hex("74")).packets).toEqual([
+      { type: "publish", topic: "t", payload: new Uint8Array(0), qos: 0, dup: false, retain: false },
+    ]);
+  });
+
+  it("refuses a packet over the maximum as soon as its length is known (0x95)", () => {
+    const decoder = new StreamDecoder({ version: 5, maxPacketSize: 100 });
+    const result = decoder.push(hex("30 ff 7f"));
+    expect(result.error?.reasonCode).toBe(ReasonCode.PacketTooLarge);
+  });
+});

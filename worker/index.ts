@@ -1,0 +1,64 @@
+/**
+ * The Worker: routes HTTP, checks WebSocket upgrades on /mqtt and hands each
+ * socket to a Gateway object. It keeps no state between requests.
+ */
+import { readConfig } from "../broker/config.ts";
+import { fnv1a, gatewayName } from "../broker/routing.ts";
+import type { Env } from "./env.ts";
+
+export { Gateway } from "../durable-objects/gateway.ts";
+export { Session } from "../durable-objects/session.ts";
+export { TopicShard } from "../durable-objects/topic-shard.ts";
+
+/** Subprotocols MQTT over WebSocket uses (MQTT 5.0 6.0, 3.1.1 6.0; "mqttv3.1" for 3.1). */
+const SUBPROTOCOLS = ["mqtt", "mqttv3.1"];
+
+export default {
+  async fetch(request: Request, env: Env): Promise<Response> {
+    const url = new URL(request.url);
+    if (url.pathname === "/mqtt") return upgrade(request, env);
+    if (url.pathname === "/" && request.method === "GET") {
+      return new Response("Nimbus MQTT broker: connect with MQTT over WebSocket at /mqtt\n", {
+        headers: { "content-type": "text/plain; charset=utf-8" },
+      });
+    }
+    return new Response("not found\n", { status: 404 });
+  },
+} satisfies ExportedHandler<Env>;
+
+function upgrade(request: Request, env: Env): Promise<Response> | Response {
+  if (request.headers.get("Upgrade")?.toLowerCase() !== "websocket") {
+    return new Response("MQTT needs a WebSocket upgrade\n", {
+      status: 426,
+      headers: { Upgrade: "websocket" },
+    });
+  }
+  const offered = (request.headers.get("Sec-WebSocket-Protocol") ?? "")
+    .split(",")
+    .map((p) => p.trim())
+    .filter((p) => p !== "");
+  const protocol = offered.find((p) => SUBPROTOCOLS.includes(p));
+  if (protocol === undefined) {
+    return new Response("WebSocket subprotocol must be mqtt (or mqttv3.1)\n", { status: 400 });
+  }
+  const name = pickGateway(request, env);
+  const headers = new Headers(request.headers);
+  headers.set("x-nimbus-gateway", name);
+  headers.set("x-nimbus-subprotocol", protocol);
+  const stub = env.GATEWAY.get(env.GATEWAY.idFromName(name));
+  return stub.fetch(new Request(request.url, { method: "GET", headers }));
+}
+
+/**
+ * Gateway policy: "random" spreads sockets evenly over GATEWAYS objects; "ip"
+ * hashes the client address, so one client (and its reconnects) keeps a gateway.
+ */
+function pickGateway(request: Request, env: Env): string {
+  const config = readConfig(env);
+  if (config.gateways <= 1) return gatewayName(0);
+  if (config.gatewayPolicy === "ip") {
+    const ip = request.headers.get("CF-Connecting-IP") ?? "";
+    return gatewayName(fnv1a(ip) % config.gateways);
+  }
+  return gatewayName(Math.floor(Math.random() * config.gateways));
+}
