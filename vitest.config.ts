@@ -1,5 +1,17 @@
 import { defineConfig } from "vitest/config";
 
+/** End-to-end tests run twice: one shard and one gateway, and four shards and three gateways. */
+const e2e = (name: string) => ({
+  test: {
+    name,
+    include: ["test/e2e/**/*.test.ts"],
+    environment: "node",
+    globalSetup: ["test/e2e/global-setup.ts"],
+    testTimeout: 30_000,
+    hookTimeout: 90_000,
+  },
+});
+
 export default defineConfig({
   test: {
     projects: [
@@ -10,6 +22,8 @@ export default defineConfig({
           environment: "node",
         },
       },
+      e2e("e2e-1x1"),
+      e2e("e2e-4x3"),
     ],
   },
 });

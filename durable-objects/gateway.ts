@@ -122,11 +122,13 @@ export class Gateway extends DurableObject<Env> {
       // already closed
     }
     await this.finish(conn, "abnormal", `socket closed (${code})`);
+    this.connections.delete(ws);
   }
 
   override async webSocketError(ws: WebSocket, error: unknown): Promise<void> {
     const conn = this.connectionOf(ws);
     await this.finish(conn, "abnormal", `socket error: ${String(error)}`);
+    this.connections.delete(ws);
   }
 
   /** Keep-alive (1.5 × the client's interval, MQTT-3.1.2-24) and CONNECT timeout. */
@@ -389,7 +391,6 @@ export class Gateway extends DurableObject<Env> {
   async finish(conn: Connection, how: "normal" | "abnormal", why: string): Promise<void> {
     if (conn.finished) return;
     conn.finished = true;
-    this.connections.delete(conn.ws);
     const att = conn.connected;
     if (att === undefined) return;
     if (this.clients.get(att.clientId) === conn) this.clients.delete(att.clientId);

@@ -113,7 +113,7 @@ export class Session extends DurableObject<Env> {
       const expired =
         meta !== undefined && !meta.online && meta.expiresAt > 0 && meta.expiresAt <= Date.now();
       // MQTT-3.1.2-4 (3.1.1) / MQTT-3.1.2-4 (5.0 Clean Start): discard any old session.
-      const keep = meta !== undefined && meta.persistent && !req.cleanStart && !expired;
+      const keep = meta?.persistent === true && !req.cleanStart && !expired;
       if (meta !== undefined && !keep) {
         if (meta.registered) await this.unregister(meta);
         meta.registered = false;

@@ -19,7 +19,7 @@ import {
 import type { Destination } from "../broker/routing.ts";
 import { hasWildcard, SubscriptionIndex, topicMatches } from "../mqtt/index.ts";
 import type { Env } from "../worker/env.ts";
-import { type GatewayRpc, gatewayStub, type SessionRpc, sessionStub } from "./stubs.ts";
+import { gatewayStub, sessionStub } from "./stubs.ts";
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS routes (
@@ -40,7 +40,8 @@ CREATE TABLE IF NOT EXISTS retained (
 );
 `;
 
-type DeliveryStub = Pick<GatewayRpc, "deliver"> | Pick<SessionRpc, "enqueue">;
+/** Hands a batch to a destination: `deliver` on a gateway, `enqueue` on a session. */
+type DeliveryStub = (messages: Message[]) => Promise<void>;
 
 export class TopicShard extends DurableObject<Env> {
   /** filter → destination → number of subscriptions behind it. */
@@ -159,9 +160,7 @@ export class TopicShard extends DurableObject<Env> {
 
   private async deliverTo(destination: Destination, messages: Message[]): Promise<void> {
     try {
-      const stub = this.stubFor(destination);
-      if ("deliver" in stub) await stub.deliver(messages);
-      else await stub.enqueue(messages);
+      await this.stubFor(destination)(messages);
     } catch (err) {
       log("error", "delivery_failed", { destination, count: messages.length, error: String(err) });
       // The publisher of a QoS 1/2 message must not be acknowledged.
@@ -173,7 +172,13 @@ export class TopicShard extends DurableObject<Env> {
     let stub = this.stubs.get(destination);
     if (stub === undefined) {
       const name = destination.slice(2);
-      stub = destination.startsWith("g:") ? gatewayStub(this.env, name) : sessionStub(this.env, name);
+      if (destination.startsWith("g:")) {
+        const gateway = gatewayStub(this.env, name);
+        stub = (messages) => gateway.deliver(messages);
+      } else {
+        const session = sessionStub(this.env, name);
+        stub = (messages) => session.enqueue(messages);
+      }
       this.stubs.set(destination, stub);
     }
     return stub;

@@ -1,0 +1,217 @@
+/** Clean and persistent sessions, offline queues, resending, and takeover. */
+import type { MqttClient } from "mqtt";
+import { afterEach, describe, expect, inject, it } from "vitest";
+import { ReasonCode } from "../../mqtt/index.ts";
+import { connect, dropConnection, Inbox, RawClient, sleep, unique } from "../support/clients.ts";
+
+const url = inject("brokerUrl");
+const open: MqttClient[] = [];
+
+async function client(options: Parameters<typeof connect>[1]) {
+  const c = await connect(url, options);
+  open.push(c);
+  return c;
+}
+
+afterEach(async () => {
+  await Promise.all(open.splice(0).map((c) => c.endAsync(true)));
+});
+
+describe.each([4, 5] as const)("sessions, protocol %i", (version) => {
+  const persistent =
+    version === 5 ? { clean: false, properties: { sessionExpiryInterval: 300 } } : { clean: false };
+
+  it("a clean session starts without state (MQTT-3.1.2-6, session present 0)", async () => {
+    const clientId = unique("clean");
+    const a = await client({ protocolVersion: version, clientId, clean: true });
+    await a.subscribeAsync(unique("t"), { qos: 1 });
+    await a.endAsync();
+    const raw = await RawClient.open(url, version);
+    const connack = await raw.connect(clientId, { version, cleanStart: true });
+    expect(connack.sessionPresent).toBe(false);
+    raw.close();
+  });
+
+  it("a persistent session keeps subscriptions and queues QoS 1/2 while offline (MQTT-3.1.2-4, MQTT-3.2.2-2)", async () => {
+    const clientId = unique("persist");
+    const topic = unique("t");
+    const a = await client({ protocolVersion: version, clientId, ...persistent });
+    await a.subscribeAsync(topic, { qos: 2 });
+    await a.endAsync();
+
+    const pub = await client({ protocolVersion: version, clientId: unique("p") });
+    await pub.publishAsync(topic, "q1", { qos: 1 });
+    await pub.publishAsync(topic, "q2", { qos: 2 });
+    await pub.publishAsync(topic, "q0", { qos: 0 });
+
+    const raw = await RawClient.open(url, version);
+    const connack = await raw.connect(clientId, { version, cleanStart: false });
+    expect(connack.sessionPresent).toBe(true);
+    const first = await raw.next("publish");
+    const second = await raw.next("publish");
+    expect([first, second].map((p) => new TextDecoder().decode(p.payload))).toEqual(["q1", "q2"]);
+    expect([first.qos, second.qos]).toEqual([1, 2]);
+    // QoS 0 is not queued for an offline session
+    await sleep(300);
+    expect(raw.drain().filter((p) => p.type === "publish")).toEqual([]);
+    raw.close();
+  });
+
+  it("resends unacknowledged messages with DUP and the same packet id on reconnect (MQTT-4.4.0-1)", async () => {
+    const clientId = unique("resend");
+    const topic = unique("t");
+    const raw = await RawClient.open(url, version);
+    await raw.connect(clientId, { version, cleanStart: false });
+    // 5.0 needs a session expiry for the session to outlive the connection
+    if (version === 5) {
+      raw.close();
+      await raw.closed;
+    }
+    const sub = version === 5 ? await RawClient.open(url, 5) : raw;
+    if (version === 5) {
+      sub.send({
+        type: "connect",
+        protocolVersion: 5,
+        protocolName: "MQTT",
+        clientId,
+        cleanStart: false,
+        keepAlive: 60,
+        properties: { sessionExpiryInterval: 300 },
+      });
+      await sub.next("connack");
+    }
+    sub.send({
+      type: "subscribe",
+      packetId: 1,
+      subscriptions: [
+        { topicFilter: topic, qos: 2, noLocal: false, retainAsPublished: false, retainHandling: 0 },
+      ],
+    });
+    await sub.next("suback");
+    const pub = await client({ protocolVersion: version, clientId: unique("p") });
+    await pub.publishAsync(topic, "one", { qos: 1 });
+    await pub.publishAsync(topic, "two", { qos: 2 });
+    await pub.publishAsync(topic, "three", { qos: 2 });
+    const p1 = await sub.next("publish");
+    const p2 = await sub.next("publish");
+    const p3 = await sub.next("publish");
+    // withhold PUBACK for p1; PUBREC for p2 (then PUBREL arrives); nothing for p3
+    sub.send({ type: "pubrec", packetId: p2.packetId as number });
+    const rel = await sub.next("pubrel");
+    expect(rel.packetId).toBe(p2.packetId);
+    sub.terminate();
+    await sub.closed;
+
+    const again = await RawClient.open(url, version);
+    const connack = await again.connect(clientId, { version, cleanStart: false });
+    expect(connack.sessionPresent).toBe(true);
+    const r1 = await again.next("publish");
+    const r3 = await again.next("publish");
+    const relAgain = await again.next("pubrel");
+    expect(r1).toMatchObject({ packetId: p1.packetId, dup: true, qos: 1 });
+    expect(new TextDecoder().decode(r1.payload)).toBe("one");
+    expect(r3).toMatchObject({ packetId: p3.packetId, dup: true, qos: 2 });
+    expect(relAgain.packetId).toBe(p2.packetId);
+    // no second PUBLISH of "two": QoS 2 is never delivered twice
+    await sleep(300);
+    expect(again.drain().filter((p) => p.type === "publish")).toEqual([]);
+    again.send({ type: "puback", packetId: r1.packetId as number });
+    again.send({ type: "pubcomp", packetId: relAgain.packetId });
+    again.send({ type: "pubrec", packetId: r3.packetId as number });
+    expect((await again.next("pubrel")).packetId).toBe(r3.packetId);
+    again.send({ type: "pubcomp", packetId: r3.packetId as number });
+    again.close();
+  });
+
+  it("clean start discards a stored session (MQTT-3.1.2-4)", async () => {
+    const clientId = unique("discard");
+    const topic = unique("t");
+    const a = await client({ protocolVersion: version, clientId, ...persistent });
+    await a.subscribeAsync(topic, { qos: 1 });
+    await a.endAsync();
+    const b = await client({ protocolVersion: version, clientId, clean: true });
+    const inbox = new Inbox(b);
+    const pub = await client({ protocolVersion: version, clientId: unique("p") });
+    await pub.publishAsync(topic, "x", { qos: 1 });
+    await sleep(400);
+    expect(inbox.messages).toEqual([]);
+  });
+
+  it("a second connection with the same client id takes the session over (MQTT-3.1.4-2)", async () => {
+    const clientId = unique("takeover");
+    const topic = unique("t");
+    const first = await RawClient.open(url, version);
+    await first.connect(clientId, { version, cleanStart: version === 4 ? false : true });
+    first.send({
+      type: "subscribe",
+      packetId: 1,
+      subscriptions: [
+        { topicFilter: topic, qos: 1, noLocal: false, retainAsPublished: false, retainHandling: 0 },
+      ],
+    });
+    await first.next("suback");
+
+    const second = await connect(url, {
+      protocolVersion: version,
+      clientId,
+      clean: version === 5 ? true : false,
+    });
+    open.push(second);
+    if (version === 5) {
+      // 5.0: the old connection gets DISCONNECT 0x8E Session taken over
+      expect((await first.next("disconnect")).reasonCode).toBe(ReasonCode.SessionTakenOver);
+    }
+    await first.closed;
+    expect(second.connected).toBe(true);
+  });
+
+  it("takeover works across gateways, many times over", async () => {
+    // With several gateways the connections land on different ones at random.
+    const clientId = unique("hop");
+    const topic = unique("t");
+    const pub = await client({ protocolVersion: version, clientId: unique("p") });
+    let last: MqttClient | undefined;
+    for (let i = 0; i < 6; i++) {
+      const c = await connect(url, { protocolVersion: version, clientId, ...persistent });
+      if (i === 0) await c.subscribeAsync(topic, { qos: 1 });
+      last = c;
+    }
+    open.push(last as MqttClient);
+    const inbox = new Inbox(last as MqttClient);
+    await pub.publishAsync(topic, "after hops", { qos: 1 });
+    const [m] = await inbox.waitFor(1);
+    expect(m?.payload).toBe("after hops");
+  });
+
+  it("keeps at most MAX_QUEUED_MESSAGES for an offline session, dropping the newest", async () => {
+    // The end-to-end broker runs with MAX_QUEUED_MESSAGES = 25.
+    const max = Number(inject("brokerVars").MAX_QUEUED_MESSAGES);
+    const clientId = unique("queue");
+    const topic = unique("t");
+    const a = await client({ protocolVersion: version, clientId, ...persistent });
+    await a.subscribeAsync(topic, { qos: 1 });
+    await a.endAsync();
+    const pub = await client({ protocolVersion: version, clientId: unique("p") });
+    for (let i = 0; i < max + 5; i++) await pub.publishAsync(topic, String(i), { qos: 1 });
+    const b = await connect(url, { protocolVersion: version, clientId, ...persistent });
+    open.push(b);
+    const inbox = new Inbox(b);
+    await inbox.waitFor(max);
+    await sleep(400);
+    expect(inbox.messages.map((m) => Number(m.payload))).toEqual(Array.from({ length: max }, (_, i) => i));
+  });
+
+  it("an abrupt drop of a persistent client keeps its session", async () => {
+    const clientId = unique("drop");
+    const topic = unique("t");
+    const a = await connect(url, { protocolVersion: version, clientId, ...persistent });
+    await a.subscribeAsync(topic, { qos: 1 });
+    dropConnection(a);
+    await sleep(300);
+    const pub = await client({ protocolVersion: version, clientId: unique("p") });
+    await pub.publishAsync(topic, "kept", { qos: 1 });
+    const b = await client({ protocolVersion: version, clientId, ...persistent });
+    const inbox = new Inbox(b);
+    expect((await inbox.waitFor(1))[0]?.payload).toBe("kept");
+  });
+});

@@ -1,0 +1,120 @@
+/**
+ * Starts the real broker under `wrangler dev` (workerd + Miniflare) on loopback,
+ * on free ports, with its own persistence folder, for end-to-end tests.
+ */
+import { type ChildProcess, spawn } from "node:child_process";
+import { mkdtempSync } from "node:fs";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+
+export interface BrokerOptions {
+  vars?: Record<string, string>;
+  /** Reuse a persistence folder, to restart a broker with its state. */
+  persistTo?: string;
+  port?: number;
+}
+
+export interface RunningBroker {
+  url: string;
+  httpUrl: string;
+  port: number;
+  persistTo: string;
+  logs(): string;
+  stop(signal?: NodeJS.Signals): Promise<void>;
+}
+
+const ROOT = resolve(import.meta.dirname, "../..");
+
+export function freePort(): Promise<number> {
+  return new Promise((res, rej) => {
+    const srv = createServer();
+    srv.once("error", rej);
+    srv.listen(0, "127.0.0.1", () => {
+      const addr = srv.address();
+      const port = typeof addr === "object" && addr !== null ? addr.port : 0;
+      srv.close(() => res(port));
+    });
+  });
+}
+
+export async function startBroker(options: BrokerOptions = {}): Promise<RunningBroker> {
+  const port = options.port ?? (await freePort());
+  const inspector = await freePort();
+  const persistTo = options.persistTo ?? mkdtempSync(join(tmpdir(), "nimbus-e2e-"));
+  const args = [
+    "dev",
+    "--ip",
+    "127.0.0.1",
+    "--port",
+    String(port),
+    "--inspector-port",
+    String(inspector),
+    "--persist-to",
+    persistTo,
+    "--show-interactive-dev-session=false",
+  ];
+  for (const [k, v] of Object.entries(options.vars ?? {})) args.push("--var", `${k}:${v}`);
+  const child = spawn(join(ROOT, "node_modules/.bin/wrangler"), args, {
+    cwd: ROOT,
+    env: { ...process.env, WRANGLER_SEND_METRICS: "false", NO_COLOR: "1", CI: "true" },
+    stdio: ["ignore", "pipe", "pipe"],
+    detached: true,
+  });
+  let output = "";
+  child.stdout?.on("data", (d: Buffer) => {
+    output += d.toString();
+  });
+  child.stderr?.on("data", (d: Buffer) => {
+    output += d.toString();
+  });
+  const httpUrl = `http://127.0.0.1:${port}`;
+  await waitReady(child, httpUrl, () => output);
+  return {
+    url: `ws://127.0.0.1:${port}/mqtt`,
+    httpUrl,
+    port,
+    persistTo,
+    logs: () => output,
+    stop: (signal = "SIGTERM") => stop(child, signal),
+  };
+}
+
+async function waitReady(child: ChildProcess, httpUrl: string, output: () => string): Promise<void> {
+  const deadline = Date.now() + 60_000;
+  while (Date.now() < deadline) {
+    if (child.exitCode !== null) throw new Error(`wrangler dev exited early:\n${output()}`);
+    try {
+      const res = await fetch(`${httpUrl}/`);
+      if (res.ok) return;
+    } catch {
+      // not listening yet
+    }
+    await new Promise((r) => setTimeout(r, 250));
+  }
+  await stop(child, "SIGKILL");
+  throw new Error(`wrangler dev did not become ready:\n${output()}`);
+}
+
+function stop(child: ChildProcess, signal: NodeJS.Signals): Promise<void> {
+  if (child.exitCode !== null || child.pid === undefined) return Promise.resolve();
+  return new Promise((res) => {
+    const timer = setTimeout(() => {
+      try {
+        process.kill(-(child.pid as number), "SIGKILL");
+      } catch {
+        // gone
+      }
+    }, 5_000);
+    child.once("exit", () => {
+      clearTimeout(timer);
+      res();
+    });
+    try {
+      // the whole process group: wrangler and its workerd
+      process.kill(-(child.pid as number), signal);
+    } catch {
+      res();
+    }
+  });
+}

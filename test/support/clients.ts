@@ -1,0 +1,203 @@
+/** MQTT clients for end-to-end tests: MQTT.js, and a raw client built on our codec. */
+import mqtt, { type IClientOptions, type IPublishPacket, type MqttClient } from "mqtt";
+import WebSocket from "ws";
+import { encode, type Packet, type ProtocolVersion, StreamDecoder } from "../../mqtt/index.ts";
+
+let counter = 0;
+
+/** A topic prefix or client id no other test uses. */
+export function unique(prefix: string): string {
+  counter++;
+  return `${prefix}-${process.pid}-${Date.now().toString(36)}-${counter}`;
+}
+
+/** Connects MQTT.js and resolves on CONNACK; never reconnects by itself. */
+export function connect(url: string, options: IClientOptions = {}): Promise<MqttClient> {
+  const client = mqtt.connect(url, { reconnectPeriod: 0, connectTimeout: 10_000, ...options });
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error("no CONNACK within 10 s")), 10_000);
+    client.once("connect", () => {
+      clearTimeout(timer);
+      resolve(client);
+    });
+    client.once("error", (err) => {
+      clearTimeout(timer);
+      reject(err);
+    });
+    client.once("close", () => {
+      clearTimeout(timer);
+      reject(new Error("closed before CONNACK"));
+    });
+  });
+}
+
+export interface Received {
+  topic: string;
+  payload: string;
+  packet: IPublishPacket;
+}
+
+/** Collects a client's messages; waits for them with a timeout. */
+export class Inbox {
+  readonly messages: Received[] = [];
+  private waiters: Array<() => void> = [];
+
+  constructor(client: MqttClient) {
+    client.on("message", (topic, payload, packet) => {
+      this.messages.push({ topic, payload: payload.toString(), packet });
+      for (const w of this.waiters.splice(0)) w();
+    });
+  }
+
+  /** Resolves once `n` messages in all have arrived. */
+  async waitFor(n: number, timeoutMs = 8_000): Promise<Received[]> {
+    const deadline = Date.now() + timeoutMs;
+    while (this.messages.length < n) {
+      const left = deadline - Date.now();
+      if (left <= 0) {
+        throw new Error(
+          `expected ${n} messages, got ${this.messages.length}: ${JSON.stringify(this.summary())}`,
+        );
+      }
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, left);
+        this.waiters.push(() => {
+          clearTimeout(timer);
+          resolve();
+        });
+      });
+    }
+    return this.messages.slice(0, n);
+  }
+
+  summary() {
+    return this.messages.map((m) => ({
+      topic: m.topic,
+      payload: m.payload,
+      qos: m.packet.qos,
+      retain: m.packet.retain,
+    }));
+  }
+}
+
+export function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
+
+export function subscribe(
+  client: MqttClient,
+  topic: string | string[],
+  options: mqtt.IClientSubscribeOptions = { qos: 0 },
+) {
+  return client.subscribeAsync(topic, options);
+}
+
+/** Ends a client without DISCONNECT: the broker sees the socket drop (a will is due). */
+export function dropConnection(client: MqttClient): void {
+  (client.stream as unknown as { destroy(): void }).destroy();
+  client.end(true);
+}
+
+/**
+ * A client that speaks raw packets through the Nimbus codec, for what MQTT.js
+ * will not do: bad input, withheld acknowledgements, exact packet order.
+ */
+export class RawClient {
+  readonly ws: WebSocket;
+  private readonly decoder: StreamDecoder;
+  private readonly inbox: Packet[] = [];
+  private waiters: Array<() => void> = [];
+  readonly closed: Promise<{ code: number; reason: string }>;
+  isClosed = false;
+
+  private constructor(ws: WebSocket, version: ProtocolVersion) {
+    this.ws = ws;
+    this.decoder = new StreamDecoder({ version });
+    ws.on("message", (data: Buffer) => {
+      const { packets } = this.decoder.push(new Uint8Array(data));
+      this.inbox.push(...packets);
+      for (const w of this.waiters.splice(0)) w();
+    });
+    this.closed = new Promise((resolve) => {
+      ws.on("close", (code, reason) => {
+        this.isClosed = true;
+        for (const w of this.waiters.splice(0)) w();
+        resolve({ code, reason: reason.toString() });
+      });
+    });
+  }
+
+  static open(url: string, version: ProtocolVersion = 4, protocol = "mqtt"): Promise<RawClient> {
+    const ws = new WebSocket(url, protocol);
+    return new Promise((resolve, reject) => {
+      ws.once("open", () => resolve(new RawClient(ws, version)));
+      ws.once("error", reject);
+    });
+  }
+
+  get version(): ProtocolVersion {
+    return this.decoder.version;
+  }
+
+  send(packet: Packet | Uint8Array): void {
+    this.ws.send(
+      packet instanceof Uint8Array
+        ? packet
+        : encode(packet, packet.type === "connect" ? packet.protocolVersion : this.version),
+    );
+    if (!(packet instanceof Uint8Array) && packet.type === "connect")
+      this.decoder.version = packet.protocolVersion;
+  }
+
+  /** CONNECT and wait for CONNACK. */
+  async connect(
+    clientId: string,
+    options: { version?: ProtocolVersion; cleanStart?: boolean; keepAlive?: number } = {},
+  ) {
+    const version = options.version ?? this.version;
+    this.send({
+      type: "connect",
+      protocolVersion: version,
+      protocolName: version === 3 ? "MQIsdp" : "MQTT",
+      clientId,
+      cleanStart: options.cleanStart ?? true,
+      keepAlive: options.keepAlive ?? 60,
+    });
+    return this.next("connack");
+  }
+
+  /** The next packet (of `type`, if given; others stay queued). */
+  async next<T extends Packet["type"]>(type?: T, timeoutMs = 8_000): Promise<Extract<Packet, { type: T }>> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const i = this.inbox.findIndex((p) => type === undefined || p.type === type);
+      if (i >= 0) return this.inbox.splice(i, 1)[0] as Extract<Packet, { type: T }>;
+      const left = deadline - Date.now();
+      if (left <= 0 || this.isClosed) {
+        throw new Error(
+          `no ${type ?? "packet"} (closed: ${this.isClosed}, queued: ${this.inbox.map((p) => p.type)})`,
+        );
+      }
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, left);
+        this.waiters.push(() => {
+          clearTimeout(timer);
+          resolve();
+        });
+      });
+    }
+  }
+
+  /** Everything received so far and not yet taken. */
+  drain(): Packet[] {
+    return this.inbox.splice(0);
+  }
+
+  close(): void {
+    this.ws.close();
+  }
+
+  terminate(): void {
+    this.ws.terminate();
+  }
+}
