@@ -21,6 +21,23 @@ import { Reader } from "./wire/reader.ts";
 const REQUIRED_FLAGS = [-1, 0, 0, -1, 0, 0, 2, 0, 2, 0, 2, 0, 0, 0, 0, 0];
 
 /**
+ * Why a packet's first byte is refused, or undefined: a reserved type, or
+ * reserved flag bits not as the table requires (MQTT-2.2.2-1/-2 in 3.1.1,
+ * MQTT-2.1.3-1 in 5.0). Checked as soon as the byte arrives, before any body.
+ */
+export function firstByteProblem(first: number, version: ProtocolVersion): string | undefined {
+  const type = first >> 4;
+  if (type === 0) return "packet type 0 is reserved";
+  if (type === 15 && version !== 5) return "packet type 15 is reserved before MQTT 5.0";
+  const flags = first & 0x0f;
+  const required = REQUIRED_FLAGS[type] as number;
+  if (required >= 0 && flags !== required) {
+    return `reserved flags 0x${flags.toString(16)} in packet type ${type} (MQTT-2.1.3-1)`;
+  }
+  return undefined;
+}
+
+/**
  * Decodes the packet whose body is `buf[start, end)` and whose first byte is
  * `first`. `version` is the connection's protocol level (CONNECT carries its own).
  */
@@ -33,12 +50,9 @@ export function decodeBody(
 ): Packet | DecodeError {
   const type = first >> 4;
   try {
+    const problem = firstByteProblem(first, version);
+    if (problem !== undefined) malformed(problem);
     const flags = first & 0x0f;
-    const required = REQUIRED_FLAGS[type] as number;
-    // MQTT-2.2.2-1/-2 (3.1.1), MQTT-2.1.3-1 (5.0): reserved flags must match.
-    if (required >= 0 && flags !== required) {
-      malformed(`reserved flags 0x${flags.toString(16)} in packet type ${type} (MQTT-2.1.3-1)`);
-    }
     const r = new Reader(buf, start, end);
     switch (type) {
       case 1:
@@ -69,11 +83,8 @@ export function decodeBody(
         return decodePingresp(r);
       case 14:
         return decodeDisconnect(r, version);
-      case 15:
-        if (version !== 5) malformed("packet type 15 is reserved before MQTT 5.0");
-        return decodeAuth(r);
       default:
-        return malformed("packet type 0 is reserved");
+        return decodeAuth(r);
     }
   } catch (err) {
     return toDecodeError(err, type);

@@ -4,10 +4,11 @@
  * chunk. A packet whose fixed header announces more than `maxPacketSize` is
  * refused before any of its body is buffered.
  */
-import { decodeBody } from "./decode.ts";
+import { decodeBody, firstByteProblem } from "./decode.ts";
 import type { DecodeError } from "./errors.ts";
 import { MAX_PACKET_SIZE, readHeader } from "./fixed-header.ts";
 import type { Packet, ProtocolVersion } from "./packet.ts";
+import { ReasonCode } from "./reason-codes.ts";
 
 export { MAX_PACKET_SIZE };
 export interface StreamDecoderOptions {
@@ -80,6 +81,16 @@ export class StreamDecoder {
       if (header.kind === "error") {
         this.failed = header.error;
         return { packets, error: header.error };
+      }
+      const problem = firstByteProblem(buf[pos] as number, this.version);
+      if (problem !== undefined) {
+        this.failed = {
+          ok: false,
+          reasonCode: ReasonCode.MalformedPacket,
+          message: problem,
+          packetType: (buf[pos] as number) >> 4,
+        };
+        return { packets, error: this.failed };
       }
       const available = buf.length - pos;
       if (available < header.total) {

@@ -77,3 +77,15 @@ describe("StreamDecoder", () => {
     expect(result.error?.reasonCode).toBe(ReasonCode.PacketTooLarge);
   });
 });
+
+describe("StreamDecoder refuses a bad first byte at once", () => {
+  it("does not wait for the body of a reserved packet type (MQTT-2.2.2-2)", () => {
+    const decoder = new StreamDecoder({ version: 4 });
+    // type 0 announcing 100 bytes, only 3 arrive
+    expect(decoder.push(hex("00 64 01 02 03")).error?.reasonCode).toBe(ReasonCode.MalformedPacket);
+  });
+  it("does not wait for the body of a SUBSCRIBE with bad flags (MQTT-3.8.1-1)", () => {
+    const decoder = new StreamDecoder({ version: 5 });
+    expect(decoder.push(hex("80 64 00")).error?.reasonCode).toBe(ReasonCode.MalformedPacket);
+  });
+});

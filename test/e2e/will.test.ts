@@ -1,0 +1,100 @@
+/** Last Will (3.1.1 3.1.2.5, 5.0 3.1.2.5): published on abnormal ends only. */
+import type { MqttClient } from "mqtt";
+import { afterEach, describe, expect, inject, it } from "vitest";
+import { connect, dropConnection, Inbox, RawClient, sleep, unique } from "../support/clients.ts";
+
+const url = inject("brokerUrl");
+const open: MqttClient[] = [];
+
+afterEach(async () => {
+  await Promise.all(open.splice(0).map((c) => c.endAsync(true)));
+});
+
+async function watcher(topic: string, version: 4 | 5) {
+  const w = await connect(url, { protocolVersion: version, clientId: unique("watch") });
+  open.push(w);
+  const inbox = new Inbox(w);
+  await w.subscribeAsync(topic, { qos: 2 });
+  return inbox;
+}
+
+describe.each([4, 5] as const)("Last Will, protocol %i", (version) => {
+  it("is published when the socket drops (MQTT-3.1.2-8), with its QoS", async () => {
+    const topic = unique("will");
+    const inbox = await watcher(topic, version);
+    const c = await connect(url, {
+      protocolVersion: version,
+      clientId: unique("dying"),
+      will: { topic, payload: Buffer.from("gone"), qos: 1, retain: false },
+    });
+    dropConnection(c);
+    const [m] = await inbox.waitFor(1);
+    expect(m).toMatchObject({ topic, payload: "gone" });
+    expect(m?.packet.qos).toBe(1);
+  });
+
+  it("is not published after a normal DISCONNECT (MQTT-3.1.2-10, MQTT-3.14.4-3)", async () => {
+    const topic = unique("will");
+    const inbox = await watcher(topic, version);
+    const c = await connect(url, {
+      protocolVersion: version,
+      clientId: unique("polite"),
+      will: { topic, payload: Buffer.from("gone"), qos: 1, retain: false },
+    });
+    await c.endAsync();
+    await sleep(600);
+    expect(inbox.messages).toEqual([]);
+  });
+
+  it("is published on keep-alive expiry", async () => {
+    const topic = unique("will");
+    const inbox = await watcher(topic, version);
+    const raw = await RawClient.open(url, version);
+    raw.send({
+      type: "connect",
+      protocolVersion: version,
+      protocolName: "MQTT",
+      clientId: unique("silent"),
+      cleanStart: true,
+      keepAlive: 1,
+      will: { topic, payload: new TextEncoder().encode("timeout"), qos: 0, retain: false },
+    });
+    await raw.next("connack");
+    const [m] = await inbox.waitFor(1, 10_000);
+    expect(m?.payload).toBe("timeout");
+  });
+
+  it("is published on a protocol error (MQTT-3.1.2-8)", async () => {
+    const topic = unique("will");
+    const inbox = await watcher(topic, version);
+    const raw = await RawClient.open(url, version);
+    raw.send({
+      type: "connect",
+      protocolVersion: version,
+      protocolName: "MQTT",
+      clientId: unique("rude"),
+      cleanStart: true,
+      keepAlive: 60,
+      will: { topic, payload: new TextEncoder().encode("violation"), qos: 1, retain: false },
+    });
+    await raw.next("connack");
+    raw.send(Uint8Array.from([0x00, 0x00])); // reserved packet type 0
+    await raw.closed;
+    expect((await inbox.waitFor(1))[0]?.payload).toBe("violation");
+  });
+
+  it("honours will retain: a later subscriber gets it with RETAIN set", async () => {
+    const topic = unique("will");
+    const c = await connect(url, {
+      protocolVersion: version,
+      clientId: unique("retained-will"),
+      will: { topic, payload: Buffer.from("offline"), qos: 1, retain: true },
+    });
+    dropConnection(c);
+    await sleep(800);
+    const inbox = await watcher(topic, version);
+    const [m] = await inbox.waitFor(1);
+    expect(m?.payload).toBe("offline");
+    expect(m?.packet.retain).toBe(true);
+  });
+});
