@@ -1,3 +1,4 @@
+import { cloudflareTest } from "@cloudflare/vitest-plugin";
 import { defineConfig } from "vitest/config";
 
 /** End-to-end tests run twice: one shard and one gateway, and four shards and three gateways. */
@@ -20,6 +21,14 @@ export default defineConfig({
           name: "unit",
           include: ["test/unit/**/*.test.ts"],
           environment: "node",
+        },
+      },
+      {
+        // Inside workerd, with the bindings of wrangler.toml: Durable Object tests.
+        plugins: [cloudflareTest({ wrangler: { configPath: "./wrangler.toml" } })],
+        test: {
+          name: "runtime",
+          include: ["test/runtime/**/*.test.ts"],
         },
       },
       e2e("e2e-1x1"),

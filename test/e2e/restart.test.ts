@@ -6,7 +6,7 @@
  */
 import { afterAll, describe, expect, inject, it } from "vitest";
 import type { PublishPacket } from "../../mqtt/index.ts";
-import { startBroker, type RunningBroker } from "../support/broker.ts";
+import { type RunningBroker, startBroker } from "../support/broker.ts";
 import { RawClient, sleep, unique } from "../support/clients.ts";
 
 const text = (p: PublishPacket) => new TextDecoder().decode(p.payload);
@@ -30,7 +30,9 @@ describe("gateway restart in the middle of QoS 1 and QoS 2 flows", () => {
     sub.send({
       type: "subscribe",
       packetId: 1,
-      subscriptions: [{ topicFilter: topic, qos: 2, noLocal: false, retainAsPublished: false, retainHandling: 0 }],
+      subscriptions: [
+        { topicFilter: topic, qos: 2, noLocal: false, retainAsPublished: false, retainHandling: 0 },
+      ],
     });
     await sub.next("suback");
 
@@ -85,7 +87,15 @@ describe("gateway restart in the middle of QoS 1 and QoS 2 flows", () => {
     pub2.send({ type: "pubrel", packetId: 2 });
     expect(await pub2.next("pubcomp")).toEqual({ type: "pubcomp", packetId: 2 });
     // and a fresh message still flows
-    pub2.send({ type: "publish", topic, payload: bytes("m4"), qos: 2, dup: false, retain: false, packetId: 4 });
+    pub2.send({
+      type: "publish",
+      topic,
+      payload: bytes("m4"),
+      qos: 2,
+      dup: false,
+      retain: false,
+      packetId: 4,
+    });
     await pub2.next("pubrec");
     pub2.send({ type: "pubrel", packetId: 4 });
     await pub2.next("pubcomp");

@@ -141,7 +141,7 @@ describe.each([4, 5] as const)("sessions, protocol %i", (version) => {
     const clientId = unique("takeover");
     const topic = unique("t");
     const first = await RawClient.open(url, version);
-    await first.connect(clientId, { version, cleanStart: version === 4 ? false : true });
+    await first.connect(clientId, { version, cleanStart: version !== 4 });
     first.send({
       type: "subscribe",
       packetId: 1,
@@ -154,7 +154,7 @@ describe.each([4, 5] as const)("sessions, protocol %i", (version) => {
     const second = await connect(url, {
       protocolVersion: version,
       clientId,
-      clean: version === 5 ? true : false,
+      clean: version === 5,
     });
     open.push(second);
     if (version === 5) {
