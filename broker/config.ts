@@ -14,6 +14,7 @@ export interface BrokerEnv {
   MAX_SESSION_EXPIRY?: string;
   CONNECT_TIMEOUT?: string;
   MAX_KEEP_ALIVE?: string;
+  TOPIC_ALIAS_MAXIMUM?: string;
 }
 
 export type GatewayPolicy = "random" | "ip";
@@ -37,6 +38,8 @@ export interface BrokerConfig {
   connectTimeout: number;
   /** Largest keep-alive accepted; 0 lets clients disable it. */
   maxKeepAlive: number;
+  /** Topic aliases a 5.0 client may use towards the broker (0 disables them). */
+  topicAliasMaximum: number;
 }
 
 function int(value: string | undefined, fallback: number, min: number, max: number): number {
@@ -59,5 +62,6 @@ export function readConfig(env: BrokerEnv): BrokerConfig {
     maxSessionExpiry: int(env.MAX_SESSION_EXPIRY, 14 * 24 * 3600, 0, 0xffffffff),
     connectTimeout: int(env.CONNECT_TIMEOUT, 10, 1, 3600),
     maxKeepAlive: int(env.MAX_KEEP_ALIVE, 65535, 1, 65535),
+    topicAliasMaximum: int(env.TOPIC_ALIAS_MAXIMUM, 64, 0, 65535),
   };
 }

@@ -3,7 +3,7 @@
  * gateway delivers and a session queues. `id` is unique per accepted PUBLISH, so
  * that every store can drop a copy that reaches it twice during a handover.
  */
-import type { PublishProperties, QoS } from "../mqtt/index.ts";
+import type { PublishProperties, QoS, Will } from "../mqtt/index.ts";
 import { parse, stringify } from "./json.ts";
 
 /** The 5.0 properties a message carries end to end (3.3.2.3); aliases and ids are per hop. */
@@ -38,6 +38,22 @@ export function messageProperties(props: PublishProperties | undefined): Message
   if (props === undefined) return undefined;
   const { topicAlias: _a, subscriptionIdentifiers: _s, messageExpiryInterval: _e, ...rest } = props;
   return Object.keys(rest).length === 0 ? undefined : rest;
+}
+
+/** The message a Last Will becomes, with its 5.0 properties (3.1.3.2). */
+export function willMessage(clientId: string, will: Will, now = Date.now()): Message {
+  const m: Message = {
+    id: `will:${clientId}:${now.toString(36)}`,
+    topic: will.topic,
+    payload: will.payload,
+    qos: will.qos,
+    retain: will.retain,
+    origin: clientId,
+  };
+  const { willDelayInterval: _d, messageExpiryInterval, ...rest } = will.properties ?? {};
+  if (Object.keys(rest).length > 0) m.properties = rest;
+  if (messageExpiryInterval !== undefined) m.expiresAt = now + messageExpiryInterval * 1000;
+  return m;
 }
 
 export function isExpired(m: Message, now: number): boolean {

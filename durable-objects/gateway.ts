@@ -7,17 +7,19 @@ import { DurableObject } from "cloudflare:workers";
 import { KeyedBatcher } from "../broker/batcher.ts";
 import { type BrokerConfig, readConfig } from "../broker/config.ts";
 import { log } from "../broker/log.ts";
-import { isExpired, type Message } from "../broker/message.ts";
+import { isExpired, type Message, willMessage } from "../broker/message.ts";
 import { filtersByShard, gatewayDestination, shardOf } from "../broker/routing.ts";
 import type { SessionState, SubscriptionOptions } from "../broker/session-state.ts";
 import {
   type DecodeError,
+  type DisconnectPacket,
   encode,
   type Packet,
   type PublishPacket,
   ReasonCode,
   reasonName,
   SubscriptionIndex,
+  type Will,
 } from "../mqtt/index.ts";
 import type { Env } from "../worker/env.ts";
 import { type Attachment, Connection } from "./gateway/connection.ts";
@@ -208,16 +210,19 @@ export class Gateway extends DurableObject<Env> {
       this.closeSocket(conn, 1000, "session taken over");
       log("info", "takeover", { gateway: this.name, clientId });
     }
-    // The old connection did not end with DISCONNECT: its will is published. Not
+    // The old connection did not end with DISCONNECT: its will is published, unless
+    // it has a Will Delay, which the new connection cancels (5.0 3.1.3.2.2). Not
     // awaited: the Session waiting on this call may be a destination of the will.
     if (record.will !== undefined) {
       const will = record.will;
       this.store.clearWill(clientId);
-      this.ctx.waitUntil(this.publishWill(clientId, will));
+      if (!((will.properties?.willDelayInterval ?? 0) > 0 && record.persistent)) {
+        this.ctx.waitUntil(this.publishWill(clientId, will));
+      }
     }
     const state = this.collectState(clientId);
     // Until release(), messages for this client go on to its Session.
-    this.store.putClient({ clientId, connId: `moved:${connId}`, persistent: true });
+    this.store.putClient({ clientId, connId: `moved:${connId}`, persistent: true, expiry: record.expiry });
     return record.persistent ? state : { subscriptions: [], outbound: [], inboundQos2: [] };
   }
 
@@ -257,7 +262,7 @@ export class Gateway extends DurableObject<Env> {
         this.send(conn, { type: "pingresp" });
         return;
       case "disconnect":
-        return this.clientDisconnect(conn, packet.reasonCode ?? 0);
+        return this.clientDisconnect(conn, packet);
       case "auth":
         return this.fail(conn, ReasonCode.ProtocolError, "AUTH without an authentication method (4.12)");
       default:
@@ -266,9 +271,23 @@ export class Gateway extends DurableObject<Env> {
   }
 
   /** DISCONNECT from the client: 0x04 keeps the will, anything else drops it. */
-  private async clientDisconnect(conn: Connection, reasonCode: number): Promise<void> {
+  private async clientDisconnect(conn: Connection, packet: DisconnectPacket): Promise<void> {
     const att = conn.connected;
     if (att === undefined) return;
+    const reasonCode = packet.reasonCode ?? 0;
+    const expiry = packet.properties?.sessionExpiryInterval;
+    if (expiry !== undefined) {
+      // MQTT-3.14.2-2: a session that was to end with the connection cannot be extended.
+      if (att.expiry === 0 && expiry > 0) {
+        return this.fail(
+          conn,
+          ReasonCode.ProtocolError,
+          "Session Expiry Interval set at DISCONNECT after 0 at CONNECT",
+        );
+      }
+      att.expiry = Math.min(expiry, this.config.maxSessionExpiry);
+      this.store.setExpiry(att.clientId, att.expiry);
+    }
     // MQTT-3.14.4-3: a normal DISCONNECT discards the will without publishing it.
     if (reasonCode !== ReasonCode.DisconnectWithWillMessage) this.store.clearWill(att.clientId);
     this.closeSocket(conn, 1000, "client disconnected");
@@ -319,6 +338,35 @@ export class Gateway extends DurableObject<Env> {
     } catch (err) {
       log("warn", "send_failed", { gateway: this.name, error: String(err) });
     }
+  }
+
+  /**
+   * Sends a PUBLISH, with a topic alias where the client allows them. Returns false
+   * if it exceeds the client's Maximum Packet Size: such a packet is discarded
+   * as if it had been delivered (MQTT-3.1.2-25).
+   */
+  sendPublish(conn: Connection, packet: PublishPacket): boolean {
+    const att = conn.connected;
+    const max = att?.topicAliasMaximum ?? 0;
+    const aliased =
+      max > 0 && !packet.dup ? withOutboundAlias(conn, max, packet) : { packet, assigned: false };
+    const bytes = encode(aliased.packet, conn.version);
+    if (att?.maximumPacketSize !== undefined && bytes.length > att.maximumPacketSize) {
+      if (aliased.assigned) conn.outboundAliases.delete(packet.topic);
+      log("info", "discarded_too_large", { gateway: this.name, clientId: att.clientId, bytes: bytes.length });
+      return false;
+    }
+    try {
+      conn.ws.send(bytes);
+    } catch (err) {
+      log("warn", "send_failed", { gateway: this.name, error: String(err) });
+    }
+    return true;
+  }
+
+  /** Reason String and User Property only if the client did not ask to go without (MQTT-3.1.2-29). */
+  ackProperties(conn: Connection, reasonString: string): { reasonString: string } | undefined {
+    return conn.connected?.noProblemInfo || conn.version !== 5 ? undefined : { reasonString };
   }
 
   closeSocket(conn: Connection, code: number, reason: string): void {
@@ -399,17 +447,28 @@ export class Gateway extends DurableObject<Env> {
   }
 
   async endSession(clientId: string, connId: string, how: "normal" | "abnormal"): Promise<void> {
+    this.store.deleteTopicAliases(connId);
     const record = this.store.getClient(clientId);
     if (record === undefined || record.connId !== connId) return; // taken over meanwhile
+    let delayedWill: Will | undefined;
     if (how === "abnormal" && record.will !== undefined) {
-      // MQTT-3.1.2-8: the will is published when the connection ends without DISCONNECT.
+      // MQTT-3.1.2-8: the will is published when the connection ends without DISCONNECT;
+      // with a Will Delay Interval the Session publishes it later (5.0 3.1.3.2.2).
       this.store.clearWill(clientId);
-      await this.publishWill(clientId, record.will);
+      if ((record.will.properties?.willDelayInterval ?? 0) > 0 && record.persistent)
+        delayedWill = record.will;
+      else await this.publishWill(clientId, record.will);
     }
     if (record.persistent) {
       // The Session registers itself at the shards before we unregister, so no
       // message falls between; until then, deliver() forwards to it.
-      await this.session(clientId).park(this.name, connId, this.collectState(clientId));
+      await this.session(clientId).park(
+        this.name,
+        connId,
+        this.collectState(clientId),
+        record.expiry,
+        delayedWill,
+      );
     } else {
       await this.session(clientId).release(connId);
     }
@@ -532,7 +591,7 @@ export class Gateway extends DurableObject<Env> {
     if (att === undefined) return;
     const message: Message = { ...m, qos, retain: keepRetain && m.retain };
     if (qos === 0) {
-      if (conn.ready) this.send(conn, this.publishPacket(message, subscriptionIds, 0));
+      if (conn.ready) this.sendPublish(conn, this.publishPacket(message, subscriptionIds, 0));
       return;
     }
     // UNIQUE (client, msg_id): a copy that arrives twice during a handover is dropped.
@@ -546,7 +605,9 @@ export class Gateway extends DurableObject<Env> {
     const att = conn.connected;
     if (att === undefined || !conn.ready) return;
     conn.usedIds ??= this.store.usedPacketIds(att.clientId);
-    const room = this.config.maxInflight - this.store.inflightCount(att.clientId);
+    // MQTT-3.3.4-7: never more unacknowledged QoS 1/2 than the client's Receive Maximum.
+    const window = Math.min(this.config.maxInflight, att.receiveMaximum ?? 65535);
+    const room = window - this.store.inflightCount(att.clientId);
     if (room <= 0) return;
     const now = Date.now();
     for (const entry of this.store.queuedOf(att.clientId, room)) {
@@ -556,8 +617,12 @@ export class Gateway extends DurableObject<Env> {
       }
       const packetId = conn.allocatePacketId();
       if (packetId === undefined) return;
-      this.store.markOutbound(entry.seq, "sent", packetId);
-      this.send(conn, this.publishPacket(entry.message, entry.subscriptionIds, packetId));
+      if (this.sendPublish(conn, this.publishPacket(entry.message, entry.subscriptionIds, packetId))) {
+        this.store.markOutbound(entry.seq, "sent", packetId);
+      } else {
+        this.store.deleteOutbound(entry.seq);
+        conn.usedIds.delete(packetId);
+      }
     }
   }
 
@@ -574,4 +639,35 @@ export class Gateway extends DurableObject<Env> {
     if (properties !== undefined) packet.properties = properties;
     return packet;
   }
+}
+
+/**
+ * Topic aliases towards the client (5.0 3.3.2.3.4): each topic gets an alias the
+ * first time it is sent, so repeats carry two bytes instead of the topic; when all
+ * aliases are taken, the least recently used one is given to the new topic.
+ */
+function withOutboundAlias(
+  conn: Connection,
+  max: number,
+  p: PublishPacket,
+): { packet: PublishPacket; assigned: boolean } {
+  if (p.topic.length <= 2) return { packet: p, assigned: false };
+  const aliases = conn.outboundAliases;
+  const known = aliases.get(p.topic);
+  if (known !== undefined) {
+    aliases.delete(p.topic);
+    aliases.set(p.topic, known);
+    return {
+      packet: { ...p, topic: "", properties: { ...p.properties, topicAlias: known } },
+      assigned: false,
+    };
+  }
+  let alias = aliases.size + 1;
+  if (aliases.size >= max) {
+    const [oldest, reused] = aliases.entries().next().value as [string, number];
+    aliases.delete(oldest);
+    alias = reused;
+  }
+  aliases.set(p.topic, alias);
+  return { packet: { ...p, properties: { ...p.properties, topicAlias: alias } }, assigned: true };
 }

@@ -15,16 +15,18 @@ import {
   messageToRow,
   messageValues,
   rowToMessage,
+  willMessage,
 } from "../broker/message.ts";
 import { Mutex } from "../broker/mutex.ts";
-import { filtersByShard, sessionDestination } from "../broker/routing.ts";
+import { filtersByShard, sessionDestination, shardOf } from "../broker/routing.ts";
 import type {
   OutboundMessage,
   OutboundState,
   SessionState,
   SubscriptionOptions,
 } from "../broker/session-state.ts";
-import { topicMatches } from "../mqtt/index.ts";
+import { applySchema } from "../broker/sql.ts";
+import { topicMatches, type Will } from "../mqtt/index.ts";
 import type { Env } from "../worker/env.ts";
 import { type GatewayRpc, gatewayStub, type ShardRpc, shardStub } from "./stubs.ts";
 
@@ -47,6 +49,8 @@ CREATE TABLE IF NOT EXISTS queue (
 );
 CREATE TABLE IF NOT EXISTS inbound_qos2 (packet_id INTEGER PRIMARY KEY);
 `;
+const TABLES = ["meta", "subs", "queue", "inbound_qos2"];
+const SCHEMA_VERSION = 1;
 
 export interface ClaimRequest {
   clientId: string;
@@ -80,6 +84,9 @@ interface Meta {
   /** A gateway that still has the client's filters registered, to release on switch. */
   releaseGateway?: string;
   releaseConn?: string;
+  /** A will waiting for its Will Delay Interval (5.0 3.1.3.2.2), and when it is due. */
+  will?: Will;
+  willAt?: number;
 }
 
 export class Session extends DurableObject<Env> {
@@ -89,7 +96,7 @@ export class Session extends DurableObject<Env> {
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
     this.config = readConfig(env);
-    ctx.storage.sql.exec(SCHEMA);
+    applySchema(ctx.storage.sql, SCHEMA_VERSION, TABLES, SCHEMA);
   }
 
   private get sql(): SqlStorage {
@@ -120,9 +127,15 @@ export class Session extends DurableObject<Env> {
         this.clearSessionData();
       }
       const state = keep ? this.takeState() : { subscriptions: [], outbound: [], inboundQos2: [] };
+      if (meta?.will !== undefined) {
+        // MQTT-3.1.3-9 (5.0): a new connection before the Will Delay has passed cancels the will.
+        log("info", "will_cancelled", { clientId: req.clientId });
+      }
       const switchNeeded = (meta?.registered ?? false) || meta?.releaseGateway !== undefined;
       meta = {
         clientId: req.clientId,
+        will: undefined,
+        willAt: undefined,
         ownerGateway: req.gateway,
         ownerConn: req.connId,
         online: true,
@@ -163,8 +176,11 @@ export class Session extends DurableObject<Env> {
     });
   }
 
-  /** The client of a persistent session went offline: keep its state and queue for it. */
-  park(gateway: string, connId: string, state: SessionState): Promise<void> {
+  /**
+   * The client of a persistent session went offline: keep its state and queue for
+   * it until the session expires; publish a delayed will when it is due.
+   */
+  park(gateway: string, connId: string, state: SessionState, expiry: number, will?: Will): Promise<void> {
     return this.lock.run(async () => {
       const meta = this.readMeta();
       if (meta === undefined || meta.ownerConn !== connId || meta.ownerGateway !== gateway) return;
@@ -174,9 +190,16 @@ export class Session extends DurableObject<Env> {
       // Registered before the gateway unregisters: no message falls between.
       if (!meta.registered) await this.register(meta);
       meta.registered = true;
-      meta.expiresAt = Date.now() + meta.expiry * 1000;
+      const now = Date.now();
+      meta.expiry = expiry;
+      meta.expiresAt = now + expiry * 1000;
+      if (will !== undefined) {
+        // Published after the delay, or when the session ends, whichever is first.
+        meta.will = will;
+        meta.willAt = now + Math.min(will.properties?.willDelayInterval ?? 0, expiry) * 1000;
+      }
       this.writeMeta(meta);
-      await this.ctx.storage.setAlarm(meta.expiresAt);
+      await this.ctx.storage.setAlarm(Math.min(meta.expiresAt, meta.willAt ?? meta.expiresAt));
       log("info", "session_parked", { clientId: meta.clientId, queued: this.queueLength() });
     });
   }
@@ -188,7 +211,7 @@ export class Session extends DurableObject<Env> {
       if (meta === undefined || meta.ownerConn !== connId) return;
       if (meta.registered) await this.unregister(meta);
       await this.ctx.storage.deleteAll();
-      this.sql.exec(SCHEMA);
+      applySchema(this.sql, SCHEMA_VERSION, TABLES, SCHEMA);
     });
   }
 
@@ -228,15 +251,30 @@ export class Session extends DurableObject<Env> {
     });
   }
 
-  /** Session expiry (3.1.1: configured; 5.0: Session Expiry Interval). */
+  /** A delayed will falls due, or the session expires (3.1.1: configured; 5.0: Session Expiry Interval). */
   override async alarm(): Promise<void> {
     await this.lock.run(async () => {
       const meta = this.readMeta();
-      if (meta === undefined || meta.online || meta.expiresAt > Date.now()) return;
+      if (meta === undefined || meta.online) return;
+      const now = Date.now();
+      if (meta.will !== undefined && (meta.willAt ?? 0) <= now) {
+        const message = willMessage(meta.clientId, meta.will, now);
+        await this.shard(shardOf(message.topic, this.config.topicShards, this.config.shardLevels)).publish([
+          message,
+        ]);
+        log("info", "will_published", { clientId: meta.clientId, topic: message.topic, delayed: true });
+        meta.will = undefined;
+        meta.willAt = undefined;
+        this.writeMeta(meta);
+      }
+      if (meta.expiresAt > now) {
+        await this.ctx.storage.setAlarm(meta.expiresAt);
+        return;
+      }
       if (meta.registered) await this.unregister(meta);
       log("info", "session_expired", { clientId: meta.clientId });
       await this.ctx.storage.deleteAll();
-      this.sql.exec(SCHEMA);
+      applySchema(this.sql, SCHEMA_VERSION, TABLES, SCHEMA);
     });
   }
 

@@ -5,6 +5,7 @@
 import type { Message } from "../broker/message.ts";
 import { type Destination, shardName } from "../broker/routing.ts";
 import type { SessionState } from "../broker/session-state.ts";
+import type { Will } from "../mqtt/index.ts";
 import type { Env } from "../worker/env.ts";
 import type { ClaimRequest, ClaimResult } from "./session.ts";
 
@@ -24,7 +25,7 @@ export interface ShardRpc {
 export interface SessionRpc {
   claim(req: ClaimRequest): Promise<ClaimResult>;
   switched(connId: string): Promise<Message[]>;
-  park(gateway: string, connId: string, state: SessionState): Promise<void>;
+  park(gateway: string, connId: string, state: SessionState, expiry: number, will?: Will): Promise<void>;
   release(connId: string): Promise<void>;
   enqueue(messages: Message[]): Promise<void>;
 }

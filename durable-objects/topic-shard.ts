@@ -17,6 +17,7 @@ import {
   rowToMessage,
 } from "../broker/message.ts";
 import type { Destination } from "../broker/routing.ts";
+import { applySchema } from "../broker/sql.ts";
 import { hasWildcard, SubscriptionIndex, topicMatches } from "../mqtt/index.ts";
 import type { Env } from "../worker/env.ts";
 import { gatewayStub, sessionStub } from "./stubs.ts";
@@ -39,6 +40,8 @@ CREATE TABLE IF NOT EXISTS retained (
   expires_at INTEGER
 );
 `;
+const TABLES = ["routes", "retained"];
+const SCHEMA_VERSION = 1;
 
 /** Hands a batch to a destination: `deliver` on a gateway, `enqueue` on a session. */
 type DeliveryStub = (messages: Message[]) => Promise<void>;
@@ -52,7 +55,7 @@ export class TopicShard extends DurableObject<Env> {
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
-    ctx.storage.sql.exec(SCHEMA);
+    applySchema(ctx.storage.sql, SCHEMA_VERSION, TABLES, SCHEMA);
     const rows = ctx.storage.sql.exec<{ destination: string; filter: string; count: number }>(
       "SELECT * FROM routes",
     );

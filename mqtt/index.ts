@@ -15,6 +15,7 @@ export * from "./reason-codes.ts";
 export * from "./stream-decoder.ts";
 export * from "./topics/subscription-index.ts";
 export * from "./topics/validate.ts";
+export { isWellFormedUtf8 } from "./wire/utf8.ts";
 
 /** Decodes exactly one whole packet from `bytes` (fixtures, tests, tools). */
 export function decodePacket(bytes: Uint8Array, version: ProtocolVersion): Packet | DecodeError {

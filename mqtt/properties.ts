@@ -156,7 +156,9 @@ const defs: PropertyDef[] = [
   def(0x1f, "reasonString", "utf8", ACKS),
   def(0x21, "receiveMaximum", "u16", ["connect", "connack"], nonZero),
   def(0x22, "topicAliasMaximum", "u16", ["connect", "connack"]),
-  def(0x23, "topicAlias", "u16", ["publish"], nonZero),
+  // Topic Alias 0 or above the maximum is for the receiver to refuse with 0x94
+  // Topic Alias invalid (3.3.2.3.4), which it knows and the codec does not.
+  def(0x23, "topicAlias", "u16", ["publish"]),
   def(0x24, "maximumQoS", "byte", ["connack"], zeroOrOne),
   def(0x25, "retainAvailable", "byte", ["connack"], zeroOrOne),
   def(0x26, "userProperties", "pair", [

@@ -22,8 +22,18 @@ export interface Connected {
   /** Seconds; 0 disables the keep-alive check (3.1.2.10). */
   keepAlive: number;
   persistent: boolean;
+  /** Session Expiry Interval in force, seconds (5.0; 3.1.1 from configuration). */
+  expiry: number;
   /** Epoch ms of the last packet received, written at a coarse grain. */
   lastSeen: number;
+  /** 5.0 Receive Maximum of the client: its limit on our unacknowledged QoS 1/2. */
+  receiveMaximum?: number;
+  /** 5.0 Maximum Packet Size the client accepts. */
+  maximumPacketSize?: number;
+  /** 5.0 Topic Alias Maximum of the client: aliases we may use towards it. */
+  topicAliasMaximum?: number;
+  /** 5.0 Request Problem Information 0: no reason strings or user properties on acks. */
+  noProblemInfo?: boolean;
 }
 
 export type Attachment = AwaitingConnect | Connected;
@@ -45,6 +55,12 @@ export class Connection {
   readonly publishing = new Set<number>();
   /** In-memory last-seen, more precise than the attachment's. */
   lastSeen: number;
+  /** QoS 1 PUBLISH from the client being routed now (towards our Receive Maximum). */
+  inboundQos1 = 0;
+  /** The client's topic aliases (alias → topic), loaded from storage when first needed. */
+  inboundAliases: Map<number, string> | null = null;
+  /** Our topic aliases towards the client (topic → alias), least recently used first. */
+  readonly outboundAliases = new Map<string, number>();
 
   constructor(ws: WebSocket, att: Attachment, maxPacketSize: number) {
     this.ws = ws;

@@ -9,6 +9,7 @@ import {
   type ConnackPacket,
   type ConnectPacket,
   ConnectReturnCode,
+  isWellFormedUtf8,
   ReasonCode,
   validateTopicName,
 } from "../../mqtt/index.ts";
@@ -47,6 +48,15 @@ export async function handleConnect(gw: Gateway, conn: Connection, p: ConnectPac
   if (p.will !== undefined) {
     const problem = validateTopicName(p.will.topic);
     if (problem !== null) return refuse(ReasonCode.TopicNameInvalid, null, `will topic: ${problem}`);
+    // 5.0 3.1.3.2.3: a will declared as UTF-8 must be UTF-8.
+    if (p.will.properties?.payloadFormatIndicator === 1 && !isWellFormedUtf8(p.will.payload)) {
+      return refuse(ReasonCode.PayloadFormatInvalid, null, "will payload is not UTF-8");
+    }
+  }
+  // 5.0 4.12: enhanced authentication with a method this broker does not offer.
+  const method = p.properties?.authenticationMethod;
+  if (method !== undefined) {
+    return refuse(ReasonCode.BadAuthenticationMethod, null, `unknown authentication method "${method}"`);
   }
 
   // Session lifetime: 3.1.1 Clean Session 0 keeps the session for a configured
@@ -69,7 +79,7 @@ export async function handleConnect(gw: Gateway, conn: Connection, p: ConnectPac
     expiry,
   });
 
-  gw.store.putClient({ clientId, connId, persistent, will: p.will });
+  gw.store.putClient({ clientId, connId, persistent, expiry, will: p.will });
   for (const [filter, options] of claim.state.subscriptions) {
     gw.store.putSub(clientId, filter, options);
     gw.index.add(filter, clientId, options);
@@ -86,8 +96,14 @@ export async function handleConnect(gw: Gateway, conn: Connection, p: ConnectPac
     version: p.protocolVersion,
     keepAlive,
     persistent,
+    expiry,
     lastSeen: now,
   };
+  const props = p.properties;
+  if (props?.receiveMaximum !== undefined) att.receiveMaximum = props.receiveMaximum;
+  if (props?.maximumPacketSize !== undefined) att.maximumPacketSize = props.maximumPacketSize;
+  if (props?.topicAliasMaximum) att.topicAliasMaximum = props.topicAliasMaximum;
+  if (props?.requestProblemInformation === 0) att.noProblemInfo = true;
   conn.att = att;
   conn.save();
   if (conn.finished) {
@@ -107,7 +123,7 @@ export async function handleConnect(gw: Gateway, conn: Connection, p: ConnectPac
     connack.properties = {
       maximumPacketSize: gw.config.maxPacketSize,
       receiveMaximum: gw.config.maxInflight,
-      topicAliasMaximum: 0,
+      topicAliasMaximum: gw.config.topicAliasMaximum,
       retainAvailable: 1,
       wildcardSubscriptionAvailable: 1,
       subscriptionIdentifiersAvailable: 1,
@@ -146,7 +162,7 @@ function resendUnacknowledged(gw: Gateway, conn: Connection, clientId: string): 
   for (const entry of gw.store.outboundOf(clientId)) {
     if (entry.packetId === null) continue;
     if (entry.state === "sent") {
-      gw.send(conn, gw.publishPacket(entry.message, entry.subscriptionIds, entry.packetId, true));
+      gw.sendPublish(conn, gw.publishPacket(entry.message, entry.subscriptionIds, entry.packetId, true));
     } else if (entry.state === "released") {
       gw.send(conn, { type: "pubrel", packetId: entry.packetId });
     }

@@ -6,20 +6,38 @@
  */
 import { log } from "../../broker/log.ts";
 import { type Message, messageProperties, newMessageId } from "../../broker/message.ts";
-import { type PublishPacket, ReasonCode, validateTopicName } from "../../mqtt/index.ts";
+import { isWellFormedUtf8, type PublishPacket, ReasonCode, validateTopicName } from "../../mqtt/index.ts";
 import type { Gateway } from "../gateway.ts";
-import type { Connection } from "./connection.ts";
+import type { Connected, Connection } from "./connection.ts";
 
 export function handlePublish(gw: Gateway, conn: Connection, p: PublishPacket): Promise<void> | undefined {
   const att = conn.connected;
   if (att === undefined) return;
-  const problem = validateTopicName(p.topic);
+  const topic = resolveTopic(gw, conn, att, p);
+  if (typeof topic !== "string") return gw.fail(conn, topic.reasonCode, topic.why);
+  const problem = validateTopicName(topic);
   // 5.0 3.3.2.1: an invalid topic name ends the connection with 0x90.
   if (problem !== null) return gw.fail(conn, ReasonCode.TopicNameInvalid, problem);
 
+  const v5 = conn.version === 5;
+  const refuse = (reasonCode: number, why: string): Promise<void> | undefined => {
+    log("info", "publish_refused", { gateway: gw.name, clientId: att.clientId, reason: why });
+    if (p.qos === 0) return gw.fail(conn, reasonCode, why);
+    const ack = p.qos === 1 ? "puback" : "pubrec";
+    gw.send(conn, { type: ack, packetId: p.packetId, reasonCode, properties: gw.ackProperties(conn, why) });
+    return;
+  };
+  // 5.0 3.3.2.3.2: a payload declared as UTF-8 must be UTF-8 (0x99).
+  if (v5 && p.properties?.payloadFormatIndicator === 1 && !isWellFormedUtf8(p.payload)) {
+    return refuse(
+      ReasonCode.PayloadFormatInvalid,
+      "payload is not UTF-8 as its Payload Format Indicator says",
+    );
+  }
+
   const message: Message = {
     id: newMessageId(gw.name),
-    topic: p.topic,
+    topic,
     payload: p.payload,
     qos: p.qos,
     retain: p.retain,
@@ -37,18 +55,32 @@ export function handlePublish(gw: Gateway, conn: Connection, p: PublishPacket): 
     return;
   }
   const packetId = p.packetId;
-  if (p.qos === 1) {
-    gw.publishMessage(message).then(
-      () => gw.send(conn, { type: "puback", packetId }),
-      (err) => gw.fail(conn, ReasonCode.UnspecifiedError, `publish failed: ${String(err)}`),
-    );
+  if (p.qos === 2 && (conn.publishing.has(packetId) || gw.store.hasInboundQos2(att.clientId, packetId))) {
+    // QoS 2, method B of 4.3.3: a PUBLISH sent again with the same packet id before
+    // PUBREL is acknowledged and not routed again (MQTT-4.3.3-9).
+    if (!conn.publishing.has(packetId)) gw.send(conn, { type: "pubrec", packetId });
     return;
   }
-  // QoS 2, method B of 4.3.3: the message is routed once; a PUBLISH sent again
-  // with the same packet id before PUBREL is only acknowledged (MQTT-4.3.3-9).
-  if (conn.publishing.has(packetId)) return;
-  if (gw.store.hasInboundQos2(att.clientId, packetId)) {
-    gw.send(conn, { type: "pubrec", packetId });
+  // MQTT-3.3.4-9: more unacknowledged QoS 1/2 PUBLISH than our Receive Maximum.
+  if (
+    v5 &&
+    conn.inboundQos1 + conn.publishing.size + gw.store.inboundQos2Count(att.clientId) >= gw.config.maxInflight
+  ) {
+    return gw.fail(
+      conn,
+      ReasonCode.ReceiveMaximumExceeded,
+      "more unacknowledged PUBLISH than Receive Maximum",
+    );
+  }
+  if (p.qos === 1) {
+    conn.inboundQos1++;
+    gw.publishMessage(message).then(
+      () => {
+        conn.inboundQos1--;
+        gw.send(conn, { type: "puback", packetId });
+      },
+      (err) => gw.fail(conn, ReasonCode.UnspecifiedError, `publish failed: ${String(err)}`),
+    );
     return;
   }
   conn.publishing.add(packetId);
@@ -64,4 +96,42 @@ export function handlePublish(gw: Gateway, conn: Connection, p: PublishPacket): 
     },
   );
   return;
+}
+
+/**
+ * The topic of a PUBLISH, through the client's topic aliases (5.0 3.3.2.3.4): a
+ * topic with an alias sets the mapping, an empty topic with an alias uses it.
+ */
+function resolveTopic(
+  gw: Gateway,
+  conn: Connection,
+  att: Connected,
+  p: PublishPacket,
+): string | { reasonCode: number; why: string } {
+  const alias = p.properties?.topicAlias;
+  if (alias === undefined) {
+    if (p.topic === "" && conn.version === 5) {
+      return { reasonCode: ReasonCode.ProtocolError, why: "empty topic name without a Topic Alias" };
+    }
+    return p.topic;
+  }
+  // MQTT-3.3.2-9 / 3.3.2.3.4: 0 and values above our Topic Alias Maximum are invalid.
+  if (alias === 0 || alias > gw.config.topicAliasMaximum) {
+    return {
+      reasonCode: ReasonCode.TopicAliasInvalid,
+      why: `Topic Alias ${alias} outside 1..${gw.config.topicAliasMaximum}`,
+    };
+  }
+  conn.inboundAliases ??= gw.store.topicAliases(att.connId);
+  if (p.topic === "") {
+    const known = conn.inboundAliases.get(alias);
+    if (known === undefined)
+      return { reasonCode: ReasonCode.ProtocolError, why: `unknown Topic Alias ${alias}` };
+    return known;
+  }
+  if (conn.inboundAliases.get(alias) !== p.topic) {
+    conn.inboundAliases.set(alias, p.topic);
+    gw.store.setTopicAlias(att.connId, alias, p.topic);
+  }
+  return p.topic;
 }

@@ -22,12 +22,14 @@ export async function handleSubscribe(gw: Gateway, conn: Connection, p: Subscrib
   const v5 = conn.version === 5;
   const subscriptionId = p.properties?.subscriptionIdentifiers?.[0];
   const reasonCodes: number[] = [];
+  const problems: string[] = [];
   const accepted: Array<[string, SubscriptionOptions]> = [];
   for (const s of p.subscriptions) {
     const parsed = parseSubscriptionFilter(s.topicFilter);
     if ("problem" in parsed) {
       // MQTT-3.9.3: a failure code per refused filter; the others are granted.
       reasonCodes.push(v5 ? ReasonCode.TopicFilterInvalid : SubackFailure311);
+      problems.push(`${JSON.stringify(s.topicFilter)}: ${parsed.problem}`);
       continue;
     }
     if (parsed.shareGroup !== undefined) {
@@ -61,7 +63,8 @@ export async function handleSubscribe(gw: Gateway, conn: Connection, p: Subscrib
     accepted.map(([f]) => f).filter((f) => !existing.has(f)),
     retainedFor,
   );
-  gw.send(conn, { type: "suback", packetId: p.packetId, reasonCodes });
+  const properties = problems.length > 0 ? gw.ackProperties(conn, problems.join("; ")) : undefined;
+  gw.send(conn, { type: "suback", packetId: p.packetId, reasonCodes, properties });
   sendRetained(
     gw,
     conn,

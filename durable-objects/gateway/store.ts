@@ -13,6 +13,7 @@ import {
   rowToMessage,
 } from "../../broker/message.ts";
 import type { OutboundMessage, OutboundState, SubscriptionOptions } from "../../broker/session-state.ts";
+import { applySchema } from "../../broker/sql.ts";
 import type { Will } from "../../mqtt/index.ts";
 
 const SCHEMA = `
@@ -21,6 +22,7 @@ CREATE TABLE IF NOT EXISTS clients (
   client_id TEXT PRIMARY KEY,
   conn_id TEXT NOT NULL,
   persistent INTEGER NOT NULL,
+  expiry INTEGER NOT NULL,
   will TEXT
 );
 CREATE TABLE IF NOT EXISTS subs (
@@ -49,7 +51,15 @@ CREATE TABLE IF NOT EXISTS inbound_qos2 (
   packet_id INTEGER NOT NULL,
   PRIMARY KEY (client_id, packet_id)
 );
+CREATE TABLE IF NOT EXISTS topic_aliases (
+  conn_id TEXT NOT NULL,
+  alias INTEGER NOT NULL,
+  topic TEXT NOT NULL,
+  PRIMARY KEY (conn_id, alias)
+);
 `;
+const TABLES = ["meta", "clients", "subs", "outbound", "inbound_qos2", "topic_aliases"];
+const SCHEMA_VERSION = 2;
 
 export interface OutboundEntry extends OutboundMessage {
   seq: number;
@@ -59,6 +69,8 @@ export interface ClientRecord {
   clientId: string;
   connId: string;
   persistent: boolean;
+  /** Session Expiry Interval in force, seconds. */
+  expiry: number;
   will?: Will;
 }
 
@@ -69,7 +81,7 @@ export class GatewayStore {
 
   constructor(sql: SqlStorage) {
     this.sql = sql;
-    this.sql.exec(SCHEMA);
+    applySchema(sql, SCHEMA_VERSION, TABLES, SCHEMA);
   }
 
   getMeta(key: string): string | undefined {
@@ -83,12 +95,47 @@ export class GatewayStore {
 
   putClient(c: ClientRecord): void {
     this.sql.exec(
-      "INSERT OR REPLACE INTO clients (client_id, conn_id, persistent, will) VALUES (?, ?, ?, ?)",
+      "INSERT OR REPLACE INTO clients (client_id, conn_id, persistent, expiry, will) VALUES (?, ?, ?, ?, ?)",
       c.clientId,
       c.connId,
       c.persistent ? 1 : 0,
-      c.will === undefined ? null : encodeWill(c.will),
+      c.expiry,
+      c.will === undefined ? null : stringify(c.will),
     );
+  }
+
+  /** The Session Expiry Interval changed at DISCONNECT (5.0 3.14.2.2.2). */
+  setExpiry(clientId: string, expiry: number): void {
+    this.sql.exec(
+      "UPDATE clients SET expiry = ?, persistent = ? WHERE client_id = ?",
+      expiry,
+      expiry > 0 ? 1 : 0,
+      clientId,
+    );
+  }
+
+  /** A client's Topic Alias mapping for PUBLISH it sends (5.0 3.3.2.3.4). */
+  setTopicAlias(connId: string, alias: number, topic: string): void {
+    this.sql.exec(
+      "INSERT OR REPLACE INTO topic_aliases (conn_id, alias, topic) VALUES (?, ?, ?)",
+      connId,
+      alias,
+      topic,
+    );
+  }
+
+  topicAliases(connId: string): Map<number, string> {
+    const rows = this.sql
+      .exec<{ alias: number; topic: string }>(
+        "SELECT alias, topic FROM topic_aliases WHERE conn_id = ?",
+        connId,
+      )
+      .toArray();
+    return new Map(rows.map((r) => [r.alias, r.topic]));
+  }
+
+  deleteTopicAliases(connId: string): void {
+    this.sql.exec("DELETE FROM topic_aliases WHERE conn_id = ?", connId);
   }
 
   getClient(clientId: string): ClientRecord | undefined {
@@ -237,6 +284,12 @@ export class GatewayStore {
     );
   }
 
+  inboundQos2Count(clientId: string): number {
+    return this.sql
+      .exec<{ n: number }>("SELECT COUNT(*) AS n FROM inbound_qos2 WHERE client_id = ?", clientId)
+      .one().n;
+  }
+
   deleteInboundQos2(clientId: string, packetId: number): boolean {
     return (
       this.sql.exec("DELETE FROM inbound_qos2 WHERE client_id = ? AND packet_id = ?", clientId, packetId)
@@ -257,8 +310,9 @@ function toClient(row: Row): ClientRecord {
     clientId: row.client_id as string,
     connId: row.conn_id as string,
     persistent: row.persistent === 1,
+    expiry: row.expiry as number,
   };
-  if (row.will !== null && row.will !== undefined) c.will = decodeWill(row.will as string);
+  if (row.will !== null && row.will !== undefined) c.will = parse<Will>(row.will as string);
   return c;
 }
 
@@ -270,12 +324,4 @@ function toOutbound(row: Row): OutboundEntry {
     subscriptionIds: row.sub_ids === "" ? [] : String(row.sub_ids).split(",").map(Number),
     message: rowToMessage(row as unknown as MessageRow),
   };
-}
-
-function encodeWill(w: Will): string {
-  return stringify(w);
-}
-
-function decodeWill(s: string): Will {
-  return parse<Will>(s);
 }

@@ -65,3 +65,13 @@ export function writeUtf8(buf: Uint8Array, pos: number, s: string): number {
   }
   return pos;
 }
+
+/** Whether `bytes` is well-formed UTF-8 (for Payload Format Indicator 1, 5.0 3.3.2.3.2). */
+export function isWellFormedUtf8(bytes: Uint8Array): boolean {
+  try {
+    strictDecoder.decode(bytes);
+    return true;
+  } catch {
+    return false;
+  }
+}

@@ -185,8 +185,8 @@ describe("5.0 properties", () => {
     expect(refusal("30 05 00 01 74 09 01", 5).reasonCode).toBe(MALFORMED);
   });
   it("refuses out-of-range values as protocol errors", () => {
-    // Topic Alias 0 (3.3.2.3.4), Receive Maximum 0 (3.1.2.11.3)
-    expect(refusal("30 08 00 01 74 03 23 00 00 78", 5).reasonCode).toBe(PROTOCOL);
+    // Receive Maximum 0 (3.1.2.11.3), Subscription Identifier 0 (3.8.2.1.2)
+    expect(refusal("82 09 00 01 02 0b 00 00 01 61 00", 5).reasonCode).toBe(PROTOCOL);
     expect(refusal("10 10 00 04 4d 51 54 54 05 02 00 3c 03 21 00 00 00 00", 5).reasonCode).toBe(PROTOCOL);
     // Payload Format Indicator 2
     expect(refusal("30 07 00 01 74 02 01 02 78", 5).reasonCode).toBe(PROTOCOL);
