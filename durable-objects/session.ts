@@ -6,6 +6,7 @@
  */
 import { DurableObject } from "cloudflare:workers";
 import { type BrokerConfig, readConfig } from "../broker/config.ts";
+import { parse, stringify } from "../broker/json.ts";
 import { log } from "../broker/log.ts";
 import {
   isExpired,
@@ -282,11 +283,11 @@ export class Session extends DurableObject<Env> {
 
   private readMeta(): Meta | undefined {
     const row = this.sql.exec<{ value: string }>("SELECT value FROM meta WHERE key = 'session'").toArray()[0];
-    return row === undefined ? undefined : (JSON.parse(row.value) as Meta);
+    return row === undefined ? undefined : parse<Meta>(row.value);
   }
 
   private writeMeta(meta: Meta): void {
-    this.sql.exec("INSERT OR REPLACE INTO meta (key, value) VALUES ('session', ?)", JSON.stringify(meta));
+    this.sql.exec("INSERT OR REPLACE INTO meta (key, value) VALUES ('session', ?)", stringify(meta));
   }
 
   private clearSessionData(): void {

@@ -131,8 +131,12 @@ export async function handleConnect(gw: Gateway, conn: Connection, p: ConnectPac
     };
     if (assigned) connack.properties.assignedClientIdentifier = clientId;
     if (keepAlive !== p.keepAlive) connack.properties.serverKeepAlive = keepAlive;
-    if (expiry !== (p.properties?.sessionExpiryInterval ?? 0))
+    if (expiry !== (p.properties?.sessionExpiryInterval ?? 0)) {
       connack.properties.sessionExpiryInterval = expiry;
+    }
+    // 5.0 3.1.2.11.7: on request, a topic prefix for this client's responses.
+    if (props?.requestResponseInformation === 1)
+      connack.properties.responseInformation = `response/${clientId}/`;
   }
   gw.send(conn, connack);
   conn.ready = true;

@@ -3,7 +3,7 @@
  * gateway's local table and, for filters new to this client, are registered at
  * their shards before SUBACK; retained messages follow the SUBACK.
  */
-import type { Message } from "../../broker/message.ts";
+import { type Message, newMessageId } from "../../broker/message.ts";
 import type { SubscriptionOptions } from "../../broker/session-state.ts";
 import {
   parseSubscriptionFilter,
@@ -88,7 +88,10 @@ function sendRetained(
       qos = Math.max(qos, Math.min(options.qos, m.qos));
       if (options.subscriptionId !== undefined) ids.push(options.subscriptionId);
     }
-    if (qos >= 0) gw.deliverToConnection(conn, m, qos as 0 | 1 | 2, ids, true);
+    // Each sending of a retained message is a delivery of its own: a fresh id, so
+    // that a second subscription does not look like a duplicate of the first.
+    if (qos >= 0)
+      gw.deliverToConnection(conn, { ...m, id: newMessageId(gw.name) }, qos as 0 | 1 | 2, ids, true);
   }
 }
 

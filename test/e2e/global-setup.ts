@@ -22,6 +22,9 @@ export default async function setup(project: TestProject) {
     CONNECT_TIMEOUT: "3",
     // Small, so the offline queue bound is reached quickly.
     MAX_QUEUED_MESSAGES: "25",
+    // Small, so Receive Maximum is quick to reach; and a keep-alive cap to test.
+    MAX_INFLIGHT: "20",
+    MAX_KEEP_ALIVE: "300",
   };
   const broker = await startBroker({ vars });
   project.provide("brokerUrl", broker.url);
