@@ -20,6 +20,11 @@ export interface Message {
   origin?: string;
   /** Epoch ms after which the message is dropped (5.0 Message Expiry Interval). */
   expiresAt?: number;
+  /**
+   * For a shared subscription (5.0 4.8.2): the one member chosen to receive it,
+   * and the subscription (`$share/{group}/{filter}`) it is delivered for.
+   */
+  target?: { clientId: string; filter: string };
 }
 
 let counter = 0;
@@ -82,6 +87,7 @@ export type MessageRow = {
   props: string | null;
   origin: string | null;
   expires_at: number | null;
+  target: string | null;
 };
 
 export function messageToRow(m: Message): MessageRow {
@@ -94,6 +100,7 @@ export function messageToRow(m: Message): MessageRow {
     props: m.properties === undefined ? null : stringify(m.properties),
     origin: m.origin ?? null,
     expires_at: m.expiresAt ?? null,
+    target: m.target === undefined ? null : JSON.stringify(m.target),
   };
 }
 
@@ -108,11 +115,23 @@ export function rowToMessage(r: MessageRow): Message {
   if (r.props !== null) m.properties = parse<MessageProperties>(r.props);
   if (r.origin !== null) m.origin = r.origin;
   if (r.expires_at !== null) m.expiresAt = r.expires_at;
+  if (r.target !== null) m.target = JSON.parse(r.target) as Message["target"];
   return m;
 }
 
-/** Column list and placeholders shared by the tables that store messages. */
-export const MESSAGE_COLUMNS = "msg_id, topic, payload, qos, retain, props, origin, expires_at";
-export function messageValues(r: MessageRow): unknown[] {
-  return [r.msg_id, r.topic, r.payload, r.qos, r.retain, r.props, r.origin, r.expires_at];
+/** The columns a message takes in every table that stores messages, and their SQL. */
+export const MESSAGE_COLUMNS = "msg_id, topic, payload, qos, retain, props, origin, expires_at, target";
+export const MESSAGE_PLACEHOLDERS = "?, ?, ?, ?, ?, ?, ?, ?, ?";
+export const MESSAGE_COLUMN_DEFS = `msg_id TEXT NOT NULL,
+  topic TEXT NOT NULL,
+  payload BLOB NOT NULL,
+  qos INTEGER NOT NULL,
+  retain INTEGER NOT NULL,
+  props TEXT,
+  origin TEXT,
+  expires_at INTEGER,
+  target TEXT`;
+
+export function messageValues(r: MessageRow): SqlStorageValue[] {
+  return [r.msg_id, r.topic, r.payload, r.qos, r.retain, r.props, r.origin, r.expires_at, r.target];
 }

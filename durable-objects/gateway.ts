@@ -8,7 +8,7 @@ import { KeyedBatcher } from "../broker/batcher.ts";
 import { type BrokerConfig, readConfig } from "../broker/config.ts";
 import { log } from "../broker/log.ts";
 import { isExpired, type Message, willMessage } from "../broker/message.ts";
-import { filtersByShard, gatewayDestination, shardOf } from "../broker/routing.ts";
+import { gatewayDestination, shardOf } from "../broker/routing.ts";
 import type { SessionState, SubscriptionOptions } from "../broker/session-state.ts";
 import {
   type DecodeError,
@@ -28,6 +28,7 @@ import { handleConnect } from "./gateway/handle-connect.ts";
 import { handlePublish } from "./gateway/handle-publish.ts";
 import { handleSubscribe, handleUnsubscribe } from "./gateway/handle-subscribe.ts";
 import { GatewayStore } from "./gateway/store.ts";
+import { isShared, registerAtShards, unregisterAtShards } from "./registration.ts";
 import { type SessionRpc, type ShardRpc, sessionStub, shardStub } from "./stubs.ts";
 
 /** How often, at most, lastSeen is written to the attachment (ms). */
@@ -169,7 +170,8 @@ export class Gateway extends DurableObject<Env> {
     const forward = new Map<string, Message[]>();
     for (const message of messages) {
       if (isExpired(message, now)) continue;
-      for (const [clientId, match] of this.matchClients(message)) {
+      const matches = message.target === undefined ? this.matchClients(message) : this.matchTarget(message);
+      for (const [clientId, match] of matches) {
         const conn = this.clients.get(clientId);
         if (conn !== undefined && !conn.finished) {
           this.deliverToConnection(conn, message, match.qos, match.subscriptionIds, match.retainAsPublished);
@@ -472,7 +474,14 @@ export class Gateway extends DurableObject<Env> {
     } else {
       await this.session(clientId).release(connId);
     }
-    if (this.store.getClient(clientId)?.connId === connId) await this.dropClient(clientId);
+    if (this.store.getClient(clientId)?.connId !== connId) return;
+    // A clean session's unacknowledged shared-subscription messages go to another member.
+    const orphans = this.store
+      .outboundOf(clientId)
+      .map((e) => e.message)
+      .filter((m) => m.target !== undefined);
+    await this.dropClient(clientId);
+    if (!record.persistent && orphans.length > 0) await this.redistribute(orphans);
   }
 
   private collectState(clientId: string): SessionState {
@@ -488,7 +497,7 @@ export class Gateway extends DurableObject<Env> {
     const filters = this.store.subsOf(clientId).map(([f]) => f);
     for (const f of filters) this.index.remove(f, clientId);
     this.store.deleteClient(clientId);
-    await this.unregisterFilters(filters);
+    await this.unregisterFilters(clientId, filters);
   }
 
   private async publishWill(
@@ -512,6 +521,15 @@ export class Gateway extends DurableObject<Env> {
 
   // ---- routing -------------------------------------------------------------
 
+  private async redistribute(messages: Message[]): Promise<void> {
+    const byShard = new Map<number, Message[]>();
+    for (const m of messages) {
+      const s = shardOf(m.topic, this.config.topicShards, this.config.shardLevels);
+      byShard.set(s, [...(byShard.get(s) ?? []), m]);
+    }
+    await Promise.all([...byShard].map(([s, list]) => this.shard(s).redistribute(list)));
+  }
+
   /** Hands a message to the shard of its topic; resolves once it is delivered. */
   publishMessage(message: Message): Promise<void> {
     return this.publisher.add(
@@ -520,31 +538,46 @@ export class Gateway extends DurableObject<Env> {
     );
   }
 
-  /** Registers filters for this gateway at their shards; returns retained messages for `retainedFor`. */
-  async registerFilters(filters: string[], retainedFor: string[] = []): Promise<Message[]> {
-    const byShard = this.groupByShard(filters);
-    const retainedByShard = this.groupByShard(retainedFor);
-    const shards = new Set([...byShard.keys(), ...retainedByShard.keys()]);
-    const results = await Promise.all(
-      [...shards].map((shard) =>
-        this.shard(shard).subscribe(
-          this.destination,
-          byShard.get(shard) ?? [],
-          retainedByShard.get(shard) ?? [],
-        ),
-      ),
+  /** Registers a client's filters for this gateway at their shards; returns retained messages for `retainedFor`. */
+  registerFilters(clientId: string, filters: string[], retainedFor: string[] = []): Promise<Message[]> {
+    return registerAtShards(
+      (i) => this.shard(i),
+      this.config,
+      this.destination,
+      clientId,
+      filters,
+      retainedFor,
     );
-    return results.flat();
   }
 
-  async unregisterFilters(filters: string[]): Promise<void> {
-    if (filters.length === 0) return;
-    const byShard = this.groupByShard(filters);
-    await Promise.all([...byShard].map(([shard, fs]) => this.shard(shard).unsubscribe(this.destination, fs)));
+  unregisterFilters(clientId: string, filters: string[]): Promise<void> {
+    return unregisterAtShards((i) => this.shard(i), this.config, this.destination, clientId, filters);
   }
 
-  private groupByShard(filters: string[]): Map<number, string[]> {
-    return filtersByShard(filters, this.config.topicShards, this.config.shardLevels);
+  /** The one member a shard chose for a message of a shared subscription. */
+  private matchTarget(message: Message) {
+    const out = new Map<string, { qos: 0 | 1 | 2; subscriptionIds: number[]; retainAsPublished: boolean }>();
+    const target = message.target as NonNullable<Message["target"]>;
+    const opts = this.store.getSub(target.clientId, target.filter);
+    if (opts !== undefined) {
+      out.set(target.clientId, {
+        qos: Math.min(opts.qos, message.qos) as 0 | 1 | 2,
+        subscriptionIds: opts.subscriptionId === undefined ? [] : [opts.subscriptionId],
+        retainAsPublished: opts.retainAsPublished,
+      });
+    }
+    return out;
+  }
+
+  /** A subscription of a client of this gateway, in storage and in the local index. */
+  addSubscription(clientId: string, filter: string, options: SubscriptionOptions): void {
+    this.store.putSub(clientId, filter, options);
+    if (!isShared(filter)) this.index.add(filter, clientId, options);
+  }
+
+  removeSubscription(clientId: string, filter: string): boolean {
+    this.index.remove(filter, clientId);
+    return this.store.deleteSub(clientId, filter);
   }
 
   /**

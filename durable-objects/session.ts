@@ -10,7 +10,9 @@ import { parse, stringify } from "../broker/json.ts";
 import { log } from "../broker/log.ts";
 import {
   isExpired,
+  MESSAGE_COLUMN_DEFS,
   MESSAGE_COLUMNS,
+  MESSAGE_PLACEHOLDERS,
   type Message,
   type MessageRow,
   messageToRow,
@@ -19,7 +21,7 @@ import {
   willMessage,
 } from "../broker/message.ts";
 import { Mutex } from "../broker/mutex.ts";
-import { filtersByShard, sessionDestination, shardOf } from "../broker/routing.ts";
+import { sessionDestination, shardOf } from "../broker/routing.ts";
 import type {
   OutboundMessage,
   OutboundState,
@@ -29,6 +31,7 @@ import type {
 import { applySchema } from "../broker/sql.ts";
 import { topicMatches, type Will } from "../mqtt/index.ts";
 import type { Env } from "../worker/env.ts";
+import { isShared, matchingFilter, registerAtShards, unregisterAtShards } from "./registration.ts";
 import { type GatewayRpc, gatewayStub, type ShardRpc, shardStub } from "./stubs.ts";
 
 const SCHEMA = `
@@ -39,19 +42,13 @@ CREATE TABLE IF NOT EXISTS queue (
   packet_id INTEGER,
   state TEXT NOT NULL,
   sub_ids TEXT NOT NULL,
-  msg_id TEXT NOT NULL UNIQUE,
-  topic TEXT NOT NULL,
-  payload BLOB NOT NULL,
-  qos INTEGER NOT NULL,
-  retain INTEGER NOT NULL,
-  props TEXT,
-  origin TEXT,
-  expires_at INTEGER
+  ${MESSAGE_COLUMN_DEFS},
+  UNIQUE (msg_id)
 );
 CREATE TABLE IF NOT EXISTS inbound_qos2 (packet_id INTEGER PRIMARY KEY);
 `;
 const TABLES = ["meta", "subs", "queue", "inbound_qos2"];
-const SCHEMA_VERSION = 1;
+const SCHEMA_VERSION = 2;
 
 export interface ClaimRequest {
   clientId: string;
@@ -310,11 +307,11 @@ export class Session extends DurableObject<Env> {
   private insertQueued(entry: OutboundMessage): void {
     const row = messageToRow(entry.message);
     this.sql.exec(
-      `INSERT OR IGNORE INTO queue (packet_id, state, sub_ids, ${MESSAGE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      `INSERT OR IGNORE INTO queue (packet_id, state, sub_ids, ${MESSAGE_COLUMNS}) VALUES (?, ?, ?, ${MESSAGE_PLACEHOLDERS})`,
       entry.packetId,
       entry.state,
       entry.subscriptionIds.join(","),
-      ...(messageValues(row) as SqlStorageValue[]),
+      ...messageValues(row),
     );
   }
 
@@ -361,24 +358,24 @@ export class Session extends DurableObject<Env> {
   // ---- shards --------------------------------------------------------------
 
   private async register(meta: Meta): Promise<void> {
-    const byShard = filtersByShard(
-      this.subscriptions().map(([f]) => f),
-      this.config.topicShards,
-      this.config.shardLevels,
-    );
-    await Promise.all(
-      [...byShard].map(([s, fs]) => this.shard(s).subscribe(sessionDestination(meta.clientId), fs, [])),
+    const filters = this.subscriptions().map(([f]) => f);
+    await registerAtShards(
+      (i) => this.shard(i),
+      this.config,
+      sessionDestination(meta.clientId),
+      meta.clientId,
+      filters,
     );
   }
 
   private async unregister(meta: Meta): Promise<void> {
-    const byShard = filtersByShard(
-      this.subscriptions().map(([f]) => f),
-      this.config.topicShards,
-      this.config.shardLevels,
-    );
-    await Promise.all(
-      [...byShard].map(([s, fs]) => this.shard(s).unsubscribe(sessionDestination(meta.clientId), fs)),
+    const filters = this.subscriptions().map(([f]) => f);
+    await unregisterAtShards(
+      (i) => this.shard(i),
+      this.config,
+      sessionDestination(meta.clientId),
+      meta.clientId,
+      filters,
     );
   }
 
@@ -395,8 +392,10 @@ export class Session extends DurableObject<Env> {
 function grantedQos(m: Message, subs: Array<[string, SubscriptionOptions]>, clientId: string): number {
   let qos = -1;
   for (const [filter, o] of subs) {
+    // A shared subscription counts only for the message its group chose this client for.
+    if (isShared(filter) ? m.target?.filter !== filter : m.target !== undefined) continue;
     if (o.noLocal && m.origin === clientId) continue;
-    if (topicMatches(filter, m.topic)) qos = Math.max(qos, Math.min(o.qos, m.qos));
+    if (topicMatches(matchingFilter(filter), m.topic)) qos = Math.max(qos, Math.min(o.qos, m.qos));
   }
   return qos;
 }

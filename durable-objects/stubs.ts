@@ -7,6 +7,7 @@ import { type Destination, shardName } from "../broker/routing.ts";
 import type { SessionState } from "../broker/session-state.ts";
 import type { Will } from "../mqtt/index.ts";
 import type { Env } from "../worker/env.ts";
+import type { ShardFilters, SubscribeRequest } from "./registration.ts";
 import type { ClaimRequest, ClaimResult } from "./session.ts";
 
 export interface GatewayRpc {
@@ -17,9 +18,11 @@ export interface GatewayRpc {
 }
 
 export interface ShardRpc {
-  subscribe(destination: Destination, filters: string[], retainedFor: string[]): Promise<Message[]>;
-  unsubscribe(destination: Destination, filters: string[]): Promise<void>;
+  subscribe(destination: Destination, request: SubscribeRequest): Promise<Message[]>;
+  unsubscribe(destination: Destination, request: ShardFilters): Promise<void>;
   publish(messages: Message[]): Promise<void>;
+  /** Messages a leaving member of a shared subscription did not acknowledge. */
+  redistribute(messages: Message[]): Promise<void>;
 }
 
 export interface SessionRpc {

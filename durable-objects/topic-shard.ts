@@ -9,7 +9,9 @@ import { KeyedBatcher } from "../broker/batcher.ts";
 import { log } from "../broker/log.ts";
 import {
   isExpired,
+  MESSAGE_COLUMN_DEFS,
   MESSAGE_COLUMNS,
+  MESSAGE_PLACEHOLDERS,
   type Message,
   type MessageRow,
   messageToRow,
@@ -18,8 +20,9 @@ import {
 } from "../broker/message.ts";
 import type { Destination } from "../broker/routing.ts";
 import { applySchema } from "../broker/sql.ts";
-import { hasWildcard, SubscriptionIndex, topicMatches } from "../mqtt/index.ts";
+import { hasWildcard, parseSubscriptionFilter, SubscriptionIndex, topicMatches } from "../mqtt/index.ts";
 import type { Env } from "../worker/env.ts";
+import type { ShardFilters, SubscribeRequest } from "./registration.ts";
 import { gatewayStub, sessionStub } from "./stubs.ts";
 
 const SCHEMA = `
@@ -29,19 +32,27 @@ CREATE TABLE IF NOT EXISTS routes (
   count INTEGER NOT NULL,
   PRIMARY KEY (destination, filter)
 );
+CREATE TABLE IF NOT EXISTS shared_members (
+  grp TEXT NOT NULL,
+  filter TEXT NOT NULL,
+  client_id TEXT NOT NULL,
+  destination TEXT NOT NULL,
+  PRIMARY KEY (grp, filter, client_id)
+);
 CREATE TABLE IF NOT EXISTS retained (
-  topic TEXT PRIMARY KEY,
-  msg_id TEXT NOT NULL,
-  payload BLOB NOT NULL,
-  qos INTEGER NOT NULL,
-  retain INTEGER NOT NULL,
-  props TEXT,
-  origin TEXT,
-  expires_at INTEGER
+  ${MESSAGE_COLUMN_DEFS},
+  PRIMARY KEY (topic)
 );
 `;
-const TABLES = ["routes", "retained"];
-const SCHEMA_VERSION = 1;
+const TABLES = ["routes", "shared_members", "retained"];
+const SCHEMA_VERSION = 3;
+
+/** A shared subscription group (5.0 4.8.2): its members, and whose turn is next. */
+interface ShareGroup {
+  raw: string;
+  members: Array<{ destination: Destination; clientId: string }>;
+  next: number;
+}
 
 /** Hands a batch to a destination: `deliver` on a gateway, `enqueue` on a session. */
 type DeliveryStub = (messages: Message[]) => Promise<void>;
@@ -49,6 +60,8 @@ type DeliveryStub = (messages: Message[]) => Promise<void>;
 export class TopicShard extends DurableObject<Env> {
   /** filter → destination → number of subscriptions behind it. */
   private readonly routes = new SubscriptionIndex<number>();
+  /** inner filter → share name → group. */
+  private readonly shared = new SubscriptionIndex<ShareGroup>();
   /** One stub per destination: calls on one stub arrive in order (invariant 3). */
   private readonly stubs = new Map<Destination, DeliveryStub>();
   private readonly delivery: KeyedBatcher<Destination, Message>;
@@ -60,31 +73,54 @@ export class TopicShard extends DurableObject<Env> {
       "SELECT * FROM routes",
     );
     for (const r of rows) this.routes.add(r.filter, r.destination, r.count);
+    const members = ctx.storage.sql.exec<{
+      grp: string;
+      filter: string;
+      client_id: string;
+      destination: string;
+    }>("SELECT * FROM shared_members");
+    for (const m of members) this.joinGroup(m.grp, m.filter, m.client_id, m.destination as Destination);
     this.delivery = new KeyedBatcher((dest, messages) => this.deliverTo(dest, messages));
   }
 
-  /** Adds one subscription per filter for `destination`; returns retained messages for `retainedFor`. */
-  subscribe(destination: Destination, filters: string[], retainedFor: string[]): Message[] {
-    for (const filter of filters) {
+  /**
+   * Adds one subscription per plain filter for `destination`, makes the client a
+   * member of its shared groups, and returns retained messages for `retainedFor`.
+   */
+  subscribe(destination: Destination, req: SubscribeRequest): Message[] {
+    const sql = this.ctx.storage.sql;
+    for (const filter of req.filters) {
       const count = (this.routes.get(filter, destination) ?? 0) + 1;
       this.routes.add(filter, destination, count);
-      this.ctx.storage.sql.exec(
+      sql.exec(
         "INSERT OR REPLACE INTO routes (destination, filter, count) VALUES (?, ?, ?)",
         destination,
         filter,
         count,
       );
     }
-    return this.retainedMatching(retainedFor);
+    for (const raw of req.shared) {
+      const { group, filter } = parseShared(raw);
+      this.joinGroup(group, filter, req.clientId, destination);
+      sql.exec(
+        "INSERT OR REPLACE INTO shared_members (grp, filter, client_id, destination) VALUES (?, ?, ?, ?)",
+        group,
+        filter,
+        req.clientId,
+        destination,
+      );
+    }
+    return this.retainedMatching(req.retainedFor);
   }
 
-  /** Removes one subscription per filter for `destination`. */
-  unsubscribe(destination: Destination, filters: string[]): void {
-    for (const filter of filters) {
+  /** Removes one subscription per plain filter, and the client from its shared groups. */
+  unsubscribe(destination: Destination, req: ShardFilters): void {
+    const sql = this.ctx.storage.sql;
+    for (const filter of req.filters) {
       const count = (this.routes.get(filter, destination) ?? 0) - 1;
       if (count > 0) {
         this.routes.add(filter, destination, count);
-        this.ctx.storage.sql.exec(
+        sql.exec(
           "UPDATE routes SET count = ? WHERE destination = ? AND filter = ?",
           count,
           destination,
@@ -92,13 +128,56 @@ export class TopicShard extends DurableObject<Env> {
         );
       } else {
         this.routes.remove(filter, destination);
-        this.ctx.storage.sql.exec(
-          "DELETE FROM routes WHERE destination = ? AND filter = ?",
-          destination,
-          filter,
-        );
+        sql.exec("DELETE FROM routes WHERE destination = ? AND filter = ?", destination, filter);
       }
     }
+    for (const raw of req.shared) {
+      const { group, filter } = parseShared(raw);
+      const g = this.shared.get(filter, group);
+      // Only the registration made by this destination: a newer one (the client
+      // moved to another gateway or its session) stays.
+      const i =
+        g?.members.findIndex((m) => m.clientId === req.clientId && m.destination === destination) ?? -1;
+      if (g === undefined || i < 0) continue;
+      g.members.splice(i, 1);
+      if (g.members.length === 0) this.shared.remove(filter, group);
+      sql.exec(
+        "DELETE FROM shared_members WHERE grp = ? AND filter = ? AND client_id = ?",
+        group,
+        filter,
+        req.clientId,
+      );
+    }
+  }
+
+  /** Gives messages a member left unacknowledged to another member of the same group. */
+  async redistribute(messages: Message[]): Promise<void> {
+    const pending: Promise<void>[] = [];
+    for (const m of messages) {
+      if (m.target === undefined) continue;
+      const { group, filter } = parseShared(m.target.filter);
+      const g = this.shared.get(filter, group);
+      const member = g === undefined ? undefined : pickMember(g, m.target.clientId);
+      if (g === undefined || member === undefined) {
+        log("info", "shared_message_dropped", { group, filter, reason: "no other member" });
+        continue;
+      }
+      pending.push(
+        this.delivery.add(member.destination, { ...m, target: { clientId: member.clientId, filter: g.raw } }),
+      );
+    }
+    await Promise.all(pending);
+  }
+
+  private joinGroup(group: string, filter: string, clientId: string, destination: Destination): void {
+    let g = this.shared.get(filter, group);
+    if (g === undefined) {
+      g = { raw: `$share/${group}/${filter}`, members: [], next: 0 };
+      this.shared.add(filter, group, g);
+    }
+    const existing = g.members.find((m) => m.clientId === clientId);
+    if (existing !== undefined) existing.destination = destination;
+    else g.members.push({ destination, clientId });
   }
 
   /**
@@ -116,6 +195,18 @@ export class TopicShard extends DurableObject<Env> {
         if (seen.has(dest)) return;
         seen.add(dest);
         pending.push(this.delivery.add(dest, m));
+      });
+      // One member of each matching shared group gets the message (5.0 4.8.2).
+      this.shared.forEachMatch(m.topic, (g) => {
+        const member = pickMember(g);
+        if (member !== undefined) {
+          pending.push(
+            this.delivery.add(member.destination, {
+              ...m,
+              target: { clientId: member.clientId, filter: g.raw },
+            }),
+          );
+        }
       });
     }
     const results = await Promise.allSettled(pending);
@@ -156,8 +247,8 @@ export class TopicShard extends DurableObject<Env> {
     }
     const row = messageToRow(m);
     sql.exec(
-      `INSERT OR REPLACE INTO retained (${MESSAGE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
-      ...(messageValues(row) as SqlStorageValue[]),
+      `INSERT OR REPLACE INTO retained (${MESSAGE_COLUMNS}) VALUES (${MESSAGE_PLACEHOLDERS})`,
+      ...messageValues(row),
     );
   }
 
@@ -186,4 +277,24 @@ export class TopicShard extends DurableObject<Env> {
     }
     return stub;
   }
+}
+
+function parseShared(raw: string): { group: string; filter: string } {
+  const parsed = parseSubscriptionFilter(raw);
+  if (!("filter" in parsed) || parsed.shareGroup === undefined)
+    throw new Error(`not a shared subscription: ${raw}`);
+  return { group: parsed.shareGroup, filter: parsed.filter };
+}
+
+/**
+ * The member whose turn it is, round robin, preferring members online at a
+ * gateway over sessions of offline members; never `except`.
+ */
+function pickMember(g: ShareGroup, except?: string): ShareGroup["members"][number] | undefined {
+  const candidates = g.members.filter((m) => m.clientId !== except);
+  const online = candidates.filter((m) => m.destination.startsWith("g:"));
+  const pool = online.length > 0 ? online : candidates;
+  if (pool.length === 0) return undefined;
+  g.next = (g.next + 1) % 0x7fffffff;
+  return pool[g.next % pool.length];
 }

@@ -80,10 +80,7 @@ export async function handleConnect(gw: Gateway, conn: Connection, p: ConnectPac
   });
 
   gw.store.putClient({ clientId, connId, persistent, expiry, will: p.will });
-  for (const [filter, options] of claim.state.subscriptions) {
-    gw.store.putSub(clientId, filter, options);
-    gw.index.add(filter, clientId, options);
-  }
+  for (const [filter, options] of claim.state.subscriptions) gw.addSubscription(clientId, filter, options);
   for (const entry of claim.state.outbound) gw.store.addOutbound(clientId, entry);
   for (const id of claim.state.inboundQos2) gw.store.addInboundQos2(clientId, id);
 
@@ -116,7 +113,10 @@ export async function handleConnect(gw: Gateway, conn: Connection, p: ConnectPac
   gw.clients.set(clientId, conn);
 
   // Registered at the shards before CONNACK: nothing published after it is missed.
-  await gw.registerFilters(claim.state.subscriptions.map(([f]) => f));
+  await gw.registerFilters(
+    clientId,
+    claim.state.subscriptions.map(([f]) => f),
+  );
 
   const connack: ConnackPacket = { type: "connack", sessionPresent: claim.sessionPresent, reasonCode: 0 };
   if (v5) {
@@ -127,7 +127,7 @@ export async function handleConnect(gw: Gateway, conn: Connection, p: ConnectPac
       retainAvailable: 1,
       wildcardSubscriptionAvailable: 1,
       subscriptionIdentifiersAvailable: 1,
-      sharedSubscriptionAvailable: 0,
+      sharedSubscriptionAvailable: 1,
     };
     if (assigned) connack.properties.assignedClientIdentifier = clientId;
     if (keepAlive !== p.keepAlive) connack.properties.serverKeepAlive = keepAlive;

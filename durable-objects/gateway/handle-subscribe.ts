@@ -14,6 +14,7 @@ import {
   type UnsubscribePacket,
 } from "../../mqtt/index.ts";
 import type { Gateway } from "../gateway.ts";
+import { matchingFilter } from "../registration.ts";
 import type { Connection } from "./connection.ts";
 
 export async function handleSubscribe(gw: Gateway, conn: Connection, p: SubscribePacket): Promise<void> {
@@ -32,9 +33,9 @@ export async function handleSubscribe(gw: Gateway, conn: Connection, p: Subscrib
       problems.push(`${JSON.stringify(s.topicFilter)}: ${parsed.problem}`);
       continue;
     }
-    if (parsed.shareGroup !== undefined) {
-      reasonCodes.push(v5 ? ReasonCode.SharedSubscriptionsNotSupported : SubackFailure311);
-      continue;
+    if (parsed.shareGroup !== undefined && s.noLocal) {
+      // MQTT-3.8.3-4: No Local on a shared subscription is a Protocol Error.
+      return gw.fail(conn, ReasonCode.ProtocolError, "No Local set on a shared subscription (MQTT-3.8.3-4)");
     }
     const options: SubscriptionOptions = {
       qos: s.qos,
@@ -60,6 +61,7 @@ export async function handleSubscribe(gw: Gateway, conn: Connection, p: Subscrib
     .filter(([f, o]) => o.retainHandling === 0 || (o.retainHandling === 1 && !existing.has(f)))
     .map(([f]) => f);
   const retained = await gw.registerFilters(
+    att.clientId,
     accepted.map(([f]) => f).filter((f) => !existing.has(f)),
     retainedFor,
   );
@@ -84,7 +86,7 @@ function sendRetained(
     let qos = -1;
     const ids: number[] = [];
     for (const [filter, options] of subs) {
-      if (!topicMatches(filter, m.topic)) continue;
+      if (!topicMatches(matchingFilter(filter), m.topic)) continue;
       qos = Math.max(qos, Math.min(options.qos, m.qos));
       if (options.subscriptionId !== undefined) ids.push(options.subscriptionId);
     }
@@ -101,15 +103,14 @@ export async function handleUnsubscribe(gw: Gateway, conn: Connection, p: Unsubs
   const reasonCodes: number[] = [];
   const removed: string[] = [];
   for (const filter of p.topicFilters) {
-    if (gw.store.deleteSub(att.clientId, filter)) {
-      gw.index.remove(filter, att.clientId);
+    if (gw.removeSubscription(att.clientId, filter)) {
       removed.push(filter);
       reasonCodes.push(ReasonCode.Success);
     } else {
       reasonCodes.push(ReasonCode.NoSubscriptionExisted);
     }
   }
-  await gw.unregisterFilters(removed);
+  await gw.unregisterFilters(att.clientId, removed);
   // MQTT-3.10.4-4: UNSUBACK even when nothing was unsubscribed.
   gw.send(conn, { type: "unsuback", packetId: p.packetId, reasonCodes });
 }

@@ -6,7 +6,9 @@
 
 import { parse, stringify } from "../../broker/json.ts";
 import {
+  MESSAGE_COLUMN_DEFS,
   MESSAGE_COLUMNS,
+  MESSAGE_PLACEHOLDERS,
   type MessageRow,
   messageToRow,
   messageValues,
@@ -37,12 +39,7 @@ CREATE TABLE IF NOT EXISTS outbound (
   packet_id INTEGER,
   state TEXT NOT NULL,
   sub_ids TEXT NOT NULL,
-  ${MESSAGE_COLUMNS.split(", ")
-    .map(
-      (c) =>
-        `${c} ${c === "payload" ? "BLOB" : c === "qos" || c === "retain" || c === "expires_at" ? "INTEGER" : "TEXT"}`,
-    )
-    .join(",\n  ")},
+  ${MESSAGE_COLUMN_DEFS},
   UNIQUE (client_id, msg_id)
 );
 CREATE INDEX IF NOT EXISTS outbound_by_packet ON outbound (client_id, packet_id);
@@ -59,7 +56,7 @@ CREATE TABLE IF NOT EXISTS topic_aliases (
 );
 `;
 const TABLES = ["meta", "clients", "subs", "outbound", "inbound_qos2", "topic_aliases"];
-const SCHEMA_VERSION = 2;
+const SCHEMA_VERSION = 3;
 
 export interface OutboundEntry extends OutboundMessage {
   seq: number;
@@ -168,6 +165,21 @@ export class GatewayStore {
     );
   }
 
+  getSub(clientId: string, filter: string): SubscriptionOptions | undefined {
+    const row = this.sql
+      .exec<{ options: string }>(
+        "SELECT options FROM subs WHERE client_id = ? AND filter = ?",
+        clientId,
+        filter,
+      )
+      .toArray()[0];
+    return row === undefined ? undefined : (JSON.parse(row.options) as SubscriptionOptions);
+  }
+
+  hasSub(clientId: string, filter: string): boolean {
+    return this.getSub(clientId, filter) !== undefined;
+  }
+
   deleteSub(clientId: string, filter: string): boolean {
     return (
       this.sql.exec("DELETE FROM subs WHERE client_id = ? AND filter = ?", clientId, filter).rowsWritten > 0
@@ -202,12 +214,12 @@ export class GatewayStore {
     const row = messageToRow(entry.message);
     const cursor = this.sql.exec(
       `INSERT OR IGNORE INTO outbound (client_id, packet_id, state, sub_ids, ${MESSAGE_COLUMNS})
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+       VALUES (?, ?, ?, ?, ${MESSAGE_PLACEHOLDERS})`,
       clientId,
       entry.packetId,
       entry.state,
       entry.subscriptionIds.join(","),
-      ...(messageValues(row) as SqlStorageValue[]),
+      ...messageValues(row),
     );
     return cursor.rowsWritten > 0;
   }
