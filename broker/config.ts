@@ -15,6 +15,7 @@ export interface BrokerEnv {
   CONNECT_TIMEOUT?: string;
   MAX_KEEP_ALIVE?: string;
   TOPIC_ALIAS_MAXIMUM?: string;
+  MAX_SUBSCRIPTIONS?: string;
 }
 
 export type GatewayPolicy = "random" | "ip";
@@ -40,6 +41,8 @@ export interface BrokerConfig {
   maxKeepAlive: number;
   /** Topic aliases a 5.0 client may use towards the broker (0 disables them). */
   topicAliasMaximum: number;
+  /** Subscriptions one session may hold; more are refused with 0x97 Quota exceeded. */
+  maxSubscriptions: number;
 }
 
 function int(value: string | undefined, fallback: number, min: number, max: number): number {
@@ -63,5 +66,6 @@ export function readConfig(env: BrokerEnv): BrokerConfig {
     connectTimeout: int(env.CONNECT_TIMEOUT, 10, 1, 3600),
     maxKeepAlive: int(env.MAX_KEEP_ALIVE, 65535, 1, 65535),
     topicAliasMaximum: int(env.TOPIC_ALIAS_MAXIMUM, 64, 0, 65535),
+    maxSubscriptions: int(env.MAX_SUBSCRIPTIONS, 1000, 1, 1_000_000),
   };
 }

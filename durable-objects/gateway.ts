@@ -4,6 +4,8 @@
  * TopicShards deliver to it once per batch; it fans out to its own clients.
  */
 import { DurableObject } from "cloudflare:workers";
+import { HmacChallenge } from "../broker/auth/hmac-challenge.ts";
+import { AuthMethods } from "../broker/auth/method.ts";
 import { KeyedBatcher } from "../broker/batcher.ts";
 import { type BrokerConfig, readConfig } from "../broker/config.ts";
 import { log } from "../broker/log.ts";
@@ -24,6 +26,7 @@ import {
 import type { Env } from "../worker/env.ts";
 import { type Attachment, Connection } from "./gateway/connection.ts";
 import { handleAck } from "./gateway/handle-acks.ts";
+import { handleAuth } from "./gateway/handle-auth.ts";
 import { handleConnect } from "./gateway/handle-connect.ts";
 import { handlePublish } from "./gateway/handle-publish.ts";
 import { handleSubscribe, handleUnsubscribe } from "./gateway/handle-subscribe.ts";
@@ -43,12 +46,15 @@ export class Gateway extends DurableObject<Env> {
   /** Live connections by client id. */
   readonly clients = new Map<string, Connection>();
   private readonly publisher: KeyedBatcher<number, Message>;
+  /** Enhanced authentication methods on offer (5.0 4.12). */
+  readonly authMethods: AuthMethods;
   private nameCache: string | undefined;
   private reconciled = false;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
     this.config = readConfig(env);
+    this.authMethods = new AuthMethods(env.AUTH_HMAC_SECRET ? [new HmacChallenge(env.AUTH_HMAC_SECRET)] : []);
     this.store = new GatewayStore(ctx.storage.sql);
     this.nameCache = this.store.getMeta("name");
     for (const { clientId, filter, options } of this.store.allSubs())
@@ -228,6 +234,24 @@ export class Gateway extends DurableObject<Env> {
     return record.persistent ? state : { subscriptions: [], outbound: [], inboundQos2: [] };
   }
 
+  /**
+   * Disconnects every client of this gateway, 5.0 clients with DISCONNECT 0x8B
+   * Server shutting down (or the code given): before the gateway is retired, say.
+   * Persistent sessions are kept by their Session objects; wills are published.
+   */
+  async drain(reasonCode: number = ReasonCode.ServerShuttingDown): Promise<number> {
+    this.reconcile();
+    const conns = [...this.clients.values()].filter((c) => !c.finished);
+    await Promise.all(
+      conns.map((conn) => {
+        if (conn.version === 5) this.send(conn, { type: "disconnect", reasonCode });
+        this.closeSocket(conn, 1001, reasonName(reasonCode));
+        return this.finish(conn, "abnormal", `drained: ${reasonName(reasonCode)}`);
+      }),
+    );
+    return conns.length;
+  }
+
   /** The client's subscriptions are registered elsewhere now: drop them here. */
   async release(clientId: string, connId: string): Promise<void> {
     const record = this.store.getClient(clientId);
@@ -240,10 +264,11 @@ export class Gateway extends DurableObject<Env> {
   private async dispatch(conn: Connection, packet: Packet): Promise<void> {
     if (conn.finished) return;
     if (conn.att.phase === "awaiting-connect") {
+      if (packet.type === "connect" && conn.auth === undefined) return handleConnect(this, conn, packet);
+      // 4.12: the AUTH packets of an exchange begun by CONNECT.
+      if (packet.type === "auth" && conn.auth?.pending !== undefined) return handleAuth(this, conn, packet);
       // MQTT-3.1.0-1: the first packet from the client must be CONNECT.
-      if (packet.type !== "connect")
-        return this.fail(conn, ReasonCode.ProtocolError, `${packet.type} before CONNECT (MQTT-3.1.0-1)`);
-      return handleConnect(this, conn, packet);
+      return this.fail(conn, ReasonCode.ProtocolError, `${packet.type} before CONNECT (MQTT-3.1.0-1)`);
     }
     switch (packet.type) {
       case "connect":
@@ -266,7 +291,7 @@ export class Gateway extends DurableObject<Env> {
       case "disconnect":
         return this.clientDisconnect(conn, packet);
       case "auth":
-        return this.fail(conn, ReasonCode.ProtocolError, "AUTH without an authentication method (4.12)");
+        return handleAuth(this, conn, packet);
       default:
         return this.fail(conn, ReasonCode.ProtocolError, `${packet.type} is a server-to-client packet`);
     }

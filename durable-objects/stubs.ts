@@ -15,6 +15,7 @@ export interface GatewayRpc {
   deliverTo(clientId: string, connId: string, messages: Message[]): Promise<boolean>;
   takeover(clientId: string, connId: string): Promise<SessionState | null>;
   release(clientId: string, connId: string): Promise<void>;
+  drain(reasonCode?: number): Promise<number>;
 }
 
 export interface ShardRpc {

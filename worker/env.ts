@@ -8,4 +8,6 @@ export interface Env extends BrokerEnv {
   GATEWAY: DurableObjectNamespace<Gateway>;
   TOPIC_SHARD: DurableObjectNamespace<TopicShard>;
   SESSION: DurableObjectNamespace<Session>;
+  /** Shared secret of the NIMBUS-HMAC-SHA256 authentication method; unset disables it. */
+  AUTH_HMAC_SECRET?: string;
 }

@@ -3,7 +3,17 @@
  * WebSocket attachment (at most 2,048 bytes serialized, and it survives
  * hibernation); the rest here is rebuilt when the object wakes.
  */
-import { type Packet, type ProtocolVersion, StreamDecoder } from "../../mqtt/index.ts";
+import type { AuthContext, EnhancedAuthMethod } from "../../broker/auth/method.ts";
+import { type ConnectPacket, type Packet, type ProtocolVersion, StreamDecoder } from "../../mqtt/index.ts";
+
+/** An enhanced authentication exchange (5.0 4.12) under way or completed. */
+export interface AuthExchange {
+  method: EnhancedAuthMethod;
+  state: unknown;
+  ctx: AuthContext;
+  /** The CONNECT waiting for the exchange to end; absent once connected. */
+  pending?: { connect: ConnectPacket; clientId: string; assigned: boolean };
+}
 
 /** A socket that has not sent CONNECT yet. */
 export interface AwaitingConnect {
@@ -59,6 +69,11 @@ export class Connection {
   inboundQos1 = 0;
   /** The client's topic aliases (alias → topic), loaded from storage when first needed. */
   inboundAliases: Map<number, string> | null = null;
+  /**
+   * The authentication exchange of this connection. Held in memory only: an
+   * exchange cut by eviction fails and the client connects again.
+   */
+  auth: AuthExchange | undefined;
   /** Our topic aliases towards the client (topic → alias), least recently used first. */
   readonly outboundAliases = new Map<string, number>();
 

@@ -3,6 +3,7 @@
  * keep-alive, claims the session from its Session object (which takes over any
  * older connection with the same client id), restores it here and answers CONNACK.
  */
+import type { AuthStep } from "../../broker/auth/method.ts";
 import { log } from "../../broker/log.ts";
 import type { Message } from "../../broker/message.ts";
 import {
@@ -16,18 +17,35 @@ import {
 import type { Gateway } from "../gateway.ts";
 import type { Connected, Connection } from "./connection.ts";
 
+/** Ends a connection whose CONNECT is refused: CONNACK with the code, then close. */
+export async function refuseConnect(
+  gw: Gateway,
+  conn: Connection,
+  p: ConnectPacket,
+  code5: number,
+  code311: number | null,
+  why: string,
+): Promise<void> {
+  const v5 = p.protocolVersion === 5;
+  if (v5 || code311 !== null) {
+    const properties = v5 ? gw.ackProperties(conn, why) : undefined;
+    gw.send(conn, {
+      type: "connack",
+      sessionPresent: false,
+      reasonCode: v5 ? code5 : (code311 as number),
+      properties,
+    });
+  }
+  log("info", "connect_refused", { gateway: gw.name, clientId: p.clientId, reason: why });
+  gw.closeSocket(conn, 1000, why.slice(0, 100));
+  await gw.finish(conn, "normal", why);
+}
+
 export async function handleConnect(gw: Gateway, conn: Connection, p: ConnectPacket): Promise<void> {
   const v5 = p.protocolVersion === 5;
   conn.decoder.version = p.protocolVersion;
-
-  const refuse = async (code5: number, code311: number | null, why: string): Promise<void> => {
-    if (v5 || code311 !== null) {
-      gw.send(conn, { type: "connack", sessionPresent: false, reasonCode: v5 ? code5 : (code311 as number) });
-    }
-    log("info", "connect_refused", { gateway: gw.name, clientId: p.clientId, reason: why });
-    gw.closeSocket(conn, 1000, why.slice(0, 100));
-    await gw.finish(conn, "normal", why);
-  };
+  const refuse = (code5: number, code311: number | null, why: string) =>
+    refuseConnect(gw, conn, p, code5, code311, why);
 
   let clientId = p.clientId;
   let assigned = false;
@@ -53,11 +71,58 @@ export async function handleConnect(gw: Gateway, conn: Connection, p: ConnectPac
       return refuse(ReasonCode.PayloadFormatInvalid, null, "will payload is not UTF-8");
     }
   }
-  // 5.0 4.12: enhanced authentication with a method this broker does not offer.
-  const method = p.properties?.authenticationMethod;
-  if (method !== undefined) {
-    return refuse(ReasonCode.BadAuthenticationMethod, null, `unknown authentication method "${method}"`);
+  const methodName = p.properties?.authenticationMethod;
+  if (methodName !== undefined) {
+    const method = gw.authMethods.get(methodName);
+    // 5.0 4.12: a method this broker does not offer is refused with 0x8C.
+    if (method === undefined) {
+      return refuse(
+        ReasonCode.BadAuthenticationMethod,
+        null,
+        `unknown authentication method "${methodName}"`,
+      );
+    }
+    const ctx = { clientId, username: p.username };
+    const { step, state } = await method.start(ctx, p.properties?.authenticationData);
+    conn.auth = { method, state, ctx, pending: { connect: p, clientId, assigned } };
+    return authStep(gw, conn, step);
   }
+  return acceptConnect(gw, conn, p, clientId, assigned);
+}
+
+/**
+ * Acts on a step of enhanced authentication during CONNECT (5.0 4.12.1): AUTH 0x18
+ * to continue, CONNACK on success or failure.
+ */
+export async function authStep(gw: Gateway, conn: Connection, step: AuthStep): Promise<void> {
+  const auth = conn.auth;
+  const pending = auth?.pending;
+  if (auth === undefined || pending === undefined) return;
+  if (step.kind === "continue") {
+    gw.send(conn, {
+      type: "auth",
+      reasonCode: ReasonCode.ContinueAuthentication,
+      properties: { authenticationMethod: auth.method.name, authenticationData: step.data },
+    });
+    return;
+  }
+  auth.pending = undefined;
+  if (step.kind === "failure") {
+    return refuseConnect(gw, conn, pending.connect, step.reasonCode, null, step.reason);
+  }
+  return acceptConnect(gw, conn, pending.connect, pending.clientId, pending.assigned, step.data);
+}
+
+/** The session part of CONNECT, once the client is who it says it is. */
+async function acceptConnect(
+  gw: Gateway,
+  conn: Connection,
+  p: ConnectPacket,
+  clientId: string,
+  assigned: boolean,
+  authenticationData?: Uint8Array,
+): Promise<void> {
+  const v5 = p.protocolVersion === 5;
 
   // Session lifetime: 3.1.1 Clean Session 0 keeps the session for a configured
   // time; 5.0 asks with Session Expiry Interval (3.1.2.11.2), capped by config.
@@ -130,6 +195,11 @@ export async function handleConnect(gw: Gateway, conn: Connection, p: ConnectPac
       sharedSubscriptionAvailable: 1,
     };
     if (assigned) connack.properties.assignedClientIdentifier = clientId;
+    if (conn.auth !== undefined) {
+      // 3.2.2.3.17: CONNACK names the method the exchange used.
+      connack.properties.authenticationMethod = conn.auth.method.name;
+      if (authenticationData !== undefined) connack.properties.authenticationData = authenticationData;
+    }
     if (keepAlive !== p.keepAlive) connack.properties.serverKeepAlive = keepAlive;
     if (expiry !== (p.properties?.sessionExpiryInterval ?? 0)) {
       connack.properties.sessionExpiryInterval = expiry;

@@ -25,6 +25,7 @@ export async function handleSubscribe(gw: Gateway, conn: Connection, p: Subscrib
   const reasonCodes: number[] = [];
   const problems: string[] = [];
   const accepted: Array<[string, SubscriptionOptions]> = [];
+  let held = gw.store.subscriptionCount(att.clientId);
   for (const s of p.subscriptions) {
     const parsed = parseSubscriptionFilter(s.topicFilter);
     if ("problem" in parsed) {
@@ -44,6 +45,15 @@ export async function handleSubscribe(gw: Gateway, conn: Connection, p: Subscrib
       retainHandling: s.retainHandling,
     };
     if (subscriptionId !== undefined) options.subscriptionId = subscriptionId;
+    if (!gw.store.hasSub(att.clientId, s.topicFilter) && held >= gw.config.maxSubscriptions) {
+      // A quota, not a protocol fault: this filter is refused, the session goes on.
+      reasonCodes.push(v5 ? ReasonCode.QuotaExceeded : SubackFailure311);
+      problems.push(
+        `${JSON.stringify(s.topicFilter)}: more than ${gw.config.maxSubscriptions} subscriptions`,
+      );
+      continue;
+    }
+    if (!gw.store.hasSub(att.clientId, s.topicFilter)) held++;
     accepted.push([s.topicFilter, options]);
     reasonCodes.push(s.qos);
   }

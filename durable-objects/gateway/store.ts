@@ -176,6 +176,11 @@ export class GatewayStore {
     return row === undefined ? undefined : (JSON.parse(row.options) as SubscriptionOptions);
   }
 
+  subscriptionCount(clientId: string): number {
+    return this.sql.exec<{ n: number }>("SELECT COUNT(*) AS n FROM subs WHERE client_id = ?", clientId).one()
+      .n;
+  }
+
   hasSub(clientId: string, filter: string): boolean {
     return this.getSub(clientId, filter) !== undefined;
   }

@@ -25,6 +25,10 @@ export default async function setup(project: TestProject) {
     // Small, so Receive Maximum is quick to reach; and a keep-alive cap to test.
     MAX_INFLIGHT: "20",
     MAX_KEEP_ALIVE: "300",
+    // Enables the NIMBUS-HMAC-SHA256 enhanced authentication method.
+    AUTH_HMAC_SECRET: "e2e-shared-secret",
+    // Small, so the subscription quota is quick to reach.
+    MAX_SUBSCRIPTIONS: "30",
   };
   const broker = await startBroker({ vars });
   project.provide("brokerUrl", broker.url);

@@ -82,6 +82,23 @@ describe("CONNACK capabilities", () => {
   });
 });
 
+describe("quotas", () => {
+  it("refuses subscriptions past MAX_SUBSCRIPTIONS with 0x97 Quota exceeded, keeping the session", async () => {
+    const max = Number(vars.MAX_SUBSCRIPTIONS);
+    const { r } = await raw(unique("quota"));
+    const filters = Array.from({ length: max + 2 }, (_, i) => sub(`${unique("q")}/${i}`, 0));
+    r.send({ type: "subscribe", packetId: 1, subscriptions: filters });
+    const suback = await r.next("suback");
+    expect(suback.reasonCodes.slice(0, max)).toEqual(Array(max).fill(0));
+    expect(suback.reasonCodes.slice(max)).toEqual([ReasonCode.QuotaExceeded, ReasonCode.QuotaExceeded]);
+    // re-subscribing to a filter already held is not a new subscription
+    r.send({ type: "subscribe", packetId: 2, subscriptions: [filters[0] as Subscription] });
+    expect((await r.next("suback")).reasonCodes).toEqual([0]);
+    r.send({ type: "pingreq" });
+    await r.next("pingresp");
+  });
+});
+
 describe("Session Expiry Interval", () => {
   it("a session expires after its interval (3.1.2.11.2)", async () => {
     const clientId = unique("exp");

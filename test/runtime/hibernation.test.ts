@@ -144,3 +144,26 @@ describe("Gateway eviction with hibernated WebSockets", () => {
     sub.ws.close();
   });
 });
+
+describe("Gateway drain", () => {
+  it("disconnects every client with DISCONNECT 0x8B Server shutting down", async () => {
+    const a = await TestClient.open(5);
+    a.send(
+      {
+        type: "connect",
+        protocolVersion: 5,
+        protocolName: "MQTT",
+        clientId: "drain-a",
+        cleanStart: true,
+        keepAlive: 60,
+      },
+      5,
+    );
+    await a.next("connack");
+    const closed = new Promise<void>((resolve) => a.ws.addEventListener("close", () => resolve()));
+    const stub = gateway() as unknown as { drain(code?: number): Promise<number> };
+    expect(await stub.drain()).toBeGreaterThanOrEqual(1);
+    expect((await a.next("disconnect")).reasonCode).toBe(0x8b);
+    await closed;
+  });
+});
