@@ -23,15 +23,7 @@ function answer(challenge: Uint8Array, clientId: string, key = secret): Uint8Arr
 async function start(clientId: string) {
   const r = await RawClient.open(url, 5);
   raws.push(r);
-  r.send({
-    type: "connect",
-    protocolVersion: 5,
-    protocolName: "MQTT",
-    clientId,
-    cleanStart: true,
-    keepAlive: 60,
-    properties: { authenticationMethod: METHOD },
-  });
+  r.sendConnect(clientId, { properties: { authenticationMethod: METHOD } });
   const challenge = await r.next("auth");
   expect(challenge.reasonCode).toBe(ReasonCode.ContinueAuthentication);
   expect(challenge.properties?.authenticationMethod).toBe(METHOD);

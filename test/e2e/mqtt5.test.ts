@@ -26,15 +26,7 @@ async function client(options: Parameters<typeof connect>[1] = {}) {
 async function raw(clientId: string, extra: Partial<ConnectPacket> = {}) {
   const r = await RawClient.open(url, 5);
   raws.push(r);
-  r.send({
-    type: "connect",
-    protocolVersion: 5,
-    protocolName: "MQTT",
-    clientId,
-    cleanStart: true,
-    keepAlive: 60,
-    ...extra,
-  });
+  r.sendConnect(clientId, extra);
   const connack = await r.next("connack");
   return { r, connack };
 }

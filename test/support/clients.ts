@@ -1,7 +1,13 @@
 /** MQTT clients for end-to-end tests: MQTT.js, and a raw client built on our codec. */
 import mqtt, { type IClientOptions, type IPublishPacket, type MqttClient } from "mqtt";
 import WebSocket from "ws";
-import { encode, type Packet, type ProtocolVersion, StreamDecoder } from "../../mqtt/index.ts";
+import {
+  type ConnectPacket,
+  encode,
+  type Packet,
+  type ProtocolVersion,
+  StreamDecoder,
+} from "../../mqtt/index.ts";
 
 let counter = 0;
 
@@ -149,20 +155,29 @@ export class RawClient {
       this.decoder.version = packet.protocolVersion;
   }
 
-  /** CONNECT and wait for CONNACK. */
-  async connect(
-    clientId: string,
-    options: { version?: ProtocolVersion; cleanStart?: boolean; keepAlive?: number } = {},
-  ) {
-    const version = options.version ?? this.version;
+  /** Sends CONNECT: clean start, keep-alive 60, this client's version, unless `extra` says otherwise. */
+  sendConnect(clientId: string, extra: Partial<ConnectPacket> = {}): void {
+    const version = extra.protocolVersion ?? this.version;
     this.send({
       type: "connect",
       protocolVersion: version,
       protocolName: version === 3 ? "MQIsdp" : "MQTT",
       clientId,
-      cleanStart: options.cleanStart ?? true,
-      keepAlive: options.keepAlive ?? 60,
+      cleanStart: true,
+      keepAlive: 60,
+      ...extra,
     });
+  }
+
+  /** CONNECT and wait for CONNACK. */
+  async connect(
+    clientId: string,
+    options: { version?: ProtocolVersion; cleanStart?: boolean; keepAlive?: number } = {},
+  ) {
+    const extra: Partial<ConnectPacket> = { protocolVersion: options.version ?? this.version };
+    if (options.cleanStart !== undefined) extra.cleanStart = options.cleanStart;
+    if (options.keepAlive !== undefined) extra.keepAlive = options.keepAlive;
+    this.sendConnect(clientId, extra);
     return this.next("connack");
   }
 
