@@ -25,7 +25,12 @@ export default defineConfig({
       },
       {
         // Inside workerd, with the bindings of wrangler.toml: Durable Object tests.
-        plugins: [cloudflareTest({ wrangler: { configPath: "./wrangler.toml" } })],
+        plugins: [
+          cloudflareTest({
+            wrangler: { configPath: "./wrangler.toml" },
+            miniflare: { bindings: { ALLOW_ANONYMOUS: "true" } },
+          }),
+        ],
         test: {
           name: "runtime",
           include: ["test/runtime/**/*.test.ts"],

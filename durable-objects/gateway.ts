@@ -4,6 +4,8 @@
  * TopicShards deliver to it once per batch; it fans out to its own clients.
  */
 import { DurableObject } from "cloudflare:workers";
+import { Acl, type Principal } from "../broker/acl.ts";
+import { type Authenticator, ConnectAuthenticator } from "../broker/auth/authenticator.ts";
 import { HmacChallenge } from "../broker/auth/hmac-challenge.ts";
 import { AuthMethods } from "../broker/auth/method.ts";
 import { KeyedBatcher } from "../broker/batcher.ts";
@@ -48,6 +50,9 @@ export class Gateway extends DurableObject<Env> {
   private readonly publisher: KeyedBatcher<number, Message>;
   /** Enhanced authentication methods on offer (5.0 4.12). */
   readonly authMethods: AuthMethods;
+  /** Credentials at CONNECT: anonymous, password or JWT. */
+  readonly authenticator: Authenticator;
+  readonly acl: Acl;
   private nameCache: string | undefined;
   private reconciled = false;
 
@@ -55,6 +60,18 @@ export class Gateway extends DurableObject<Env> {
     super(ctx, env);
     this.config = readConfig(env);
     this.authMethods = new AuthMethods(env.AUTH_HMAC_SECRET ? [new HmacChallenge(env.AUTH_HMAC_SECRET)] : []);
+    this.authenticator = new ConnectAuthenticator({
+      allowAnonymous: env.ALLOW_ANONYMOUS === "true",
+      passwords: env.MQTT_PASSWORDS,
+      jwt: {
+        secret: env.JWT_SECRET,
+        jwks: env.JWKS,
+        jwksUrl: env.JWKS_URL,
+        issuer: env.JWT_ISSUER,
+        audience: env.JWT_AUDIENCE,
+      },
+    });
+    this.acl = new Acl(env.ACL);
     this.store = new GatewayStore(ctx.storage.sql);
     this.nameCache = this.store.getMeta("name");
     for (const { clientId, filter, options } of this.store.allSubs())
@@ -230,7 +247,7 @@ export class Gateway extends DurableObject<Env> {
     }
     const state = this.collectState(clientId);
     // Until release(), messages for this client go on to its Session.
-    this.store.putClient({ clientId, connId: `moved:${connId}`, persistent: true, expiry: record.expiry });
+    this.store.putClient({ ...record, connId: `moved:${connId}`, persistent: true, will: undefined });
     return record.persistent ? state : { subscriptions: [], outbound: [], inboundQos2: [] };
   }
 
@@ -592,6 +609,16 @@ export class Gateway extends DurableObject<Env> {
       });
     }
     return out;
+  }
+
+  /** Who a connected client is, for authorization; kept in storage, cached on the connection. */
+  principal(conn: Connection): Principal {
+    const att = conn.connected as NonNullable<Connection["connected"]>;
+    conn.identity ??= this.store.getClient(att.clientId)?.identity ?? { via: "anonymous" };
+    const p: Principal = { clientId: att.clientId };
+    if (conn.identity.username !== undefined) p.username = conn.identity.username;
+    if (conn.identity.rules !== undefined) p.rules = conn.identity.rules;
+    return p;
   }
 
   /** A subscription of a client of this gateway, in storage and in the local index. */

@@ -10,4 +10,17 @@ export interface Env extends BrokerEnv {
   SESSION: DurableObjectNamespace<Session>;
   /** Shared secret of the NIMBUS-HMAC-SHA256 authentication method; unset disables it. */
   AUTH_HMAC_SECRET?: string;
+  /** "true" lets clients connect without credentials. Off unless set (npm start sets it). */
+  ALLOW_ANONYMOUS?: string;
+  /** Password entries (`npm run passwd`), a secret. */
+  MQTT_PASSWORDS?: string;
+  /** HS256 key for JWTs in the password field, a secret. */
+  JWT_SECRET?: string;
+  /** A static JWKS (JSON) for RS256/ES256 tokens, or a URL to fetch one from. */
+  JWKS?: string;
+  JWKS_URL?: string;
+  JWT_ISSUER?: string;
+  JWT_AUDIENCE?: string;
+  /** ACL rules, JSON: [{"user": "alice" | "anonymous" | "*", "publish": [...], "subscribe": [...]}]. */
+  ACL?: string;
 }

@@ -3,6 +3,7 @@
  * WebSocket attachment (at most 2,048 bytes serialized, and it survives
  * hibernation); the rest here is rebuilt when the object wakes.
  */
+import type { Identity } from "../../broker/auth/authenticator.ts";
 import type { AuthContext, EnhancedAuthMethod } from "../../broker/auth/method.ts";
 import { type ConnectPacket, type Packet, type ProtocolVersion, StreamDecoder } from "../../mqtt/index.ts";
 
@@ -74,6 +75,8 @@ export class Connection {
    * exchange cut by eviction fails and the client connects again.
    */
   auth: AuthExchange | undefined;
+  /** Who the client authenticated as; loaded from storage when first needed. */
+  identity: Identity | undefined;
   /** Our topic aliases towards the client (topic → alias), least recently used first. */
   readonly outboundAliases = new Map<string, number>();
 

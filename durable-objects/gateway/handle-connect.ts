@@ -71,6 +71,10 @@ export async function handleConnect(gw: Gateway, conn: Connection, p: ConnectPac
       return refuse(ReasonCode.PayloadFormatInvalid, null, "will payload is not UTF-8");
     }
   }
+  if (p.will !== undefined && !gw.acl.canPublish({ clientId, username: p.username }, p.will.topic)) {
+    // Wills are checked when they are set, not when they fire.
+    return refuse(ReasonCode.NotAuthorized, ConnectReturnCode.NotAuthorized, "will topic not authorized");
+  }
   const methodName = p.properties?.authenticationMethod;
   if (methodName !== undefined) {
     const method = gw.authMethods.get(methodName);
@@ -86,6 +90,27 @@ export async function handleConnect(gw: Gateway, conn: Connection, p: ConnectPac
     const { step, state } = await method.start(ctx, p.properties?.authenticationData);
     conn.auth = { method, state, ctx, pending: { connect: p, clientId, assigned } };
     return authStep(gw, conn, step);
+  }
+  const result = await gw.authenticator.authenticate({
+    clientId,
+    username: p.username,
+    password: p.password,
+  });
+  if (!result.ok) {
+    const bad = result.code === "bad-credentials";
+    return refuse(
+      bad ? ReasonCode.BadUserNameOrPassword : ReasonCode.NotAuthorized,
+      bad ? ConnectReturnCode.BadUserNameOrPassword : ConnectReturnCode.NotAuthorized,
+      result.reason,
+    );
+  }
+  conn.identity = result.identity;
+  // A token's rules apply to the will as well.
+  if (p.will !== undefined && result.identity.rules !== undefined) {
+    const principal = { clientId, username: result.identity.username, rules: result.identity.rules };
+    if (!gw.acl.canPublish(principal, p.will.topic)) {
+      return refuse(ReasonCode.NotAuthorized, ConnectReturnCode.NotAuthorized, "will topic not authorized");
+    }
   }
   return acceptConnect(gw, conn, p, clientId, assigned);
 }
@@ -110,6 +135,8 @@ export async function authStep(gw: Gateway, conn: Connection, step: AuthStep): P
   if (step.kind === "failure") {
     return refuseConnect(gw, conn, pending.connect, step.reasonCode, null, step.reason);
   }
+  conn.identity = { via: "auth-method" };
+  if (pending.connect.username !== undefined) conn.identity.username = pending.connect.username;
   return acceptConnect(gw, conn, pending.connect, pending.clientId, pending.assigned, step.data);
 }
 
@@ -144,7 +171,7 @@ async function acceptConnect(
     expiry,
   });
 
-  gw.store.putClient({ clientId, connId, persistent, expiry, will: p.will });
+  gw.store.putClient({ clientId, connId, persistent, expiry, will: p.will, identity: conn.identity });
   for (const [filter, options] of claim.state.subscriptions) gw.addSubscription(clientId, filter, options);
   for (const entry of claim.state.outbound) gw.store.addOutbound(clientId, entry);
   for (const id of claim.state.inboundQos2) gw.store.addInboundQos2(clientId, id);

@@ -27,6 +27,21 @@ export function handlePublish(gw: Gateway, conn: Connection, p: PublishPacket): 
     gw.send(conn, { type: ack, packetId: p.packetId, reasonCode, properties: gw.ackProperties(conn, why) });
     return;
   };
+  if (!gw.acl.canPublish(gw.principal(conn), topic)) {
+    log("info", "publish_denied", { gateway: gw.name, clientId: att.clientId, topic });
+    // 5.0: PUBACK/PUBREC 0x87. 3.1.1 has no such code: the message is acknowledged
+    // and dropped, as MQTT-3.3.5-2 allows; QoS 2 still completes its flow.
+    if (v5) {
+      if (p.qos === 0) return;
+      return refuse(ReasonCode.NotAuthorized, "not authorized to publish to this topic");
+    }
+    if (p.qos === 1) gw.send(conn, { type: "puback", packetId: p.packetId });
+    if (p.qos === 2) {
+      gw.store.addInboundQos2(att.clientId, p.packetId);
+      gw.send(conn, { type: "pubrec", packetId: p.packetId });
+    }
+    return;
+  }
   // 5.0 3.3.2.3.2: a payload declared as UTF-8 must be UTF-8 (0x99).
   if (v5 && p.properties?.payloadFormatIndicator === 1 && !isWellFormedUtf8(p.payload)) {
     return refuse(

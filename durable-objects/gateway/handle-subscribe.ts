@@ -45,6 +45,11 @@ export async function handleSubscribe(gw: Gateway, conn: Connection, p: Subscrib
       retainHandling: s.retainHandling,
     };
     if (subscriptionId !== undefined) options.subscriptionId = subscriptionId;
+    if (!gw.acl.canSubscribe(gw.principal(conn), parsed.filter)) {
+      reasonCodes.push(v5 ? ReasonCode.NotAuthorized : SubackFailure311);
+      problems.push(`${JSON.stringify(s.topicFilter)}: not authorized`);
+      continue;
+    }
     if (!gw.store.hasSub(att.clientId, s.topicFilter) && held >= gw.config.maxSubscriptions) {
       // A quota, not a protocol fault: this filter is refused, the session goes on.
       reasonCodes.push(v5 ? ReasonCode.QuotaExceeded : SubackFailure311);

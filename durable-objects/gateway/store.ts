@@ -4,6 +4,7 @@
  * compact per-connection state live in the WebSocket attachments.
  */
 
+import type { Identity } from "../../broker/auth/authenticator.ts";
 import { parse, stringify } from "../../broker/json.ts";
 import {
   MESSAGE_COLUMN_DEFS,
@@ -25,7 +26,8 @@ CREATE TABLE IF NOT EXISTS clients (
   conn_id TEXT NOT NULL,
   persistent INTEGER NOT NULL,
   expiry INTEGER NOT NULL,
-  will TEXT
+  will TEXT,
+  identity TEXT
 );
 CREATE TABLE IF NOT EXISTS subs (
   client_id TEXT NOT NULL,
@@ -56,7 +58,7 @@ CREATE TABLE IF NOT EXISTS topic_aliases (
 );
 `;
 const TABLES = ["meta", "clients", "subs", "outbound", "inbound_qos2", "topic_aliases"];
-const SCHEMA_VERSION = 3;
+const SCHEMA_VERSION = 4;
 
 export interface OutboundEntry extends OutboundMessage {
   seq: number;
@@ -69,6 +71,8 @@ export interface ClientRecord {
   /** Session Expiry Interval in force, seconds. */
   expiry: number;
   will?: Will;
+  /** Who the client authenticated as. */
+  identity?: Identity;
 }
 
 type Row = Record<string, SqlStorageValue>;
@@ -92,12 +96,13 @@ export class GatewayStore {
 
   putClient(c: ClientRecord): void {
     this.sql.exec(
-      "INSERT OR REPLACE INTO clients (client_id, conn_id, persistent, expiry, will) VALUES (?, ?, ?, ?, ?)",
+      "INSERT OR REPLACE INTO clients (client_id, conn_id, persistent, expiry, will, identity) VALUES (?, ?, ?, ?, ?, ?)",
       c.clientId,
       c.connId,
       c.persistent ? 1 : 0,
       c.expiry,
       c.will === undefined ? null : stringify(c.will),
+      c.identity === undefined ? null : JSON.stringify(c.identity),
     );
   }
 
@@ -330,6 +335,8 @@ function toClient(row: Row): ClientRecord {
     expiry: row.expiry as number,
   };
   if (row.will !== null && row.will !== undefined) c.will = parse<Will>(row.will as string);
+  if (row.identity !== null && row.identity !== undefined)
+    c.identity = JSON.parse(row.identity as string) as Identity;
   return c;
 }
 

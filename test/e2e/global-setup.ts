@@ -15,7 +15,9 @@ declare module "vitest" {
 
 export default async function setup(project: TestProject) {
   const match = /(\d+)x(\d+)/.exec(project.name);
-  const vars = {
+  const vars: Record<string, string> = {
+    // The shared broker of these tests lets anyone in; security.test.ts runs its own.
+    ALLOW_ANONYMOUS: "true",
     TOPIC_SHARDS: match?.[1] ?? "1",
     GATEWAYS: match?.[2] ?? "1",
     // Short enough that tests of the CONNECT timeout do not wait long.
