@@ -3,28 +3,28 @@
  * while a call is under way go out together in the next one. Under load this
  * turns many small RPCs into few large ones; and since calls for one key never
  * overlap, items reach the other side in the order they were added (DESIGN.md
- * invariant 3).
+ * invariant 3). A call may answer with one result per item.
  */
-interface Pending<T> {
+interface Pending<T, R> {
   item: T;
-  resolve: () => void;
+  resolve: (result: R | undefined) => void;
   reject: (err: unknown) => void;
 }
 
-export class KeyedBatcher<K, T> {
-  private readonly queues = new Map<K, Pending<T>[]>();
+export class KeyedBatcher<K, T, R = void> {
+  private readonly queues = new Map<K, Pending<T, R>[]>();
   private readonly busy = new Set<K>();
-  private readonly send: (key: K, items: T[]) => Promise<void>;
+  private readonly send: (key: K, items: T[]) => Promise<R[] | undefined | void>;
   private readonly maxBatch: number;
 
-  constructor(send: (key: K, items: T[]) => Promise<void>, maxBatch = 500) {
+  constructor(send: (key: K, items: T[]) => Promise<R[] | undefined | void>, maxBatch = 500) {
     this.send = send;
     this.maxBatch = maxBatch;
   }
 
-  /** Resolves once the call carrying `item` has completed. */
-  add(key: K, item: T): Promise<void> {
-    return new Promise<void>((resolve, reject) => {
+  /** Resolves, with the item's result if the call gave one, once the call carrying it has completed. */
+  add(key: K, item: T): Promise<R | undefined> {
+    return new Promise<R | undefined>((resolve, reject) => {
       let queue = this.queues.get(key);
       if (queue === undefined) {
         queue = [];
@@ -43,11 +43,13 @@ export class KeyedBatcher<K, T> {
         if (queue === undefined || queue.length === 0) break;
         const batch = queue.splice(0, this.maxBatch);
         try {
-          await this.send(
+          const results = await this.send(
             key,
             batch.map((p) => p.item),
           );
-          for (const p of batch) p.resolve();
+          batch.forEach((p, i) => {
+            p.resolve(results ? results[i] : undefined);
+          });
         } catch (err) {
           for (const p of batch) p.reject(err);
         }

@@ -16,6 +16,14 @@ export interface BrokerEnv {
   MAX_KEEP_ALIVE?: string;
   TOPIC_ALIAS_MAXIMUM?: string;
   MAX_SUBSCRIPTIONS?: string;
+  MAX_TOPIC_LENGTH?: string;
+  MAX_TOPIC_LEVELS?: string;
+  MAX_RETAINED_MESSAGES?: string;
+  MAX_RETAINED_BYTES?: string;
+  MAX_CONNECTIONS_PER_GATEWAY?: string;
+  PUBLISH_RATE?: string;
+  PUBLISH_BURST?: string;
+  ALLOWED_ORIGINS?: string;
 }
 
 export type GatewayPolicy = "random" | "ip";
@@ -43,6 +51,19 @@ export interface BrokerConfig {
   topicAliasMaximum: number;
   /** Subscriptions one session may hold; more are refused with 0x97 Quota exceeded. */
   maxSubscriptions: number;
+  /** Longest topic name or filter, bytes, and most levels. */
+  maxTopicLength: number;
+  maxTopicLevels: number;
+  /** Retained messages one shard keeps, by count and by payload bytes. */
+  maxRetainedMessages: number;
+  maxRetainedBytes: number;
+  /** Sockets one gateway holds; more upgrades get 503. */
+  maxConnectionsPerGateway: number;
+  /** PUBLISH packets per second one connection may send (token bucket), and the burst. */
+  publishRate: number;
+  publishBurst: number;
+  /** Origins allowed to open a WebSocket; empty allows any. */
+  allowedOrigins: string[];
 }
 
 function int(value: string | undefined, fallback: number, min: number, max: number): number {
@@ -67,5 +88,16 @@ export function readConfig(env: BrokerEnv): BrokerConfig {
     maxKeepAlive: int(env.MAX_KEEP_ALIVE, 65535, 1, 65535),
     topicAliasMaximum: int(env.TOPIC_ALIAS_MAXIMUM, 64, 0, 65535),
     maxSubscriptions: int(env.MAX_SUBSCRIPTIONS, 1000, 1, 1_000_000),
+    maxTopicLength: int(env.MAX_TOPIC_LENGTH, 1024, 1, 65535),
+    maxTopicLevels: int(env.MAX_TOPIC_LEVELS, 32, 1, 65535),
+    maxRetainedMessages: int(env.MAX_RETAINED_MESSAGES, 100_000, 0, 100_000_000),
+    maxRetainedBytes: int(env.MAX_RETAINED_BYTES, 256 * 1024 * 1024, 0, 8 * 1024 * 1024 * 1024),
+    maxConnectionsPerGateway: int(env.MAX_CONNECTIONS_PER_GATEWAY, 10_000, 1, 1_000_000),
+    publishRate: int(env.PUBLISH_RATE, 1000, 1, 1_000_000),
+    publishBurst: int(env.PUBLISH_BURST, 2000, 1, 10_000_000),
+    allowedOrigins: (env.ALLOWED_ORIGINS ?? "")
+      .split(",")
+      .map((o) => o.trim())
+      .filter((o) => o !== ""),
   };
 }

@@ -47,7 +47,7 @@ export class Gateway extends DurableObject<Env> {
   private readonly connections = new Map<WebSocket, Connection>();
   /** Live connections by client id. */
   readonly clients = new Map<string, Connection>();
-  private readonly publisher: KeyedBatcher<number, Message>;
+  private readonly publisher: KeyedBatcher<number, Message, number>;
   /** Enhanced authentication methods on offer (5.0 4.12). */
   readonly authMethods: AuthMethods;
   /** Credentials at CONNECT: anonymous, password or JWT. */
@@ -107,6 +107,10 @@ export class Gateway extends DurableObject<Env> {
       this.store.setMeta("name", name);
     }
     this.reconcile();
+    if (this.ctx.getWebSockets().length >= this.config.maxConnectionsPerGateway) {
+      log("warn", "gateway_full", { gateway: this.name, max: this.config.maxConnectionsPerGateway });
+      return new Response("gateway full\n", { status: 503 });
+    }
     const protocol = request.headers.get("x-nimbus-subprotocol") ?? "mqtt";
     const pair = new WebSocketPair();
     const server = pair[1];
@@ -572,8 +576,8 @@ export class Gateway extends DurableObject<Env> {
     await Promise.all([...byShard].map(([s, list]) => this.shard(s).redistribute(list)));
   }
 
-  /** Hands a message to the shard of its topic; resolves once it is delivered. */
-  publishMessage(message: Message): Promise<void> {
+  /** Hands a message to the shard of its topic; resolves, with the shard's reason code, once it is delivered. */
+  publishMessage(message: Message): Promise<number | undefined> {
     return this.publisher.add(
       shardOf(message.topic, this.config.topicShards, this.config.shardLevels),
       message,

@@ -21,7 +21,8 @@ export interface GatewayRpc {
 export interface ShardRpc {
   subscribe(destination: Destination, request: SubscribeRequest): Promise<Message[]>;
   unsubscribe(destination: Destination, request: ShardFilters): Promise<void>;
-  publish(messages: Message[]): Promise<void>;
+  /** One reason code per message: 0x00, or 0x97 when a retained quota refused it. */
+  publish(messages: Message[]): Promise<number[]>;
   /** Messages a leaving member of a shared subscription did not acknowledge. */
   redistribute(messages: Message[]): Promise<void>;
 }

@@ -6,6 +6,7 @@
  */
 import { DurableObject } from "cloudflare:workers";
 import { KeyedBatcher } from "../broker/batcher.ts";
+import { type BrokerConfig, readConfig } from "../broker/config.ts";
 import { log } from "../broker/log.ts";
 import {
   isExpired,
@@ -20,7 +21,13 @@ import {
 } from "../broker/message.ts";
 import type { Destination } from "../broker/routing.ts";
 import { applySchema } from "../broker/sql.ts";
-import { hasWildcard, parseSubscriptionFilter, SubscriptionIndex, topicMatches } from "../mqtt/index.ts";
+import {
+  hasWildcard,
+  parseSubscriptionFilter,
+  ReasonCode,
+  SubscriptionIndex,
+  topicMatches,
+} from "../mqtt/index.ts";
 import type { Env } from "../worker/env.ts";
 import type { ShardFilters, SubscribeRequest } from "./registration.ts";
 import { gatewayStub, sessionStub } from "./stubs.ts";
@@ -65,6 +72,10 @@ export class TopicShard extends DurableObject<Env> {
   /** One stub per destination: calls on one stub arrive in order (invariant 3). */
   private readonly stubs = new Map<Destination, DeliveryStub>();
   private readonly delivery: KeyedBatcher<Destination, Message>;
+  private readonly config: BrokerConfig;
+  /** Retained messages held, and their payload bytes (MAX_RETAINED_MESSAGES/BYTES). */
+  private retainedCount = 0;
+  private retainedBytes = 0;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
@@ -81,6 +92,14 @@ export class TopicShard extends DurableObject<Env> {
     }>("SELECT * FROM shared_members");
     for (const m of members) this.joinGroup(m.grp, m.filter, m.client_id, m.destination as Destination);
     this.delivery = new KeyedBatcher((dest, messages) => this.deliverTo(dest, messages));
+    this.config = readConfig(env);
+    const totals = ctx.storage.sql
+      .exec<{ n: number; bytes: number | null }>(
+        "SELECT COUNT(*) AS n, SUM(LENGTH(payload)) AS bytes FROM retained",
+      )
+      .one();
+    this.retainedCount = totals.n;
+    this.retainedBytes = totals.bytes ?? 0;
   }
 
   /**
@@ -185,10 +204,16 @@ export class TopicShard extends DurableObject<Env> {
    * destination with a matching filter. Resolves once all have taken them, so
    * the publisher's PUBACK/PUBREC means the message is stored durably.
    */
-  async publish(messages: Message[]): Promise<void> {
-    const pending: Promise<void>[] = [];
+  async publish(messages: Message[]): Promise<number[]> {
+    const pending: Promise<void | undefined>[] = [];
+    const codes: number[] = [];
     for (const m of messages) {
-      if (m.retain) this.storeRetained(m);
+      // A retained message past the shard's quota is refused whole: 0x97.
+      if (m.retain && !this.storeRetained(m)) {
+        codes.push(ReasonCode.QuotaExceeded);
+        continue;
+      }
+      codes.push(ReasonCode.Success);
       const seen = new Set<Destination>();
       this.routes.forEachMatch(m.topic, (_count, destination) => {
         const dest = destination as Destination;
@@ -212,6 +237,7 @@ export class TopicShard extends DurableObject<Env> {
     const results = await Promise.allSettled(pending);
     const failed = results.find((r) => r.status === "rejected");
     if (failed !== undefined) throw (failed as PromiseRejectedResult).reason;
+    return codes;
   }
 
   /** Retained messages whose topic matches any of `filters`, each once. */
@@ -238,18 +264,37 @@ export class TopicShard extends DurableObject<Env> {
     return [...found.values()];
   }
 
-  /** MQTT-3.3.1-5/-10/-11: a retained PUBLISH replaces the topic's message; an empty one clears it. */
-  private storeRetained(m: Message): void {
+  /**
+   * MQTT-3.3.1-5/-10/-11: a retained PUBLISH replaces the topic's message; an empty
+   * one clears it. False if keeping it would pass the shard's retained quota.
+   */
+  private storeRetained(m: Message): boolean {
     const sql = this.ctx.storage.sql;
+    const old = sql
+      .exec<{ bytes: number }>("SELECT LENGTH(payload) AS bytes FROM retained WHERE topic = ?", m.topic)
+      .toArray()[0];
     if (m.payload.length === 0) {
-      sql.exec("DELETE FROM retained WHERE topic = ?", m.topic);
-      return;
+      if (old !== undefined) {
+        sql.exec("DELETE FROM retained WHERE topic = ?", m.topic);
+        this.retainedCount--;
+        this.retainedBytes -= old.bytes;
+      }
+      return true;
     }
+    const count = this.retainedCount + (old === undefined ? 1 : 0);
+    const bytes = this.retainedBytes - (old?.bytes ?? 0) + m.payload.length;
+    if (count > this.config.maxRetainedMessages || bytes > this.config.maxRetainedBytes) {
+      log("warn", "retained_quota", { topic: m.topic, count, bytes });
+      return false;
+    }
+    this.retainedCount = count;
+    this.retainedBytes = bytes;
     const row = messageToRow(m);
     sql.exec(
       `INSERT OR REPLACE INTO retained (${MESSAGE_COLUMNS}) VALUES (${MESSAGE_PLACEHOLDERS})`,
       ...messageValues(row),
     );
+    return true;
   }
 
   private async deliverTo(destination: Destination, messages: Message[]): Promise<void> {

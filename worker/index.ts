@@ -41,6 +41,13 @@ function upgrade(request: Request, env: Env): Promise<Response> | Response {
   if (protocol === undefined) {
     return new Response("WebSocket subprotocol must be mqtt (or mqttv3.1)\n", { status: 400 });
   }
+  // Browsers send Origin; with an allow-list configured, only those origins may
+  // open a socket. Devices and servers send no Origin and are not affected.
+  const origin = request.headers.get("Origin");
+  const allowed = readConfig(env).allowedOrigins;
+  if (origin !== null && allowed.length > 0 && !allowed.includes(origin)) {
+    return new Response("origin not allowed\n", { status: 403 });
+  }
   const name = pickGateway(request, env);
   const headers = new Headers(request.headers);
   headers.set("x-nimbus-gateway", name);

@@ -5,6 +5,7 @@
  */
 import type { Identity } from "../../broker/auth/authenticator.ts";
 import type { AuthContext, EnhancedAuthMethod } from "../../broker/auth/method.ts";
+import type { TokenBucket } from "../../broker/rate-limit.ts";
 import { type ConnectPacket, type Packet, type ProtocolVersion, StreamDecoder } from "../../mqtt/index.ts";
 
 /** An enhanced authentication exchange (5.0 4.12) under way or completed. */
@@ -75,6 +76,8 @@ export class Connection {
    * exchange cut by eviction fails and the client connects again.
    */
   auth: AuthExchange | undefined;
+  /** PUBLISH rate limit of this connection. */
+  bucket: TokenBucket | undefined;
   /** Who the client authenticated as; loaded from storage when first needed. */
   identity: Identity | undefined;
   /** Our topic aliases towards the client (topic → alias), least recently used first. */

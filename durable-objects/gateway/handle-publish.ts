@@ -6,6 +6,8 @@
  */
 import { log } from "../../broker/log.ts";
 import { type Message, messageProperties, newMessageId } from "../../broker/message.ts";
+import { TokenBucket } from "../../broker/rate-limit.ts";
+import { topicLimitProblem } from "../../broker/topic-limits.ts";
 import { isWellFormedUtf8, type PublishPacket, ReasonCode, validateTopicName } from "../../mqtt/index.ts";
 import type { Gateway } from "../gateway.ts";
 import type { Connected, Connection } from "./connection.ts";
@@ -13,9 +15,18 @@ import type { Connected, Connection } from "./connection.ts";
 export function handlePublish(gw: Gateway, conn: Connection, p: PublishPacket): Promise<void> | undefined {
   const att = conn.connected;
   if (att === undefined) return;
+  conn.bucket ??= new TokenBucket(gw.config.publishRate, gw.config.publishBurst);
+  if (!conn.bucket.take()) {
+    // 5.0: DISCONNECT 0x96 Message rate too high; 3.1.1: the connection is closed.
+    return gw.fail(
+      conn,
+      ReasonCode.MessageRateTooHigh,
+      `more than ${gw.config.publishRate} PUBLISH a second`,
+    );
+  }
   const topic = resolveTopic(gw, conn, att, p);
   if (typeof topic !== "string") return gw.fail(conn, topic.reasonCode, topic.why);
-  const problem = validateTopicName(topic);
+  const problem = validateTopicName(topic) ?? topicLimitProblem(gw.config, topic);
   // 5.0 3.3.2.1: an invalid topic name ends the connection with 0x90.
   if (problem !== null) return gw.fail(conn, ReasonCode.TopicNameInvalid, problem);
 
@@ -64,8 +75,9 @@ export function handlePublish(gw: Gateway, conn: Connection, p: PublishPacket): 
   if (expiry !== undefined) message.expiresAt = Date.now() + expiry * 1000;
 
   if (p.qos === 0) {
-    gw.publishMessage(message).catch((err) =>
-      log("warn", "publish_failed", { clientId: att.clientId, error: String(err) }),
+    gw.publishMessage(message).then(
+      (code) => (code && conn.version !== 5 ? quotaRefused(gw, conn, "puback", 0, code) : undefined),
+      (err) => log("warn", "publish_failed", { clientId: att.clientId, error: String(err) }),
     );
     return;
   }
@@ -90,8 +102,9 @@ export function handlePublish(gw: Gateway, conn: Connection, p: PublishPacket): 
   if (p.qos === 1) {
     conn.inboundQos1++;
     gw.publishMessage(message).then(
-      () => {
+      (code) => {
         conn.inboundQos1--;
+        if (code) return quotaRefused(gw, conn, "puback", packetId, code);
         gw.send(conn, { type: "puback", packetId });
       },
       (err) => gw.fail(conn, ReasonCode.UnspecifiedError, `publish failed: ${String(err)}`),
@@ -100,9 +113,10 @@ export function handlePublish(gw: Gateway, conn: Connection, p: PublishPacket): 
   }
   conn.publishing.add(packetId);
   gw.publishMessage(message).then(
-    () => {
-      gw.store.addInboundQos2(att.clientId, packetId);
+    (code) => {
       conn.publishing.delete(packetId);
+      if (code) return quotaRefused(gw, conn, "pubrec", packetId, code);
+      gw.store.addInboundQos2(att.clientId, packetId);
       gw.send(conn, { type: "pubrec", packetId });
     },
     (err) => {
@@ -111,6 +125,24 @@ export function handlePublish(gw: Gateway, conn: Connection, p: PublishPacket): 
     },
   );
   return;
+}
+
+/** A shard refused the message (retained quota): 5.0 gets the code in the ack, 3.1.1 a close. */
+function quotaRefused(
+  gw: Gateway,
+  conn: Connection,
+  ack: "puback" | "pubrec",
+  packetId: number,
+  code: number,
+) {
+  if (conn.version !== 5) return gw.fail(conn, code, "retained message quota exceeded");
+  gw.send(conn, {
+    type: ack,
+    packetId,
+    reasonCode: code,
+    properties: gw.ackProperties(conn, "retained message quota exceeded"),
+  });
+  return undefined;
 }
 
 /**

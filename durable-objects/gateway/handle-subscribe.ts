@@ -5,6 +5,7 @@
  */
 import { type Message, newMessageId } from "../../broker/message.ts";
 import type { SubscriptionOptions } from "../../broker/session-state.ts";
+import { topicLimitProblem } from "../../broker/topic-limits.ts";
 import {
   parseSubscriptionFilter,
   ReasonCode,
@@ -28,6 +29,12 @@ export async function handleSubscribe(gw: Gateway, conn: Connection, p: Subscrib
   let held = gw.store.subscriptionCount(att.clientId);
   for (const s of p.subscriptions) {
     const parsed = parseSubscriptionFilter(s.topicFilter);
+    const tooBig = topicLimitProblem(gw.config, s.topicFilter);
+    if (tooBig !== null) {
+      reasonCodes.push(v5 ? ReasonCode.TopicFilterInvalid : SubackFailure311);
+      problems.push(`${JSON.stringify(s.topicFilter.slice(0, 64))}: ${tooBig}`);
+      continue;
+    }
     if ("problem" in parsed) {
       // MQTT-3.9.3: a failure code per refused filter; the others are granted.
       reasonCodes.push(v5 ? ReasonCode.TopicFilterInvalid : SubackFailure311);

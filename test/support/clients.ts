@@ -86,6 +86,21 @@ export class Inbox {
   }
 }
 
+/** The SUBACK codes for `filters`, failures included (MQTT.js rejects on those). */
+export async function subackCodes(
+  client: MqttClient,
+  filters: string[],
+  options: mqtt.IClientSubscribeOptions = { qos: 0 },
+): Promise<number[]> {
+  try {
+    return (await client.subscribeAsync(filters, options)).map((g) => g.qos);
+  } catch (err) {
+    const packet = (err as { packet?: { granted?: number[] } }).packet;
+    if (packet?.granted === undefined) throw err;
+    return packet.granted;
+  }
+}
+
 export function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
 }
