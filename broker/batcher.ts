@@ -14,10 +14,10 @@ interface Pending<T, R> {
 export class KeyedBatcher<K, T, R = void> {
   private readonly queues = new Map<K, Pending<T, R>[]>();
   private readonly busy = new Set<K>();
-  private readonly send: (key: K, items: T[]) => Promise<R[] | undefined | void>;
+  private readonly send: (key: K, items: T[]) => Promise<R[] | undefined>;
   private readonly maxBatch: number;
 
-  constructor(send: (key: K, items: T[]) => Promise<R[] | undefined | void>, maxBatch = 500) {
+  constructor(send: (key: K, items: T[]) => Promise<R[] | undefined>, maxBatch = 500) {
     this.send = send;
     this.maxBatch = maxBatch;
   }

@@ -546,19 +546,9 @@ export class Gateway extends DurableObject<Env> {
     await this.unregisterFilters(clientId, filters);
   }
 
-  private async publishWill(
-    clientId: string,
-    will: NonNullable<ReturnType<GatewayStore["getClient"]>>["will"] & {},
-  ) {
+  private async publishWill(clientId: string, will: Will) {
     try {
-      await this.publishMessage({
-        id: `will:${clientId}:${Date.now()}`,
-        topic: will.topic,
-        payload: will.payload,
-        qos: will.qos,
-        retain: will.retain,
-        origin: clientId,
-      });
+      await this.publishMessage(willMessage(clientId, will));
       log("info", "will_published", { gateway: this.name, clientId, topic: will.topic });
     } catch (err) {
       log("error", "will_failed", { gateway: this.name, clientId, error: String(err) });

@@ -71,7 +71,7 @@ export class TopicShard extends DurableObject<Env> {
   private readonly shared = new SubscriptionIndex<ShareGroup>();
   /** One stub per destination: calls on one stub arrive in order (invariant 3). */
   private readonly stubs = new Map<Destination, DeliveryStub>();
-  private readonly delivery: KeyedBatcher<Destination, Message>;
+  private readonly delivery: KeyedBatcher<Destination, Message, undefined>;
   private readonly config: BrokerConfig;
   /** Retained messages held, and their payload bytes (MAX_RETAINED_MESSAGES/BYTES). */
   private retainedCount = 0;
@@ -205,7 +205,7 @@ export class TopicShard extends DurableObject<Env> {
    * the publisher's PUBACK/PUBREC means the message is stored durably.
    */
   async publish(messages: Message[]): Promise<number[]> {
-    const pending: Promise<void | undefined>[] = [];
+    const pending: Promise<undefined>[] = [];
     const codes: number[] = [];
     for (const m of messages) {
       // A retained message past the shard's quota is refused whole: 0x97.
@@ -297,7 +297,8 @@ export class TopicShard extends DurableObject<Env> {
     return true;
   }
 
-  private async deliverTo(destination: Destination, messages: Message[]): Promise<void> {
+  /** Hands a batch to a destination; no result per message. */
+  private async deliverTo(destination: Destination, messages: Message[]): Promise<undefined> {
     try {
       await this.stubFor(destination)(messages);
     } catch (err) {
@@ -305,6 +306,7 @@ export class TopicShard extends DurableObject<Env> {
       // The publisher of a QoS 1/2 message must not be acknowledged.
       if (messages.some((m) => m.qos > 0)) throw err;
     }
+    return undefined;
   }
 
   private stubFor(destination: Destination): DeliveryStub {

@@ -482,6 +482,35 @@ describe("Will Delay Interval and will properties (3.1.3.2)", () => {
     });
   });
 
+  it("forwards will properties when the will is published at once", async () => {
+    const topic = unique("wp");
+    const watch = await client();
+    const inbox = new Inbox(watch);
+    await watch.subscribeAsync(topic, { qos: 1 });
+    const dying = await connect(url, {
+      protocolVersion: 5,
+      clientId: unique("wp-c"),
+      will: {
+        topic,
+        payload: Buffer.from("{}"),
+        qos: 1,
+        retain: false,
+        properties: {
+          contentType: "application/json",
+          responseTopic: `${topic}/r`,
+          userProperties: { k: "v" },
+        },
+      },
+    });
+    dropConnection(dying);
+    const [m] = await inbox.waitFor(1);
+    expect(m?.packet.properties).toMatchObject({
+      contentType: "application/json",
+      responseTopic: `${topic}/r`,
+      userProperties: { k: "v" },
+    });
+  });
+
   it("cancels the will when the client reconnects within the delay (MQTT-3.1.3-9)", async () => {
     const topic = unique("wdc");
     const clientId = unique("wdc-c");
