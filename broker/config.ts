@@ -24,6 +24,9 @@ export interface BrokerEnv {
   PUBLISH_RATE?: string;
   PUBLISH_BURST?: string;
   ALLOWED_ORIGINS?: string;
+  SYS_INTERVAL?: string;
+  /** debug, info (default), warn or error. */
+  LOG_LEVEL?: string;
 }
 
 export type GatewayPolicy = "random" | "ip";
@@ -64,6 +67,8 @@ export interface BrokerConfig {
   publishBurst: number;
   /** Origins allowed to open a WebSocket; empty allows any. */
   allowedOrigins: string[];
+  /** Seconds between $SYS publications, while anyone subscribes to them. */
+  sysInterval: number;
 }
 
 function int(value: string | undefined, fallback: number, min: number, max: number): number {
@@ -95,6 +100,7 @@ export function readConfig(env: BrokerEnv): BrokerConfig {
     maxConnectionsPerGateway: int(env.MAX_CONNECTIONS_PER_GATEWAY, 10_000, 1, 1_000_000),
     publishRate: int(env.PUBLISH_RATE, 1000, 1, 1_000_000),
     publishBurst: int(env.PUBLISH_BURST, 2000, 1, 10_000_000),
+    sysInterval: int(env.SYS_INTERVAL, 10, 1, 86_400),
     allowedOrigins: (env.ALLOWED_ORIGINS ?? "")
       .split(",")
       .map((o) => o.trim())

@@ -4,7 +4,16 @@
  */
 export type LogLevel = "debug" | "info" | "warn" | "error";
 
+const RANK: Record<LogLevel, number> = { debug: 0, info: 1, warn: 2, error: 3 };
+let threshold = RANK.info;
+
+/** Sets the lowest level written (the LOG_LEVEL var); each object sets it as it starts. */
+export function setLogLevel(level: string | undefined): void {
+  threshold = RANK[(level ?? "info") as LogLevel] ?? RANK.info;
+}
+
 export function log(level: LogLevel, event: string, fields: Record<string, unknown> = {}): void {
+  if (RANK[level] < threshold) return;
   const line = JSON.stringify({ level, event, ...fields });
   if (level === "error") console.error(line);
   else if (level === "warn") console.warn(line);

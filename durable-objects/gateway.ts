@@ -10,10 +10,12 @@ import { HmacChallenge } from "../broker/auth/hmac-challenge.ts";
 import { AuthMethods } from "../broker/auth/method.ts";
 import { KeyedBatcher } from "../broker/batcher.ts";
 import { type BrokerConfig, readConfig } from "../broker/config.ts";
-import { log } from "../broker/log.ts";
+import { Counters } from "../broker/counters.ts";
+import { log, setLogLevel } from "../broker/log.ts";
 import { isExpired, type Message, willMessage } from "../broker/message.ts";
 import { gatewayDestination, shardOf } from "../broker/routing.ts";
 import type { SessionState, SubscriptionOptions } from "../broker/session-state.ts";
+import type { GatewayCounter, GatewayStats } from "../broker/stats.ts";
 import {
   type DecodeError,
   type DisconnectPacket,
@@ -33,8 +35,9 @@ import { handleConnect } from "./gateway/handle-connect.ts";
 import { handlePublish } from "./gateway/handle-publish.ts";
 import { handleSubscribe, handleUnsubscribe } from "./gateway/handle-subscribe.ts";
 import { GatewayStore } from "./gateway/store.ts";
+import { isSysFilter, sysMessages } from "./gateway/sys-topics.ts";
 import { isShared, registerAtShards, unregisterAtShards } from "./registration.ts";
-import { type SessionRpc, type ShardRpc, sessionStub, shardStub } from "./stubs.ts";
+import { collectStats, type SessionRpc, type ShardRpc, sessionStub, shardStub } from "./stubs.ts";
 
 /** How often, at most, lastSeen is written to the attachment (ms). */
 const LAST_SEEN_GRAIN = 5_000;
@@ -54,11 +57,13 @@ export class Gateway extends DurableObject<Env> {
   readonly authenticator: Authenticator;
   readonly acl: Acl;
   private nameCache: string | undefined;
+  readonly counters: Counters<GatewayCounter>;
   private reconciled = false;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
     this.config = readConfig(env);
+    setLogLevel(env.LOG_LEVEL);
     this.authMethods = new AuthMethods(env.AUTH_HMAC_SECRET ? [new HmacChallenge(env.AUTH_HMAC_SECRET)] : []);
     this.authenticator = new ConnectAuthenticator({
       allowAnonymous: env.ALLOW_ANONYMOUS === "true",
@@ -73,6 +78,7 @@ export class Gateway extends DurableObject<Env> {
     });
     this.acl = new Acl(env.ACL);
     this.store = new GatewayStore(ctx.storage.sql);
+    this.counters = new Counters(ctx.storage.sql);
     this.nameCache = this.store.getMeta("name");
     for (const { clientId, filter, options } of this.store.allSubs())
       this.index.add(filter, clientId, options);
@@ -185,7 +191,36 @@ export class Gateway extends DurableObject<Env> {
         await this.fail(conn, ReasonCode.KeepAliveTimeout, "keep-alive expired (MQTT-3.1.2-24)");
       } else next = Math.min(next, deadline);
     }
+    if (this.hasSysSubscribers()) {
+      if (now >= this.sysDue) await this.publishSys();
+      next = Math.min(next, this.sysDue);
+    }
     if (next !== Number.POSITIVE_INFINITY) await this.ctx.storage.setAlarm(next);
+  }
+
+  /** When $SYS is next due; in memory: after an eviction it is due at once. */
+  private sysDue = 0;
+
+  private hasSysSubscribers(): boolean {
+    return this.store.hasSysSubscription();
+  }
+
+  /** Publishes $SYS topics to this gateway's subscribers of them, and plans the next round. */
+  async publishSys(): Promise<void> {
+    const now = Date.now();
+    this.sysDue = now + this.config.sysInterval * 1000;
+    let started = Number(this.store.getMeta("started") ?? 0);
+    if (started === 0) {
+      started = now;
+      this.store.setMeta("started", String(now));
+    }
+    try {
+      const stats = await collectStats(this.env, this.config);
+      await this.deliver(sysMessages(stats, Math.floor((now - started) / 1000), now));
+    } catch (err) {
+      log("warn", "sys_failed", { gateway: this.name, error: String(err) });
+    }
+    await this.scheduleCheck(this.sysDue);
   }
 
   // ---- RPC from TopicShards and Sessions -----------------------------------
@@ -271,6 +306,41 @@ export class Gateway extends DurableObject<Env> {
       }),
     );
     return conns.length;
+  }
+
+  /**
+   * Disconnects one client, 5.0 clients with DISCONNECT `reasonCode` (0x98
+   * Administrative action from the HTTP API). Its teardown runs afterwards, so a
+   * Session waiting on this call is not waited on in turn.
+   */
+  async kick(clientId: string, reasonCode: number): Promise<boolean> {
+    const conn = this.clients.get(clientId);
+    if (conn === undefined || conn.finished) return false;
+    if (conn.version === 5) this.send(conn, { type: "disconnect", reasonCode });
+    this.closeSocket(conn, 1000, reasonName(reasonCode));
+    this.ctx.waitUntil(this.finish(conn, "abnormal", `kicked: ${reasonName(reasonCode)}`));
+    return true;
+  }
+
+  /** What the HTTP API shows of an online client. */
+  async clientInfo(clientId: string): Promise<{ subscriptions: string[]; inflight: number } | null> {
+    if (this.store.getClient(clientId) === undefined) return null;
+    return {
+      subscriptions: this.store.subsOf(clientId).map(([f]) => f),
+      inflight: this.store.inflightCount(clientId),
+    };
+  }
+
+  /** Numbers for /api/stats, /metrics and $SYS. */
+  async stats(): Promise<GatewayStats> {
+    this.counters.flush();
+    return {
+      gateway: this.name,
+      connections: [...this.clients.values()].filter((c) => !c.finished).length,
+      sockets: this.ctx.getWebSockets().length,
+      subscriptions: this.store.totalSubscriptions(),
+      counters: this.counters.snapshot(),
+    };
   }
 
   /** The client's subscriptions are registered elsewhere now: drop them here. */
@@ -401,11 +471,14 @@ export class Gateway extends DurableObject<Env> {
     const bytes = encode(aliased.packet, conn.version);
     if (att?.maximumPacketSize !== undefined && bytes.length > att.maximumPacketSize) {
       if (aliased.assigned) conn.outboundAliases.delete(packet.topic);
+      this.counters.add("dropped");
       log("info", "discarded_too_large", { gateway: this.name, clientId: att.clientId, bytes: bytes.length });
       return false;
     }
     try {
       conn.ws.send(bytes);
+      this.counters.add("messages_out");
+      this.counters.add("bytes_out", bytes.length);
     } catch (err) {
       log("warn", "send_failed", { gateway: this.name, error: String(err) });
     }
@@ -692,6 +765,7 @@ export class Gateway extends DurableObject<Env> {
     for (const entry of this.store.queuedOf(att.clientId, room)) {
       if (isExpired(entry.message, now)) {
         this.store.deleteOutbound(entry.seq);
+        this.counters.add("expired");
         continue;
       }
       const packetId = conn.allocatePacketId();

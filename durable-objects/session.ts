@@ -7,7 +7,7 @@
 import { DurableObject } from "cloudflare:workers";
 import { type BrokerConfig, readConfig } from "../broker/config.ts";
 import { parse, stringify } from "../broker/json.ts";
-import { log } from "../broker/log.ts";
+import { log, setLogLevel } from "../broker/log.ts";
 import {
   isExpired,
   MESSAGE_COLUMN_DEFS,
@@ -29,7 +29,7 @@ import type {
   SubscriptionOptions,
 } from "../broker/session-state.ts";
 import { applySchema } from "../broker/sql.ts";
-import { topicMatches, type Will } from "../mqtt/index.ts";
+import { ReasonCode, topicMatches, type Will } from "../mqtt/index.ts";
 import type { Env } from "../worker/env.ts";
 import { isShared, matchingFilter, registerAtShards, unregisterAtShards } from "./registration.ts";
 import { type GatewayRpc, gatewayStub, type ShardRpc, shardStub } from "./stubs.ts";
@@ -49,6 +49,17 @@ CREATE TABLE IF NOT EXISTS inbound_qos2 (packet_id INTEGER PRIMARY KEY);
 `;
 const TABLES = ["meta", "subs", "queue", "inbound_qos2"];
 const SCHEMA_VERSION = 2;
+
+export interface SessionInfo {
+  clientId: string;
+  online: boolean;
+  gateway: string | null;
+  persistent: boolean;
+  subscriptions: string[];
+  /** Offline: messages queued; online: messages in flight at the gateway. */
+  queued: number;
+  expiresAt: number | null;
+}
 
 export interface ClaimRequest {
   clientId: string;
@@ -94,6 +105,7 @@ export class Session extends DurableObject<Env> {
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
     this.config = readConfig(env);
+    setLogLevel(env.LOG_LEVEL);
     applySchema(ctx.storage.sql, SCHEMA_VERSION, TABLES, SCHEMA);
   }
 
@@ -210,6 +222,46 @@ export class Session extends DurableObject<Env> {
       if (meta.registered) await this.unregister(meta);
       await this.ctx.storage.deleteAll();
       applySchema(this.sql, SCHEMA_VERSION, TABLES, SCHEMA);
+    });
+  }
+
+  /** What the HTTP API shows of this client: online where, subscriptions, queued messages. */
+  info(): Promise<SessionInfo | null> {
+    return this.lock.run(async () => {
+      const meta = this.readMeta();
+      if (meta === undefined) return null;
+      const info: SessionInfo = {
+        clientId: meta.clientId,
+        online: meta.online,
+        gateway: meta.online ? meta.ownerGateway : null,
+        persistent: meta.persistent,
+        subscriptions: this.subscriptions().map(([f]) => f),
+        queued: this.queueLength(),
+        expiresAt: meta.online ? null : meta.expiresAt,
+      };
+      if (meta.online) {
+        const live = await this.gateway(meta.ownerGateway).clientInfo(meta.clientId);
+        if (live !== null) {
+          info.subscriptions = live.subscriptions;
+          info.queued = live.inflight;
+        }
+      }
+      return info;
+    });
+  }
+
+  /** Disconnects the client (0x98 Administrative action) and deletes its session. */
+  drop(): Promise<boolean> {
+    return this.lock.run(async () => {
+      const meta = this.readMeta();
+      if (meta === undefined) return false;
+      if (meta.online)
+        await this.gateway(meta.ownerGateway).kick(meta.clientId, ReasonCode.AdministrativeAction);
+      if (meta.registered) await this.unregister(meta);
+      await this.ctx.storage.deleteAll();
+      applySchema(this.sql, SCHEMA_VERSION, TABLES, SCHEMA);
+      log("info", "session_dropped", { clientId: meta.clientId });
+      return true;
     });
   }
 

@@ -3,12 +3,13 @@
  * tuples into plain arrays; these interfaces state what each call really carries.
  */
 import type { Message } from "../broker/message.ts";
-import { type Destination, shardName } from "../broker/routing.ts";
+import { type Destination, gatewayName, shardName } from "../broker/routing.ts";
 import type { SessionState } from "../broker/session-state.ts";
+import { aggregate, type BrokerStats, type GatewayStats, type ShardStats } from "../broker/stats.ts";
 import type { Will } from "../mqtt/index.ts";
 import type { Env } from "../worker/env.ts";
 import type { ShardFilters, SubscribeRequest } from "./registration.ts";
-import type { ClaimRequest, ClaimResult } from "./session.ts";
+import type { ClaimRequest, ClaimResult, SessionInfo } from "./session.ts";
 
 export interface GatewayRpc {
   deliver(messages: Message[]): Promise<void>;
@@ -16,6 +17,10 @@ export interface GatewayRpc {
   takeover(clientId: string, connId: string): Promise<SessionState | null>;
   release(clientId: string, connId: string): Promise<void>;
   drain(reasonCode?: number): Promise<number>;
+  stats(): Promise<GatewayStats>;
+  /** Disconnects one client (5.0: with `reasonCode`); true if it was here. */
+  kick(clientId: string, reasonCode: number): Promise<boolean>;
+  clientInfo(clientId: string): Promise<{ subscriptions: string[]; inflight: number } | null>;
 }
 
 export interface ShardRpc {
@@ -25,6 +30,8 @@ export interface ShardRpc {
   publish(messages: Message[]): Promise<number[]>;
   /** Messages a leaving member of a shared subscription did not acknowledge. */
   redistribute(messages: Message[]): Promise<void>;
+  retained(filter: string): Promise<Message[]>;
+  stats(): Promise<ShardStats>;
 }
 
 export interface SessionRpc {
@@ -33,9 +40,25 @@ export interface SessionRpc {
   park(gateway: string, connId: string, state: SessionState, expiry: number, will?: Will): Promise<void>;
   release(connId: string): Promise<void>;
   enqueue(messages: Message[]): Promise<void>;
+  info(): Promise<SessionInfo | null>;
+  drop(): Promise<boolean>;
 }
 
 type Namespaces = Pick<Env, "GATEWAY" | "TOPIC_SHARD" | "SESSION">;
+
+/** Statistics of every gateway and shard, summed (for /api/stats, /metrics, $SYS). */
+export async function collectStats(
+  env: Namespaces,
+  config: { gateways: number; topicShards: number },
+): Promise<BrokerStats> {
+  const gateways = await Promise.all(
+    Array.from({ length: config.gateways }, (_, i) => gatewayStub(env, gatewayName(i)).stats()),
+  );
+  const shards = await Promise.all(
+    Array.from({ length: config.topicShards }, (_, i) => shardStub(env, i).stats()),
+  );
+  return aggregate(gateways, shards);
+}
 
 export function gatewayStub(env: Namespaces, name: string): GatewayRpc {
   return env.GATEWAY.get(env.GATEWAY.idFromName(name)) as unknown as GatewayRpc;

@@ -7,7 +7,8 @@
 import { DurableObject } from "cloudflare:workers";
 import { KeyedBatcher } from "../broker/batcher.ts";
 import { type BrokerConfig, readConfig } from "../broker/config.ts";
-import { log } from "../broker/log.ts";
+import { Counters } from "../broker/counters.ts";
+import { log, setLogLevel } from "../broker/log.ts";
 import {
   isExpired,
   MESSAGE_COLUMN_DEFS,
@@ -21,6 +22,7 @@ import {
 } from "../broker/message.ts";
 import type { Destination } from "../broker/routing.ts";
 import { applySchema } from "../broker/sql.ts";
+import type { ShardCounter, ShardStats } from "../broker/stats.ts";
 import {
   hasWildcard,
   parseSubscriptionFilter,
@@ -73,6 +75,8 @@ export class TopicShard extends DurableObject<Env> {
   private readonly stubs = new Map<Destination, DeliveryStub>();
   private readonly delivery: KeyedBatcher<Destination, Message, undefined>;
   private readonly config: BrokerConfig;
+  private readonly counters: Counters<ShardCounter>;
+  private readonly shardName: string;
   /** Retained messages held, and their payload bytes (MAX_RETAINED_MESSAGES/BYTES). */
   private retainedCount = 0;
   private retainedBytes = 0;
@@ -93,6 +97,9 @@ export class TopicShard extends DurableObject<Env> {
     for (const m of members) this.joinGroup(m.grp, m.filter, m.client_id, m.destination as Destination);
     this.delivery = new KeyedBatcher((dest, messages) => this.deliverTo(dest, messages));
     this.config = readConfig(env);
+    setLogLevel(env.LOG_LEVEL);
+    this.counters = new Counters(ctx.storage.sql);
+    this.shardName = ctx.id.name ?? ctx.id.toString();
     const totals = ctx.storage.sql
       .exec<{ n: number; bytes: number | null }>(
         "SELECT COUNT(*) AS n, SUM(LENGTH(payload)) AS bytes FROM retained",
@@ -169,6 +176,23 @@ export class TopicShard extends DurableObject<Env> {
     }
   }
 
+  /** Retained messages matching `filter` (the HTTP API's /api/retained). */
+  retained(filter: string): Message[] {
+    return this.retainedMatching([filter]);
+  }
+
+  /** Numbers for /api/stats, /metrics and $SYS. */
+  stats(): ShardStats {
+    this.counters.flush();
+    return {
+      shard: this.shardName,
+      routes: this.routes.size,
+      retained: this.retainedCount,
+      retainedBytes: this.retainedBytes,
+      counters: this.counters.snapshot(),
+    };
+  }
+
   /** Gives messages a member left unacknowledged to another member of the same group. */
   async redistribute(messages: Message[]): Promise<void> {
     const pending: Promise<void>[] = [];
@@ -210,10 +234,12 @@ export class TopicShard extends DurableObject<Env> {
     for (const m of messages) {
       // A retained message past the shard's quota is refused whole: 0x97.
       if (m.retain && !this.storeRetained(m)) {
+        this.counters.add("retained_refused");
         codes.push(ReasonCode.QuotaExceeded);
         continue;
       }
       codes.push(ReasonCode.Success);
+      this.counters.add("messages_routed");
       const seen = new Set<Destination>();
       this.routes.forEachMatch(m.topic, (_count, destination) => {
         const dest = destination as Destination;
@@ -248,16 +274,19 @@ export class TopicShard extends DurableObject<Env> {
     const now = Date.now();
     const take = (row: MessageRow & { topic: string }) => {
       const m = rowToMessage(row);
-      if (isExpired(m, now)) sql.exec("DELETE FROM retained WHERE topic = ?", m.topic);
-      else found.set(m.topic, m);
+      if (isExpired(m, now)) {
+        this.storeRetained({ ...m, payload: new Uint8Array(0) });
+        this.counters.add("retained_expired");
+      } else found.set(m.topic, m);
     };
     const wildcards = filters.filter(hasWildcard);
     for (const f of filters) {
       if (hasWildcard(f)) continue;
-      for (const row of sql.exec<MessageRow>("SELECT * FROM retained WHERE topic = ?", f)) take(row);
+      for (const row of sql.exec<MessageRow>("SELECT * FROM retained WHERE topic = ?", f).toArray())
+        take(row);
     }
     if (wildcards.length > 0) {
-      for (const row of sql.exec<MessageRow>("SELECT * FROM retained")) {
+      for (const row of sql.exec<MessageRow>("SELECT * FROM retained").toArray()) {
         if (!found.has(row.topic) && wildcards.some((f) => topicMatches(f, row.topic))) take(row);
       }
     }
@@ -300,6 +329,7 @@ export class TopicShard extends DurableObject<Env> {
   /** Hands a batch to a destination; no result per message. */
   private async deliverTo(destination: Destination, messages: Message[]): Promise<undefined> {
     try {
+      this.counters.add("deliveries");
       await this.stubFor(destination)(messages);
     } catch (err) {
       log("error", "delivery_failed", { destination, count: messages.length, error: String(err) });

@@ -23,4 +23,6 @@ export interface Env extends BrokerEnv {
   JWT_AUDIENCE?: string;
   /** ACL rules, JSON: [{"user": "alice" | "anonymous" | "*", "publish": [...], "subscribe": [...]}]. */
   ACL?: string;
+  /** Bearer token of the HTTP API and /metrics, a secret; unset turns the API off. */
+  API_TOKEN?: string;
 }

@@ -4,6 +4,7 @@
  */
 import { readConfig } from "../broker/config.ts";
 import { fnv1a, gatewayName } from "../broker/routing.ts";
+import { handleApi, metrics } from "./api.ts";
 import type { Env } from "./env.ts";
 
 export { Gateway } from "../durable-objects/gateway.ts";
@@ -17,6 +18,8 @@ export default {
   async fetch(request: Request, env: Env): Promise<Response> {
     const url = new URL(request.url);
     if (url.pathname === "/mqtt") return upgrade(request, env);
+    if (url.pathname.startsWith("/api/")) return handleApi(request, env, url);
+    if (url.pathname === "/metrics") return metrics(request, env);
     if (url.pathname === "/" && request.method === "GET") {
       return new Response("Nimbus MQTT broker: connect with MQTT over WebSocket at /mqtt\n", {
         headers: { "content-type": "text/plain; charset=utf-8" },

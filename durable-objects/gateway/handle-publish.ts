@@ -15,6 +15,8 @@ import type { Connected, Connection } from "./connection.ts";
 export function handlePublish(gw: Gateway, conn: Connection, p: PublishPacket): Promise<void> | undefined {
   const att = conn.connected;
   if (att === undefined) return;
+  gw.counters.add("messages_in");
+  gw.counters.add("bytes_in", p.payload.length + p.topic.length);
   conn.bucket ??= new TokenBucket(gw.config.publishRate, gw.config.publishBurst);
   if (!conn.bucket.take()) {
     // 5.0: DISCONNECT 0x96 Message rate too high; 3.1.1: the connection is closed.

@@ -17,6 +17,7 @@ import {
 import type { Gateway } from "../gateway.ts";
 import { matchingFilter } from "../registration.ts";
 import type { Connection } from "./connection.ts";
+import { isSysFilter } from "./sys-topics.ts";
 
 export async function handleSubscribe(gw: Gateway, conn: Connection, p: SubscribePacket): Promise<void> {
   const att = conn.connected;
@@ -95,6 +96,8 @@ export async function handleSubscribe(gw: Gateway, conn: Connection, p: Subscrib
     retained,
     accepted.filter(([f]) => retainedFor.includes(f)),
   );
+  // $SYS values go out at once to a new subscriber, then every SYS_INTERVAL.
+  if (accepted.some(([f]) => isSysFilter(f))) await gw.publishSys();
 }
 
 /** MQTT-3.3.1-6/-8: retained messages go to the new subscriber with RETAIN set. */

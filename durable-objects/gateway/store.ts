@@ -181,6 +181,18 @@ export class GatewayStore {
     return row === undefined ? undefined : (JSON.parse(row.options) as SubscriptionOptions);
   }
 
+  /** Whether any client here subscribes to $SYS topics. */
+  hasSysSubscription(): boolean {
+    return (
+      this.sql.exec("SELECT 1 FROM subs WHERE filter = '$SYS' OR filter LIKE '$SYS/%' LIMIT 1").toArray()
+        .length > 0
+    );
+  }
+
+  totalSubscriptions(): number {
+    return this.sql.exec<{ n: number }>("SELECT COUNT(*) AS n FROM subs").one().n;
+  }
+
   subscriptionCount(clientId: string): number {
     return this.sql.exec<{ n: number }>("SELECT COUNT(*) AS n FROM subs WHERE client_id = ?", clientId).one()
       .n;

@@ -29,6 +29,9 @@ export default async function setup(project: TestProject) {
     MAX_KEEP_ALIVE: "300",
     // Enables the NIMBUS-HMAC-SHA256 enhanced authentication method.
     AUTH_HMAC_SECRET: "e2e-shared-secret",
+    // The HTTP API's bearer token, and $SYS every second.
+    API_TOKEN: "e2e-api-token",
+    SYS_INTERVAL: "1",
     // Small, so the subscription quota is quick to reach.
     MAX_SUBSCRIPTIONS: "30",
   };

@@ -1,0 +1,180 @@
+/** The HTTP API, /metrics and $SYS topics, against the running Worker. */
+import type { MqttClient } from "mqtt";
+import { afterEach, describe, expect, inject, it } from "vitest";
+import type { BrokerStats } from "../../broker/stats.ts";
+import { ReasonCode } from "../../mqtt/index.ts";
+import { connect, Inbox, RawClient, sleep, unique } from "../support/clients.ts";
+
+const url = inject("brokerUrl");
+const http = inject("brokerHttpUrl");
+const vars = inject("brokerVars");
+const auth = { Authorization: `Bearer ${vars.API_TOKEN}` };
+const open: MqttClient[] = [];
+
+afterEach(async () => {
+  await Promise.all(open.splice(0).map((c) => c.endAsync(true)));
+});
+
+async function client(options: Parameters<typeof connect>[1] = {}) {
+  const c = await connect(url, { protocolVersion: 5, clientId: unique("api"), ...options });
+  open.push(c);
+  return c;
+}
+
+const api = (path: string, init: RequestInit = {}) =>
+  fetch(`${http}${path}`, {
+    ...init,
+    headers: { ...auth, "content-type": "application/json", ...init.headers },
+  });
+
+describe("HTTP API", () => {
+  it("needs the bearer token, and explains errors in JSON", async () => {
+    const none = await fetch(`${http}/api/stats`);
+    expect(none.status).toBe(401);
+    expect(await none.json()).toMatchObject({ status: 401, error: expect.any(String) });
+    expect((await fetch(`${http}/api/stats`, { headers: { Authorization: "Bearer nope" } })).status).toBe(
+      401,
+    );
+    expect((await api("/api/publish", { method: "POST", body: "{" })).status).toBe(400);
+    expect(
+      (await api("/api/publish", { method: "POST", body: JSON.stringify({ topic: "a/+" }) })).status,
+    ).toBe(400);
+    expect(
+      (await api("/api/publish", { method: "POST", body: JSON.stringify({ topic: "$SYS/x" }) })).status,
+    ).toBe(403);
+    expect((await api("/api/nothing")).status).toBe(404);
+  });
+
+  it("POST /api/publish reaches MQTT subscribers, with 5.0 properties", async () => {
+    const topic = unique("api/pub");
+    const sub = await client();
+    const inbox = new Inbox(sub);
+    await sub.subscribeAsync(topic, { qos: 1 });
+    const res = await api("/api/publish", {
+      method: "POST",
+      body: JSON.stringify({
+        topic,
+        payload: "from http",
+        qos: 1,
+        properties: { contentType: "text/plain", userProperties: [["source", "api"]] },
+      }),
+    });
+    expect(res.status).toBe(200);
+    expect(await res.json()).toMatchObject({ topic, qos: 1, delivered: true });
+    const [m] = await inbox.waitFor(1);
+    expect(m?.payload).toBe("from http");
+    expect(m?.packet.properties).toMatchObject({
+      contentType: "text/plain",
+      userProperties: { source: "api" },
+    });
+  });
+
+  it("GET /api/retained lists retained messages matching a filter", async () => {
+    const base = unique("api/ret");
+    for (const [t, v] of [
+      ["a", "1"],
+      ["b", "2"],
+    ]) {
+      const res = await api("/api/publish", {
+        method: "POST",
+        body: JSON.stringify({ topic: `${base}/${t}`, payload: v, qos: 1, retain: true }),
+      });
+      expect(res.status).toBe(200);
+    }
+    const res = await api(`/api/retained?filter=${encodeURIComponent(`${base}/#`)}`);
+    expect(await res.json()).toEqual([
+      { topic: `${base}/a`, qos: 1, payload: "1" },
+      { topic: `${base}/b`, qos: 1, payload: "2" },
+    ]);
+  });
+
+  it("GET and DELETE /api/clients/{id}", async () => {
+    const clientId = unique("api-client");
+    const topic = unique("api/t");
+    const raw = await RawClient.open(url, 5);
+    raw.sendConnect(clientId, { cleanStart: false, properties: { sessionExpiryInterval: 300 } });
+    await raw.next("connack");
+    raw.send({
+      type: "subscribe",
+      packetId: 1,
+      subscriptions: [
+        { topicFilter: topic, qos: 1, noLocal: false, retainAsPublished: false, retainHandling: 0 },
+      ],
+    });
+    await raw.next("suback");
+    const online = await (await api(`/api/clients/${encodeURIComponent(clientId)}`)).json();
+    expect(online).toMatchObject({
+      clientId,
+      online: true,
+      gateway: expect.stringMatching(/^gateway-/),
+      subscriptions: [topic],
+    });
+
+    raw.close();
+    await raw.closed;
+    await sleep(300);
+    await api("/api/publish", { method: "POST", body: JSON.stringify({ topic, payload: "queued", qos: 1 }) });
+    const offline = await (await api(`/api/clients/${encodeURIComponent(clientId)}`)).json();
+    expect(offline).toMatchObject({ online: false, queued: 1, subscriptions: [topic] });
+
+    const back = await RawClient.open(url, 5);
+    back.sendConnect(clientId, { cleanStart: false, properties: { sessionExpiryInterval: 300 } });
+    await back.next("connack");
+    const del = await api(`/api/clients/${encodeURIComponent(clientId)}`, { method: "DELETE" });
+    expect(del.status).toBe(200);
+    // 5.0 DISCONNECT 0x98 Administrative action
+    expect((await back.next("disconnect")).reasonCode).toBe(ReasonCode.AdministrativeAction);
+    await sleep(300);
+    expect((await api(`/api/clients/${encodeURIComponent(clientId)}`)).status).toBe(404);
+  });
+
+  it("GET /api/stats counts per shard and gateway, and /metrics has the same in Prometheus text", async () => {
+    const c = await client();
+    await c.publishAsync(unique("api/stats"), "x", { qos: 1 });
+    const stats = (await (await api("/api/stats")).json()) as BrokerStats;
+    expect(stats.connections).toBeGreaterThanOrEqual(1);
+    expect(stats.messagesIn).toBeGreaterThanOrEqual(1);
+    expect(stats.gateways).toHaveLength(Number(vars.GATEWAYS));
+    expect(stats.shards).toHaveLength(Number(vars.TOPIC_SHARDS));
+    const metrics = await (await api("/metrics")).text();
+    expect(metrics).toMatch(/^# TYPE nimbus_connections gauge$/m);
+    expect(metrics).toMatch(/^nimbus_messages_received_total\{gateway="gateway-0"\} \d+$/m);
+  });
+
+  it("serves an OpenAPI document", async () => {
+    const doc = (await (await fetch(`${http}/api/openapi.json`)).json()) as {
+      openapi: string;
+      paths: object;
+    };
+    expect(doc.openapi).toBe("3.1.0");
+    expect(Object.keys(doc.paths)).toEqual(
+      expect.arrayContaining(["/api/publish", "/api/retained", "/api/clients/{id}", "/api/stats"]),
+    );
+  });
+});
+
+describe("$SYS topics", () => {
+  it("publishes broker numbers to $SYS subscribers at an interval", async () => {
+    const c = await client();
+    const inbox = new Inbox(c);
+    await c.subscribeAsync("$SYS/broker/#", { qos: 0 });
+    await inbox.waitFor(9);
+    const topics = new Set(inbox.messages.map((m) => m.topic));
+    for (const t of [
+      "version",
+      "uptime",
+      "clients/connected",
+      "messages/received",
+      "messages/sent",
+      "subscriptions/count",
+    ]) {
+      expect(topics).toContain(`$SYS/broker/${t}`);
+    }
+    expect(topics).toContain("$SYS/broker/retained messages/count");
+    expect(
+      Number(inbox.messages.find((m) => m.topic === "$SYS/broker/clients/connected")?.payload),
+    ).toBeGreaterThanOrEqual(1);
+    // and again after the interval (SYS_INTERVAL is 1 s here)
+    await inbox.waitFor(18, 6_000);
+  });
+});

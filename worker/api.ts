@@ -1,0 +1,260 @@
+/**
+ * The HTTP API (bearer token from the API_TOKEN secret) and Prometheus metrics.
+ * Errors are JSON: {"error": "...", "status": n}. /api/openapi.json describes it.
+ */
+import { constantTimeEqual } from "../broker/auth/passwords.ts";
+import { readConfig } from "../broker/config.ts";
+import { toBase64 } from "../broker/json.ts";
+import { log } from "../broker/log.ts";
+import { type Message, newMessageId } from "../broker/message.ts";
+import { shardOf, shardsForFilter } from "../broker/routing.ts";
+import type { BrokerStats } from "../broker/stats.ts";
+import { topicLimitProblem } from "../broker/topic-limits.ts";
+import { collectStats, sessionStub, shardStub } from "../durable-objects/stubs.ts";
+import {
+  isWellFormedUtf8,
+  type PublishProperties,
+  validateTopicFilter,
+  validateTopicName,
+} from "../mqtt/index.ts";
+import type { Env } from "./env.ts";
+import { openApiDocument } from "./openapi.ts";
+
+function json(body: unknown, status = 200): Response {
+  return new Response(JSON.stringify(body, null, 2), {
+    status,
+    headers: { "content-type": "application/json; charset=utf-8" },
+  });
+}
+
+export function apiError(status: number, error: string): Response {
+  return json({ error, status }, status);
+}
+
+/** Checks the bearer token; undefined when the request may go on. */
+function unauthorized(request: Request, env: Env): Response | undefined {
+  if (!env.API_TOKEN) return apiError(503, "the HTTP API is off: set the API_TOKEN secret");
+  const header = request.headers.get("Authorization") ?? "";
+  const given = new TextEncoder().encode(header.startsWith("Bearer ") ? header.slice(7) : "");
+  if (!constantTimeEqual(given, new TextEncoder().encode(env.API_TOKEN))) {
+    return apiError(401, "missing or wrong bearer token");
+  }
+  return undefined;
+}
+
+export async function handleApi(request: Request, env: Env, url: URL): Promise<Response> {
+  const path = url.pathname;
+  if (path === "/api/openapi.json") return json(openApiDocument());
+  const denied = unauthorized(request, env);
+  if (denied) return denied;
+  try {
+    if (path === "/api/publish") {
+      return request.method === "POST" ? await publish(request, env) : apiError(405, "use POST");
+    }
+    if (path === "/api/retained" && request.method === "GET") return await retained(url, env);
+    if (path === "/api/stats" && request.method === "GET") return json(await brokerStats(env));
+    const client = /^\/api\/clients\/([^/]+)$/.exec(path);
+    if (client) {
+      const id = decodeURIComponent(client[1] as string);
+      if (request.method === "GET") {
+        const info = await sessionStub(env, id).info();
+        return info === null ? apiError(404, `no session for client id ${JSON.stringify(id)}`) : json(info);
+      }
+      if (request.method === "DELETE") {
+        const dropped = await sessionStub(env, id).drop();
+        return dropped
+          ? json({ dropped: id })
+          : apiError(404, `no session for client id ${JSON.stringify(id)}`);
+      }
+      return apiError(405, "use GET or DELETE");
+    }
+    return apiError(404, `no such endpoint: ${request.method} ${path}`);
+  } catch (err) {
+    log("error", "api_error", { path, error: String(err) });
+    return apiError(500, "internal error");
+  }
+}
+
+interface PublishBody {
+  topic?: unknown;
+  payload?: unknown;
+  payloadBase64?: unknown;
+  qos?: unknown;
+  retain?: unknown;
+  properties?: unknown;
+}
+
+async function publish(request: Request, env: Env): Promise<Response> {
+  let body: PublishBody;
+  try {
+    body = (await request.json()) as PublishBody;
+  } catch {
+    return apiError(400, "the body must be JSON");
+  }
+  const config = readConfig(env);
+  if (typeof body.topic !== "string") return apiError(400, "topic must be a string");
+  const problem = validateTopicName(body.topic) ?? topicLimitProblem(config, body.topic);
+  if (problem !== null) return apiError(400, problem);
+  if (body.topic.startsWith("$SYS")) return apiError(403, "$SYS topics are read-only");
+  const qos = body.qos ?? 0;
+  if (qos !== 0 && qos !== 1 && qos !== 2) return apiError(400, "qos must be 0, 1 or 2");
+  let payload: Uint8Array;
+  if (typeof body.payloadBase64 === "string") {
+    try {
+      payload = Uint8Array.from(atob(body.payloadBase64), (c) => c.charCodeAt(0));
+    } catch {
+      return apiError(400, "payloadBase64 is not base64");
+    }
+  } else if (typeof body.payload === "string" || body.payload === undefined) {
+    payload = new TextEncoder().encode((body.payload as string | undefined) ?? "");
+  } else {
+    payload = new TextEncoder().encode(JSON.stringify(body.payload));
+  }
+  const message: Message = {
+    id: newMessageId("api"),
+    topic: body.topic,
+    payload,
+    qos,
+    retain: body.retain === true,
+  };
+  const props = (body.properties ?? {}) as PublishProperties & { messageExpiryInterval?: number };
+  const { messageExpiryInterval, topicAlias: _a, subscriptionIdentifiers: _s, ...rest } = props;
+  if (Object.keys(rest).length > 0) message.properties = rest;
+  if (typeof messageExpiryInterval === "number")
+    message.expiresAt = Date.now() + messageExpiryInterval * 1000;
+  const shard = shardStub(env, shardOf(message.topic, config.topicShards, config.shardLevels));
+  // QoS 0 answers once the shard has the message; QoS 1/2 once every destination
+  // that stores it durably has it (the same moment an MQTT PUBACK is sent).
+  const [code] = await shard.publish([message]);
+  if (code) return apiError(507, "retained message quota exceeded");
+  return json({ id: message.id, topic: message.topic, qos, retain: message.retain, delivered: true });
+}
+
+async function retained(url: URL, env: Env): Promise<Response> {
+  const filter = url.searchParams.get("filter") ?? "#";
+  const problem = validateTopicFilter(filter);
+  if (problem !== null) return apiError(400, problem);
+  const config = readConfig(env);
+  const shards = shardsForFilter(filter, config.topicShards, config.shardLevels);
+  const lists = await Promise.all(shards.map((s) => shardStub(env, s).retained(filter)));
+  const messages = lists.flat().sort((a, b) => a.topic.localeCompare(b.topic));
+  return json(
+    messages.map((m) => {
+      const text = utf8OrNull(m.payload);
+      return {
+        topic: m.topic,
+        qos: m.qos,
+        ...(text === null ? { payloadBase64: toBase64(m.payload) } : { payload: text }),
+        ...(m.properties ? { properties: jsonProperties(m.properties) } : {}),
+      };
+    }),
+  );
+}
+
+function utf8OrNull(bytes: Uint8Array): string | null {
+  return isWellFormedUtf8(bytes) ? new TextDecoder().decode(bytes) : null;
+}
+
+function jsonProperties(props: Record<string, unknown>): Record<string, unknown> {
+  return Object.fromEntries(
+    Object.entries(props).map(([k, v]) => [k, v instanceof Uint8Array ? toBase64(v) : v]),
+  );
+}
+
+function brokerStats(env: Env): Promise<BrokerStats> {
+  return collectStats(env, readConfig(env));
+}
+
+/** Prometheus text exposition of /api/stats. */
+export async function metrics(request: Request, env: Env): Promise<Response> {
+  const denied = unauthorized(request, env);
+  if (denied) return denied;
+  const s = await brokerStats(env);
+  const lines: string[] = [];
+  const metric = (
+    name: string,
+    help: string,
+    type: "gauge" | "counter",
+    samples: Array<[string, number]>,
+  ) => {
+    lines.push(`# HELP nimbus_${name} ${help}`, `# TYPE nimbus_${name} ${type}`);
+    for (const [labels, value] of samples) lines.push(`nimbus_${name}${labels} ${value}`);
+  };
+  const perGateway = (f: (g: BrokerStats["gateways"][number]) => number) =>
+    s.gateways.map((g): [string, number] => [`{gateway="${g.gateway}"}`, f(g)]);
+  const perShard = (f: (x: BrokerStats["shards"][number]) => number) =>
+    s.shards.map((x): [string, number] => [`{shard="${x.shard}"}`, f(x)]);
+  metric(
+    "connections",
+    "Clients connected",
+    "gauge",
+    perGateway((g) => g.connections),
+  );
+  metric(
+    "subscriptions",
+    "Subscriptions of connected clients",
+    "gauge",
+    perGateway((g) => g.subscriptions),
+  );
+  metric(
+    "messages_received_total",
+    "PUBLISH packets received from clients",
+    "counter",
+    perGateway((g) => g.counters.messages_in ?? 0),
+  );
+  metric(
+    "messages_sent_total",
+    "PUBLISH packets sent to clients",
+    "counter",
+    perGateway((g) => g.counters.messages_out ?? 0),
+  );
+  metric(
+    "bytes_received_total",
+    "Topic and payload bytes received",
+    "counter",
+    perGateway((g) => g.counters.bytes_in ?? 0),
+  );
+  metric(
+    "bytes_sent_total",
+    "PUBLISH bytes sent",
+    "counter",
+    perGateway((g) => g.counters.bytes_out ?? 0),
+  );
+  metric(
+    "messages_dropped_total",
+    "Messages dropped (too large for the client)",
+    "counter",
+    perGateway((g) => g.counters.dropped ?? 0),
+  );
+  metric(
+    "messages_expired_total",
+    "Messages expired before delivery",
+    "counter",
+    perGateway((g) => g.counters.expired ?? 0),
+  );
+  metric(
+    "retained_messages",
+    "Retained messages",
+    "gauge",
+    perShard((x) => x.retained),
+  );
+  metric(
+    "retained_bytes",
+    "Payload bytes of retained messages",
+    "gauge",
+    perShard((x) => x.retainedBytes),
+  );
+  metric(
+    "routes",
+    "Filters registered per destination",
+    "gauge",
+    perShard((x) => x.routes),
+  );
+  metric(
+    "messages_routed_total",
+    "Messages routed by the shard",
+    "counter",
+    perShard((x) => x.counters.messages_routed ?? 0),
+  );
+  return new Response(`${lines.join("\n")}\n`, { headers: { "content-type": "text/plain; version=0.0.4" } });
+}
