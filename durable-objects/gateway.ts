@@ -35,7 +35,7 @@ import { handleConnect } from "./gateway/handle-connect.ts";
 import { handlePublish } from "./gateway/handle-publish.ts";
 import { handleSubscribe, handleUnsubscribe } from "./gateway/handle-subscribe.ts";
 import { GatewayStore } from "./gateway/store.ts";
-import { isSysFilter, sysMessages } from "./gateway/sys-topics.ts";
+import { sysMessages } from "./gateway/sys-topics.ts";
 import { isShared, registerAtShards, unregisterAtShards } from "./registration.ts";
 import { collectStats, type SessionRpc, type ShardRpc, sessionStub, shardStub } from "./stubs.ts";
 
