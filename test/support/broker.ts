@@ -17,6 +17,8 @@ export interface BrokerOptions {
 
 export interface RunningBroker {
   url: string;
+  /** Process id of wrangler (leader of its process group). */
+  pid: number | undefined;
   httpUrl: string;
   port: number;
   persistTo: string;
@@ -72,6 +74,7 @@ export async function startBroker(options: BrokerOptions = {}): Promise<RunningB
   await waitReady(child, httpUrl, () => output);
   return {
     url: `ws://127.0.0.1:${port}/mqtt`,
+    pid: child.pid,
     httpUrl,
     port,
     persistTo,

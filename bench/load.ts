@@ -1,0 +1,104 @@
+/**
+ * `npm run bench`: the same load scenarios against Nimbus (one shard and gateway,
+ * and several of each) under `wrangler dev`, Mosquitto and Aedes, all on loopback.
+ * Prints one markdown table and writes it, with the machine and versions, to
+ * bench/results.md. `--quick` runs small sizes (CI's smoke run).
+ */
+import { execFileSync } from "node:child_process";
+import { readFileSync, writeFileSync } from "node:fs";
+import { cpus, totalmem } from "node:os";
+import { join } from "node:path";
+import {
+  connectMany,
+  FULL,
+  fanIn,
+  fanOut,
+  latency,
+  offlineQueue,
+  QUICK,
+  type Result,
+  retainedBurst,
+  type Sizes,
+} from "./load/scenarios.ts";
+import { aedes, mosquitto, nimbus, type Target } from "./load/targets.ts";
+
+const quick = process.argv.includes("--quick");
+const sizes: Sizes = quick ? QUICK : FULL;
+
+type Row = Record<string, Result>;
+const rows = new Map<string, Row>();
+const put = (scenario: string, target: string, r: Result) => {
+  const row = rows.get(scenario) ?? {};
+  row[target] = r;
+  rows.set(scenario, row);
+};
+
+async function measure(start: () => Promise<Target>): Promise<string> {
+  const t = await start();
+  try {
+    console.error(`— ${t.name}`);
+    put(`fan-in QoS 0 (50 → 1), ${sizes.fanInMessages} msgs`, t.name, await fanIn(t, sizes, 0));
+    put(`fan-in QoS 1 (50 → 1), ${sizes.fanInMessages} msgs`, t.name, await fanIn(t, sizes, 1));
+    put(`fan-out QoS 0 (1 → ${sizes.fanOutSubscribers}), deliveries`, t.name, await fanOut(t, sizes, 0));
+    put(`fan-out QoS 1 (1 → ${sizes.fanOutSubscribers}), deliveries`, t.name, await fanOut(t, sizes, 1));
+    const lat = await latency(t, sizes);
+    put("QoS 1 latency p50 at 200 msg/s", t.name, lat.p50);
+    put("QoS 1 latency p99 at 200 msg/s", t.name, lat.p99);
+    const many = await connectMany(t, sizes);
+    put(`${sizes.connections} clients connect and subscribe`, t.name, many.time);
+    put("memory per idle connection", t.name, many.memory);
+    put(`${sizes.retained} retained topics to a new # subscriber`, t.name, await retainedBurst(t, sizes));
+    put(`${sizes.queued} QoS 1 queued offline, delivered on reconnect`, t.name, await offlineQueue(t, sizes));
+    return t.name;
+  } finally {
+    await t.stop();
+  }
+}
+
+const names: string[] = [];
+names.push(await measure(() => nimbus(1, 1)));
+names.push(await measure(() => nimbus(4, 3)));
+names.push(await measure(mosquitto));
+names.push(await measure(aedes));
+
+const [n1, , mq, ae] = names as [string, string, string, string];
+const ratio = (row: Row, other: string) => {
+  const a = row[n1];
+  const b = row[other];
+  if (!a || !b || !Number.isFinite(a.value) || !Number.isFinite(b.value) || b.value === 0) return "–";
+  return `${(a.value / b.value).toFixed(2)}×`;
+};
+const header = ["scenario", ...names, `${n1} / Mosquitto`, `${n1} / Aedes`];
+const lines = [`| ${header.join(" | ")} |`, `| ${header.map(() => "---").join(" | ")} |`];
+for (const [scenario, row] of rows) {
+  lines.push(
+    `| ${[scenario, ...names.map((n) => row[n]?.text ?? "–"), ratio(row, mq), ratio(row, ae)].join(" | ")} |`,
+  );
+}
+const table = lines.join("\n");
+console.log(table);
+
+const version = (cmd: string, args: string[]) => {
+  try {
+    return execFileSync(cmd, args, { encoding: "utf8" }).split("\n")[0]?.trim() ?? "?";
+  } catch (err) {
+    return String((err as { stdout?: string }).stdout ?? "?").split("\n")[0] ?? "?";
+  }
+};
+const pkg = (name: string) =>
+  (
+    JSON.parse(readFileSync(join(import.meta.dirname, "../node_modules", name, "package.json"), "utf8")) as {
+      version: string;
+    }
+  ).version;
+const machine = [
+  `- date: ${new Date().toISOString()}${quick ? " (quick run: small sizes)" : ""}`,
+  `- machine: ${cpus().length} × ${cpus()[0]?.model ?? "?"}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB`,
+  `- node ${process.version}; wrangler ${pkg("wrangler")} (workerd ${pkg("workerd")}); ${version("mosquitto", ["-h"])}; aedes ${pkg("aedes")}`,
+  "- all on loopback; the load generator is one Node process (raw `ws` + the Nimbus codec)",
+  "- rates: higher is better; times and memory: lower is better; ratios are Nimbus 1×1 over the other broker",
+].join("\n");
+writeFileSync(
+  join(import.meta.dirname, "results.md"),
+  `# Load benchmark\n\n\`npm run bench${quick ? " -- --quick" : ""}\`\n\n${machine}\n\n${table}\n`,
+);

@@ -1,0 +1,142 @@
+/**
+ * A lean MQTT client for load generation: raw `ws` and the Nimbus codec, so that
+ * the client is not the bottleneck. Acknowledges QoS 1/2 at once, counts what it
+ * receives, and resolves publishes on their PUBACK.
+ */
+import WebSocket from "ws";
+import { encode, type Packet, type ProtocolVersion, type QoS, StreamDecoder } from "../../mqtt/index.ts";
+
+export interface Received {
+  topic: string;
+  payload: Uint8Array;
+  at: number;
+}
+
+export class LoadClient {
+  private readonly ws: WebSocket;
+  private readonly decoder: StreamDecoder;
+  private nextId = 1;
+  private readonly acks = new Map<number, () => void>();
+  private waiting: Array<{ type: string; resolve: (p: Packet) => void }> = [];
+  received = 0;
+  onMessage: ((m: Received) => void) | undefined;
+  readonly closed: Promise<void>;
+
+  private constructor(ws: WebSocket, version: ProtocolVersion) {
+    this.ws = ws;
+    this.decoder = new StreamDecoder({ version });
+    this.closed = new Promise((r) => ws.once("close", () => r()));
+    ws.on("message", (data: Buffer) => {
+      const { packets } = this.decoder.push(new Uint8Array(data));
+      for (const p of packets) this.handle(p);
+    });
+  }
+
+  static open(url: string, version: ProtocolVersion = 4): Promise<LoadClient> {
+    const ws = new WebSocket(url, "mqtt", { perMessageDeflate: false });
+    return new Promise((resolve, reject) => {
+      ws.once("open", () => resolve(new LoadClient(ws, version)));
+      ws.once("error", reject);
+    });
+  }
+
+  static async connect(
+    url: string,
+    clientId: string,
+    options: { clean?: boolean; version?: ProtocolVersion } = {},
+  ) {
+    const version = options.version ?? 4;
+    const c = await LoadClient.open(url, version);
+    c.send({
+      type: "connect",
+      protocolVersion: version,
+      protocolName: "MQTT",
+      clientId,
+      cleanStart: options.clean ?? true,
+      keepAlive: 120,
+    });
+    const connack = (await c.next("connack")) as Extract<Packet, { type: "connack" }>;
+    if (connack.reasonCode !== 0) throw new Error(`CONNACK ${connack.reasonCode}`);
+    return c;
+  }
+
+  private handle(p: Packet): void {
+    if (p.type === "publish") {
+      this.received++;
+      this.onMessage?.({ topic: p.topic, payload: p.payload, at: performance.now() });
+      if (p.qos === 1) this.send({ type: "puback", packetId: p.packetId });
+      else if (p.qos === 2) this.send({ type: "pubrec", packetId: p.packetId });
+      return;
+    }
+    if (p.type === "pubrel") return this.send({ type: "pubcomp", packetId: p.packetId });
+    if (p.type === "puback" || p.type === "pubcomp") {
+      this.acks.get(p.packetId)?.();
+      this.acks.delete(p.packetId);
+      return;
+    }
+    if (p.type === "pubrec") return this.send({ type: "pubrel", packetId: p.packetId });
+    const i = this.waiting.findIndex((w) => w.type === p.type);
+    if (i >= 0) this.waiting.splice(i, 1)[0]?.resolve(p);
+  }
+
+  send(p: Packet): void {
+    this.ws.send(encode(p, this.decoder.version));
+  }
+
+  next(type: string, timeoutMs = 30_000): Promise<Packet> {
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`no ${type} in ${timeoutMs} ms`)), timeoutMs);
+      this.waiting.push({
+        type,
+        resolve: (p) => {
+          clearTimeout(timer);
+          resolve(p);
+        },
+      });
+    });
+  }
+
+  async subscribe(filter: string, qos: QoS): Promise<void> {
+    this.send({
+      type: "subscribe",
+      packetId: this.id(),
+      subscriptions: [
+        { topicFilter: filter, qos, noLocal: false, retainAsPublished: false, retainHandling: 0 },
+      ],
+    });
+    await this.next("suback");
+  }
+
+  /** QoS 0 resolves at once; QoS 1 on PUBACK. */
+  publish(topic: string, payload: Uint8Array, qos: 0 | 1, retain = false): Promise<void> {
+    if (qos === 0) {
+      this.send({ type: "publish", topic, payload, qos: 0, dup: false, retain });
+      return Promise.resolve();
+    }
+    const packetId = this.id();
+    return new Promise((resolve) => {
+      this.acks.set(packetId, resolve);
+      this.send({ type: "publish", topic, payload, qos, dup: false, retain, packetId });
+    });
+  }
+
+  /** Bytes the socket has not yet handed to the kernel (back-pressure). */
+  get buffered(): number {
+    return this.ws.bufferedAmount;
+  }
+
+  private id(): number {
+    const id = this.nextId;
+    this.nextId = id === 65535 ? 1 : id + 1;
+    return id;
+  }
+
+  close(): void {
+    try {
+      this.send({ type: "disconnect" });
+    } catch {
+      // closed
+    }
+    this.ws.close();
+  }
+}

@@ -1,0 +1,231 @@
+/**
+ * Load scenarios, each bounded in count and in time. Every one returns a number
+ * (higher is better for rates, lower for times) and how to print it.
+ */
+import { LoadClient } from "./client.ts";
+import type { Target } from "./targets.ts";
+
+export interface Sizes {
+  fanInMessages: number;
+  fanOutMessages: number;
+  fanOutSubscribers: number;
+  latencySeconds: number;
+  connections: number;
+  retained: number;
+  queued: number;
+}
+
+export const FULL: Sizes = {
+  fanInMessages: 20_000,
+  fanOutMessages: 100,
+  fanOutSubscribers: 200,
+  latencySeconds: 5,
+  connections: 2_000,
+  retained: 10_000,
+  queued: 10_000,
+};
+
+export const QUICK: Sizes = {
+  fanInMessages: 1_000,
+  fanOutMessages: 10,
+  fanOutSubscribers: 50,
+  latencySeconds: 1,
+  connections: 100,
+  retained: 500,
+  queued: 500,
+};
+
+export interface Result {
+  value: number;
+  text: string;
+  /** "rate": higher is better; "time": lower is better. */
+  kind: "rate" | "time";
+}
+
+const TIME_LIMIT_MS = 60_000;
+let run = 0;
+const prefix = () => `bench/${process.pid}-${++run}`;
+const payload = new Uint8Array(64).fill(0x61);
+
+function waitUntil(done: () => boolean, limitMs = TIME_LIMIT_MS): Promise<boolean> {
+  const deadline = Date.now() + limitMs;
+  return new Promise((resolve) => {
+    const tick = () => {
+      if (done()) return resolve(true);
+      if (Date.now() > deadline) return resolve(false);
+      setTimeout(tick, 5);
+    };
+    tick();
+  });
+}
+
+/** Sends `count` messages, QoS 0 paced by socket back-pressure, QoS 1 with a window. */
+async function pump(c: LoadClient, topic: string, count: number, qos: 0 | 1, window = 20): Promise<void> {
+  const pending = new Set<Promise<void>>();
+  for (let i = 0; i < count; i++) {
+    if (qos === 0) {
+      await c.publish(topic, payload, 0);
+      if (c.buffered > 1 << 20) await waitUntil(() => c.buffered < 1 << 18);
+    } else {
+      const p = c.publish(topic, payload, 1).then(() => {
+        pending.delete(p);
+      });
+      pending.add(p);
+      if (pending.size >= window) await Promise.race(pending);
+    }
+  }
+  await Promise.all(pending);
+}
+
+const rate = (n: number, ms: number): Result => {
+  const v = (n / ms) * 1000;
+  return { value: v, text: `${Math.round(v).toLocaleString("en")} msg/s`, kind: "rate" };
+};
+const time = (ms: number, complete: boolean): Result => ({
+  value: ms,
+  text: `${(ms / 1000).toFixed(2)} s${complete ? "" : " (incomplete)"}`,
+  kind: "time",
+});
+
+export async function fanIn(t: Target, s: Sizes, qos: 0 | 1): Promise<Result> {
+  const topic = prefix();
+  const sub = await LoadClient.connect(t.url, `${topic}-sub`);
+  await sub.subscribe(`${topic}/#`, qos);
+  const pubs = await Promise.all(
+    Array.from({ length: 50 }, (_, i) => LoadClient.connect(t.url, `${topic}-p${i}`)),
+  );
+  const each = Math.ceil(s.fanInMessages / pubs.length);
+  const total = each * pubs.length;
+  const start = performance.now();
+  await Promise.all(pubs.map((p, i) => pump(p, `${topic}/${i}`, each, qos)));
+  await waitUntil(() => sub.received >= total);
+  const elapsed = performance.now() - start;
+  const got = sub.received;
+  for (const c of [sub, ...pubs]) c.close();
+  return rate(got, elapsed);
+}
+
+export async function fanOut(t: Target, s: Sizes, qos: 0 | 1): Promise<Result> {
+  const topic = prefix();
+  const subs: LoadClient[] = [];
+  for (let i = 0; i < s.fanOutSubscribers; i += 25) {
+    const batch = await Promise.all(
+      Array.from({ length: Math.min(25, s.fanOutSubscribers - i) }, (_, j) =>
+        LoadClient.connect(t.url, `${topic}-s${i + j}`),
+      ),
+    );
+    await Promise.all(batch.map((c) => c.subscribe(topic, qos)));
+    subs.push(...batch);
+  }
+  const pub = await LoadClient.connect(t.url, `${topic}-pub`);
+  const total = s.fanOutMessages * subs.length;
+  const received = () => subs.reduce((n, c) => n + c.received, 0);
+  const start = performance.now();
+  await pump(pub, topic, s.fanOutMessages, qos);
+  await waitUntil(() => received() >= total);
+  const elapsed = performance.now() - start;
+  const got = received();
+  for (const c of [pub, ...subs]) c.close();
+  return rate(got, elapsed);
+}
+
+/** QoS 1 round trip (publisher → broker → subscriber) at a fixed 200 msg/s. */
+export async function latency(t: Target, s: Sizes): Promise<{ p50: Result; p99: Result }> {
+  const topic = prefix();
+  const sub = await LoadClient.connect(t.url, `${topic}-sub`);
+  await sub.subscribe(topic, 1);
+  const pub = await LoadClient.connect(t.url, `${topic}-pub`);
+  const samples: number[] = [];
+  sub.onMessage = (m) => {
+    const sent = new DataView(m.payload.buffer, m.payload.byteOffset, 8).getFloat64(0);
+    samples.push(m.at - sent);
+  };
+  const count = s.latencySeconds * 200;
+  const start = performance.now();
+  for (let i = 0; i < count; i++) {
+    const due = start + i * 5;
+    const wait = due - performance.now();
+    if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+    const body = new Uint8Array(16);
+    new DataView(body.buffer).setFloat64(0, performance.now());
+    void pub.publish(topic, body, 1);
+  }
+  await waitUntil(() => samples.length >= count, 10_000);
+  pub.close();
+  sub.close();
+  samples.sort((a, b) => a - b);
+  const q = (p: number) =>
+    samples[Math.min(samples.length - 1, Math.floor(p * samples.length))] ?? Number.NaN;
+  const ms = (v: number): Result => ({ value: v, text: `${v.toFixed(2)} ms`, kind: "time" });
+  return { p50: ms(q(0.5)), p99: ms(q(0.99)) };
+}
+
+/** Many clients connect and subscribe; time to all connected, and memory per idle connection. */
+export async function connectMany(t: Target, s: Sizes): Promise<{ time: Result; memory: Result }> {
+  const topic = prefix();
+  const before = t.rss();
+  const clients: LoadClient[] = [];
+  const start = performance.now();
+  for (let i = 0; i < s.connections; i += 50) {
+    const batch = await Promise.all(
+      Array.from({ length: Math.min(50, s.connections - i) }, (_, j) =>
+        LoadClient.connect(t.url, `${topic}-c${i + j}`),
+      ),
+    );
+    await Promise.all(batch.map((c, j) => c.subscribe(`${topic}/${i + j}`, 0)));
+    clients.push(...batch);
+  }
+  const elapsed = performance.now() - start;
+  await new Promise((r) => setTimeout(r, 1_000));
+  const perConnection = Math.max(0, t.rss() - before) / s.connections;
+  for (const c of clients) c.close();
+  return {
+    time: time(elapsed, true),
+    memory: { value: perConnection, text: `${(perConnection / 1024).toFixed(1)} KiB`, kind: "time" },
+  };
+}
+
+/** Retained messages on many topics, delivered to a new wildcard subscriber. */
+export async function retainedBurst(t: Target, s: Sizes): Promise<Result> {
+  const topic = prefix();
+  const pub = await LoadClient.connect(t.url, `${topic}-pub`);
+  const pending = new Set<Promise<void>>();
+  for (let i = 0; i < s.retained; i++) {
+    const p = pub.publish(`${topic}/${i}`, payload, 1, true).then(() => {
+      pending.delete(p);
+    });
+    pending.add(p);
+    if (pending.size >= 50) await Promise.race(pending);
+  }
+  await Promise.all(pending);
+  const sub = await LoadClient.connect(t.url, `${topic}-sub`);
+  const start = performance.now();
+  await sub.subscribe(`${topic}/#`, 1);
+  const complete = await waitUntil(() => sub.received >= s.retained);
+  const elapsed = performance.now() - start;
+  // clear them, so that later runs start clean
+  for (let i = 0; i < s.retained; i++) await pub.publish(`${topic}/${i}`, new Uint8Array(0), 0, true);
+  pub.close();
+  sub.close();
+  return time(elapsed, complete);
+}
+
+/** QoS 1 messages queued for an offline persistent session, delivered on reconnect. */
+export async function offlineQueue(t: Target, s: Sizes): Promise<Result> {
+  const topic = prefix();
+  const id = `${topic}-persistent`;
+  const first = await LoadClient.connect(t.url, id, { clean: false });
+  await first.subscribe(topic, 1);
+  first.close();
+  await first.closed;
+  await new Promise((r) => setTimeout(r, 300));
+  const pub = await LoadClient.connect(t.url, `${topic}-pub`);
+  await pump(pub, topic, s.queued, 1, 50);
+  const start = performance.now();
+  const again = await LoadClient.connect(t.url, id, { clean: false });
+  const complete = await waitUntil(() => again.received >= s.queued);
+  const elapsed = performance.now() - start;
+  again.close();
+  pub.close();
+  return time(elapsed, complete);
+}

@@ -1,0 +1,138 @@
+/**
+ * The brokers the load benchmark compares, each started by the script on loopback:
+ * Nimbus under `wrangler dev`, Mosquitto (Debian's, with a websockets listener)
+ * and Aedes (npm, over `ws`).
+ */
+import { type ChildProcess, spawn } from "node:child_process";
+import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { freePort, startBroker } from "../../test/support/broker.ts";
+
+export interface Target {
+  name: string;
+  url: string;
+  /** Resident memory of the broker's processes, bytes (for memory per connection). */
+  rss(): number;
+  stop(): Promise<void>;
+}
+
+export async function nimbus(shards: number, gateways: number): Promise<Target> {
+  const broker = await startBroker({
+    vars: {
+      ALLOW_ANONYMOUS: "true",
+      TOPIC_SHARDS: String(shards),
+      GATEWAYS: String(gateways),
+      LOG_LEVEL: "warn",
+      MAX_QUEUED_MESSAGES: "20000",
+      PUBLISH_RATE: "100000",
+      PUBLISH_BURST: "100000",
+    },
+  });
+  return {
+    name: `Nimbus ${shards}×${gateways}`,
+    url: broker.url,
+    rss: () => processTreeRss(broker.pid),
+    stop: () => broker.stop(),
+  };
+}
+
+export async function mosquitto(): Promise<Target> {
+  const port = await freePort();
+  const dir = mkdtempSync(join(tmpdir(), "nimbus-bench-mosquitto-"));
+  const conf = join(dir, "mosquitto.conf");
+  writeFileSync(
+    conf,
+    [
+      `listener ${port} 127.0.0.1`,
+      "protocol websockets",
+      "allow_anonymous true",
+      "persistence false",
+      "max_queued_messages 20000",
+      "max_inflight_messages 100",
+      "log_type error",
+    ].join("\n"),
+  );
+  const child = spawn("mosquitto", ["-c", conf], { stdio: ["ignore", "ignore", "pipe"] });
+  await waitForPort(port, child);
+  return {
+    name: "Mosquitto",
+    url: `ws://127.0.0.1:${port}/mqtt`,
+    rss: () => processTreeRss(child.pid),
+    stop: () => kill(child),
+  };
+}
+
+export async function aedes(): Promise<Target> {
+  const port = await freePort();
+  const child = spawn(process.execPath, [join(import.meta.dirname, "aedes-server.ts"), String(port)], {
+    stdio: ["ignore", "ignore", "pipe"],
+  });
+  await waitForPort(port, child);
+  return {
+    name: "Aedes",
+    url: `ws://127.0.0.1:${port}/mqtt`,
+    rss: () => processTreeRss(child.pid),
+    stop: () => kill(child),
+  };
+}
+
+async function waitForPort(port: number, child: ChildProcess): Promise<void> {
+  const deadline = Date.now() + 20_000;
+  while (Date.now() < deadline) {
+    if (child.exitCode !== null) throw new Error(`broker exited with ${child.exitCode}`);
+    const ok = await new Promise<boolean>((resolve) => {
+      import("node:net").then(({ connect }) => {
+        const s = connect(port, "127.0.0.1");
+        s.once("connect", () => {
+          s.destroy();
+          resolve(true);
+        });
+        s.once("error", () => resolve(false));
+      });
+    });
+    if (ok) return;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`port ${port} never opened`);
+}
+
+function kill(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null) return Promise.resolve();
+  return new Promise((resolve) => {
+    child.once("exit", () => resolve());
+    child.kill("SIGTERM");
+    setTimeout(() => child.kill("SIGKILL"), 3_000);
+  });
+}
+
+/** Sum of VmRSS of a process and its descendants, from /proc. */
+export function processTreeRss(pid: number | undefined): number {
+  if (pid === undefined) return 0;
+
+  const children = new Map<number, number[]>();
+  for (const entry of readdirSync("/proc")) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, "utf8");
+      const ppid = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
+      children.set(ppid, [...(children.get(ppid) ?? []), Number(entry)]);
+    } catch {
+      // gone
+    }
+  }
+  let total = 0;
+  const stack = [pid];
+  while (stack.length > 0) {
+    const p = stack.pop() as number;
+    try {
+      const status = readFileSync(`/proc/${p}/status`, "utf8");
+      const kb = /VmRSS:\s+(\d+)/.exec(status)?.[1];
+      total += Number(kb ?? 0) * 1024;
+    } catch {
+      // gone
+    }
+    stack.push(...(children.get(p) ?? []));
+  }
+  return total;
+}
