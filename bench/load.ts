@@ -99,6 +99,6 @@ const machine = [
   "- rates: higher is better; times and memory: lower is better; ratios are Nimbus 1×1 over the other broker",
 ].join("\n");
 writeFileSync(
-  join(import.meta.dirname, "results.md"),
+  join(import.meta.dirname, quick ? "results-quick.md" : "results.md"),
   `# Load benchmark\n\n\`npm run bench${quick ? " -- --quick" : ""}\`\n\n${machine}\n\n${table}\n`,
 );

@@ -289,12 +289,16 @@ export class Session extends DurableObject<Env> {
         if (taken) return;
       }
       let dropped = 0;
+      // Counted once per batch, not per message: a long queue must not make each
+      // arrival scan it.
+      let length = this.queueLength();
       for (const m of accepted) {
-        if (this.queueLength() >= this.config.maxQueuedMessages) {
+        if (length >= this.config.maxQueuedMessages) {
           dropped++;
           continue;
         }
         this.insertQueued({ packetId: null, state: "queued", message: m, subscriptionIds: [] });
+        length++;
       }
       if (dropped > 0)
         log("warn", "queue_full", { clientId: meta.clientId, dropped, max: this.config.maxQueuedMessages });

@@ -240,18 +240,24 @@ export class TopicShard extends DurableObject<Env> {
       }
       codes.push(ReasonCode.Success);
       this.counters.add("messages_routed");
+      // QoS 0 promises nothing once handed on: the publisher need not wait for it
+      // (order still holds, the per-destination queue keeps it).
+      const track = (p: Promise<undefined>) => {
+        if (m.qos > 0) pending.push(p);
+        else p.catch(() => undefined);
+      };
       const seen = new Set<Destination>();
       this.routes.forEachMatch(m.topic, (_count, destination) => {
         const dest = destination as Destination;
         if (seen.has(dest)) return;
         seen.add(dest);
-        pending.push(this.delivery.add(dest, m));
+        track(this.delivery.add(dest, m));
       });
       // One member of each matching shared group gets the message (5.0 4.8.2).
       this.shared.forEachMatch(m.topic, (g) => {
         const member = pickMember(g);
         if (member !== undefined) {
-          pending.push(
+          track(
             this.delivery.add(member.destination, {
               ...m,
               target: { clientId: member.clientId, filter: g.raw },

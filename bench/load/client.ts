@@ -3,7 +3,16 @@
  * the client is not the bottleneck. Acknowledges QoS 1/2 at once, counts what it
  * receives, and resolves publishes on their PUBACK.
  */
+import { type Socket, connect as tcpConnect } from "node:net";
 import WebSocket from "ws";
+
+/** A byte pipe to the broker: WebSocket (ws://) or plain TCP (mqtt://). */
+interface Transport {
+  send(bytes: Uint8Array): void;
+  close(): void;
+  readonly buffered: number;
+}
+
 import { encode, type Packet, type ProtocolVersion, type QoS, StreamDecoder } from "../../mqtt/index.ts";
 
 export interface Received {
@@ -13,7 +22,7 @@ export interface Received {
 }
 
 export class LoadClient {
-  private readonly ws: WebSocket;
+  private readonly transport: Transport;
   private readonly decoder: StreamDecoder;
   private nextId = 1;
   private readonly acks = new Map<number, () => void>();
@@ -22,20 +31,52 @@ export class LoadClient {
   onMessage: ((m: Received) => void) | undefined;
   readonly closed: Promise<void>;
 
-  private constructor(ws: WebSocket, version: ProtocolVersion) {
-    this.ws = ws;
+  private constructor(transport: Transport, closed: Promise<void>, version: ProtocolVersion) {
+    this.transport = transport;
     this.decoder = new StreamDecoder({ version });
-    this.closed = new Promise((r) => ws.once("close", () => r()));
-    ws.on("message", (data: Buffer) => {
-      const { packets } = this.decoder.push(new Uint8Array(data));
-      for (const p of packets) this.handle(p);
-    });
+    this.closed = closed;
+  }
+
+  private receive(data: Uint8Array): void {
+    const { packets } = this.decoder.push(data);
+    for (const p of packets) this.handle(p);
   }
 
   static open(url: string, version: ProtocolVersion = 4): Promise<LoadClient> {
+    if (url.startsWith("mqtt://")) {
+      const { hostname, port } = new URL(url);
+      const socket: Socket = tcpConnect(Number(port), hostname);
+      socket.setNoDelay(true);
+      return new Promise((resolve, reject) => {
+        socket.once("connect", () => {
+          const transport: Transport = {
+            send: (b) => socket.write(b),
+            close: () => socket.end(),
+            get buffered() {
+              return socket.writableLength;
+            },
+          };
+          const c = new LoadClient(transport, new Promise((r) => socket.once("close", () => r())), version);
+          socket.on("data", (d: Buffer) => c.receive(new Uint8Array(d)));
+          resolve(c);
+        });
+        socket.once("error", reject);
+      });
+    }
     const ws = new WebSocket(url, "mqtt", { perMessageDeflate: false });
     return new Promise((resolve, reject) => {
-      ws.once("open", () => resolve(new LoadClient(ws, version)));
+      ws.once("open", () => {
+        const transport: Transport = {
+          send: (b) => ws.send(b),
+          close: () => ws.close(),
+          get buffered() {
+            return ws.bufferedAmount;
+          },
+        };
+        const c = new LoadClient(transport, new Promise((r) => ws.once("close", () => r())), version);
+        ws.on("message", (d: Buffer) => c.receive(new Uint8Array(d)));
+        resolve(c);
+      });
       ws.once("error", reject);
     });
   }
@@ -80,7 +121,7 @@ export class LoadClient {
   }
 
   send(p: Packet): void {
-    this.ws.send(encode(p, this.decoder.version));
+    this.transport.send(encode(p, this.decoder.version));
   }
 
   next(type: string, timeoutMs = 30_000): Promise<Packet> {
@@ -122,7 +163,7 @@ export class LoadClient {
 
   /** Bytes the socket has not yet handed to the kernel (back-pressure). */
   get buffered(): number {
-    return this.ws.bufferedAmount;
+    return this.transport.buffered;
   }
 
   private id(): number {
@@ -137,6 +178,6 @@ export class LoadClient {
     } catch {
       // closed
     }
-    this.ws.close();
+    this.transport.close();
   }
 }

@@ -45,6 +45,8 @@ CREATE TABLE IF NOT EXISTS outbound (
   UNIQUE (client_id, msg_id)
 );
 CREATE INDEX IF NOT EXISTS outbound_by_packet ON outbound (client_id, packet_id);
+-- the in-flight window: count what is sent, take the oldest queued, without a scan
+CREATE INDEX IF NOT EXISTS outbound_by_state ON outbound (client_id, state, seq);
 CREATE TABLE IF NOT EXISTS inbound_qos2 (
   client_id TEXT NOT NULL,
   packet_id INTEGER NOT NULL,
