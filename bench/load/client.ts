@@ -109,13 +109,19 @@ export class LoadClient {
       else if (p.qos === 2) this.send({ type: "pubrec", packetId: p.packetId });
       return;
     }
-    if (p.type === "pubrel") return this.send({ type: "pubcomp", packetId: p.packetId });
+    if (p.type === "pubrel") {
+      this.send({ type: "pubcomp", packetId: p.packetId });
+      return;
+    }
     if (p.type === "puback" || p.type === "pubcomp") {
       this.acks.get(p.packetId)?.();
       this.acks.delete(p.packetId);
       return;
     }
-    if (p.type === "pubrec") return this.send({ type: "pubrel", packetId: p.packetId });
+    if (p.type === "pubrec") {
+      this.send({ type: "pubrel", packetId: p.packetId });
+      return;
+    }
     const i = this.waiting.findIndex((w) => w.type === p.type);
     if (i >= 0) this.waiting.splice(i, 1)[0]?.resolve(p);
   }
