@@ -8,6 +8,7 @@ import { execFileSync } from "node:child_process";
 import { readFileSync, writeFileSync } from "node:fs";
 import { cpus, totalmem } from "node:os";
 import { join } from "node:path";
+import { type Cost, costOf } from "./load/cost.ts";
 import {
   connectMany,
   FULL,
@@ -26,6 +27,24 @@ const quick = process.argv.includes("--quick");
 const sizes: Sizes = quick ? QUICK : FULL;
 
 type Row = Record<string, Result>;
+const costs: Array<{ target: string; scenario: string; cost: Cost }> = [];
+
+/** Runs a scenario; for Nimbus, also what it would cost on Cloudflare. */
+async function scenario<T>(t: Target, name: string, run: () => Promise<T>): Promise<T> {
+  const before = await t.stats?.();
+  const start = performance.now();
+  const result = await run();
+  const seconds = (performance.now() - start) / 1000;
+  if (before !== undefined && t.stats !== undefined) {
+    await new Promise((r) => setTimeout(r, 5_500)); // counters are flushed every 5 s
+    costs.push({
+      target: t.name,
+      scenario: name,
+      cost: costOf(before, await t.stats(), seconds, t.objects ?? 1),
+    });
+  }
+  return result;
+}
 const rows = new Map<string, Row>();
 const put = (scenario: string, target: string, r: Result) => {
   const row = rows.get(scenario) ?? {};
@@ -37,10 +56,14 @@ async function measure(start: () => Promise<Target>): Promise<string> {
   const t = await start();
   try {
     console.error(`— ${t.name}`);
-    put(`fan-in QoS 0 (50 → 1), ${sizes.fanInMessages} msgs`, t.name, await fanIn(t, sizes, 0));
-    put(`fan-in QoS 1 (50 → 1), ${sizes.fanInMessages} msgs`, t.name, await fanIn(t, sizes, 1));
-    put(`fan-out QoS 0 (1 → ${sizes.fanOutSubscribers}), deliveries`, t.name, await fanOut(t, sizes, 0));
-    put(`fan-out QoS 1 (1 → ${sizes.fanOutSubscribers}), deliveries`, t.name, await fanOut(t, sizes, 1));
+    const fanIn0 = `fan-in QoS 0 (50 → 1), ${sizes.fanInMessages} msgs`;
+    const fanIn1 = `fan-in QoS 1 (50 → 1), ${sizes.fanInMessages} msgs`;
+    const fanOut0 = `fan-out QoS 0 (1 → ${sizes.fanOutSubscribers}), deliveries`;
+    const fanOut1 = `fan-out QoS 1 (1 → ${sizes.fanOutSubscribers}), deliveries`;
+    put(fanIn0, t.name, await scenario(t, fanIn0, () => fanIn(t, sizes, 0)));
+    put(fanIn1, t.name, await scenario(t, fanIn1, () => fanIn(t, sizes, 1)));
+    put(fanOut0, t.name, await scenario(t, fanOut0, () => fanOut(t, sizes, 0)));
+    put(fanOut1, t.name, await scenario(t, fanOut1, () => fanOut(t, sizes, 1)));
     const lat = await latency(t, sizes);
     put("QoS 1 latency p50 at 200 msg/s", t.name, lat.p50);
     put("QoS 1 latency p99 at 200 msg/s", t.name, lat.p99);
@@ -75,7 +98,16 @@ for (const [scenario, row] of rows) {
     `| ${[scenario, ...names.map((n) => row[n]?.text ?? "–"), ratio(row, mq), ratio(row, ae)].join(" | ")} |`,
   );
 }
-const table = lines.join("\n");
+const money = (x: number) => (Number.isFinite(x) ? `$${x.toFixed(4)}` : "–");
+const costLines = [
+  "| target | scenario | delivered | DO requests | WS messages in | rows written | object-seconds | Nimbus per million delivered | AWS IoT Core per million delivered |",
+  "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+  ...costs.map(
+    ({ target, scenario: s, cost: c }) =>
+      `| ${target} | ${s} | ${c.delivered} | ${c.requests} | ${c.wsIn} | ${c.rowsWritten} | ${c.objectSeconds.toFixed(1)} | ${money(c.perMillion)} | ${money(c.awsPerMillion)} |`,
+  ),
+];
+const table = `${lines.join("\n")}\n\n### Cost on Cloudflare\n\n${costLines.join("\n")}`;
 console.log(table);
 
 const version = (cmd: string, args: string[]) => {

@@ -5,8 +5,20 @@ export type GatewayCounter =
   | "messages_out"
   | "bytes_out"
   | "dropped"
-  | "expired";
-export type ShardCounter = "messages_routed" | "deliveries" | "retained_refused" | "retained_expired";
+  | "expired"
+  // what Cloudflare bills: WebSocket upgrades and alarms received, calls made to
+  // other objects, incoming WebSocket messages, SQLite rows written
+  | "fetches"
+  | "alarms"
+  | "rpc_out"
+  | "ws_in"
+  | "rows_written";
+export type ShardCounter =
+  | "messages_routed"
+  | "deliveries"
+  | "retained_refused"
+  | "retained_expired"
+  | "rows_written";
 
 export interface GatewayStats {
   gateway: string;
@@ -24,7 +36,17 @@ export interface ShardStats {
   counters: Partial<Record<ShardCounter, number>>;
 }
 
+/** The billable operations of gateways and shards (sessions' own calls and writes are not counted yet). */
+export interface Billing {
+  /** Durable Object requests: upgrades, alarms and calls between objects. */
+  requests: number;
+  /** Incoming WebSocket messages (billed 20 to one request). */
+  wsMessagesIn: number;
+  rowsWritten: number;
+}
+
 export interface BrokerStats {
+  billing: Billing;
   connections: number;
   subscriptions: number;
   messagesIn: number;
@@ -43,6 +65,11 @@ export function aggregate(gateways: GatewayStats[], shards: ShardStats[]): Broke
   const g = (k: keyof GatewayStats["counters"]) => gateways.reduce((n, s) => n + (s.counters[k] ?? 0), 0);
   const sh = (k: keyof ShardStats["counters"]) => shards.reduce((n, s) => n + (s.counters[k] ?? 0), 0);
   return {
+    billing: {
+      requests: g("fetches") + g("alarms") + g("rpc_out") + sh("deliveries"),
+      wsMessagesIn: g("ws_in"),
+      rowsWritten: g("rows_written") + sh("rows_written"),
+    },
     connections: gateways.reduce((n, s) => n + s.connections, 0),
     subscriptions: gateways.reduce((n, s) => n + s.subscriptions, 0),
     messagesIn: g("messages_in"),

@@ -13,6 +13,7 @@ import { type BrokerConfig, readConfig } from "../broker/config.ts";
 import { Counters } from "../broker/counters.ts";
 import { log, setLogLevel } from "../broker/log.ts";
 import { isExpired, type Message, willMessage } from "../broker/message.ts";
+import { meteredSql } from "../broker/metered-sql.ts";
 import { gatewayDestination, shardOf } from "../broker/routing.ts";
 import type { SessionState, SubscriptionOptions } from "../broker/session-state.ts";
 import type { GatewayCounter, GatewayStats } from "../broker/stats.ts";
@@ -77,8 +78,8 @@ export class Gateway extends DurableObject<Env> {
       },
     });
     this.acl = new Acl(env.ACL);
-    this.store = new GatewayStore(ctx.storage.sql);
     this.counters = new Counters(ctx.storage.sql);
+    this.store = new GatewayStore(meteredSql(ctx.storage.sql, (n) => this.counters.add("rows_written", n)));
     this.nameCache = this.store.getMeta("name");
     for (const { clientId, filter, options } of this.store.allSubs())
       this.index.add(filter, clientId, options);
@@ -96,17 +97,22 @@ export class Gateway extends DurableObject<Env> {
 
   // ---- stubs -------------------------------------------------------------
 
+  /** A shard's stub, for one call (counted: every call is a billed request). */
   shard(index: number): ShardRpc {
+    this.counters.add("rpc_out");
     return shardStub(this.env, index);
   }
 
+  /** A session's stub, for one call (counted). */
   session(clientId: string): SessionRpc {
+    this.counters.add("rpc_out");
     return sessionStub(this.env, clientId);
   }
 
   // ---- WebSocket lifecycle -------------------------------------------------
 
   override async fetch(request: Request): Promise<Response> {
+    this.counters.add("fetches");
     const name = request.headers.get("x-nimbus-gateway");
     if (name !== null && name !== this.nameCache) {
       this.nameCache = name;
@@ -133,6 +139,7 @@ export class Gateway extends DurableObject<Env> {
   }
 
   override async webSocketMessage(ws: WebSocket, data: ArrayBuffer | string): Promise<void> {
+    this.counters.add("ws_in");
     this.reconcile();
     const conn = this.connectionOf(ws);
     if (conn.finished) return;
@@ -169,6 +176,7 @@ export class Gateway extends DurableObject<Env> {
 
   /** Keep-alive (1.5 × the client's interval, MQTT-3.1.2-24) and CONNECT timeout. */
   override async alarm(): Promise<void> {
+    this.counters.add("alarms");
     this.reconcile();
     const now = Date.now();
     let next = Number.POSITIVE_INFINITY;

@@ -20,6 +20,7 @@ import {
   messageValues,
   rowToMessage,
 } from "../broker/message.ts";
+import { meteredSql } from "../broker/metered-sql.ts";
 import type { Destination } from "../broker/routing.ts";
 import { applySchema } from "../broker/sql.ts";
 import type { ShardCounter, ShardStats } from "../broker/stats.ts";
@@ -76,6 +77,8 @@ export class TopicShard extends DurableObject<Env> {
   private readonly delivery: KeyedBatcher<Destination, Message, undefined>;
   private readonly config: BrokerConfig;
   private readonly counters: Counters<ShardCounter>;
+  /** This object's SQLite, with rows written counted. */
+  private readonly sql: SqlStorage;
   private readonly shardName: string;
   /** Retained messages held, and their payload bytes (MAX_RETAINED_MESSAGES/BYTES). */
   private retainedCount = 0;
@@ -99,6 +102,7 @@ export class TopicShard extends DurableObject<Env> {
     this.config = readConfig(env);
     setLogLevel(env.LOG_LEVEL);
     this.counters = new Counters(ctx.storage.sql);
+    this.sql = meteredSql(ctx.storage.sql, (n) => this.counters.add("rows_written", n));
     this.shardName = ctx.id.name ?? ctx.id.toString();
     const totals = ctx.storage.sql
       .exec<{ n: number; bytes: number | null }>(
@@ -114,7 +118,7 @@ export class TopicShard extends DurableObject<Env> {
    * member of its shared groups, and returns retained messages for `retainedFor`.
    */
   subscribe(destination: Destination, req: SubscribeRequest): Message[] {
-    const sql = this.ctx.storage.sql;
+    const sql = this.sql;
     for (const filter of req.filters) {
       const count = (this.routes.get(filter, destination) ?? 0) + 1;
       this.routes.add(filter, destination, count);
@@ -141,7 +145,7 @@ export class TopicShard extends DurableObject<Env> {
 
   /** Removes one subscription per plain filter, and the client from its shared groups. */
   unsubscribe(destination: Destination, req: ShardFilters): void {
-    const sql = this.ctx.storage.sql;
+    const sql = this.sql;
     for (const filter of req.filters) {
       const count = (this.routes.get(filter, destination) ?? 0) - 1;
       if (count > 0) {
@@ -275,7 +279,7 @@ export class TopicShard extends DurableObject<Env> {
   /** Retained messages whose topic matches any of `filters`, each once. */
   private retainedMatching(filters: string[]): Message[] {
     if (filters.length === 0) return [];
-    const sql = this.ctx.storage.sql;
+    const sql = this.sql;
     const found = new Map<string, Message>();
     const now = Date.now();
     const take = (row: MessageRow & { topic: string }) => {
@@ -304,7 +308,7 @@ export class TopicShard extends DurableObject<Env> {
    * one clears it. False if keeping it would pass the shard's retained quota.
    */
   private storeRetained(m: Message): boolean {
-    const sql = this.ctx.storage.sql;
+    const sql = this.sql;
     const old = sql
       .exec<{ bytes: number }>("SELECT LENGTH(payload) AS bytes FROM retained WHERE topic = ?", m.topic)
       .toArray()[0];

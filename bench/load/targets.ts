@@ -7,11 +7,16 @@ import { type ChildProcess, spawn } from "node:child_process";
 import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import type { BrokerStats } from "../../broker/stats.ts";
 import { freePort, startBroker } from "../../test/support/broker.ts";
 
 export interface Target {
   name: string;
   url: string;
+  /** Nimbus only: its /api/stats, for the cost model. */
+  stats?: () => Promise<BrokerStats>;
+  /** Nimbus only: gateways and shards, the objects awake during a scenario. */
+  objects?: number;
   /** Resident memory of the broker's processes, bytes (for memory per connection). */
   rss(): number;
   stop(): Promise<void>;
@@ -27,11 +32,17 @@ export async function nimbus(shards: number, gateways: number): Promise<Target> 
       MAX_QUEUED_MESSAGES: "20000",
       PUBLISH_RATE: "100000",
       PUBLISH_BURST: "100000",
+      API_TOKEN: "bench-token",
     },
   });
   return {
     name: `Nimbus ${shards}×${gateways}`,
     url: broker.url,
+    objects: shards + gateways,
+    stats: async () =>
+      (await (
+        await fetch(`${broker.httpUrl}/api/stats`, { headers: { Authorization: "Bearer bench-token" } })
+      ).json()) as BrokerStats,
     rss: () => processTreeRss(broker.pid),
     stop: () => broker.stop(),
   };
