@@ -55,16 +55,3 @@ export function shardName(index: number): string {
 export function gatewayName(index: number): string {
   return `gateway-${index}`;
 }
-
-/** Groups filters by the shards each must be registered in. */
-export function filtersByShard(filters: string[], shards: number, levels: number): Map<number, string[]> {
-  const byShard = new Map<number, string[]>();
-  for (const f of filters) {
-    for (const s of shardsForFilter(f, shards, levels)) {
-      const list = byShard.get(s);
-      if (list === undefined) byShard.set(s, [f]);
-      else list.push(f);
-    }
-  }
-  return byShard;
-}

@@ -15,7 +15,7 @@ import { log, setLogLevel } from "../broker/log.ts";
 import { isExpired, type Message, willMessage } from "../broker/message.ts";
 import { meteredSql } from "../broker/metered-sql.ts";
 import { gatewayDestination, shardOf } from "../broker/routing.ts";
-import type { SessionState, SubscriptionOptions } from "../broker/session-state.ts";
+import { emptySessionState, type SessionState, type SubscriptionOptions } from "../broker/session-state.ts";
 import type { GatewayCounter, GatewayStats } from "../broker/stats.ts";
 import {
   type DecodeError,
@@ -199,7 +199,7 @@ export class Gateway extends DurableObject<Env> {
         await this.fail(conn, ReasonCode.KeepAliveTimeout, "keep-alive expired (MQTT-3.1.2-24)");
       } else next = Math.min(next, deadline);
     }
-    if (this.hasSysSubscribers()) {
+    if (this.store.hasSysSubscription()) {
       if (now >= this.sysDue) await this.publishSys();
       next = Math.min(next, this.sysDue);
     }
@@ -208,10 +208,6 @@ export class Gateway extends DurableObject<Env> {
 
   /** When $SYS is next due; in memory: after an eviction it is due at once. */
   private sysDue = 0;
-
-  private hasSysSubscribers(): boolean {
-    return this.store.hasSysSubscription();
-  }
 
   /** Publishes $SYS topics to this gateway's subscribers of them, and plans the next round. */
   async publishSys(): Promise<void> {
@@ -295,7 +291,7 @@ export class Gateway extends DurableObject<Env> {
     const state = this.collectState(clientId);
     // Until release(), messages for this client go on to its Session.
     this.store.putClient({ ...record, connId: `moved:${connId}`, persistent: true, will: undefined });
-    return record.persistent ? state : { subscriptions: [], outbound: [], inboundQos2: [] };
+    return record.persistent ? state : emptySessionState();
   }
 
   /**

@@ -22,11 +22,12 @@ import {
 } from "../broker/message.ts";
 import { Mutex } from "../broker/mutex.ts";
 import { sessionDestination, shardOf } from "../broker/routing.ts";
-import type {
-  OutboundMessage,
-  OutboundState,
-  SessionState,
-  SubscriptionOptions,
+import {
+  emptySessionState,
+  type OutboundMessage,
+  type OutboundState,
+  type SessionState,
+  type SubscriptionOptions,
 } from "../broker/session-state.ts";
 import { applySchema } from "../broker/sql.ts";
 import { ReasonCode, topicMatches, type Will } from "../mqtt/index.ts";
@@ -136,7 +137,7 @@ export class Session extends DurableObject<Env> {
         meta.registered = false;
         this.clearSessionData();
       }
-      const state = keep ? this.takeState() : { subscriptions: [], outbound: [], inboundQos2: [] };
+      const state = keep ? this.takeState() : emptySessionState();
       if (meta?.will !== undefined) {
         // MQTT-3.1.3-9 (5.0): a new connection before the Will Delay has passed cancels the will.
         log("info", "will_cancelled", { clientId: req.clientId });
