@@ -4,6 +4,7 @@
  * browse retained messages, and see the connection's state and errors in words.
  */
 import mqtt, { type IClientPublishOptions, type MqttClient } from "mqtt";
+import { topicMatches } from "../mqtt/topics/validate.ts";
 import { describeReason } from "./reasons.ts";
 
 const $ = <T extends HTMLElement>(id: string) => document.getElementById(id) as T;
@@ -109,17 +110,6 @@ function addSubscription(filter: string, qos: number): void {
   subscriptions.set(filter, list);
 }
 
-function matches(filter: string, topic: string): boolean {
-  if (topic.startsWith("$") && /^[+#]/.test(filter)) return false;
-  const f = filter.split("/");
-  const t = topic.split("/");
-  for (let i = 0; i < f.length; i++) {
-    if (f[i] === "#") return true;
-    if (i >= t.length || (f[i] !== "+" && f[i] !== t[i])) return false;
-  }
-  return f.length === t.length;
-}
-
 function messageItem(topic: string, payload: Uint8Array, qos: number, retain: boolean): HTMLLIElement {
   const li = document.createElement("li");
   const text = new TextDecoder().decode(payload);
@@ -138,7 +128,7 @@ function messageItem(topic: string, payload: Uint8Array, qos: number, retain: bo
 
 function onMessage(topic: string, payload: Uint8Array, packet: { qos: number; retain: boolean }): void {
   for (const [filter, list] of subscriptions) {
-    if (matches(filter, topic)) list.prepend(messageItem(topic, payload, packet.qos, packet.retain));
+    if (topicMatches(filter, topic)) list.prepend(messageItem(topic, payload, packet.qos, packet.retain));
   }
 }
 

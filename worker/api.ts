@@ -9,14 +9,9 @@ import { log } from "../broker/log.ts";
 import { type Message, newMessageId } from "../broker/message.ts";
 import { shardOf, shardsForFilter } from "../broker/routing.ts";
 import type { BrokerStats } from "../broker/stats.ts";
-import { topicLimitProblem } from "../broker/topic-limits.ts";
+import { publishTopicProblem } from "../broker/topic-limits.ts";
 import { collectStats, sessionStub, shardStub } from "../durable-objects/stubs.ts";
-import {
-  isWellFormedUtf8,
-  type PublishProperties,
-  validateTopicFilter,
-  validateTopicName,
-} from "../mqtt/index.ts";
+import { isWellFormedUtf8, type PublishProperties, validateTopicFilter } from "../mqtt/index.ts";
 import type { Env } from "./env.ts";
 import { openApiDocument } from "./openapi.ts";
 
@@ -93,7 +88,7 @@ async function publish(request: Request, env: Env): Promise<Response> {
   }
   const config = readConfig(env);
   if (typeof body.topic !== "string") return apiError(400, "topic must be a string");
-  const problem = validateTopicName(body.topic) ?? topicLimitProblem(config, body.topic);
+  const problem = publishTopicProblem(config, body.topic);
   if (problem !== null) return apiError(400, problem);
   if (body.topic.startsWith("$SYS")) return apiError(403, "$SYS topics are read-only");
   const qos = body.qos ?? 0;

@@ -2,7 +2,7 @@
  * The Worker: routes HTTP, checks WebSocket upgrades on /mqtt and hands each
  * socket to a Gateway object. It keeps no state between requests.
  */
-import { readConfig } from "../broker/config.ts";
+import { type BrokerConfig, readConfig } from "../broker/config.ts";
 import { fnv1a, gatewayName } from "../broker/routing.ts";
 import { handleApi, metrics } from "./api.ts";
 import type { Env } from "./env.ts";
@@ -46,12 +46,13 @@ function upgrade(request: Request, env: Env): Promise<Response> | Response {
   }
   // Browsers send Origin; with an allow-list configured, only those origins may
   // open a socket. Devices and servers send no Origin and are not affected.
+  const config = readConfig(env);
   const origin = request.headers.get("Origin");
-  const allowed = readConfig(env).allowedOrigins;
+  const allowed = config.allowedOrigins;
   if (origin !== null && allowed.length > 0 && !allowed.includes(origin)) {
     return new Response("origin not allowed\n", { status: 403 });
   }
-  const name = pickGateway(request, env);
+  const name = pickGateway(request, config);
   const headers = new Headers(request.headers);
   headers.set("x-nimbus-gateway", name);
   headers.set("x-nimbus-subprotocol", protocol);
@@ -63,8 +64,7 @@ function upgrade(request: Request, env: Env): Promise<Response> | Response {
  * Gateway policy: "random" spreads sockets evenly over GATEWAYS objects; "ip"
  * hashes the client address, so one client (and its reconnects) keeps a gateway.
  */
-function pickGateway(request: Request, env: Env): string {
-  const config = readConfig(env);
+function pickGateway(request: Request, config: BrokerConfig): string {
   if (config.gateways <= 1) return gatewayName(0);
   if (config.gatewayPolicy === "ip") {
     const ip = request.headers.get("CF-Connecting-IP") ?? "";

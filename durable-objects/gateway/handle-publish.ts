@@ -7,8 +7,8 @@
 import { log } from "../../broker/log.ts";
 import { type Message, messageProperties, newMessageId } from "../../broker/message.ts";
 import { TokenBucket } from "../../broker/rate-limit.ts";
-import { topicLimitProblem } from "../../broker/topic-limits.ts";
-import { isWellFormedUtf8, type PublishPacket, ReasonCode, validateTopicName } from "../../mqtt/index.ts";
+import { publishTopicProblem } from "../../broker/topic-limits.ts";
+import { isWellFormedUtf8, type PublishPacket, ReasonCode } from "../../mqtt/index.ts";
 import type { Gateway } from "../gateway.ts";
 import type { Connected, Connection } from "./connection.ts";
 
@@ -28,7 +28,7 @@ export function handlePublish(gw: Gateway, conn: Connection, p: PublishPacket): 
   }
   const topic = resolveTopic(gw, conn, att, p);
   if (typeof topic !== "string") return gw.fail(conn, topic.reasonCode, topic.why);
-  const problem = validateTopicName(topic) ?? topicLimitProblem(gw.config, topic);
+  const problem = publishTopicProblem(gw.config, topic);
   // 5.0 3.3.2.1: an invalid topic name ends the connection with 0x90.
   if (problem !== null) return gw.fail(conn, ReasonCode.TopicNameInvalid, problem);
 

@@ -28,18 +28,20 @@ export async function handleSubscribe(gw: Gateway, conn: Connection, p: Subscrib
   const problems: string[] = [];
   const accepted: Array<[string, SubscriptionOptions]> = [];
   let held = gw.store.subscriptionCount(att.clientId);
+  // MQTT-3.9.3: a failure code per refused filter (one code for all in 3.1.1); the others are granted.
+  const refuse = (code5: number, filter: string, why: string) => {
+    reasonCodes.push(v5 ? code5 : SubackFailure311);
+    problems.push(`${JSON.stringify(filter.slice(0, 64))}: ${why}`);
+  };
   for (const s of p.subscriptions) {
     const parsed = parseSubscriptionFilter(s.topicFilter);
     const tooBig = topicLimitProblem(gw.config, s.topicFilter);
     if (tooBig !== null) {
-      reasonCodes.push(v5 ? ReasonCode.TopicFilterInvalid : SubackFailure311);
-      problems.push(`${JSON.stringify(s.topicFilter.slice(0, 64))}: ${tooBig}`);
+      refuse(ReasonCode.TopicFilterInvalid, s.topicFilter, tooBig);
       continue;
     }
     if ("problem" in parsed) {
-      // MQTT-3.9.3: a failure code per refused filter; the others are granted.
-      reasonCodes.push(v5 ? ReasonCode.TopicFilterInvalid : SubackFailure311);
-      problems.push(`${JSON.stringify(s.topicFilter)}: ${parsed.problem}`);
+      refuse(ReasonCode.TopicFilterInvalid, s.topicFilter, parsed.problem);
       continue;
     }
     if (parsed.shareGroup !== undefined && s.noLocal) {
@@ -54,19 +56,20 @@ export async function handleSubscribe(gw: Gateway, conn: Connection, p: Subscrib
     };
     if (subscriptionId !== undefined) options.subscriptionId = subscriptionId;
     if (!gw.acl.canSubscribe(gw.principal(conn), parsed.filter)) {
-      reasonCodes.push(v5 ? ReasonCode.NotAuthorized : SubackFailure311);
-      problems.push(`${JSON.stringify(s.topicFilter)}: not authorized`);
+      refuse(ReasonCode.NotAuthorized, s.topicFilter, "not authorized");
       continue;
     }
-    if (!gw.store.hasSub(att.clientId, s.topicFilter) && held >= gw.config.maxSubscriptions) {
+    const isNew = !gw.store.hasSub(att.clientId, s.topicFilter);
+    if (isNew && held >= gw.config.maxSubscriptions) {
       // A quota, not a protocol fault: this filter is refused, the session goes on.
-      reasonCodes.push(v5 ? ReasonCode.QuotaExceeded : SubackFailure311);
-      problems.push(
-        `${JSON.stringify(s.topicFilter)}: more than ${gw.config.maxSubscriptions} subscriptions`,
+      refuse(
+        ReasonCode.QuotaExceeded,
+        s.topicFilter,
+        `more than ${gw.config.maxSubscriptions} subscriptions`,
       );
       continue;
     }
-    if (!gw.store.hasSub(att.clientId, s.topicFilter)) held++;
+    if (isNew) held++;
     accepted.push([s.topicFilter, options]);
     reasonCodes.push(s.qos);
   }
