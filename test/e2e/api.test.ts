@@ -94,14 +94,7 @@ describe("HTTP API", () => {
     const raw = await RawClient.open(url, 5);
     raw.sendConnect(clientId, { cleanStart: false, properties: { sessionExpiryInterval: 300 } });
     await raw.next("connack");
-    raw.send({
-      type: "subscribe",
-      packetId: 1,
-      subscriptions: [
-        { topicFilter: topic, qos: 1, noLocal: false, retainAsPublished: false, retainHandling: 0 },
-      ],
-    });
-    await raw.next("suback");
+    await raw.subscribe(topic, 1);
     const online = await (await api(`/api/clients/${encodeURIComponent(clientId)}`)).json();
     expect(online).toMatchObject({
       clientId,

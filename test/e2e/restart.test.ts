@@ -27,14 +27,7 @@ describe("gateway restart in the middle of QoS 1 and QoS 2 flows", () => {
 
     const sub = await RawClient.open(broker.url, 4);
     await sub.connect(subId, { cleanStart: false });
-    sub.send({
-      type: "subscribe",
-      packetId: 1,
-      subscriptions: [
-        { topicFilter: topic, qos: 2, noLocal: false, retainAsPublished: false, retainHandling: 0 },
-      ],
-    });
-    await sub.next("suback");
+    await sub.subscribe(topic, 2);
 
     const pub = await RawClient.open(broker.url, 4);
     await pub.connect(pubId, { cleanStart: false });

@@ -50,12 +50,7 @@ describe.each([4, 5] as const)("Last Will, protocol %i", (version) => {
     const topic = unique("will");
     const inbox = await watcher(topic, version);
     const raw = await RawClient.open(url, version);
-    raw.send({
-      type: "connect",
-      protocolVersion: version,
-      protocolName: "MQTT",
-      clientId: unique("silent"),
-      cleanStart: true,
+    raw.sendConnect(unique("silent"), {
       keepAlive: 1,
       will: { topic, payload: new TextEncoder().encode("timeout"), qos: 0, retain: false },
     });
@@ -68,12 +63,7 @@ describe.each([4, 5] as const)("Last Will, protocol %i", (version) => {
     const topic = unique("will");
     const inbox = await watcher(topic, version);
     const raw = await RawClient.open(url, version);
-    raw.send({
-      type: "connect",
-      protocolVersion: version,
-      protocolName: "MQTT",
-      clientId: unique("rude"),
-      cleanStart: true,
+    raw.sendConnect(unique("rude"), {
       keepAlive: 60,
       will: { topic, payload: new TextEncoder().encode("violation"), qos: 1, retain: false },
     });

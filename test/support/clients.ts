@@ -6,6 +6,7 @@ import {
   encode,
   type Packet,
   type ProtocolVersion,
+  type QoS,
   StreamDecoder,
 } from "../../mqtt/index.ts";
 
@@ -194,6 +195,16 @@ export class RawClient {
     if (options.keepAlive !== undefined) extra.keepAlive = options.keepAlive;
     this.sendConnect(clientId, extra);
     return this.next("connack");
+  }
+
+  /** SUBSCRIBE to one filter (default options) and wait for SUBACK. */
+  subscribe(topicFilter: string, qos: QoS, packetId = 1) {
+    this.send({
+      type: "subscribe",
+      packetId,
+      subscriptions: [{ topicFilter, qos, noLocal: false, retainAsPublished: false, retainHandling: 0 }],
+    });
+    return this.next("suback");
   }
 
   /** The next packet (of `type`, if given; others stay queued). */
