@@ -15,7 +15,12 @@ import { log, setLogLevel } from "../broker/log.ts";
 import { isExpired, type Message, willMessage } from "../broker/message.ts";
 import { meteredSql } from "../broker/metered-sql.ts";
 import { gatewayDestination, shardOf } from "../broker/routing.ts";
-import { emptySessionState, type SessionState, type SubscriptionOptions } from "../broker/session-state.ts";
+import {
+  emptySessionState,
+  type OutboundMessage,
+  type SessionState,
+  type SubscriptionOptions,
+} from "../broker/session-state.ts";
 import type { GatewayCounter, GatewayStats } from "../broker/stats.ts";
 import {
   type DecodeError,
@@ -29,12 +34,14 @@ import {
   type Will,
 } from "../mqtt/index.ts";
 import type { Env } from "../worker/env.ts";
-import { type Attachment, Connection } from "./gateway/connection.ts";
+import { type Attachment, type Connected, Connection } from "./gateway/connection.ts";
+import { FrameGatherer } from "./gateway/frames.ts";
 import { handleAck } from "./gateway/handle-acks.ts";
 import { handleAuth } from "./gateway/handle-auth.ts";
 import { handleConnect } from "./gateway/handle-connect.ts";
 import { handlePublish } from "./gateway/handle-publish.ts";
 import { handleSubscribe, handleUnsubscribe } from "./gateway/handle-subscribe.ts";
+import type { OutboundWindow } from "./gateway/outbound-window.ts";
 import { GatewayStore } from "./gateway/store.ts";
 import { sysMessages } from "./gateway/sys-topics.ts";
 import { isShared, registerAtShards, unregisterAtShards } from "./registration.ts";
@@ -52,6 +59,7 @@ export class Gateway extends DurableObject<Env> {
   /** Live connections by client id. */
   readonly clients = new Map<string, Connection>();
   private readonly publisher: KeyedBatcher<number, Message, number>;
+  private readonly frames = new FrameGatherer((ws, bytes) => this.write(ws, bytes));
   /** Enhanced authentication methods on offer (5.0 4.12). */
   readonly authMethods: AuthMethods;
   /** Credentials at CONNECT: anonymous, password or JWT. */
@@ -234,21 +242,29 @@ export class Gateway extends DurableObject<Env> {
     this.reconcile();
     const now = Date.now();
     const forward = new Map<string, Message[]>();
-    for (const message of messages) {
-      if (isExpired(message, now)) continue;
-      const matches = message.target === undefined ? this.matchClients(message) : this.matchTarget(message);
-      for (const [clientId, match] of matches) {
-        const conn = this.clients.get(clientId);
-        if (conn !== undefined && !conn.finished) {
-          this.deliverToConnection(conn, message, match.qos, match.subscriptionIds, match.retainAsPublished);
-        } else if (message.qos > 0 && this.store.getClient(clientId)?.persistent) {
-          // The client left or is being taken over: its Session keeps the message.
-          const list = forward.get(clientId) ?? [];
-          list.push({ ...message, qos: match.qos });
-          forward.set(clientId, list);
+    this.gathered(() => {
+      for (const message of messages) {
+        if (isExpired(message, now)) continue;
+        const matches = message.target === undefined ? this.matchClients(message) : this.matchTarget(message);
+        for (const [clientId, match] of matches) {
+          const conn = this.clients.get(clientId);
+          if (conn !== undefined && !conn.finished) {
+            this.deliverToConnection(
+              conn,
+              message,
+              match.qos,
+              match.subscriptionIds,
+              match.retainAsPublished,
+            );
+          } else if (message.qos > 0 && this.store.getClient(clientId)?.persistent) {
+            // The client left or is being taken over: its Session keeps the message.
+            const list = forward.get(clientId) ?? [];
+            list.push({ ...message, qos: match.qos });
+            forward.set(clientId, list);
+          }
         }
       }
-    }
+    });
     await Promise.all([...forward].map(([clientId, list]) => this.session(clientId).enqueue(list)));
   }
 
@@ -256,7 +272,9 @@ export class Gateway extends DurableObject<Env> {
   async deliverTo(clientId: string, connId: string, messages: Message[]): Promise<boolean> {
     const conn = this.clients.get(clientId);
     if (conn === undefined || conn.finished || conn.connected?.connId !== connId) return false;
-    for (const m of messages) this.deliverToConnection(conn, m, m.qos, [], true);
+    this.gathered(() => {
+      for (const m of messages) this.deliverToConnection(conn, m, m.qos, [], true);
+    });
     return true;
   }
 
@@ -455,8 +473,17 @@ export class Gateway extends DurableObject<Env> {
   }
 
   send(conn: Connection, packet: Packet, version = conn.version): void {
+    this.frames.send(conn.ws, encode(packet, version));
+  }
+
+  /** Runs `fn`, sending what it sends to each client as one WebSocket frame (frames.ts). */
+  gathered<T>(fn: () => T): T {
+    return this.frames.gather(fn);
+  }
+
+  private write(ws: WebSocket, bytes: Uint8Array): void {
     try {
-      conn.ws.send(encode(packet, version));
+      ws.send(bytes);
     } catch (err) {
       log("warn", "send_failed", { gateway: this.name, error: String(err) });
     }
@@ -479,13 +506,9 @@ export class Gateway extends DurableObject<Env> {
       log("info", "discarded_too_large", { gateway: this.name, clientId: att.clientId, bytes: bytes.length });
       return false;
     }
-    try {
-      conn.ws.send(bytes);
-      this.counters.add("messages_out");
-      this.counters.add("bytes_out", bytes.length);
-    } catch (err) {
-      log("warn", "send_failed", { gateway: this.name, error: String(err) });
-    }
+    this.frames.send(conn.ws, bytes);
+    this.counters.add("messages_out");
+    this.counters.add("bytes_out", bytes.length);
     return true;
   }
 
@@ -495,6 +518,7 @@ export class Gateway extends DurableObject<Env> {
   }
 
   closeSocket(conn: Connection, code: number, reason: string): void {
+    this.frames.flush(conn.ws);
     try {
       conn.ws.close(code, reason);
     } catch {
@@ -750,37 +774,71 @@ export class Gateway extends DurableObject<Env> {
       if (conn.ready) this.sendPublish(conn, this.publishPacket(message, subscriptionIds, 0));
       return;
     }
+    const window = this.windowOf(conn, att.clientId);
+    // With room in the window and nothing waiting, the message is stored as sent
+    // and sent at once: one row written instead of a queued row updated later.
+    const packetId = window.queued === 0 && this.roomIn(conn, att) > 0 ? window.freePacketId() : undefined;
+    const stored: OutboundMessage =
+      packetId === undefined
+        ? { message, subscriptionIds, state: "queued", packetId: null }
+        : { message, subscriptionIds, state: "sent", packetId };
     // UNIQUE (client, msg_id): a copy that arrives twice during a handover is dropped.
-    if (!this.store.addOutbound(att.clientId, { message, subscriptionIds, state: "queued", packetId: null }))
+    const seq = this.store.addOutbound(att.clientId, stored);
+    if (seq === undefined) return;
+    if (packetId === undefined) {
+      window.queued++;
+      this.pump(conn);
       return;
-    if (conn.ready) this.pump(conn);
+    }
+    window.inflight.set(packetId, { seq, qos, state: "sent" });
+    if (!this.sendPublish(conn, this.publishPacket(message, subscriptionIds, packetId))) {
+      this.store.deleteOutbound(seq);
+      window.inflight.delete(packetId);
+    }
+  }
+
+  /** A connection's in-flight window, loaded from storage the first time. */
+  windowOf(conn: Connection, clientId: string): OutboundWindow {
+    conn.window ??= this.store.windowOf(clientId);
+    return conn.window;
+  }
+
+  /** MQTT-3.3.4-7: never more unacknowledged QoS 1/2 than the client's Receive Maximum. */
+  private roomIn(conn: Connection, att: Connected): number {
+    if (!conn.ready) return 0;
+    const size = Math.min(this.config.maxInflight, att.receiveMaximum ?? 65535);
+    return size - (conn.window?.inflight.size ?? 0);
   }
 
   /** Sends queued QoS 1/2 messages while the in-flight window has room. */
   pump(conn: Connection): void {
     const att = conn.connected;
-    if (att === undefined || !conn.ready) return;
-    conn.usedIds ??= this.store.usedPacketIds(att.clientId);
-    // MQTT-3.3.4-7: never more unacknowledged QoS 1/2 than the client's Receive Maximum.
-    const window = Math.min(this.config.maxInflight, att.receiveMaximum ?? 65535);
-    const room = window - this.store.inflightCount(att.clientId);
-    if (room <= 0) return;
+    if (att === undefined) return;
+    const window = this.windowOf(conn, att.clientId);
+    const room = this.roomIn(conn, att);
+    if (room <= 0 || window.queued === 0) return;
     const now = Date.now();
-    for (const entry of this.store.queuedOf(att.clientId, room)) {
-      if (isExpired(entry.message, now)) {
-        this.store.deleteOutbound(entry.seq);
-        this.counters.add("expired");
-        continue;
+    this.gathered(() => {
+      for (const entry of this.store.queuedOf(att.clientId, room)) {
+        window.queued--;
+        if (isExpired(entry.message, now)) {
+          this.store.deleteOutbound(entry.seq);
+          this.counters.add("expired");
+          continue;
+        }
+        const packetId = window.freePacketId();
+        if (packetId === undefined) {
+          window.queued++;
+          return;
+        }
+        if (this.sendPublish(conn, this.publishPacket(entry.message, entry.subscriptionIds, packetId))) {
+          this.store.markOutbound(entry.seq, "sent", packetId);
+          window.inflight.set(packetId, { seq: entry.seq, qos: entry.message.qos as 1 | 2, state: "sent" });
+        } else {
+          this.store.deleteOutbound(entry.seq);
+        }
       }
-      const packetId = conn.allocatePacketId();
-      if (packetId === undefined) return;
-      if (this.sendPublish(conn, this.publishPacket(entry.message, entry.subscriptionIds, packetId))) {
-        this.store.markOutbound(entry.seq, "sent", packetId);
-      } else {
-        this.store.deleteOutbound(entry.seq);
-        conn.usedIds.delete(packetId);
-      }
-    }
+    });
   }
 
   /** The PUBLISH for a message, with the remaining expiry interval (5.0 3.3.2.3.3). */

@@ -118,10 +118,9 @@ function kill(child: ChildProcess): Promise<void> {
   });
 }
 
-/** Sum of VmRSS of a process and its descendants, from /proc. */
-export function processTreeRss(pid: number | undefined): number {
-  if (pid === undefined) return 0;
-
+/** A process and its descendants, from /proc. */
+export function processTree(pid: number | undefined): number[] {
+  if (pid === undefined) return [];
   const children = new Map<number, number[]>();
   for (const entry of readdirSync("/proc")) {
     if (!/^\d+$/.test(entry)) continue;
@@ -133,10 +132,20 @@ export function processTreeRss(pid: number | undefined): number {
       // gone
     }
   }
-  let total = 0;
+  const tree: number[] = [];
   const stack = [pid];
   while (stack.length > 0) {
     const p = stack.pop() as number;
+    tree.push(p);
+    stack.push(...(children.get(p) ?? []));
+  }
+  return tree;
+}
+
+/** Sum of VmRSS of a process and its descendants, from /proc. */
+export function processTreeRss(pid: number | undefined): number {
+  let total = 0;
+  for (const p of processTree(pid)) {
     try {
       const status = readFileSync(`/proc/${p}/status`, "utf8");
       const kb = /VmRSS:\s+(\d+)/.exec(status)?.[1];
@@ -144,7 +153,6 @@ export function processTreeRss(pid: number | undefined): number {
     } catch {
       // gone
     }
-    stack.push(...(children.get(p) ?? []));
   }
   return total;
 }

@@ -7,6 +7,7 @@ import type { Identity } from "../../broker/auth/authenticator.ts";
 import type { AuthContext, EnhancedAuthMethod } from "../../broker/auth/method.ts";
 import type { TokenBucket } from "../../broker/rate-limit.ts";
 import { type ConnectPacket, type Packet, type ProtocolVersion, StreamDecoder } from "../../mqtt/index.ts";
+import type { OutboundWindow } from "./outbound-window.ts";
 
 /** An enhanced authentication exchange (5.0 4.12) under way or completed. */
 export interface AuthExchange {
@@ -60,9 +61,8 @@ export class Connection {
   finished = false;
   /** CONNACK has been sent: messages may flow. */
   ready = false;
-  /** Packet ids in use for outbound QoS 1/2, loaded from storage when first needed. */
-  usedIds: Set<number> | null = null;
-  nextId = 1;
+  /** Outbound QoS 1/2 in flight and waiting, loaded from storage when first needed. */
+  window: OutboundWindow | null = null;
   /** Inbound QoS 2 packet ids whose PUBLISH is being routed right now. */
   readonly publishing = new Set<number>();
   /** In-memory last-seen, more precise than the attachment's. */
@@ -110,20 +110,6 @@ export class Connection {
     const next = this.chain.then(task);
     this.chain = next.catch(() => undefined);
     return next;
-  }
-
-  /** Allocates a packet identifier not in use for this client (MQTT-2.3.1-2). */
-  allocatePacketId(): number | undefined {
-    const used = this.usedIds as Set<number>;
-    if (used.size >= 65535) return undefined;
-    for (;;) {
-      const id = this.nextId;
-      this.nextId = id === 65535 ? 1 : id + 1;
-      if (!used.has(id)) {
-        used.add(id);
-        return id;
-      }
-    }
   }
 }
 

@@ -31,21 +31,22 @@ export function handleAck(
     return;
   }
 
-  const entry = gw.store.outboundByPacket(clientId, packetId);
+  const window = gw.windowOf(conn, clientId);
+  const entry = window.inflight.get(packetId);
   const retire = (): void => {
     if (entry === undefined) return;
     gw.store.deleteOutbound(entry.seq);
-    conn.usedIds?.delete(packetId);
+    window.inflight.delete(packetId);
     gw.pump(conn);
   };
 
   switch (p.type) {
     case "puback":
-      if (entry?.message.qos === 1 && entry.state === "sent") retire();
+      if (entry?.qos === 1 && entry.state === "sent") retire();
       else log("debug", "unexpected_ack", { clientId, type: p.type, packetId });
       return;
     case "pubrec":
-      if (entry === undefined || entry.message.qos !== 2) {
+      if (entry === undefined || entry.qos !== 2) {
         gw.send(
           conn,
           v5
@@ -59,11 +60,14 @@ export function handleAck(
         retire();
         return;
       }
-      if (entry.state === "sent") gw.store.markOutbound(entry.seq, "released", packetId);
+      if (entry.state === "sent") {
+        gw.store.markOutbound(entry.seq, "released", packetId);
+        entry.state = "released";
+      }
       gw.send(conn, { type: "pubrel", packetId });
       return;
     case "pubcomp":
-      if (entry?.message.qos === 2 && entry.state === "released") retire();
+      if (entry?.qos === 2 && entry.state === "released") retire();
       else log("debug", "unexpected_ack", { clientId, type: p.type, packetId });
       return;
   }

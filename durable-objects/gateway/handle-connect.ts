@@ -259,13 +259,15 @@ async function acceptConnect(
  * again with their original packet ids and DUP set, and PUBREL packets again.
  */
 function resendUnacknowledged(gw: Gateway, conn: Connection, clientId: string): void {
-  conn.usedIds = gw.store.usedPacketIds(clientId);
-  for (const entry of gw.store.outboundOf(clientId)) {
-    if (entry.packetId === null) continue;
-    if (entry.state === "sent") {
-      gw.sendPublish(conn, gw.publishPacket(entry.message, entry.subscriptionIds, entry.packetId, true));
-    } else if (entry.state === "released") {
-      gw.send(conn, { type: "pubrel", packetId: entry.packetId });
+  conn.window = gw.store.windowOf(clientId);
+  gw.gathered(() => {
+    for (const entry of gw.store.outboundOf(clientId)) {
+      if (entry.packetId === null) continue;
+      if (entry.state === "sent") {
+        gw.sendPublish(conn, gw.publishPacket(entry.message, entry.subscriptionIds, entry.packetId, true));
+      } else if (entry.state === "released") {
+        gw.send(conn, { type: "pubrel", packetId: entry.packetId });
+      }
     }
-  }
+  });
 }

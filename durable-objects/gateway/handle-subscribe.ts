@@ -110,19 +110,21 @@ function sendRetained(
   retained: Message[],
   subs: Array<[string, SubscriptionOptions]>,
 ) {
-  for (const m of retained) {
-    let qos = -1;
-    const ids: number[] = [];
-    for (const [filter, options] of subs) {
-      if (!topicMatches(matchingFilter(filter), m.topic)) continue;
-      qos = Math.max(qos, Math.min(options.qos, m.qos));
-      if (options.subscriptionId !== undefined) ids.push(options.subscriptionId);
+  gw.gathered(() => {
+    for (const m of retained) {
+      let qos = -1;
+      const ids: number[] = [];
+      for (const [filter, options] of subs) {
+        if (!topicMatches(matchingFilter(filter), m.topic)) continue;
+        qos = Math.max(qos, Math.min(options.qos, m.qos));
+        if (options.subscriptionId !== undefined) ids.push(options.subscriptionId);
+      }
+      // Each sending of a retained message is a delivery of its own: a fresh id, so
+      // that a second subscription does not look like a duplicate of the first.
+      if (qos >= 0)
+        gw.deliverToConnection(conn, { ...m, id: newMessageId(gw.name) }, qos as 0 | 1 | 2, ids, true);
     }
-    // Each sending of a retained message is a delivery of its own: a fresh id, so
-    // that a second subscription does not look like a duplicate of the first.
-    if (qos >= 0)
-      gw.deliverToConnection(conn, { ...m, id: newMessageId(gw.name) }, qos as 0 | 1 | 2, ids, true);
-  }
+  });
 }
 
 export async function handleUnsubscribe(gw: Gateway, conn: Connection, p: UnsubscribePacket): Promise<void> {

@@ -18,6 +18,7 @@ import {
 import type { OutboundMessage, OutboundState, SubscriptionOptions } from "../../broker/session-state.ts";
 import { applySchema } from "../../broker/sql.ts";
 import type { Will } from "../../mqtt/index.ts";
+import { type InFlight, OutboundWindow } from "./outbound-window.ts";
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -44,9 +45,10 @@ CREATE TABLE IF NOT EXISTS outbound (
   ${MESSAGE_COLUMN_DEFS},
   UNIQUE (client_id, msg_id)
 );
-CREATE INDEX IF NOT EXISTS outbound_by_packet ON outbound (client_id, packet_id);
--- the in-flight window: count what is sent, take the oldest queued, without a scan
-CREATE INDEX IF NOT EXISTS outbound_by_state ON outbound (client_id, state, seq);
+-- A client's messages in order. State and packet id are not indexed: every row
+-- written to an index is a row billed, and the in-flight window keeps them in
+-- memory (OutboundWindow).
+CREATE INDEX IF NOT EXISTS outbound_by_client ON outbound (client_id, seq);
 CREATE TABLE IF NOT EXISTS inbound_qos2 (
   client_id TEXT NOT NULL,
   packet_id INTEGER NOT NULL,
@@ -60,7 +62,7 @@ CREATE TABLE IF NOT EXISTS topic_aliases (
 );
 `;
 const TABLES = ["meta", "clients", "subs", "outbound", "inbound_qos2", "topic_aliases"];
-const SCHEMA_VERSION = 4;
+const SCHEMA_VERSION = 5;
 
 export interface OutboundEntry extends OutboundMessage {
   seq: number;
@@ -233,19 +235,20 @@ export class GatewayStore {
       }));
   }
 
-  /** Stores an outbound message; false if this client already has that message id. */
-  addOutbound(clientId: string, entry: OutboundMessage): boolean {
+  /** Stores an outbound message; its row, or undefined if this client already has that message id. */
+  addOutbound(clientId: string, entry: OutboundMessage): number | undefined {
     const row = messageToRow(entry.message);
-    const cursor = this.sql.exec(
-      `INSERT OR IGNORE INTO outbound (client_id, packet_id, state, sub_ids, ${MESSAGE_COLUMNS})
-       VALUES (?, ?, ?, ?, ${MESSAGE_PLACEHOLDERS})`,
-      clientId,
-      entry.packetId,
-      entry.state,
-      entry.subscriptionIds.join(","),
-      ...messageValues(row),
-    );
-    return cursor.rowsWritten > 0;
+    return this.sql
+      .exec<{ seq: number }>(
+        `INSERT OR IGNORE INTO outbound (client_id, packet_id, state, sub_ids, ${MESSAGE_COLUMNS})
+         VALUES (?, ?, ?, ?, ${MESSAGE_PLACEHOLDERS}) RETURNING seq`,
+        clientId,
+        entry.packetId,
+        entry.state,
+        entry.subscriptionIds.join(","),
+        ...messageValues(row),
+      )
+      .toArray()[0]?.seq;
   }
 
   outboundOf(clientId: string): OutboundEntry[] {
@@ -253,13 +256,6 @@ export class GatewayStore {
       .exec<Row>("SELECT * FROM outbound WHERE client_id = ? ORDER BY seq", clientId)
       .toArray()
       .map(toOutbound);
-  }
-
-  outboundByPacket(clientId: string, packetId: number): OutboundEntry | undefined {
-    const row = this.sql
-      .exec<Row>("SELECT * FROM outbound WHERE client_id = ? AND packet_id = ?", clientId, packetId)
-      .toArray()[0];
-    return row === undefined ? undefined : toOutbound(row);
   }
 
   /** Oldest queued (not yet sent) messages of a client. */
@@ -283,14 +279,20 @@ export class GatewayStore {
       .one().n;
   }
 
-  usedPacketIds(clientId: string): Set<number> {
-    const rows = this.sql
-      .exec<{ packet_id: number }>(
-        "SELECT packet_id FROM outbound WHERE client_id = ? AND packet_id IS NOT NULL",
-        clientId,
-      )
-      .toArray();
-    return new Set(rows.map((r) => r.packet_id));
+  /** A client's in-flight window as storage has it. */
+  windowOf(clientId: string): OutboundWindow {
+    const inflight = new Map<number, InFlight>();
+    let queued = 0;
+    for (const r of this.sql.exec<{
+      seq: number;
+      packet_id: number | null;
+      state: OutboundState;
+      qos: number;
+    }>("SELECT seq, packet_id, state, qos FROM outbound WHERE client_id = ?", clientId)) {
+      if (r.state === "queued" || r.packet_id === null) queued++;
+      else inflight.set(r.packet_id, { seq: r.seq, qos: r.qos as 1 | 2, state: r.state });
+    }
+    return new OutboundWindow(inflight, queued);
   }
 
   markOutbound(seq: number, state: OutboundState, packetId: number | null): void {

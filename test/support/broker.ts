@@ -21,6 +21,8 @@ export interface RunningBroker {
   pid: number | undefined;
   httpUrl: string;
   port: number;
+  /** wrangler's DevTools inspector (for CPU profiles of the Worker and its objects). */
+  inspectorPort: number;
   persistTo: string;
   logs(): string;
   stop(signal?: NodeJS.Signals): Promise<void>;
@@ -59,7 +61,16 @@ export async function startBroker(options: BrokerOptions = {}): Promise<RunningB
   for (const [k, v] of Object.entries(options.vars ?? {})) args.push("--var", `${k}:${v}`);
   const child = spawn(join(ROOT, "node_modules/.bin/wrangler"), args, {
     cwd: ROOT,
-    env: { ...process.env, WRANGLER_SEND_METRICS: "false", NO_COLOR: "1", CI: "true" },
+    env: {
+      ...process.env,
+      WRANGLER_SEND_METRICS: "false",
+      // wrangler dev streams a tail event of every invocation (each WebSocket
+      // message, each RPC) to its local observability collector; that tripled
+      // workerd's CPU per message. Production runs no tail worker unless configured.
+      X_LOCAL_OBSERVABILITY: "false",
+      NO_COLOR: "1",
+      CI: "true",
+    },
     stdio: ["ignore", "pipe", "pipe"],
     detached: true,
   });
@@ -77,6 +88,7 @@ export async function startBroker(options: BrokerOptions = {}): Promise<RunningB
     pid: child.pid,
     httpUrl,
     port,
+    inspectorPort: inspector,
     persistTo,
     logs: () => output,
     stop: (signal = "SIGTERM") => stop(child, signal),

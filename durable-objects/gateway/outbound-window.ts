@@ -1,0 +1,41 @@
+/**
+ * The in-flight window of one connection's outbound QoS 1/2 messages, held in
+ * memory so that sending and acknowledging need no query: which packet ids are
+ * in flight (and the row and state of each), and how many stored messages wait
+ * for room. Storage stays the truth; the window is loaded from it when a
+ * connection first needs it (after connect, or after the object woke up).
+ */
+import type { OutboundState } from "../../broker/session-state.ts";
+
+export interface InFlight {
+  /** The message's row in the outbound table. */
+  seq: number;
+  qos: 1 | 2;
+  state: Exclude<OutboundState, "queued">;
+}
+
+export class OutboundWindow {
+  /** Packet id → the message sent with it and not yet acknowledged. */
+  readonly inflight: Map<number, InFlight>;
+  /** Stored messages not sent yet (waiting for room in the window). */
+  queued: number;
+  private nextId = 1;
+
+  constructor(inflight: Map<number, InFlight>, queued: number) {
+    this.inflight = inflight;
+    this.queued = queued;
+  }
+
+  /**
+   * A packet identifier not in use for this client (MQTT-2.3.1-2); it is taken
+   * once the caller puts it in `inflight`.
+   */
+  freePacketId(): number | undefined {
+    if (this.inflight.size >= 65535) return undefined;
+    for (;;) {
+      const id = this.nextId;
+      this.nextId = id === 65535 ? 1 : id + 1;
+      if (!this.inflight.has(id)) return id;
+    }
+  }
+}
