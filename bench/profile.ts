@@ -96,7 +96,10 @@ try {
   console.log(`CPU per process and thread (ms, and µs per message of ${delivered}):`);
   for (const [key, ticks] of after) {
     const ms = (ticks - (before.get(key) ?? 0)) * 10; // 100 ticks per second
-    if (ms >= 20) console.log(`${String(ms).padStart(7)} ms ${String(Math.round((ms * 1000) / delivered)).padStart(6)} µs  ${key}`);
+    if (ms >= 20)
+      console.log(
+        `${String(ms).padStart(7)} ms ${String(Math.round((ms * 1000) / delivered)).padStart(6)} µs  ${key}`,
+      );
   }
   if (devtools !== undefined && profileFile !== undefined) {
     const { profile } = (await devtools.call("Profiler.stop")) as { profile: unknown };

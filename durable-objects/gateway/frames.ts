@@ -36,7 +36,10 @@ export class FrameGatherer {
   }
 
   send(ws: WebSocket, bytes: Uint8Array): void {
-    if (this.pending === null) return this.write(ws, bytes);
+    if (this.pending === null) {
+      this.write(ws, bytes);
+      return;
+    }
     let p = this.pending.get(ws);
     if (p === undefined) {
       p = { parts: [], bytes: 0 };
