@@ -15,6 +15,7 @@ import {
   fanIn,
   fanOut,
   latency,
+  type Meter,
   offlineQueue,
   QUICK,
   type Result,
@@ -27,22 +28,30 @@ const quick = process.argv.includes("--quick");
 const sizes: Sizes = quick ? QUICK : FULL;
 
 type Row = Record<string, Result>;
-const costs: Array<{ target: string; scenario: string; cost: Cost }> = [];
+const costs: Array<{ target: string; scenario: string; cost: Cost; whole: Cost }> = [];
 
-/** Runs a scenario; for Nimbus, also what it would cost on Cloudflare. */
-async function scenario<T>(t: Target, name: string, run: () => Promise<T>): Promise<T> {
-  const before = await t.stats?.();
-  const start = performance.now();
-  const result = await run();
-  const seconds = (performance.now() - start) / 1000;
-  if (before !== undefined && t.stats !== undefined) {
-    await new Promise((r) => setTimeout(r, 5_500)); // counters are flushed every 5 s
-    costs.push({
-      target: t.name,
-      scenario: name,
-      cost: costOf(before, await t.stats(), seconds, t.objects ?? 1),
-    });
-  }
+/**
+ * Runs a scenario; for Nimbus, also what it would cost on Cloudflare: for the
+ * message phase alone (what each further message costs) and for the whole run
+ * with its connects and subscribes.
+ */
+async function scenario<T>(t: Target, name: string, run: (meter: Meter) => Promise<T>): Promise<T> {
+  const stats = t.stats;
+  if (stats === undefined) return run({ start: async () => {}, stop: async () => {} });
+  const objects = t.objects ?? 1;
+  const whole = { before: await stats(), start: performance.now() };
+  let phase: Cost | undefined;
+  let phaseStart = { before: whole.before, at: 0 };
+  const result = await run({
+    start: async () => {
+      phaseStart = { before: await stats(), at: performance.now() };
+    },
+    stop: async () => {
+      phase = costOf(phaseStart.before, await stats(), (performance.now() - phaseStart.at) / 1000, objects);
+    },
+  });
+  const all = costOf(whole.before, await stats(), (performance.now() - whole.start) / 1000, objects);
+  costs.push({ target: t.name, scenario: name, cost: phase ?? all, whole: all });
   return result;
 }
 const rows = new Map<string, Row>();
@@ -60,10 +69,10 @@ async function measure(start: () => Promise<Target>): Promise<string> {
     const fanIn1 = `fan-in QoS 1 (50 → 1), ${sizes.fanInMessages} msgs`;
     const fanOut0 = `fan-out QoS 0 (1 → ${sizes.fanOutSubscribers}), deliveries`;
     const fanOut1 = `fan-out QoS 1 (1 → ${sizes.fanOutSubscribers}), deliveries`;
-    put(fanIn0, t.name, await scenario(t, fanIn0, () => fanIn(t, sizes, 0)));
-    put(fanIn1, t.name, await scenario(t, fanIn1, () => fanIn(t, sizes, 1)));
-    put(fanOut0, t.name, await scenario(t, fanOut0, () => fanOut(t, sizes, 0)));
-    put(fanOut1, t.name, await scenario(t, fanOut1, () => fanOut(t, sizes, 1)));
+    put(fanIn0, t.name, await scenario(t, fanIn0, (m) => fanIn(t, sizes, 0, m)));
+    put(fanIn1, t.name, await scenario(t, fanIn1, (m) => fanIn(t, sizes, 1, m)));
+    put(fanOut0, t.name, await scenario(t, fanOut0, (m) => fanOut(t, sizes, 0, m)));
+    put(fanOut1, t.name, await scenario(t, fanOut1, (m) => fanOut(t, sizes, 1, m)));
     const lat = await latency(t, sizes);
     put("QoS 1 latency p50 at 200 msg/s", t.name, lat.p50);
     put("QoS 1 latency p99 at 200 msg/s", t.name, lat.p99);
@@ -100,11 +109,13 @@ for (const [scenario, row] of rows) {
 }
 const money = (x: number) => (Number.isFinite(x) ? `$${x.toFixed(4)}` : "–");
 const costLines = [
-  "| target | scenario | delivered | DO requests | WS messages in | rows written | object-seconds | Nimbus per million delivered | AWS IoT Core per million delivered |",
-  "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+  "Message phase (every client connected and subscribed); the last but one column prices the whole run, connects and subscribes included.",
+  "",
+  "| target | scenario | delivered | DO requests | WS messages in | rows written | object-seconds | Nimbus per million delivered | whole run per million delivered | AWS IoT Core per million delivered |",
+  "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
   ...costs.map(
-    ({ target, scenario: s, cost: c }) =>
-      `| ${target} | ${s} | ${c.delivered} | ${c.requests} | ${c.wsIn} | ${c.rowsWritten} | ${c.objectSeconds.toFixed(1)} | ${money(c.perMillion)} | ${money(c.awsPerMillion)} |`,
+    ({ target, scenario: s, cost: c, whole }) =>
+      `| ${target} | ${s} | ${c.delivered} | ${c.requests} | ${c.wsIn} | ${c.rowsWritten} | ${c.objectSeconds.toFixed(1)} | ${money(c.perMillion)} | ${money(whole.perMillion)} | ${money(c.awsPerMillion)} |`,
   ),
 ];
 const table = `${lines.join("\n")}\n\n### Cost on Cloudflare\n\n${costLines.join("\n")}`;

@@ -42,6 +42,16 @@ export interface Result {
   kind: "rate" | "time";
 }
 
+/**
+ * Brackets the message phase of a scenario (after every client has connected and
+ * subscribed, until the last message arrived), for the cost model.
+ */
+export interface Meter {
+  start(): Promise<void>;
+  stop(): Promise<void>;
+}
+const noMeter: Meter = { start: async () => {}, stop: async () => {} };
+
 const TIME_LIMIT_MS = 60_000;
 let run = 0;
 const prefix = () => `bench/${process.pid}-${++run}`;
@@ -87,7 +97,7 @@ const time = (ms: number, complete: boolean): Result => ({
   kind: "time",
 });
 
-export async function fanIn(t: Target, s: Sizes, qos: 0 | 1): Promise<Result> {
+export async function fanIn(t: Target, s: Sizes, qos: 0 | 1, meter = noMeter): Promise<Result> {
   const topic = prefix();
   const sub = await LoadClient.connect(t.url, `${topic}-sub`);
   await sub.subscribe(`${topic}/#`, qos);
@@ -96,16 +106,18 @@ export async function fanIn(t: Target, s: Sizes, qos: 0 | 1): Promise<Result> {
   );
   const each = Math.ceil(s.fanInMessages / pubs.length);
   const total = each * pubs.length;
+  await meter.start();
   const start = performance.now();
   await Promise.all(pubs.map((p, i) => pump(p, `${topic}/${i}`, each, qos)));
   await waitUntil(() => sub.received >= total);
   const elapsed = performance.now() - start;
+  await meter.stop();
   const got = sub.received;
   for (const c of [sub, ...pubs]) c.close();
   return rate(got, elapsed);
 }
 
-export async function fanOut(t: Target, s: Sizes, qos: 0 | 1): Promise<Result> {
+export async function fanOut(t: Target, s: Sizes, qos: 0 | 1, meter = noMeter): Promise<Result> {
   const topic = prefix();
   const subs: LoadClient[] = [];
   for (let i = 0; i < s.fanOutSubscribers; i += 25) {
@@ -120,10 +132,12 @@ export async function fanOut(t: Target, s: Sizes, qos: 0 | 1): Promise<Result> {
   const pub = await LoadClient.connect(t.url, `${topic}-pub`);
   const total = s.fanOutMessages * subs.length;
   const received = () => subs.reduce((n, c) => n + c.received, 0);
+  await meter.start();
   const start = performance.now();
   await pump(pub, topic, s.fanOutMessages, qos);
   await waitUntil(() => received() >= total);
   const elapsed = performance.now() - start;
+  await meter.stop();
   const got = received();
   for (const c of [pub, ...subs]) c.close();
   return rate(got, elapsed);
