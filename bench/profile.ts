@@ -4,10 +4,12 @@
  * CPU time of every process and thread involved (the workerd running the broker,
  * wrangler's own workerd and Node, the load generator) per delivered message,
  * and with --cpuprofile writes a V8 CPU profile of the broker's isolate, taken
- * through wrangler's inspector, to open in Chrome DevTools.
+ * through wrangler's inspector, to open in Chrome DevTools; with --perf, a native
+ * profile of the broker's workerd by Linux `perf` (Debian's linux-perf).
  *
  * Scenarios: fanin0, fanin1, fanout0, fanout1, latency.
  */
+import { spawn } from "node:child_process";
 import { readdirSync, readFileSync, writeFileSync } from "node:fs";
 import WebSocket from "ws";
 import { startBroker } from "../test/support/broker.ts";
@@ -86,11 +88,24 @@ try {
   const devtools = profileFile === undefined ? undefined : await inspector(broker.inspectorPort);
   await devtools?.call("Profiler.enable");
   await devtools?.call("Profiler.start");
+  // --perf: a native profile of the busiest workerd, to read with `perf report`.
+  const busiest = [...cpuTicks(pids)].filter(([k]) => k.includes("workerd")).sort((a, b) => b[1] - a[1])[0];
+  const perf =
+    process.argv.includes("--perf") && busiest !== undefined
+      ? spawn("perf", ["record", "-g", "-o", "perf.data", "-p", busiest[0].split(" ")[0] as string], {
+          stdio: "ignore",
+        })
+      : undefined;
   const before = cpuTicks(pids);
   const start = performance.now();
   const result = await run(target);
   const seconds = (performance.now() - start) / 1000;
   const after = cpuTicks(pids);
+  if (perf !== undefined) {
+    perf.kill("SIGINT");
+    await new Promise((r) => perf.once("exit", r));
+    console.log("native profile of the broker's workerd: perf.data (perf report -i perf.data)");
+  }
   console.log(`${which}: ${JSON.stringify(result)} in ${seconds.toFixed(2)} s`);
   const delivered = which === "latency" ? 600 : sizes.fanInMessages;
   console.log(`CPU per process and thread (ms, and µs per message of ${delivered}):`);

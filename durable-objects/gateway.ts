@@ -819,7 +819,8 @@ export class Gateway extends DurableObject<Env> {
     if (room <= 0 || window.queued === 0) return;
     const now = Date.now();
     this.gathered(() => {
-      for (const entry of this.store.queuedOf(att.clientId, room)) {
+      for (const entry of this.store.queuedOf(att.clientId, window.queuedFrom, room)) {
+        window.queuedFrom = entry.seq + 1;
         window.queued--;
         if (isExpired(entry.message, now)) {
           this.store.deleteOutbound(entry.seq);
@@ -829,6 +830,7 @@ export class Gateway extends DurableObject<Env> {
         const packetId = window.freePacketId();
         if (packetId === undefined) {
           window.queued++;
+          window.queuedFrom = entry.seq;
           return;
         }
         if (this.sendPublish(conn, this.publishPacket(entry.message, entry.subscriptionIds, packetId))) {

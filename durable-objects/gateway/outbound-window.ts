@@ -19,6 +19,12 @@ export class OutboundWindow {
   readonly inflight: Map<number, InFlight>;
   /** Stored messages not sent yet (waiting for room in the window). */
   queued: number;
+  /**
+   * No queued message has a row below this one: rows only ever leave the queued
+   * state, and new rows get higher numbers (AUTOINCREMENT). Looking for queued
+   * messages from here skips the in-flight rows before them.
+   */
+  queuedFrom = 0;
   private nextId = 1;
 
   constructor(inflight: Map<number, InFlight>, queued: number) {

@@ -258,12 +258,13 @@ export class GatewayStore {
       .map(toOutbound);
   }
 
-  /** Oldest queued (not yet sent) messages of a client. */
-  queuedOf(clientId: string, limit: number): OutboundEntry[] {
+  /** Oldest queued (not yet sent) messages of a client, from row `fromSeq` on. */
+  queuedOf(clientId: string, fromSeq: number, limit: number): OutboundEntry[] {
     return this.sql
       .exec<Row>(
-        "SELECT * FROM outbound WHERE client_id = ? AND state = 'queued' ORDER BY seq LIMIT ?",
+        "SELECT * FROM outbound WHERE client_id = ? AND seq >= ? AND state = 'queued' ORDER BY seq LIMIT ?",
         clientId,
+        fromSeq,
         limit,
       )
       .toArray()
