@@ -7,13 +7,13 @@
  * through wrangler's inspector, to open in Chrome DevTools; with --perf, a native
  * profile of the broker's workerd by Linux `perf` (Debian's linux-perf).
  *
- * Scenarios: fanin0, fanin1, fanout0, fanout1, latency.
+ * Scenarios: fanin0, fanin1, fanout0, fanout1, latency, connect (messages / 10 clients).
  */
 import { spawn } from "node:child_process";
 import { readdirSync, readFileSync, writeFileSync } from "node:fs";
 import WebSocket from "ws";
 import { startBroker } from "../test/support/broker.ts";
-import { fanIn, fanOut, latency, QUICK, type Result, type Sizes } from "./load/scenarios.ts";
+import { connectMany, fanIn, fanOut, latency, QUICK, type Result, type Sizes } from "./load/scenarios.ts";
 import { processTree } from "./load/targets.ts";
 
 const [which = "fanin0", count = "5000"] = process.argv.slice(2).filter((a) => !a.startsWith("--"));
@@ -27,6 +27,7 @@ const scenarios: Record<string, (t: Parameters<typeof fanIn>[0]) => Promise<Resu
   fanout0: (t) => fanOut(t, sizes, 0),
   fanout1: (t) => fanOut(t, sizes, 1),
   latency: (t) => latency(t, { ...sizes, latencySeconds: 3 }),
+  connect: (t) => connectMany(t, { ...sizes, connections: Number(count) / 10 }),
 };
 const run = scenarios[which];
 if (run === undefined) throw new Error(`unknown scenario ${which}: ${Object.keys(scenarios).join(", ")}`);
