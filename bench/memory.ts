@@ -60,7 +60,7 @@ for (let i = 0; i < N; i++) {
   const conn = new Connection(ws as unknown as WebSocket, att, MAX_PACKET);
   conn.save();
   conn.ready = true;
-  conn.window = new OutboundWindow(new Map(), 0);
+  conn.window = new OutboundWindow([]);
   clients.set(att.clientId, conn);
   sockets.set(ws, conn);
   index.add(`devices/${att.clientId}/commands/#`, att.clientId, options);

@@ -14,7 +14,7 @@ import { readdirSync, readFileSync, writeFileSync } from "node:fs";
 import WebSocket from "ws";
 import { startBroker } from "../test/support/broker.ts";
 import { connectMany, fanIn, fanOut, latency, QUICK, type Result, type Sizes } from "./load/scenarios.ts";
-import { processTree } from "./load/targets.ts";
+import { processTree, statFields } from "./load/targets.ts";
 
 const [which = "fanin0", count = "5000"] = process.argv.slice(2).filter((a) => !a.startsWith("--"));
 const profileAt = process.argv.indexOf("--cpuprofile");
@@ -40,7 +40,7 @@ function cpuTicks(pids: number[]): Map<string, number> {
     for (const tid of readdirSync(`/proc/${pid}/task`)) {
       try {
         const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, "utf8");
-        const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+        const fields = statFields(stat);
         const comm = readFileSync(`/proc/${pid}/task/${tid}/comm`, "utf8").trim();
         const key = `${pid} ${cmd} / ${comm}`;
         out.set(key, (out.get(key) ?? 0) + Number(fields[11]) + Number(fields[12]));

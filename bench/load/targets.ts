@@ -118,6 +118,12 @@ function kill(child: ChildProcess): Promise<void> {
   });
 }
 
+/** The fields of a /proc/<pid>/stat line after the command name (state, ppid, …, utime, stime, …). */
+export function statFields(stat: string): string[] {
+  // the command name is in parentheses and may itself hold spaces or parentheses
+  return stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+}
+
 /** A process and its descendants, from /proc. */
 export function processTree(pid: number | undefined): number[] {
   if (pid === undefined) return [];
@@ -126,7 +132,7 @@ export function processTree(pid: number | undefined): number[] {
     if (!/^\d+$/.test(entry)) continue;
     try {
       const stat = readFileSync(`/proc/${entry}/stat`, "utf8");
-      const ppid = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
+      const ppid = Number(statFields(stat)[1]);
       children.set(ppid, [...(children.get(ppid) ?? []), Number(entry)]);
     } catch {
       // gone

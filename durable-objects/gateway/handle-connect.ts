@@ -16,6 +16,7 @@ import {
 } from "../../mqtt/index.ts";
 import type { Gateway } from "../gateway.ts";
 import type { Connected, Connection } from "./connection.ts";
+import { OutboundWindow } from "./outbound-window.ts";
 
 /** Ends a connection whose CONNECT is refused: CONNACK with the code, then close. */
 export async function refuseConnect(
@@ -259,9 +260,10 @@ async function acceptConnect(
  * again with their original packet ids and DUP set, and PUBREL packets again.
  */
 function resendUnacknowledged(gw: Gateway, conn: Connection, clientId: string): void {
-  conn.window = gw.store.windowOf(clientId);
+  const entries = gw.store.outboundOf(clientId);
+  conn.window = new OutboundWindow(entries.map((e) => ({ ...e, qos: e.message.qos })));
   gw.gathered(() => {
-    for (const entry of gw.store.outboundOf(clientId)) {
+    for (const entry of entries) {
       if (entry.packetId === null) continue;
       if (entry.state === "sent") {
         gw.sendPublish(conn, gw.publishPacket(entry.message, entry.subscriptionIds, entry.packetId, true));

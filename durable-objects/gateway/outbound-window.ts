@@ -14,6 +14,14 @@ export interface InFlight {
   state: Exclude<OutboundState, "queued">;
 }
 
+/** What the window needs of a stored outbound message. */
+export interface OutboundRow {
+  seq: number;
+  packetId: number | null;
+  state: OutboundState;
+  qos: number;
+}
+
 export class OutboundWindow {
   /** Packet id → the message sent with it and not yet acknowledged. */
   readonly inflight: Map<number, InFlight>;
@@ -27,9 +35,14 @@ export class OutboundWindow {
   queuedFrom = 0;
   private nextId = 1;
 
-  constructor(inflight: Map<number, InFlight>, queued: number) {
-    this.inflight = inflight;
-    this.queued = queued;
+  /** The window of a client whose stored outbound messages are `rows`. */
+  constructor(rows: Iterable<OutboundRow>) {
+    this.inflight = new Map();
+    this.queued = 0;
+    for (const r of rows) {
+      if (r.state === "queued" || r.packetId === null) this.queued++;
+      else this.inflight.set(r.packetId, { seq: r.seq, qos: r.qos as 1 | 2, state: r.state });
+    }
   }
 
   /**

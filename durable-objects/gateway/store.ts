@@ -18,7 +18,7 @@ import {
 import type { OutboundMessage, OutboundState, SubscriptionOptions } from "../../broker/session-state.ts";
 import { applySchema } from "../../broker/sql.ts";
 import type { Will } from "../../mqtt/index.ts";
-import { type InFlight, OutboundWindow } from "./outbound-window.ts";
+import { type OutboundRow, OutboundWindow } from "./outbound-window.ts";
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -282,18 +282,12 @@ export class GatewayStore {
 
   /** A client's in-flight window as storage has it. */
   windowOf(clientId: string): OutboundWindow {
-    const inflight = new Map<number, InFlight>();
-    let queued = 0;
-    for (const r of this.sql.exec<{
-      seq: number;
-      packet_id: number | null;
-      state: OutboundState;
-      qos: number;
-    }>("SELECT seq, packet_id, state, qos FROM outbound WHERE client_id = ?", clientId)) {
-      if (r.state === "queued" || r.packet_id === null) queued++;
-      else inflight.set(r.packet_id, { seq: r.seq, qos: r.qos as 1 | 2, state: r.state });
-    }
-    return new OutboundWindow(inflight, queued);
+    return new OutboundWindow(
+      this.sql.exec<OutboundRow & Row>(
+        "SELECT seq, packet_id AS packetId, state, qos FROM outbound WHERE client_id = ?",
+        clientId,
+      ),
+    );
   }
 
   markOutbound(seq: number, state: OutboundState, packetId: number | null): void {
