@@ -41,14 +41,22 @@ import { handleAuth } from "./gateway/handle-auth.ts";
 import { handleConnect } from "./gateway/handle-connect.ts";
 import { handlePublish } from "./gateway/handle-publish.ts";
 import { handleSubscribe, handleUnsubscribe } from "./gateway/handle-subscribe.ts";
-import type { OutboundWindow } from "./gateway/outbound-window.ts";
-import { GatewayStore } from "./gateway/store.ts";
+import { type HeldWaiting, MAX_HELD_WAITING, type OutboundWindow } from "./gateway/outbound-window.ts";
+import { GatewayStore, type OutboundEntry } from "./gateway/store.ts";
 import { sysMessages } from "./gateway/sys-topics.ts";
 import { isShared, registerAtShards, unregisterAtShards } from "./registration.ts";
 import { collectStats, type SessionRpc, type ShardRpc, sessionStub, shardStub } from "./stubs.ts";
 
 /** How often, at most, lastSeen is written to the attachment (ms). */
 const LAST_SEEN_GRAIN = 5_000;
+/**
+ * How long a clean session's message may be in flight unacknowledged before it
+ * is written to storage (ms). Long enough that a healthy client's ack comes
+ * first, short enough that the timer holds the object awake only briefly.
+ */
+export const SPILL_AFTER_MS = 2_000;
+/** Stored queued messages read at once for a client with a backlog. */
+const READ_AHEAD = 64;
 
 export class Gateway extends DurableObject<Env> {
   readonly config: BrokerConfig;
@@ -68,6 +76,8 @@ export class Gateway extends DurableObject<Env> {
   private nameCache: string | undefined;
   readonly counters: Counters<GatewayCounter>;
   private reconciled = false;
+  /** Set while clean sessions have messages in flight held in memory only. */
+  private spillTimer: ReturnType<typeof setTimeout> | undefined;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
@@ -349,7 +359,7 @@ export class Gateway extends DurableObject<Env> {
     if (this.store.getClient(clientId) === undefined) return null;
     return {
       subscriptions: this.store.subsOf(clientId).map(([f]) => f),
-      inflight: this.store.inflightCount(clientId),
+      inflight: this.store.inflightCount(clientId) + (this.clients.get(clientId)?.window?.heldInFlight ?? 0),
     };
   }
 
@@ -592,10 +602,16 @@ export class Gateway extends DurableObject<Env> {
     if (att === undefined) return;
     if (this.clients.get(att.clientId) === conn) this.clients.delete(att.clientId);
     log("info", "disconnect", { gateway: this.name, clientId: att.clientId, how, why });
-    await this.endSession(att.clientId, att.connId, how);
+    await this.endSession(att.clientId, att.connId, how, conn.window?.heldMessages() ?? []);
   }
 
-  async endSession(clientId: string, connId: string, how: "normal" | "abnormal"): Promise<void> {
+  /** Ends a client's connection `connId`; `held` are its messages held in memory only. */
+  async endSession(
+    clientId: string,
+    connId: string,
+    how: "normal" | "abnormal",
+    held: Message[] = [],
+  ): Promise<void> {
     this.store.deleteTopicAliases(connId);
     const record = this.store.getClient(clientId);
     if (record === undefined || record.connId !== connId) return; // taken over meanwhile
@@ -623,10 +639,9 @@ export class Gateway extends DurableObject<Env> {
     }
     if (this.store.getClient(clientId)?.connId !== connId) return;
     // A clean session's unacknowledged shared-subscription messages go to another member.
-    const orphans = this.store
-      .outboundOf(clientId)
-      .map((e) => e.message)
-      .filter((m) => m.target !== undefined);
+    const orphans = [...this.store.outboundOf(clientId).map((e) => e.message), ...held].filter(
+      (m) => m.target !== undefined,
+    );
     await this.dropClient(clientId);
     if (!record.persistent && orphans.length > 0) await this.redistribute(orphans);
   }
@@ -775,26 +790,69 @@ export class Gateway extends DurableObject<Env> {
       return;
     }
     const window = this.windowOf(conn, att.clientId);
-    // With room in the window and nothing waiting, the message is stored as sent
-    // and sent at once: one row written instead of a queued row updated later.
-    const packetId = window.queued === 0 && this.roomIn(conn, att) > 0 ? window.freePacketId() : undefined;
-    const stored: OutboundMessage =
-      packetId === undefined
-        ? { message, subscriptionIds, state: "queued", packetId: null }
-        : { message, subscriptionIds, state: "sent", packetId };
-    // UNIQUE (client, msg_id): a copy that arrives twice during a handover is dropped.
-    const seq = this.store.addOutbound(att.clientId, stored);
-    if (seq === undefined) return;
+    const packetId = window.idle && this.roomIn(conn, att) > 0 ? window.freePacketId() : undefined;
     if (packetId === undefined) {
-      window.queued++;
+      const queued: OutboundMessage = { message, subscriptionIds, state: "queued", packetId: null };
+      if (att.persistent || window.waiting.length >= MAX_HELD_WAITING) {
+        // Held ones go first, so that the stored queue keeps the order.
+        window.spillWaiting((entry) => this.store.addOutbound(att.clientId, entry));
+        // UNIQUE (client, msg_id): a copy that arrives twice during a handover is dropped.
+        if (this.store.addOutbound(att.clientId, queued) === undefined) return;
+        window.queued++;
+      } else {
+        window.waiting.push({ entry: queued, since: Date.now() });
+        this.spillLater();
+      }
       this.pump(conn);
       return;
     }
-    window.inflight.set(packetId, { seq, qos, state: "sent" });
-    if (!this.sendPublish(conn, this.publishPacket(message, subscriptionIds, packetId))) {
-      this.store.deleteOutbound(seq);
-      window.inflight.delete(packetId);
+    // With room in the window and nothing waiting, the message is sent at once: a
+    // persistent session's stored as sent (one row written instead of a queued
+    // row updated later), a clean session's held in memory (see OutboundWindow).
+    const sent: OutboundMessage = { message, subscriptionIds, state: "sent", packetId };
+    if (!att.persistent) {
+      this.sendHeld(conn, window, sent, packetId);
+      return;
     }
+    const seq = this.store.addOutbound(att.clientId, sent);
+    if (seq === undefined) return;
+    window.add(packetId, { seq, qos, state: "sent" });
+    if (!this.sendPublish(conn, this.publishPacket(message, subscriptionIds, packetId))) {
+      window.remove(packetId);
+      this.store.deleteOutbound(seq);
+    }
+  }
+
+  /** Sends a clean session's message, held in memory while it is in flight. */
+  private sendHeld(conn: Connection, window: OutboundWindow, entry: OutboundMessage, packetId: number): void {
+    const { message, subscriptionIds } = entry;
+    const held: OutboundMessage = { message, subscriptionIds, state: "sent", packetId };
+    window.add(packetId, { seq: null, qos: message.qos as 1 | 2, state: "sent", held, sentAt: Date.now() });
+    this.spillLater();
+    if (!this.sendPublish(conn, this.publishPacket(message, subscriptionIds, packetId)))
+      window.remove(packetId);
+  }
+
+  /**
+   * Writes the clean sessions' messages that have been in flight unacknowledged
+   * for SPILL_AFTER_MS, so that the object may hibernate without losing them;
+   * the timer keeps it awake meanwhile (no hibernation with a timer set).
+   */
+  private spillLater(delay = SPILL_AFTER_MS): void {
+    if (this.spillTimer !== undefined) return;
+    this.spillTimer = setTimeout(() => {
+      this.spillTimer = undefined;
+      const now = Date.now();
+      const before = now - SPILL_AFTER_MS + 1;
+      let oldest = Number.POSITIVE_INFINITY;
+      for (const conn of this.clients.values()) {
+        const clientId = conn.connected?.clientId;
+        if (conn.window === null || conn.window.held === 0 || clientId === undefined) continue;
+        const left = conn.window.spill(before, (entry) => this.store.addOutbound(clientId, entry));
+        if (left !== undefined) oldest = Math.min(oldest, left);
+      }
+      if (oldest !== Number.POSITIVE_INFINITY) this.spillLater(Math.max(1, oldest + SPILL_AFTER_MS - now));
+    }, delay);
   }
 
   /** A connection's in-flight window, loaded from storage the first time. */
@@ -815,12 +873,26 @@ export class Gateway extends DurableObject<Env> {
     const att = conn.connected;
     if (att === undefined) return;
     const window = this.windowOf(conn, att.clientId);
-    const room = this.roomIn(conn, att);
-    if (room <= 0 || window.queued === 0) return;
+    let room = this.roomIn(conn, att);
+    if (room <= 0 || window.idle) return;
     const now = Date.now();
     this.gathered(() => {
-      for (const entry of this.store.queuedOf(att.clientId, window.queuedFrom, room)) {
-        window.queuedFrom = entry.seq + 1;
+      while (room > 0 && window.queued > 0) {
+        if (window.readAhead.length === 0) {
+          window.readAhead = this.store.queuedOf(att.clientId, window.queuedFrom, Math.max(room, READ_AHEAD));
+          const last = window.readAhead.at(-1);
+          if (last === undefined) {
+            log("warn", "queue_miscounted", {
+              gateway: this.name,
+              clientId: att.clientId,
+              queued: window.queued,
+            });
+            window.queued = 0;
+            break;
+          }
+          window.queuedFrom = last.seq + 1;
+        }
+        const entry = window.readAhead.shift() as OutboundEntry;
         window.queued--;
         if (isExpired(entry.message, now)) {
           this.store.deleteOutbound(entry.seq);
@@ -830,15 +902,32 @@ export class Gateway extends DurableObject<Env> {
         const packetId = window.freePacketId();
         if (packetId === undefined) {
           window.queued++;
-          window.queuedFrom = entry.seq;
+          window.readAhead.unshift(entry);
           return;
         }
+        room--;
         if (this.sendPublish(conn, this.publishPacket(entry.message, entry.subscriptionIds, packetId))) {
           this.store.markOutbound(entry.seq, "sent", packetId);
-          window.inflight.set(packetId, { seq: entry.seq, qos: entry.message.qos as 1 | 2, state: "sent" });
+          window.add(packetId, { seq: entry.seq, qos: entry.message.qos as 1 | 2, state: "sent" });
         } else {
           this.store.deleteOutbound(entry.seq);
         }
+      }
+      // A clean session's held messages come after every stored one.
+      while (room > 0 && window.queued === 0 && window.waiting.length > 0) {
+        const waiting = window.waiting.shift() as HeldWaiting;
+        const entry = waiting.entry;
+        if (isExpired(entry.message, now)) {
+          this.counters.add("expired");
+          continue;
+        }
+        const packetId = window.freePacketId();
+        if (packetId === undefined) {
+          window.waiting.unshift(waiting);
+          return;
+        }
+        room--;
+        this.sendHeld(conn, window, entry, packetId);
       }
     });
   }

@@ -35,8 +35,8 @@ export function handleAck(
   const entry = window.inflight.get(packetId);
   const retire = (): void => {
     if (entry === undefined) return;
-    gw.store.deleteOutbound(entry.seq);
-    window.inflight.delete(packetId);
+    window.remove(packetId);
+    if (entry.seq !== null) gw.store.deleteOutbound(entry.seq);
     gw.pump(conn);
   };
 
@@ -61,7 +61,7 @@ export function handleAck(
         return;
       }
       if (entry.state === "sent") {
-        gw.store.markOutbound(entry.seq, "released", packetId);
+        if (entry.seq !== null) gw.store.markOutbound(entry.seq, "released", packetId);
         entry.state = "released";
       }
       gw.send(conn, { type: "pubrel", packetId });

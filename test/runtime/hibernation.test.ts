@@ -6,8 +6,16 @@
 import { evictDurableObject, runInDurableObject, SELF } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
-import { encode, type Packet, type ProtocolVersion, StreamDecoder } from "../../mqtt/index.ts";
+import { type Gateway, SPILL_AFTER_MS } from "../../durable-objects/gateway.ts";
+import {
+  type ConnectPacket,
+  encode,
+  type Packet,
+  type ProtocolVersion,
+  StreamDecoder,
+} from "../../mqtt/index.ts";
 import type { Env } from "../../worker/env.ts";
+import { connectPacket } from "../support/packets.ts";
 
 class TestClient {
   private readonly decoder: StreamDecoder;
@@ -15,9 +23,11 @@ class TestClient {
   private wake: (() => void) | undefined;
 
   readonly ws: WebSocket;
+  readonly version: ProtocolVersion;
 
   constructor(ws: WebSocket, version: ProtocolVersion) {
     this.ws = ws;
+    this.version = version;
     this.decoder = new StreamDecoder({ version });
     // The client end of a fetch()ed WebSocket receives Blobs: read them in order.
     let chain = Promise.resolve();
@@ -39,6 +49,24 @@ class TestClient {
     if (!ws) throw new Error(`no WebSocket: ${res.status}`);
     ws.accept();
     return new TestClient(ws, version);
+  }
+
+  /** A client that sent CONNECT (clean start) and got its CONNACK. */
+  static async connected(
+    clientId: string,
+    version: ProtocolVersion,
+    properties?: ConnectPacket["properties"],
+  ): Promise<TestClient> {
+    const c = await TestClient.open(version);
+    c.send(connectPacket(clientId, version, properties === undefined ? {} : { properties }), version);
+    expect((await c.next("connack")).reasonCode ?? 0).toBe(0);
+    return c;
+  }
+
+  async subscribe(topicFilter: string): Promise<void> {
+    const options = { qos: 1 as const, noLocal: false, retainAsPublished: false, retainHandling: 0 as const };
+    this.send({ type: "subscribe", packetId: 1, subscriptions: [{ topicFilter, ...options }] }, this.version);
+    await this.next("suback");
   }
 
   send(p: Packet, version: ProtocolVersion): void {
@@ -64,45 +92,9 @@ const gateway = () => bindings.GATEWAY.get(bindings.GATEWAY.idFromName("gateway-
 
 describe("Gateway eviction with hibernated WebSockets", () => {
   it("keeps every connection working after the object's memory is discarded", async () => {
-    const sub = await TestClient.open(5);
-    sub.send(
-      {
-        type: "connect",
-        protocolVersion: 5,
-        protocolName: "MQTT",
-        clientId: "hib-sub",
-        cleanStart: true,
-        keepAlive: 60,
-        properties: { sessionExpiryInterval: 300 },
-      },
-      5,
-    );
-    expect((await sub.next("connack")).reasonCode).toBe(0);
-    sub.send(
-      {
-        type: "subscribe",
-        packetId: 1,
-        subscriptions: [
-          { topicFilter: "hib/#", qos: 1, noLocal: false, retainAsPublished: false, retainHandling: 0 },
-        ],
-      },
-      5,
-    );
-    await sub.next("suback");
-
-    const pub = await TestClient.open(4);
-    pub.send(
-      {
-        type: "connect",
-        protocolVersion: 4,
-        protocolName: "MQTT",
-        clientId: "hib-pub",
-        cleanStart: true,
-        keepAlive: 60,
-      },
-      4,
-    );
-    await pub.next("connack");
+    const sub = await TestClient.connected("hib-sub", 5, { sessionExpiryInterval: 300 });
+    await sub.subscribe("hib/#");
+    const pub = await TestClient.connected("hib-pub", 4);
 
     // Mark the live instance, then evict it: a new instance must not carry the mark.
     await runInDurableObject(gateway(), (instance) => {
@@ -145,21 +137,90 @@ describe("Gateway eviction with hibernated WebSockets", () => {
   });
 });
 
+/** The outbound rows a client has in the gateway's storage. */
+const storedOutbound = (clientId: string) =>
+  runInDurableObject(gateway(), (instance) => (instance as Gateway).store.outboundOf(clientId).length);
+
+describe("A clean session's messages in flight and waiting", () => {
+  it("are held in memory while acknowledged promptly, and written before the object may hibernate", async () => {
+    // One message in flight at a time: the next ones wait for room.
+    const sub = await TestClient.connected("held-sub", 5, { receiveMaximum: 1 });
+    await sub.subscribe("held/#");
+    const pub = await TestClient.connected("held-pub", 4);
+    const publish = async (n: number) => {
+      const payload = new TextEncoder().encode(`m${n}`);
+      pub.send(
+        { type: "publish", topic: "held/a", payload, qos: 1, dup: false, retain: false, packetId: n },
+        4,
+      );
+      await pub.next("puback");
+    };
+    const received = async () => {
+      const p = await sub.next("publish");
+      return { text: new TextDecoder().decode(p.payload), packetId: p.packetId as number };
+    };
+    const ack = async (packetId: number) => {
+      sub.send({ type: "puback", packetId }, 5);
+      sub.send({ type: "pingreq" }, 5);
+      await sub.next("pingresp");
+    };
+
+    await publish(1);
+    const first = await received();
+    expect(first.text).toBe("m1");
+    await publish(2); // waits: MQTT-3.3.4-7, Receive Maximum 1
+    expect(await storedOutbound("held-sub")).toBe(0);
+
+    // Held past SPILL_AFTER_MS: both written, so hibernation cannot lose them.
+    await new Promise((r) => setTimeout(r, SPILL_AFTER_MS + 500));
+    expect(await storedOutbound("held-sub")).toBe(2);
+    await evictDurableObject(gateway(), { webSockets: "hibernate" });
+
+    await publish(3); // waits behind the stored m2, held in memory again
+    await ack(first.packetId);
+    const second = await received();
+    expect(second.text).toBe("m2"); // MQTT 4.6: order kept across storage and memory
+    await ack(second.packetId);
+    const third = await received();
+    expect(third.text).toBe("m3");
+    await ack(third.packetId);
+    expect(await storedOutbound("held-sub")).toBe(0);
+    sub.ws.close();
+    pub.ws.close();
+  });
+
+  it("never takes a packet id still in flight after the object woke up (MQTT-2.3.1-2)", async () => {
+    const sub = await TestClient.connected("held-ids", 4);
+    await sub.subscribe("ids/#");
+    const pub = await TestClient.connected("ids-pub", 4);
+    const publish = async (n: number) => {
+      pub.send(
+        {
+          type: "publish",
+          topic: "ids/a",
+          payload: new Uint8Array([n]),
+          qos: 1,
+          dup: false,
+          retain: false,
+          packetId: n,
+        },
+        4,
+      );
+      await pub.next("puback");
+      return (await sub.next("publish")).packetId as number;
+    };
+    const first = await publish(1);
+    await new Promise((r) => setTimeout(r, SPILL_AFTER_MS + 500));
+    await evictDurableObject(gateway(), { webSockets: "hibernate" });
+    expect(await publish(2)).not.toBe(first);
+    sub.ws.close();
+    pub.ws.close();
+  });
+});
+
 describe("Gateway drain", () => {
   it("disconnects every client with DISCONNECT 0x8B Server shutting down", async () => {
-    const a = await TestClient.open(5);
-    a.send(
-      {
-        type: "connect",
-        protocolVersion: 5,
-        protocolName: "MQTT",
-        clientId: "drain-a",
-        cleanStart: true,
-        keepAlive: 60,
-      },
-      5,
-    );
-    await a.next("connack");
+    const a = await TestClient.connected("drain-a", 5);
     const closed = new Promise<void>((resolve) => a.ws.addEventListener("close", () => resolve()));
     const stub = gateway() as unknown as { drain(code?: number): Promise<number> };
     expect(await stub.drain()).toBeGreaterThanOrEqual(1);

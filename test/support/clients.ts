@@ -9,6 +9,7 @@ import {
   type QoS,
   StreamDecoder,
 } from "../../mqtt/index.ts";
+import { connectPacket } from "./packets.ts";
 
 let counter = 0;
 
@@ -173,16 +174,7 @@ export class RawClient {
 
   /** Sends CONNECT: clean start, keep-alive 60, this client's version, unless `extra` says otherwise. */
   sendConnect(clientId: string, extra: Partial<ConnectPacket> = {}): void {
-    const version = extra.protocolVersion ?? this.version;
-    this.send({
-      type: "connect",
-      protocolVersion: version,
-      protocolName: version === 3 ? "MQIsdp" : "MQTT",
-      clientId,
-      cleanStart: true,
-      keepAlive: 60,
-      ...extra,
-    });
+    this.send(connectPacket(clientId, this.version, extra));
   }
 
   /** CONNECT and wait for CONNACK. */
