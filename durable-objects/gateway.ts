@@ -137,7 +137,9 @@ export class Gateway extends DurableObject<Env> {
       this.store.setMeta("name", name);
     }
     this.reconcile();
-    if (this.ctx.getWebSockets().length >= this.config.maxConnectionsPerGateway) {
+    // Every socket has its Connection (made at accept, or at wake-up in the
+    // constructor): counting them costs nothing, unlike listing the sockets.
+    if (this.connections.size >= this.config.maxConnectionsPerGateway) {
       log("warn", "gateway_full", { gateway: this.name, max: this.config.maxConnectionsPerGateway });
       return new Response("gateway full\n", { status: 503 });
     }

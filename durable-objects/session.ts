@@ -35,8 +35,10 @@ import type { Env } from "../worker/env.ts";
 import { isShared, matchingFilter, registerAtShards, unregisterAtShards } from "./registration.ts";
 import { type GatewayRpc, gatewayStub, type ShardRpc, shardStub } from "./stubs.ts";
 
+// The session's record lives in the object's key-value storage; these tables hold
+// a persistent session's data and are created when first needed, so that a clean
+// session (most connections) costs no schema statements at all.
 const SCHEMA = `
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS subs (filter TEXT PRIMARY KEY, options TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS queue (
   seq INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -49,7 +51,9 @@ CREATE TABLE IF NOT EXISTS queue (
 CREATE TABLE IF NOT EXISTS inbound_qos2 (packet_id INTEGER PRIMARY KEY);
 `;
 const TABLES = ["meta", "subs", "queue", "inbound_qos2"];
-const SCHEMA_VERSION = 2;
+const SCHEMA_VERSION = 3;
+/** The key of the session's record (Meta) in key-value storage. */
+const META_KEY = "session";
 
 export interface SessionInfo {
   clientId: string;
@@ -102,15 +106,20 @@ interface Meta {
 export class Session extends DurableObject<Env> {
   private readonly config: BrokerConfig;
   private readonly lock = new Mutex();
+  private schemaReady = false;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
     this.config = readConfig(env);
     setLogLevel(env.LOG_LEVEL);
-    applySchema(ctx.storage.sql, SCHEMA_VERSION, TABLES, SCHEMA);
   }
 
+  /** The session's tables, created the first time they are needed. */
   private get sql(): SqlStorage {
+    if (!this.schemaReady) {
+      applySchema(this.ctx.storage.sql, SCHEMA_VERSION, TABLES, SCHEMA);
+      this.schemaReady = true;
+    }
     return this.ctx.storage.sql;
   }
 
@@ -120,6 +129,7 @@ export class Session extends DurableObject<Env> {
   claim(req: ClaimRequest): Promise<ClaimResult> {
     return this.lock.run(async () => {
       let meta = this.readMeta();
+      const fresh = meta === undefined;
       if (meta?.online && meta.ownerConn !== req.connId) {
         // MQTT-3.1.4-2: the existing connection is closed; its state comes here.
         const old = await this.gateway(meta.ownerGateway).takeover(meta.clientId, meta.ownerConn);
@@ -158,7 +168,8 @@ export class Session extends DurableObject<Env> {
         releaseConn: meta?.releaseConn,
       };
       this.writeMeta(meta);
-      await this.ctx.storage.deleteAlarm();
+      // Only a stored session can have an alarm (parked, or a will waiting).
+      if (!fresh) await this.ctx.storage.deleteAlarm();
       // MQTT-3.2.2-2/-3: session present only when a stored session was resumed.
       return { sessionPresent: keep, state, switchNeeded };
     });
@@ -221,8 +232,7 @@ export class Session extends DurableObject<Env> {
       const meta = this.readMeta();
       if (meta === undefined || meta.ownerConn !== connId) return;
       if (meta.registered) await this.unregister(meta);
-      await this.ctx.storage.deleteAll();
-      applySchema(this.sql, SCHEMA_VERSION, TABLES, SCHEMA);
+      await this.forget();
     });
   }
 
@@ -259,8 +269,7 @@ export class Session extends DurableObject<Env> {
       if (meta.online)
         await this.gateway(meta.ownerGateway).kick(meta.clientId, ReasonCode.AdministrativeAction);
       if (meta.registered) await this.unregister(meta);
-      await this.ctx.storage.deleteAll();
-      applySchema(this.sql, SCHEMA_VERSION, TABLES, SCHEMA);
+      await this.forget();
       log("info", "session_dropped", { clientId: meta.clientId });
       return true;
     });
@@ -328,20 +337,25 @@ export class Session extends DurableObject<Env> {
       }
       if (meta.registered) await this.unregister(meta);
       log("info", "session_expired", { clientId: meta.clientId });
-      await this.ctx.storage.deleteAll();
-      applySchema(this.sql, SCHEMA_VERSION, TABLES, SCHEMA);
+      await this.forget();
     });
   }
 
   // ---- storage -------------------------------------------------------------
 
   private readMeta(): Meta | undefined {
-    const row = this.sql.exec<{ value: string }>("SELECT value FROM meta WHERE key = 'session'").toArray()[0];
-    return row === undefined ? undefined : parse<Meta>(row.value);
+    const value = this.ctx.storage.kv.get<string>(META_KEY);
+    return value === undefined ? undefined : parse<Meta>(value);
   }
 
   private writeMeta(meta: Meta): void {
-    this.sql.exec("INSERT OR REPLACE INTO meta (key, value) VALUES ('session', ?)", stringify(meta));
+    this.ctx.storage.kv.put(META_KEY, stringify(meta));
+  }
+
+  /** Deletes everything this object stores (the session ended or expired). */
+  private async forget(): Promise<void> {
+    await this.ctx.storage.deleteAll();
+    this.schemaReady = false;
   }
 
   private clearSessionData(): void {
