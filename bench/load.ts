@@ -22,7 +22,7 @@ import {
   retainedBurst,
   type Sizes,
 } from "./load/scenarios.ts";
-import { aedes, mosquitto, nimbus, type Target } from "./load/targets.ts";
+import { aedes, mosquitto, nimbus, storage, type Target } from "./load/targets.ts";
 
 const quick = process.argv.includes("--quick");
 const sizes: Sizes = quick ? QUICK : FULL;
@@ -139,6 +139,9 @@ const machine = [
   `- machine: ${cpus().length} × ${cpus()[0]?.model ?? "?"}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB`,
   `- node ${process.version}; wrangler ${pkg("wrangler")} (workerd ${pkg("workerd")}); ${version("mosquitto", ["-h"])}; aedes ${pkg("aedes")}`,
   "- all on loopback; the load generator is one Node process (raw `ws` + the Nimbus codec)",
+  storage === "tmpfs"
+    ? "- Nimbus's local SQLite files on tmpfs, as Mosquitto and Aedes keep their state in memory (`-- --disk`: on disk)"
+    : "- Nimbus's local SQLite files on disk: every commit waits for an fsync",
   "- rates: higher is better; times and memory: lower is better; ratios are Nimbus 1×1 over the other broker",
 ].join("\n");
 writeFileSync(

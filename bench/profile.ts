@@ -5,16 +5,17 @@
  * wrangler's own workerd and Node, the load generator) per delivered message,
  * and with --cpuprofile writes a V8 CPU profile of the broker's isolate, taken
  * through wrangler's inspector, to open in Chrome DevTools; with --perf, a native
- * profile of the broker's workerd by Linux `perf` (Debian's linux-perf).
+ * profile of the broker's workerd by Linux `perf` (Debian's linux-perf). Storage
+ * is on tmpfs as in `npm run bench`; `--disk` puts it on disk.
  *
  * Scenarios: fanin0, fanin1, fanout0, fanout1, latency, connect (messages / 10 clients).
  */
 import { spawn } from "node:child_process";
-import { readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import WebSocket from "ws";
 import { startBroker } from "../test/support/broker.ts";
 import { connectMany, fanIn, fanOut, latency, QUICK, type Result, type Sizes } from "./load/scenarios.ts";
-import { processTree, statFields } from "./load/targets.ts";
+import { processTree, statFields, storageDir } from "./load/targets.ts";
 
 const [which = "fanin0", count = "5000"] = process.argv.slice(2).filter((a) => !a.startsWith("--"));
 const profileAt = process.argv.indexOf("--cpuprofile");
@@ -73,7 +74,9 @@ async function inspector(port: number) {
   return { call, close: () => ws.close() };
 }
 
+const dir = storageDir();
 const broker = await startBroker({
+  persistTo: dir,
   vars: {
     ALLOW_ANONYMOUS: "true",
     LOG_LEVEL: "warn",
@@ -125,4 +128,5 @@ try {
   }
 } finally {
   await broker.stop();
+  rmSync(dir, { recursive: true, force: true });
 }

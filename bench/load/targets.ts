@@ -4,7 +4,7 @@
  * and Aedes (npm, over `ws`).
  */
 import { type ChildProcess, spawn } from "node:child_process";
-import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { BrokerStats } from "../../broker/stats.ts";
@@ -22,8 +22,23 @@ export interface Target {
   stop(): Promise<void>;
 }
 
+/**
+ * Where Nimbus keeps its local SQLite files during a benchmark: on tmpfs, as
+ * Mosquitto (persistence false) and Aedes (in-memory) keep their state in
+ * memory, so the comparison is of brokers rather than of this machine's disk;
+ * `--disk` puts them on disk, where every commit of a local object waits for
+ * an fsync (on Cloudflare, storage is the platform's, not a local file).
+ */
+export const storage = process.argv.includes("--disk") || !existsSync("/dev/shm") ? "disk" : "tmpfs";
+
+export function storageDir(): string {
+  return mkdtempSync(join(storage === "tmpfs" ? "/dev/shm" : tmpdir(), "nimbus-bench-"));
+}
+
 export async function nimbus(shards: number, gateways: number): Promise<Target> {
+  const dir = storageDir();
   const broker = await startBroker({
+    persistTo: dir,
     vars: {
       ALLOW_ANONYMOUS: "true",
       TOPIC_SHARDS: String(shards),
@@ -44,7 +59,10 @@ export async function nimbus(shards: number, gateways: number): Promise<Target> 
         await fetch(`${broker.httpUrl}/api/stats`, { headers: { Authorization: "Bearer bench-token" } })
       ).json()) as BrokerStats,
     rss: () => processTreeRss(broker.pid),
-    stop: () => broker.stop(),
+    stop: async () => {
+      await broker.stop();
+      rmSync(dir, { recursive: true, force: true });
+    },
   };
 }
 
