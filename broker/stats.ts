@@ -6,18 +6,24 @@ export type GatewayCounter =
   | "bytes_out"
   | "dropped"
   | "expired"
-  // what Cloudflare bills: WebSocket upgrades and alarms received, calls made to
-  // other objects, incoming WebSocket messages, SQLite rows written
+  // what Cloudflare bills: WebSocket upgrades and alarms received, calls received
+  // from other objects, calls made to sessions (which keep no counters of their
+  // own), incoming WebSocket messages, SQLite rows written
   | "fetches"
   | "alarms"
-  | "rpc_out"
+  | "rpc_in"
+  | "session_calls"
   | "ws_in"
   | "rows_written";
 export type ShardCounter =
   | "messages_routed"
+  /** Delivery calls made to gateways and sessions. */
   | "deliveries"
   | "retained_refused"
   | "retained_expired"
+  // billed, as for gateways
+  | "rpc_in"
+  | "session_calls"
   | "rows_written";
 
 export interface GatewayStats {
@@ -36,7 +42,11 @@ export interface ShardStats {
   counters: Partial<Record<ShardCounter, number>>;
 }
 
-/** The billable operations of gateways and shards (sessions' own calls and writes are not counted yet). */
+/**
+ * The billable operations: every request to a gateway or shard (counted where it
+ * arrives) and to a session (counted by its caller), WebSocket messages in, and
+ * the rows gateways and shards write. Sessions' own rows and alarms are not counted.
+ */
 export interface Billing {
   /** Durable Object requests: upgrades, alarms and calls between objects. */
   requests: number;
@@ -66,7 +76,8 @@ export function aggregate(gateways: GatewayStats[], shards: ShardStats[]): Broke
   const sh = (k: keyof ShardStats["counters"]) => shards.reduce((n, s) => n + (s.counters[k] ?? 0), 0);
   return {
     billing: {
-      requests: g("fetches") + g("alarms") + g("rpc_out") + sh("deliveries"),
+      requests:
+        g("fetches") + g("alarms") + g("rpc_in") + g("session_calls") + sh("rpc_in") + sh("session_calls"),
       wsMessagesIn: g("ws_in"),
       rowsWritten: g("rows_written") + sh("rows_written"),
     },

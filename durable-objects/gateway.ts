@@ -115,15 +115,14 @@ export class Gateway extends DurableObject<Env> {
 
   // ---- stubs -------------------------------------------------------------
 
-  /** A shard's stub, for one call (counted: every call is a billed request). */
+  /** A shard's stub, for one call (the shard counts it as a billed request). */
   shard(index: number): ShardRpc {
-    this.counters.add("rpc_out");
     return shardStub(this.env, index);
   }
 
-  /** A session's stub, for one call (counted). */
+  /** A session's stub, for one call: counted here, as sessions keep no counters. */
   session(clientId: string): SessionRpc {
-    this.counters.add("rpc_out");
+    this.counters.add("session_calls");
     return sessionStub(this.env, clientId);
   }
 
@@ -251,6 +250,7 @@ export class Gateway extends DurableObject<Env> {
 
   /** A shard hands over messages that match filters of this gateway's clients. */
   async deliver(messages: Message[]): Promise<void> {
+    this.counters.add("rpc_in");
     this.reconcile();
     const now = Date.now();
     const forward = new Map<string, Message[]>();
@@ -282,6 +282,7 @@ export class Gateway extends DurableObject<Env> {
 
   /** A Session passes on messages for its client, which is online here. */
   async deliverTo(clientId: string, connId: string, messages: Message[]): Promise<boolean> {
+    this.counters.add("rpc_in");
     const conn = this.clients.get(clientId);
     if (conn === undefined || conn.finished || conn.connected?.connId !== connId) return false;
     this.gathered(() => {
@@ -295,6 +296,7 @@ export class Gateway extends DurableObject<Env> {
    * the same client id, MQTT-3.1.4-2). Returns the session state held here.
    */
   async takeover(clientId: string, connId: string): Promise<SessionState | null> {
+    this.counters.add("rpc_in");
     this.reconcile();
     const record = this.store.getClient(clientId);
     if (record === undefined || record.connId !== connId) return null;
@@ -330,6 +332,7 @@ export class Gateway extends DurableObject<Env> {
    * Persistent sessions are kept by their Session objects; wills are published.
    */
   async drain(reasonCode: number = ReasonCode.ServerShuttingDown): Promise<number> {
+    this.counters.add("rpc_in");
     this.reconcile();
     const conns = [...this.clients.values()].filter((c) => !c.finished);
     await Promise.all(
@@ -348,6 +351,7 @@ export class Gateway extends DurableObject<Env> {
    * Session waiting on this call is not waited on in turn.
    */
   async kick(clientId: string, reasonCode: number): Promise<boolean> {
+    this.counters.add("rpc_in");
     const conn = this.clients.get(clientId);
     if (conn === undefined || conn.finished) return false;
     if (conn.version === 5) this.send(conn, { type: "disconnect", reasonCode });
@@ -358,6 +362,7 @@ export class Gateway extends DurableObject<Env> {
 
   /** What the HTTP API shows of an online client. */
   async clientInfo(clientId: string): Promise<{ subscriptions: string[]; inflight: number } | null> {
+    this.counters.add("rpc_in");
     if (this.store.getClient(clientId) === undefined) return null;
     return {
       subscriptions: this.store.subsOf(clientId).map(([f]) => f),
@@ -379,6 +384,7 @@ export class Gateway extends DurableObject<Env> {
 
   /** The client's subscriptions are registered elsewhere now: drop them here. */
   async release(clientId: string, connId: string): Promise<void> {
+    this.counters.add("rpc_in");
     const record = this.store.getClient(clientId);
     if (record === undefined || (record.connId !== connId && record.connId !== `moved:${connId}`)) return;
     await this.dropClient(clientId);

@@ -118,6 +118,7 @@ export class TopicShard extends DurableObject<Env> {
    * member of its shared groups, and returns retained messages for `retainedFor`.
    */
   subscribe(destination: Destination, req: SubscribeRequest): Message[] {
+    this.counters.add("rpc_in");
     const sql = this.sql;
     for (const filter of req.filters) {
       const count = (this.routes.get(filter, destination) ?? 0) + 1;
@@ -145,6 +146,7 @@ export class TopicShard extends DurableObject<Env> {
 
   /** Removes one subscription per plain filter, and the client from its shared groups. */
   unsubscribe(destination: Destination, req: ShardFilters): void {
+    this.counters.add("rpc_in");
     const sql = this.sql;
     for (const filter of req.filters) {
       const count = (this.routes.get(filter, destination) ?? 0) - 1;
@@ -182,6 +184,7 @@ export class TopicShard extends DurableObject<Env> {
 
   /** Retained messages matching `filter` (the HTTP API's /api/retained). */
   retained(filter: string): Message[] {
+    this.counters.add("rpc_in");
     return this.retainedMatching([filter]);
   }
 
@@ -199,6 +202,7 @@ export class TopicShard extends DurableObject<Env> {
 
   /** Gives messages a member left unacknowledged to another member of the same group. */
   async redistribute(messages: Message[]): Promise<void> {
+    this.counters.add("rpc_in");
     const pending: Promise<void>[] = [];
     for (const m of messages) {
       if (m.target === undefined) continue;
@@ -233,6 +237,7 @@ export class TopicShard extends DurableObject<Env> {
    * the publisher's PUBACK/PUBREC means the message is stored durably.
    */
   async publish(messages: Message[]): Promise<number[]> {
+    this.counters.add("rpc_in");
     const pending: Promise<undefined>[] = [];
     const codes: number[] = [];
     for (const m of messages) {
@@ -340,6 +345,7 @@ export class TopicShard extends DurableObject<Env> {
   private async deliverTo(destination: Destination, messages: Message[]): Promise<undefined> {
     try {
       this.counters.add("deliveries");
+      if (destination.startsWith("s:")) this.counters.add("session_calls");
       await this.stubFor(destination)(messages);
     } catch (err) {
       log("error", "delivery_failed", { destination, count: messages.length, error: String(err) });
