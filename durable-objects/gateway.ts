@@ -41,7 +41,7 @@ import { handleAuth } from "./gateway/handle-auth.ts";
 import { handleConnect } from "./gateway/handle-connect.ts";
 import { handlePublish } from "./gateway/handle-publish.ts";
 import { handleSubscribe, handleUnsubscribe } from "./gateway/handle-subscribe.ts";
-import { type HeldWaiting, MAX_HELD_WAITING, type OutboundWindow } from "./gateway/outbound-window.ts";
+import { HeldBudget, type OutboundWindow } from "./gateway/outbound-window.ts";
 import { GatewayStore, type OutboundEntry } from "./gateway/store.ts";
 import { sysMessages } from "./gateway/sys-topics.ts";
 import { isShared, registerAtShards, unregisterAtShards } from "./registration.ts";
@@ -55,6 +55,8 @@ const LAST_SEEN_GRAIN = 5_000;
  * first, short enough that the timer holds the object awake only briefly.
  */
 export const SPILL_AFTER_MS = 2_000;
+/** Memory for clean sessions' held messages, per gateway (of an object's 128 MB). */
+const HELD_BUDGET_BYTES = 16 * 2 ** 20;
 /** Stored queued messages read at once for a client with a backlog. */
 const READ_AHEAD = 64;
 
@@ -76,8 +78,10 @@ export class Gateway extends DurableObject<Env> {
   private nameCache: string | undefined;
   readonly counters: Counters<GatewayCounter>;
   private reconciled = false;
-  /** Set while clean sessions have messages in flight held in memory only. */
+  /** Set while clean sessions have messages held in memory only. */
   private spillTimer: ReturnType<typeof setTimeout> | undefined;
+  /** Memory the held messages of all connections here may take together. */
+  readonly heldBudget = new HeldBudget(HELD_BUDGET_BYTES);
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
@@ -303,6 +307,7 @@ export class Gateway extends DurableObject<Env> {
     const conn = this.clients.get(clientId);
     if (conn !== undefined && conn.connected?.connId === connId && !conn.finished) {
       conn.finished = true;
+      conn.window?.discardHeld();
       this.clients.delete(clientId);
       if (conn.version === 5 && conn.ready) {
         this.send(conn, { type: "disconnect", reasonCode: ReasonCode.SessionTakenOver });
@@ -610,7 +615,9 @@ export class Gateway extends DurableObject<Env> {
     if (att === undefined) return;
     if (this.clients.get(att.clientId) === conn) this.clients.delete(att.clientId);
     log("info", "disconnect", { gateway: this.name, clientId: att.clientId, how, why });
-    await this.endSession(att.clientId, att.connId, how, conn.window?.heldMessages() ?? []);
+    const held = conn.window?.heldMessages() ?? [];
+    conn.window?.discardHeld();
+    await this.endSession(att.clientId, att.connId, how, held);
   }
 
   /** Ends a client's connection `connId`; `held` are its messages held in memory only. */
@@ -799,73 +806,77 @@ export class Gateway extends DurableObject<Env> {
     }
     const window = this.windowOf(conn, att.clientId);
     const packetId = window.idle && this.roomIn(conn, att) > 0 ? window.freePacketId() : undefined;
-    if (packetId === undefined) {
-      const queued: OutboundMessage = { message, subscriptionIds, state: "queued", packetId: null };
-      if (att.persistent || window.waiting.length >= MAX_HELD_WAITING) {
-        // Held ones go first, so that the stored queue keeps the order.
-        window.spillWaiting((entry) => this.store.addOutbound(att.clientId, entry));
-        // UNIQUE (client, msg_id): a copy that arrives twice during a handover is dropped.
-        if (this.store.addOutbound(att.clientId, queued) === undefined) return;
-        window.queued++;
-      } else {
-        window.waiting.push({ entry: queued, since: Date.now() });
-        this.spillLater();
-      }
-      this.pump(conn);
+    const entry: OutboundMessage = { message, subscriptionIds, state: "queued", packetId: null };
+    if (packetId !== undefined) {
+      this.sendNew(conn, att, window, entry, packetId);
       return;
     }
-    // With room in the window and nothing waiting, the message is sent at once: a
-    // persistent session's stored as sent (one row written instead of a queued
-    // row updated later), a clean session's held in memory (see OutboundWindow).
-    const sent: OutboundMessage = { message, subscriptionIds, state: "sent", packetId };
-    if (!att.persistent) {
-      this.sendHeld(conn, window, sent, packetId);
+    if (!att.persistent && window.wait(entry, Date.now())) {
+      this.spillLater();
+    } else {
+      // Held ones go first, so that the stored queue keeps the order.
+      window.spillWaiting((e) => this.store.addOutbound(att.clientId, e));
+      // UNIQUE (client, msg_id): a copy that arrives twice during a handover is dropped.
+      if (this.store.addOutbound(att.clientId, entry) === undefined) return;
+      window.queued++;
+    }
+    this.pump(conn);
+  }
+
+  /**
+   * Sends a message that was not in flight yet, with `packetId`: a clean
+   * session's held in memory (see OutboundWindow), a persistent session's stored
+   * as sent first (one row written, no queued row updated later).
+   */
+  private sendNew(
+    conn: Connection,
+    att: Connected,
+    window: OutboundWindow,
+    entry: OutboundMessage,
+    packetId: number,
+  ): void {
+    const { message, subscriptionIds } = entry;
+    const packet = this.publishPacket(message, subscriptionIds, packetId);
+    if (!att.persistent && window.hold(packetId, entry, Date.now())) {
+      this.spillLater();
+      if (!this.sendPublish(conn, packet)) window.remove(packetId);
       return;
     }
-    const seq = this.store.addOutbound(att.clientId, sent);
+    const seq = this.store.addOutbound(att.clientId, { ...entry, state: "sent", packetId });
     if (seq === undefined) return;
-    window.add(packetId, { seq, qos, state: "sent" });
-    if (!this.sendPublish(conn, this.publishPacket(message, subscriptionIds, packetId))) {
+    window.add(packetId, { seq, qos: message.qos as 1 | 2, state: "sent" });
+    if (!this.sendPublish(conn, packet)) {
       window.remove(packetId);
       this.store.deleteOutbound(seq);
     }
   }
 
-  /** Sends a clean session's message, held in memory while it is in flight. */
-  private sendHeld(conn: Connection, window: OutboundWindow, entry: OutboundMessage, packetId: number): void {
-    const { message, subscriptionIds } = entry;
-    const held: OutboundMessage = { message, subscriptionIds, state: "sent", packetId };
-    window.add(packetId, { seq: null, qos: message.qos as 1 | 2, state: "sent", held, sentAt: Date.now() });
-    this.spillLater();
-    if (!this.sendPublish(conn, this.publishPacket(message, subscriptionIds, packetId)))
-      window.remove(packetId);
-  }
-
   /**
-   * Writes the clean sessions' messages that have been in flight unacknowledged
-   * for SPILL_AFTER_MS, so that the object may hibernate without losing them;
-   * the timer keeps it awake meanwhile (no hibernation with a timer set).
+   * Writes the held messages of clean sessions whose client has acknowledged
+   * nothing for SPILL_AFTER_MS, so that the object may hibernate without losing
+   * them; the timer keeps it awake meanwhile (no hibernation with a timer set).
    */
   private spillLater(delay = SPILL_AFTER_MS): void {
     if (this.spillTimer !== undefined) return;
     this.spillTimer = setTimeout(() => {
       this.spillTimer = undefined;
       const now = Date.now();
-      const before = now - SPILL_AFTER_MS + 1;
-      let oldest = Number.POSITIVE_INFINITY;
+      let next = Number.POSITIVE_INFINITY;
       for (const conn of this.clients.values()) {
         const clientId = conn.connected?.clientId;
-        if (conn.window === null || conn.window.held === 0 || clientId === undefined) continue;
-        const left = conn.window.spill(before, (entry) => this.store.addOutbound(clientId, entry));
-        if (left !== undefined) oldest = Math.min(oldest, left);
+        const window = conn.window;
+        if (window === null || window.held === 0 || clientId === undefined) continue;
+        const due = window.activeAt + SPILL_AFTER_MS;
+        if (due <= now) window.spill((entry) => this.store.addOutbound(clientId, entry));
+        else next = Math.min(next, due);
       }
-      if (oldest !== Number.POSITIVE_INFINITY) this.spillLater(Math.max(1, oldest + SPILL_AFTER_MS - now));
+      if (next !== Number.POSITIVE_INFINITY) this.spillLater(Math.max(1, next - now));
     }, delay);
   }
 
   /** A connection's in-flight window, loaded from storage the first time. */
   windowOf(conn: Connection, clientId: string): OutboundWindow {
-    conn.window ??= this.store.windowOf(clientId);
+    conn.window ??= this.store.windowOf(clientId, this.heldBudget);
     return conn.window;
   }
 
@@ -922,20 +933,17 @@ export class Gateway extends DurableObject<Env> {
         }
       }
       // A clean session's held messages come after every stored one.
-      while (room > 0 && window.queued === 0 && window.waiting.length > 0) {
-        const waiting = window.waiting.shift() as HeldWaiting;
-        const entry = waiting.entry;
+      while (room > 0 && window.queued === 0) {
+        const entry = window.nextWaiting()?.entry;
+        if (entry === undefined) break;
         if (isExpired(entry.message, now)) {
           this.counters.add("expired");
           continue;
         }
-        const packetId = window.freePacketId();
-        if (packetId === undefined) {
-          window.waiting.unshift(waiting);
-          return;
-        }
+        // Room in the window means fewer than 65,535 in flight: an id is free.
+        const packetId = window.freePacketId() as number;
         room--;
-        this.sendHeld(conn, window, entry, packetId);
+        this.sendNew(conn, att, window, entry, packetId);
       }
     });
   }

@@ -32,6 +32,8 @@ export function handleAck(
   }
 
   const window = gw.windowOf(conn, clientId);
+  // The client is making progress: its held messages need not be written yet.
+  window.activeAt = Date.now();
   const entry = window.inflight.get(packetId);
   const retire = (): void => {
     if (entry === undefined) return;

@@ -202,7 +202,10 @@ async function acceptConnect(
     return;
   }
   const previous = gw.clients.get(clientId);
-  if (previous !== undefined && previous !== conn) previous.finished = true;
+  if (previous !== undefined && previous !== conn) {
+    previous.finished = true;
+    previous.window?.discardHeld();
+  }
   gw.clients.set(clientId, conn);
 
   // Registered at the shards before CONNACK: nothing published after it is missed.
@@ -261,7 +264,10 @@ async function acceptConnect(
  */
 function resendUnacknowledged(gw: Gateway, conn: Connection, clientId: string): void {
   const entries = gw.store.outboundOf(clientId);
-  conn.window = new OutboundWindow(entries.map((e) => ({ ...e, qos: e.message.qos })));
+  conn.window = new OutboundWindow(
+    entries.map((e) => ({ ...e, qos: e.message.qos })),
+    gw.heldBudget,
+  );
   gw.gathered(() => {
     for (const entry of entries) {
       if (entry.packetId === null) continue;

@@ -7,11 +7,11 @@
  * object woke up).
  *
  * A clean session's messages, in flight or waiting for room, are held in memory
- * only until they have been there for a while (`Gateway.spillLater`): their
- * state matters only while the socket lives, the socket outlives the object's
- * memory only across hibernation, and an object with a timer set does not
- * hibernate. Most messages are acknowledged within milliseconds and never cost
- * a row.
+ * only, until the client has acknowledged nothing for a while (then they are
+ * written: `Gateway.spillLater`) or the gateway's budget for held messages is
+ * spent: their state matters only while the socket lives, the socket outlives
+ * the object's memory only across hibernation, and an object with a timer set
+ * does not hibernate. A client that keeps acknowledging never costs a row.
  */
 import type { Message } from "../../broker/message.ts";
 import type { OutboundMessage, OutboundState } from "../../broker/session-state.ts";
@@ -48,8 +48,31 @@ export interface HeldWaiting {
 /** Writes an outbound message of this client; its row, or undefined if it was there already. */
 export type WriteOutbound = (entry: OutboundMessage) => number | undefined;
 
-/** Held messages beyond this many waiting for one client are written at once (bounded memory). */
-export const MAX_HELD_WAITING = 1_000;
+/** What a held message is taken to weigh in memory beyond its topic and payload. */
+const HELD_OVERHEAD_BYTES = 256;
+
+const weight = (m: Message): number => m.topic.length + m.payload.length + HELD_OVERHEAD_BYTES;
+
+/** Memory that the held messages of one gateway's windows may take together. */
+export class HeldBudget {
+  used = 0;
+  readonly max: number;
+
+  constructor(max: number) {
+    this.max = max;
+  }
+
+  take(m: Message): boolean {
+    const w = weight(m);
+    if (this.used + w > this.max) return false;
+    this.used += w;
+    return true;
+  }
+
+  give(m: Message): void {
+    this.used -= weight(m);
+  }
+}
 
 /** What the window needs of a stored outbound message. */
 export interface OutboundRow {
@@ -80,12 +103,19 @@ export class OutboundWindow {
    * came after every stored queued message, so they are sent after those.
    */
   readonly waiting: HeldWaiting[] = [];
+  /**
+   * When the client last made progress: acknowledged a message, or got its first
+   * held one. Held messages are written once it has been quiet for a while.
+   */
+  activeAt = 0;
   /** How many entries of `inflight` are held in memory only. */
   private heldSent = 0;
   private nextId = 1;
+  private readonly budget: HeldBudget;
 
   /** The window of a client whose stored outbound messages are `rows`. */
-  constructor(rows: Iterable<OutboundRow>) {
+  constructor(rows: Iterable<OutboundRow>, budget = new HeldBudget(Number.POSITIVE_INFINITY)) {
+    this.budget = budget;
     this.inflight = new Map();
     this.queued = 0;
     for (const r of rows) {
@@ -128,9 +158,40 @@ export class OutboundWindow {
     return [...inflight, ...this.waiting.map((w) => w.entry.message)];
   }
 
-  add(packetId: number, entry: InFlight): void {
+  /** A stored message goes in flight with `packetId`. */
+  add(packetId: number, entry: StoredInFlight): void {
     this.inflight.set(packetId, entry);
-    if (entry.seq === null) this.heldSent++;
+  }
+
+  /** A clean session's message goes in flight held in memory; false if the budget is spent. */
+  hold(packetId: number, entry: OutboundMessage, now: number): boolean {
+    if (!this.budget.take(entry.message)) return false;
+    if (this.held === 0) this.activeAt = now;
+    const held: OutboundMessage = { ...entry, state: "sent", packetId };
+    this.inflight.set(packetId, {
+      seq: null,
+      qos: entry.message.qos as 1 | 2,
+      state: "sent",
+      held,
+      sentAt: now,
+    });
+    this.heldSent++;
+    return true;
+  }
+
+  /** A clean session's message waits for room, held in memory; false if the budget is spent. */
+  wait(entry: OutboundMessage, now: number): boolean {
+    if (!this.budget.take(entry.message)) return false;
+    if (this.held === 0) this.activeAt = now;
+    this.waiting.push({ entry, since: now });
+    return true;
+  }
+
+  /** The oldest held waiting message, taken out of the window. */
+  nextWaiting(): HeldWaiting | undefined {
+    const w = this.waiting.shift();
+    if (w !== undefined) this.budget.give(w.entry.message);
+    return w;
   }
 
   /** The entry is acknowledged (or could not be sent); its row, if it has one, is the caller's to delete. */
@@ -138,40 +199,42 @@ export class OutboundWindow {
     const entry = this.inflight.get(packetId);
     if (entry === undefined) return undefined;
     this.inflight.delete(packetId);
-    if (entry.seq === null) this.heldSent--;
+    if (entry.seq === null) {
+      this.heldSent--;
+      this.budget.give(entry.held.message);
+    }
     return entry;
   }
 
   /**
-   * Writes the held messages that have been held since before `before`: those
-   * in flight one by one, those waiting all together once the oldest is due
-   * (they must stay in order behind the stored ones). Returns when the oldest
-   * message still held came, if any.
+   * Writes every held message: those in flight keep their packet id and state,
+   * those waiting go in order behind the stored queued ones.
    */
-  spill(before: number, write: WriteOutbound): number | undefined {
-    let oldest: number | undefined;
+  spill(write: WriteOutbound): void {
     for (const [packetId, e] of this.inflight) {
       if (e.seq !== null) continue;
-      if (e.sentAt >= before) {
-        oldest = Math.min(oldest ?? e.sentAt, e.sentAt);
-        continue;
-      }
       const seq = write({ ...e.held, state: e.state, packetId });
       this.heldSent--;
+      this.budget.give(e.held.message);
       if (seq === undefined) this.inflight.delete(packetId);
       else this.inflight.set(packetId, { seq, qos: e.qos, state: e.state });
     }
-    const first = this.waiting[0];
-    if (first === undefined) return oldest;
-    if (first.since < before) {
-      this.spillWaiting(write);
-      return oldest;
-    }
-    return Math.min(oldest ?? first.since, first.since);
+    this.spillWaiting(write);
+  }
+
+  /** The connection ended: its held messages are dropped (a clean session ends with it). */
+  discardHeld(): void {
+    for (const m of this.heldMessages()) this.budget.give(m);
+    for (const [packetId, e] of this.inflight) if (e.seq === null) this.inflight.delete(packetId);
+    this.waiting.length = 0;
+    this.heldSent = 0;
   }
 
   /** Writes every held waiting message, in order, as stored queued ones. */
   spillWaiting(write: WriteOutbound): void {
-    for (const w of this.waiting.splice(0)) if (write(w.entry) !== undefined) this.queued++;
+    for (const w of this.waiting.splice(0)) {
+      this.budget.give(w.entry.message);
+      if (write(w.entry) !== undefined) this.queued++;
+    }
   }
 }

@@ -18,7 +18,7 @@ import {
 import type { OutboundMessage, OutboundState, SubscriptionOptions } from "../../broker/session-state.ts";
 import { applySchema } from "../../broker/sql.ts";
 import type { Will } from "../../mqtt/index.ts";
-import { type OutboundRow, OutboundWindow } from "./outbound-window.ts";
+import { type HeldBudget, type OutboundRow, OutboundWindow } from "./outbound-window.ts";
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -281,12 +281,13 @@ export class GatewayStore {
   }
 
   /** A client's in-flight window as storage has it. */
-  windowOf(clientId: string): OutboundWindow {
+  windowOf(clientId: string, budget: HeldBudget): OutboundWindow {
     return new OutboundWindow(
       this.sql.exec<OutboundRow & Row>(
         "SELECT seq, packet_id AS packetId, state, qos FROM outbound WHERE client_id = ?",
         clientId,
       ),
+      budget,
     );
   }
 

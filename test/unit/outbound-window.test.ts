@@ -1,34 +1,23 @@
 import { describe, expect, it } from "vitest";
 import type { Message } from "../../broker/message.ts";
 import type { OutboundMessage } from "../../broker/session-state.ts";
-import { OutboundWindow } from "../../durable-objects/gateway/outbound-window.ts";
+import { HeldBudget, OutboundWindow } from "../../durable-objects/gateway/outbound-window.ts";
 
-const message = (id: string): Message => ({
+const message = (id: string, payloadBytes = 0): Message => ({
   id,
   topic: "t",
-  payload: new Uint8Array(0),
+  payload: new Uint8Array(payloadBytes),
   qos: 1,
   retain: false,
 });
-const entry = (id: string): OutboundMessage => ({
-  message: message(id),
+const entry = (id: string, payloadBytes = 0): OutboundMessage => ({
+  message: message(id, payloadBytes),
   subscriptionIds: [],
   state: "queued",
   packetId: null,
 });
 
-/** Sends `id` as a held (unwritten) message with `packetId` at `sentAt`. */
-function holdSent(w: OutboundWindow, packetId: number, id: string, sentAt: number): void {
-  w.add(packetId, {
-    seq: null,
-    qos: 1,
-    state: "sent",
-    held: { ...entry(id), state: "sent", packetId },
-    sentAt,
-  });
-}
-
-/** A stand-in for the outbound table: rows in the order written. */
+/** A stand-in for the outbound table: rows in the order written, row numbers from 100. */
 function table() {
   const rows: OutboundMessage[] = [];
   const write = (e: OutboundMessage) => rows.push(e) - 1 + 100;
@@ -52,48 +41,57 @@ describe("OutboundWindow", () => {
     const w = new OutboundWindow([{ seq: 1, packetId: 1, state: "sent", qos: 1 }]);
     const id = w.freePacketId() as number;
     expect(id).toBe(2);
-    holdSent(w, id, "a", 0);
+    w.hold(id, entry("a"), 0);
     expect(w.freePacketId()).toBe(3);
   });
 
   it("counts held messages in flight and waiting, and forgets them when acknowledged", () => {
     const w = new OutboundWindow([]);
-    holdSent(w, 1, "a", 0);
-    w.waiting.push({ entry: entry("b"), since: 0 });
-    expect([w.heldInFlight, w.held, w.idle]).toEqual([1, 2, false]);
+    w.hold(1, entry("a"), 5);
+    w.wait(entry("b"), 6);
+    expect([w.heldInFlight, w.held, w.idle, w.activeAt]).toEqual([1, 2, false, 5]);
     expect(w.heldMessages().map((m) => m.id)).toEqual(["a", "b"]);
     expect(w.remove(1)?.seq).toBeNull();
     expect([w.heldInFlight, w.held]).toEqual([0, 1]);
+    expect(w.nextWaiting()?.entry.message.id).toBe("b");
+    expect(w.held).toBe(0);
   });
 
-  it("writes held messages in flight once due, keeping their packet id and state", () => {
+  it("writes held messages in flight with their packet id and state, and waiting ones in order (MQTT 4.6)", () => {
     const w = new OutboundWindow([]);
-    holdSent(w, 1, "old", 1_000);
-    holdSent(w, 2, "new", 5_000);
+    w.hold(1, entry("sent"), 0);
+    w.wait(entry("m1"), 0);
+    w.wait(entry("m2"), 0);
     const { rows, write } = table();
-    expect(w.spill(2_000, write)).toBe(5_000); // the oldest still held
-    expect(rows).toEqual([{ ...entry("old"), state: "sent", packetId: 1 }]);
+    w.spill(write);
+    expect(rows.map((r) => [r.message.id, r.state, r.packetId])).toEqual([
+      ["sent", "sent", 1],
+      ["m1", "queued", null],
+      ["m2", "queued", null],
+    ]);
     expect(w.inflight.get(1)).toEqual({ seq: 100, qos: 1, state: "sent" });
-    expect(w.inflight.get(2)?.seq).toBeNull();
-    expect(w.heldInFlight).toBe(1);
-  });
-
-  it("writes waiting messages all together and in order once the oldest is due (MQTT 4.6)", () => {
-    const w = new OutboundWindow([]);
-    w.waiting.push({ entry: entry("m1"), since: 1_000 }, { entry: entry("m2"), since: 9_000 });
-    const { rows, write } = table();
-    expect(w.spill(500, write)).toBe(1_000);
-    expect(rows).toEqual([]);
-    expect(w.spill(2_000, write)).toBeUndefined();
-    expect(rows.map((r) => r.message.id)).toEqual(["m1", "m2"]);
-    expect([w.queued, w.held]).toEqual([2, 0]);
+    expect([w.held, w.queued]).toEqual([0, 2]);
   });
 
   it("drops a held message that storage already has (a duplicate)", () => {
     const w = new OutboundWindow([]);
-    holdSent(w, 1, "dup", 0);
-    expect(w.spill(1, () => undefined)).toBeUndefined();
+    w.hold(1, entry("dup"), 0);
+    w.spill(() => undefined);
     expect(w.inflight.size).toBe(0);
     expect(w.held).toBe(0);
+  });
+
+  it("holds no more than the gateway's budget, shared by its windows, and gives it back", () => {
+    const budget = new HeldBudget(2 * (1 + 1000 + 256));
+    const a = new OutboundWindow([], budget);
+    const b = new OutboundWindow([], budget);
+    expect(a.hold(1, entry("a1", 1000), 0)).toBe(true);
+    expect(b.wait(entry("b1", 1000), 0)).toBe(true);
+    expect(a.wait(entry("a2", 1000), 0)).toBe(false); // spent: the caller stores it
+    a.remove(1);
+    expect(a.wait(entry("a2", 1000), 0)).toBe(true);
+    b.discardHeld();
+    a.spill(table().write);
+    expect(budget.used).toBe(0);
   });
 });
