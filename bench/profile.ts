@@ -11,11 +11,11 @@
  * Scenarios: fanin0, fanin1, fanout0, fanout1, latency, connect (messages / 10 clients).
  */
 import { spawn } from "node:child_process";
-import { readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { rmSync, writeFileSync } from "node:fs";
 import WebSocket from "ws";
 import { startBroker } from "../test/support/broker.ts";
 import { connectMany, fanIn, fanOut, latency, QUICK, type Result, type Sizes } from "./load/scenarios.ts";
-import { processTree, statFields, storageDir } from "./load/targets.ts";
+import { cpuTicks, processTree, storageDir } from "./load/targets.ts";
 
 const [which = "fanin0", count = "5000"] = process.argv.slice(2).filter((a) => !a.startsWith("--"));
 const profileAt = process.argv.indexOf("--cpuprofile");
@@ -32,26 +32,6 @@ const scenarios: Record<string, (t: Parameters<typeof fanIn>[0]) => Promise<Resu
 };
 const run = scenarios[which];
 if (run === undefined) throw new Error(`unknown scenario ${which}: ${Object.keys(scenarios).join(", ")}`);
-
-/** Clock ticks of CPU (user + system) per thread, by "pid command/thread". */
-function cpuTicks(pids: number[]): Map<string, number> {
-  const out = new Map<string, number>();
-  for (const pid of pids) {
-    const cmd = readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0").slice(0, 2).join(" ").slice(-60);
-    for (const tid of readdirSync(`/proc/${pid}/task`)) {
-      try {
-        const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, "utf8");
-        const fields = statFields(stat);
-        const comm = readFileSync(`/proc/${pid}/task/${tid}/comm`, "utf8").trim();
-        const key = `${pid} ${cmd} / ${comm}`;
-        out.set(key, (out.get(key) ?? 0) + Number(fields[11]) + Number(fields[12]));
-      } catch {
-        // the thread ended
-      }
-    }
-  }
-  return out;
-}
 
 /** A minimal Chrome DevTools Protocol session over the inspector's WebSocket. */
 async function inspector(port: number) {

@@ -142,6 +142,26 @@ export function statFields(stat: string): string[] {
   return stat.slice(stat.lastIndexOf(")") + 2).split(" ");
 }
 
+/** Clock ticks of CPU (user + system) per thread, by "pid command/thread". */
+export function cpuTicks(pids: number[]): Map<string, number> {
+  const out = new Map<string, number>();
+  for (const pid of pids) {
+    const cmd = readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0").slice(0, 2).join(" ").slice(-60);
+    for (const tid of readdirSync(`/proc/${pid}/task`)) {
+      try {
+        const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, "utf8");
+        const fields = statFields(stat);
+        const comm = readFileSync(`/proc/${pid}/task/${tid}/comm`, "utf8").trim();
+        const key = `${pid} ${cmd} / ${comm}`;
+        out.set(key, (out.get(key) ?? 0) + Number(fields[11]) + Number(fields[12]));
+      } catch {
+        // the thread ended
+      }
+    }
+  }
+  return out;
+}
+
 /** A process and its descendants, from /proc. */
 export function processTree(pid: number | undefined): number[] {
   if (pid === undefined) return [];

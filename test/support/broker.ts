@@ -13,6 +13,8 @@ export interface BrokerOptions {
   /** Reuse a persistence folder, to restart a broker with its state. */
   persistTo?: string;
   port?: number;
+  /** Another wrangler configuration than the project's (the benchmark's floor worker). */
+  config?: string;
 }
 
 export interface RunningBroker {
@@ -58,6 +60,7 @@ export async function startBroker(options: BrokerOptions = {}): Promise<RunningB
     persistTo,
     "--show-interactive-dev-session=false",
   ];
+  if (options.config !== undefined) args.push("--config", options.config);
   for (const [k, v] of Object.entries(options.vars ?? {})) args.push("--var", `${k}:${v}`);
   const child = spawn(join(ROOT, "node_modules/.bin/wrangler"), args, {
     cwd: ROOT,
