@@ -57,6 +57,8 @@ const LAST_SEEN_GRAIN = 5_000;
 export const SPILL_AFTER_MS = 2_000;
 /** Memory for clean sessions' held messages, per gateway (of an object's 128 MB). */
 const HELD_BUDGET_BYTES = 16 * 2 ** 20;
+/** At most this many free places in the in-flight window before a backlog refills it. */
+const REFILL_STEP = 16;
 /** Stored queued messages read at once for a client with a backlog. */
 const READ_AHEAD = 64;
 
@@ -883,8 +885,11 @@ export class Gateway extends DurableObject<Env> {
   /** MQTT-3.3.4-7: never more unacknowledged QoS 1/2 than the client's Receive Maximum. */
   private roomIn(conn: Connection, att: Connected): number {
     if (!conn.ready) return 0;
-    const size = Math.min(this.config.maxInflight, att.receiveMaximum ?? 65535);
-    return size - (conn.window?.inflight.size ?? 0);
+    return this.windowSize(att) - (conn.window?.inflight.size ?? 0);
+  }
+
+  private windowSize(att: Connected): number {
+    return Math.min(this.config.maxInflight, att.receiveMaximum ?? 65535);
   }
 
   /** Sends queued QoS 1/2 messages while the in-flight window has room. */
@@ -894,6 +899,10 @@ export class Gateway extends DurableObject<Env> {
     const window = this.windowOf(conn, att.clientId);
     let room = this.roomIn(conn, att);
     if (room <= 0 || window.idle) return;
+    // A backlog refills the window a step at a time rather than one message per
+    // acknowledgement: the messages of a step share one frame, one send.
+    const step = Math.min(REFILL_STEP, Math.ceil(this.windowSize(att) / 4));
+    if (window.inflight.size > 0 && room < step) return;
     const now = Date.now();
     this.gathered(() => {
       while (room > 0 && window.queued > 0) {
@@ -934,7 +943,7 @@ export class Gateway extends DurableObject<Env> {
       }
       // A clean session's held messages come after every stored one.
       while (room > 0 && window.queued === 0) {
-        const entry = window.nextWaiting()?.entry;
+        const entry = window.nextWaiting();
         if (entry === undefined) break;
         if (isExpired(entry.message, now)) {
           this.counters.add("expired");

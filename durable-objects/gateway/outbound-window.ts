@@ -38,13 +38,6 @@ export interface HeldInFlight extends InFlightBase {
 
 export type InFlight = StoredInFlight | HeldInFlight;
 
-/** A clean session's message waiting for room, not written yet. */
-export interface HeldWaiting {
-  entry: OutboundMessage;
-  /** Epoch ms it arrived. */
-  since: number;
-}
-
 /** Writes an outbound message of this client; its row, or undefined if it was there already. */
 export type WriteOutbound = (entry: OutboundMessage) => number | undefined;
 
@@ -99,10 +92,12 @@ export class OutboundWindow {
    */
   queuedFrom = 0;
   /**
-   * A clean session's messages waiting for room, held in memory only; they all
-   * came after every stored queued message, so they are sent after those.
+   * A clean session's messages waiting for room, held in memory only, from
+   * `waitingHead` on (a queue: taking the oldest must not move the rest); they
+   * all came after every stored queued message, so they are sent after those.
    */
-  readonly waiting: HeldWaiting[] = [];
+  private waiting: Array<OutboundMessage | undefined> = [];
+  private waitingHead = 0;
   /**
    * When the client last made progress: acknowledged a message, or got its first
    * held one. Held messages are written once it has been quiet for a while.
@@ -144,18 +139,23 @@ export class OutboundWindow {
 
   /** Messages held in memory only, in flight or waiting. */
   get held(): number {
-    return this.heldSent + this.waiting.length;
+    return this.heldSent + this.waitingCount;
   }
 
   /** Nothing waits for room: a new message may go straight out. */
   get idle(): boolean {
-    return this.queued === 0 && this.waiting.length === 0;
+    return this.queued === 0 && this.waitingCount === 0;
+  }
+
+  /** Held messages waiting for room. */
+  get waitingCount(): number {
+    return this.waiting.length - this.waitingHead;
   }
 
   /** The messages held in memory only, in flight or waiting. */
   heldMessages(): Message[] {
     const inflight = [...this.inflight.values()].flatMap((e) => (e.seq === null ? [e.held.message] : []));
-    return [...inflight, ...this.waiting.map((w) => w.entry.message)];
+    return [...inflight, ...this.heldWaiting().map((e) => e.message)];
   }
 
   /** A stored message goes in flight with `packetId`. */
@@ -183,15 +183,28 @@ export class OutboundWindow {
   wait(entry: OutboundMessage, now: number): boolean {
     if (!this.budget.take(entry.message)) return false;
     if (this.held === 0) this.activeAt = now;
-    this.waiting.push({ entry, since: now });
+    this.waiting.push(entry);
     return true;
   }
 
   /** The oldest held waiting message, taken out of the window. */
-  nextWaiting(): HeldWaiting | undefined {
-    const w = this.waiting.shift();
-    if (w !== undefined) this.budget.give(w.entry.message);
-    return w;
+  nextWaiting(): OutboundMessage | undefined {
+    if (this.waitingCount === 0) return undefined;
+    const entry = this.waiting[this.waitingHead] as OutboundMessage;
+    this.waiting[this.waitingHead++] = undefined;
+    // Drop the taken slots now and then, not at every take.
+    if (this.waitingHead >= 1024 && this.waitingHead * 2 >= this.waiting.length) this.clearTaken();
+    this.budget.give(entry.message);
+    return entry;
+  }
+
+  private heldWaiting(): OutboundMessage[] {
+    return this.waiting.slice(this.waitingHead) as OutboundMessage[];
+  }
+
+  private clearTaken(): void {
+    this.waiting = this.waiting.slice(this.waitingHead);
+    this.waitingHead = 0;
   }
 
   /** The entry is acknowledged (or could not be sent); its row, if it has one, is the caller's to delete. */
@@ -226,15 +239,19 @@ export class OutboundWindow {
   discardHeld(): void {
     for (const m of this.heldMessages()) this.budget.give(m);
     for (const [packetId, e] of this.inflight) if (e.seq === null) this.inflight.delete(packetId);
-    this.waiting.length = 0;
+    this.waiting = [];
+    this.waitingHead = 0;
     this.heldSent = 0;
   }
 
   /** Writes every held waiting message, in order, as stored queued ones. */
   spillWaiting(write: WriteOutbound): void {
-    for (const w of this.waiting.splice(0)) {
-      this.budget.give(w.entry.message);
-      if (write(w.entry) !== undefined) this.queued++;
+    const entries = this.heldWaiting();
+    this.waiting = [];
+    this.waitingHead = 0;
+    for (const entry of entries) {
+      this.budget.give(entry.message);
+      if (write(entry) !== undefined) this.queued++;
     }
   }
 }

@@ -270,6 +270,31 @@ describe("Receive Maximum (3.3.4)", () => {
     expect(r.drain().filter((p) => p.type === "publish")).toEqual([]);
   });
 
+  it("refills a full window as the client acknowledges, in order, never past Receive Maximum (MQTT-3.3.4-7)", async () => {
+    const topic = unique("rm8");
+    const { r } = await raw(unique("rm8-rx"), { properties: { receiveMaximum: 8 } });
+    r.send({ type: "subscribe", packetId: 1, subscriptions: [sub(topic, 1)] });
+    await r.next("suback");
+    const pub = await client();
+    const n = 40;
+    for (let i = 0; i < n; i++) await pub.publishAsync(topic, String(i), { qos: 1 });
+    const got: string[] = [];
+    const unacked = new Set<number>();
+    let most = 0;
+    while (got.length < n) {
+      const p = await r.next("publish");
+      got.push(text(p.payload));
+      unacked.add(p.packetId as number);
+      most = Math.max(most, unacked.size);
+      // Acknowledge the oldest as soon as each arrives: the client keeps up.
+      const [oldest] = unacked;
+      unacked.delete(oldest as number);
+      r.send({ type: "puback", packetId: oldest as number });
+    }
+    expect(got).toEqual(Array.from({ length: n }, (_, i) => String(i)));
+    expect(most).toBeLessThanOrEqual(8);
+  });
+
   it("answers a client that exceeds the broker's with DISCONNECT 0x93 (MQTT-3.3.4-9)", async () => {
     const { r, connack } = await raw(unique("rm-tx"));
     const max = connack.properties?.receiveMaximum as number;

@@ -53,7 +53,7 @@ describe("OutboundWindow", () => {
     expect(w.heldMessages().map((m) => m.id)).toEqual(["a", "b"]);
     expect(w.remove(1)?.seq).toBeNull();
     expect([w.heldInFlight, w.held]).toEqual([0, 1]);
-    expect(w.nextWaiting()?.entry.message.id).toBe("b");
+    expect(w.nextWaiting()?.message.id).toBe("b");
     expect(w.held).toBe(0);
   });
 
@@ -71,6 +71,18 @@ describe("OutboundWindow", () => {
     ]);
     expect(w.inflight.get(1)).toEqual({ seq: 100, qos: 1, state: "sent" });
     expect([w.held, w.queued]).toEqual([0, 2]);
+  });
+
+  it("gives waiting messages back in the order they came, however many (MQTT 4.6)", () => {
+    const w = new OutboundWindow([]);
+    const taken: string[] = [];
+    for (let i = 0; i < 5000; i++) {
+      w.wait(entry(`m${i}`), 0);
+      if (i % 3 === 0) taken.push((w.nextWaiting() as OutboundMessage).message.id);
+    }
+    for (let e = w.nextWaiting(); e !== undefined; e = w.nextWaiting()) taken.push(e.message.id);
+    expect(taken).toEqual(Array.from({ length: 5000 }, (_, i) => `m${i}`));
+    expect(w.held).toBe(0);
   });
 
   it("drops a held message that storage already has (a duplicate)", () => {
