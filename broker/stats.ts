@@ -14,7 +14,10 @@ export type GatewayCounter =
   | "rpc_in"
   | "session_calls"
   | "ws_in"
-  | "rows_written";
+  | "rows_written"
+  // what the sessions this gateway called reported of their own work
+  | "session_rows"
+  | "session_alarms";
 export type ShardCounter =
   | "messages_routed"
   /** Delivery calls made to gateways and sessions. */
@@ -24,7 +27,9 @@ export type ShardCounter =
   // billed, as for gateways
   | "rpc_in"
   | "session_calls"
-  | "rows_written";
+  | "rows_written"
+  | "session_rows"
+  | "session_alarms";
 
 export interface GatewayStats {
   gateway: string;
@@ -45,7 +50,8 @@ export interface ShardStats {
 /**
  * The billable operations: every request to a gateway or shard (counted where it
  * arrives) and to a session (counted by its caller), WebSocket messages in, and
- * the rows gateways and shards write. Sessions' own rows and alarms are not counted.
+ * the rows written, sessions' as they report them with each answer (a session's
+ * work after its last answer, such as an expiry, is not counted).
  */
 export interface Billing {
   /** Durable Object requests: upgrades, alarms and calls between objects. */
@@ -77,9 +83,16 @@ export function aggregate(gateways: GatewayStats[], shards: ShardStats[]): Broke
   return {
     billing: {
       requests:
-        g("fetches") + g("alarms") + g("rpc_in") + g("session_calls") + sh("rpc_in") + sh("session_calls"),
+        g("fetches") +
+        g("alarms") +
+        g("rpc_in") +
+        g("session_calls") +
+        g("session_alarms") +
+        sh("rpc_in") +
+        sh("session_calls") +
+        sh("session_alarms"),
       wsMessagesIn: g("ws_in"),
-      rowsWritten: g("rows_written") + sh("rows_written"),
+      rowsWritten: g("rows_written") + g("session_rows") + sh("rows_written") + sh("session_rows"),
     },
     connections: gateways.reduce((n, s) => n + s.connections, 0),
     subscriptions: gateways.reduce((n, s) => n + s.subscriptions, 0),

@@ -45,7 +45,15 @@ import { HeldBudget, type OutboundWindow } from "./gateway/outbound-window.ts";
 import { GatewayStore, type OutboundEntry } from "./gateway/store.ts";
 import { sysMessages } from "./gateway/sys-topics.ts";
 import { isShared, registerAtShards, unregisterAtShards } from "./registration.ts";
-import { collectStats, type SessionRpc, type ShardRpc, sessionStub, shardStub } from "./stubs.ts";
+import {
+  callSession,
+  collectStats,
+  type Reply,
+  type SessionRpc,
+  type ShardRpc,
+  sessionStub,
+  shardStub,
+} from "./stubs.ts";
 
 /** How often, at most, lastSeen is written to the attachment (ms). */
 const LAST_SEEN_GRAIN = 5_000;
@@ -126,10 +134,9 @@ export class Gateway extends DurableObject<Env> {
     return shardStub(this.env, index);
   }
 
-  /** A session's stub, for one call: counted here, as sessions keep no counters. */
-  session(clientId: string): SessionRpc {
-    this.counters.add("session_calls");
-    return sessionStub(this.env, clientId);
+  /** Calls a client's Session: counted here, with what it reports of its own work. */
+  session<T>(clientId: string, call: (session: SessionRpc) => Promise<Reply<T>>): Promise<T> {
+    return callSession(sessionStub(this.env, clientId), this.counters, call);
   }
 
   // ---- WebSocket lifecycle -------------------------------------------------
@@ -283,7 +290,7 @@ export class Gateway extends DurableObject<Env> {
         }
       }
     });
-    await Promise.all([...forward].map(([clientId, list]) => this.session(clientId).enqueue(list)));
+    await Promise.all([...forward].map(([clientId, list]) => this.session(clientId, (s) => s.enqueue(list))));
   }
 
   /** A Session passes on messages for its client, which is online here. */
@@ -644,15 +651,10 @@ export class Gateway extends DurableObject<Env> {
     if (record.persistent) {
       // The Session registers itself at the shards before we unregister, so no
       // message falls between; until then, deliver() forwards to it.
-      await this.session(clientId).park(
-        this.name,
-        connId,
-        this.collectState(clientId),
-        record.expiry,
-        delayedWill,
-      );
+      const state = this.collectState(clientId);
+      await this.session(clientId, (s) => s.park(this.name, connId, state, record.expiry, delayedWill));
     } else {
-      await this.session(clientId).release(connId);
+      await this.session(clientId, (s) => s.release(connId));
     }
     if (this.store.getClient(clientId)?.connId !== connId) return;
     // A clean session's unacknowledged shared-subscription messages go to another member.

@@ -20,6 +20,7 @@ import {
   rowToMessage,
   willMessage,
 } from "../broker/message.ts";
+import { meteredSql } from "../broker/metered-sql.ts";
 import { Mutex } from "../broker/mutex.ts";
 import { sessionDestination, shardOf } from "../broker/routing.ts";
 import {
@@ -33,7 +34,14 @@ import { applySchema } from "../broker/sql.ts";
 import { ReasonCode, topicMatches, type Will } from "../mqtt/index.ts";
 import type { Env } from "../worker/env.ts";
 import { isShared, matchingFilter, registerAtShards, unregisterAtShards } from "./registration.ts";
-import { type GatewayRpc, gatewayStub, type ShardRpc, shardStub } from "./stubs.ts";
+import {
+  type GatewayRpc,
+  gatewayStub,
+  type Reply,
+  type SessionUsage,
+  type ShardRpc,
+  shardStub,
+} from "./stubs.ts";
 
 // The session's record lives in the object's key-value storage; these tables hold
 // a persistent session's data and are created when first needed, so that a clean
@@ -107,27 +115,43 @@ export class Session extends DurableObject<Env> {
   private readonly config: BrokerConfig;
   private readonly lock = new Mutex();
   private schemaReady = false;
+  /** What this object did that is billed, since its last answer (see SessionUsage). */
+  private usage: SessionUsage = { rowsWritten: 0, alarms: 0 };
+  private readonly metered: SqlStorage;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
     this.config = readConfig(env);
     setLogLevel(env.LOG_LEVEL);
+    this.metered = meteredSql(ctx.storage.sql, (n) => {
+      this.usage.rowsWritten += n;
+    });
+  }
+
+  /** Runs one call under the lock; its answer carries what the object did meanwhile. */
+  private serve<T>(work: () => Promise<T>): Promise<Reply<T>> {
+    return this.lock.run(async () => {
+      const result = await work();
+      const usage = this.usage;
+      this.usage = { rowsWritten: 0, alarms: 0 };
+      return { result, usage };
+    });
   }
 
   /** The session's tables, created the first time they are needed. */
   private get sql(): SqlStorage {
     if (!this.schemaReady) {
-      applySchema(this.ctx.storage.sql, SCHEMA_VERSION, TABLES, SCHEMA);
+      applySchema(this.metered, SCHEMA_VERSION, TABLES, SCHEMA);
       this.schemaReady = true;
     }
-    return this.ctx.storage.sql;
+    return this.metered;
   }
 
   // ---- RPC from Gateways ---------------------------------------------------
 
   /** A new connection for this client id: take over, keep or discard the session. */
-  claim(req: ClaimRequest): Promise<ClaimResult> {
-    return this.lock.run(async () => {
+  claim(req: ClaimRequest): Promise<Reply<ClaimResult>> {
+    return this.serve(async () => {
       let meta = this.readMeta();
       const fresh = meta === undefined;
       if (meta?.online && meta.ownerConn !== req.connId) {
@@ -180,8 +204,8 @@ export class Session extends DurableObject<Env> {
    * Session, and the gateway the client came from, stop being destinations.
    * Returns what was queued here in between.
    */
-  switched(connId: string): Promise<Message[]> {
-    return this.lock.run(async () => {
+  switched(connId: string): Promise<Reply<Message[]>> {
+    return this.serve(async () => {
       const meta = this.readMeta();
       if (meta === undefined || meta.ownerConn !== connId) return [];
       if (meta.registered) {
@@ -202,8 +226,14 @@ export class Session extends DurableObject<Env> {
    * The client of a persistent session went offline: keep its state and queue for
    * it until the session expires; publish a delayed will when it is due.
    */
-  park(gateway: string, connId: string, state: SessionState, expiry: number, will?: Will): Promise<void> {
-    return this.lock.run(async () => {
+  park(
+    gateway: string,
+    connId: string,
+    state: SessionState,
+    expiry: number,
+    will?: Will,
+  ): Promise<Reply<void>> {
+    return this.serve(async () => {
       const meta = this.readMeta();
       if (meta === undefined || meta.ownerConn !== connId || meta.ownerGateway !== gateway) return;
       this.clearSessionData();
@@ -227,18 +257,18 @@ export class Session extends DurableObject<Env> {
   }
 
   /** A clean session ended: nothing is kept. */
-  release(connId: string): Promise<void> {
-    return this.lock.run(async () => {
+  release(connId: string): Promise<Reply<void>> {
+    return this.serve(async () => {
       const meta = this.readMeta();
       if (meta === undefined || meta.ownerConn !== connId) return;
       if (meta.registered) await this.unregister(meta);
-      await this.forget();
+      await this.forget(meta);
     });
   }
 
   /** What the HTTP API shows of this client: online where, subscriptions, queued messages. */
-  info(): Promise<SessionInfo | null> {
-    return this.lock.run(async () => {
+  info(): Promise<Reply<SessionInfo | null>> {
+    return this.serve(async () => {
       const meta = this.readMeta();
       if (meta === undefined) return null;
       const info: SessionInfo = {
@@ -262,22 +292,22 @@ export class Session extends DurableObject<Env> {
   }
 
   /** Disconnects the client (0x98 Administrative action) and deletes its session. */
-  drop(): Promise<boolean> {
-    return this.lock.run(async () => {
+  drop(): Promise<Reply<boolean>> {
+    return this.serve(async () => {
       const meta = this.readMeta();
       if (meta === undefined) return false;
       if (meta.online)
         await this.gateway(meta.ownerGateway).kick(meta.clientId, ReasonCode.AdministrativeAction);
       if (meta.registered) await this.unregister(meta);
-      await this.forget();
+      await this.forget(meta);
       log("info", "session_dropped", { clientId: meta.clientId });
       return true;
     });
   }
 
   /** Messages for the client from a shard or from a gateway it just left. */
-  enqueue(messages: Message[]): Promise<void> {
-    return this.lock.run(async () => {
+  enqueue(messages: Message[]): Promise<Reply<void>> {
+    return this.serve(async () => {
       const meta = this.readMeta();
       if (meta === undefined) return;
       const subs = this.subscriptions();
@@ -318,6 +348,7 @@ export class Session extends DurableObject<Env> {
   /** A delayed will falls due, or the session expires (3.1.1: configured; 5.0: Session Expiry Interval). */
   override async alarm(): Promise<void> {
     await this.lock.run(async () => {
+      this.usage.alarms++;
       const meta = this.readMeta();
       if (meta === undefined || meta.online) return;
       const now = Date.now();
@@ -337,7 +368,7 @@ export class Session extends DurableObject<Env> {
       }
       if (meta.registered) await this.unregister(meta);
       log("info", "session_expired", { clientId: meta.clientId });
-      await this.forget();
+      await this.forget(meta);
     });
   }
 
@@ -350,10 +381,15 @@ export class Session extends DurableObject<Env> {
 
   private writeMeta(meta: Meta): void {
     this.ctx.storage.kv.put(META_KEY, stringify(meta));
+    this.usage.rowsWritten++;
   }
 
   /** Deletes everything this object stores (the session ended or expired). */
-  private async forget(): Promise<void> {
+  private async forget(meta: Meta): Promise<void> {
+    // deleteAll reports no rows: a stored session's are deleted (and counted) first,
+    // and the record is one more.
+    if (meta.persistent) this.clearSessionData();
+    this.usage.rowsWritten++;
     await this.ctx.storage.deleteAll();
     this.schemaReady = false;
   }

@@ -34,14 +34,53 @@ export interface ShardRpc {
   stats(): Promise<ShardStats>;
 }
 
+/**
+ * What a Session did that Cloudflare bills, beyond the call itself: rows written
+ * and alarms run since its last answer. Sessions are one object per client id and
+ * nobody polls them, so each answer carries this to the caller, which counts it.
+ */
+export interface SessionUsage {
+  rowsWritten: number;
+  alarms: number;
+}
+
+export interface Reply<T> {
+  result: T;
+  usage: SessionUsage;
+}
+
 export interface SessionRpc {
-  claim(req: ClaimRequest): Promise<ClaimResult>;
-  switched(connId: string): Promise<Message[]>;
-  park(gateway: string, connId: string, state: SessionState, expiry: number, will?: Will): Promise<void>;
-  release(connId: string): Promise<void>;
-  enqueue(messages: Message[]): Promise<void>;
-  info(): Promise<SessionInfo | null>;
-  drop(): Promise<boolean>;
+  claim(req: ClaimRequest): Promise<Reply<ClaimResult>>;
+  switched(connId: string): Promise<Reply<Message[]>>;
+  park(
+    gateway: string,
+    connId: string,
+    state: SessionState,
+    expiry: number,
+    will?: Will,
+  ): Promise<Reply<void>>;
+  release(connId: string): Promise<Reply<void>>;
+  enqueue(messages: Message[]): Promise<Reply<void>>;
+  info(): Promise<Reply<SessionInfo | null>>;
+  drop(): Promise<Reply<boolean>>;
+}
+
+/** Who counts a call into a Session and what the Session reports of its own work. */
+export interface SessionMeter {
+  add(name: "session_calls" | "session_rows" | "session_alarms", n?: number): void;
+}
+
+/** Calls a Session, counting the call and what the Session reports; its result. */
+export async function callSession<T>(
+  session: SessionRpc,
+  meter: SessionMeter,
+  call: (session: SessionRpc) => Promise<Reply<T>>,
+): Promise<T> {
+  meter.add("session_calls");
+  const { result, usage } = await call(session);
+  if (usage.rowsWritten > 0) meter.add("session_rows", usage.rowsWritten);
+  if (usage.alarms > 0) meter.add("session_alarms", usage.alarms);
+  return result;
 }
 
 type Namespaces = Pick<Env, "GATEWAY" | "TOPIC_SHARD" | "SESSION">;

@@ -33,7 +33,7 @@ import {
 } from "../mqtt/index.ts";
 import type { Env } from "../worker/env.ts";
 import type { ShardFilters, SubscribeRequest } from "./registration.ts";
-import { gatewayStub, sessionStub } from "./stubs.ts";
+import { callSession, gatewayStub, sessionStub } from "./stubs.ts";
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS routes (
@@ -345,7 +345,6 @@ export class TopicShard extends DurableObject<Env> {
   private async deliverTo(destination: Destination, messages: Message[]): Promise<undefined> {
     try {
       this.counters.add("deliveries");
-      if (destination.startsWith("s:")) this.counters.add("session_calls");
       await this.stubFor(destination)(messages);
     } catch (err) {
       log("error", "delivery_failed", { destination, count: messages.length, error: String(err) });
@@ -364,7 +363,7 @@ export class TopicShard extends DurableObject<Env> {
         stub = (messages) => gateway.deliver(messages);
       } else {
         const session = sessionStub(this.env, name);
-        stub = (messages) => session.enqueue(messages);
+        stub = (messages) => callSession(session, this.counters, (s) => s.enqueue(messages));
       }
       this.stubs.set(destination, stub);
     }

@@ -52,11 +52,11 @@ export async function handleApi(request: Request, env: Env, url: URL): Promise<R
     if (client) {
       const id = decodeURIComponent(client[1] as string);
       if (request.method === "GET") {
-        const info = await sessionStub(env, id).info();
+        const { result: info } = await sessionStub(env, id).info();
         return info === null ? apiError(404, `no session for client id ${JSON.stringify(id)}`) : json(info);
       }
       if (request.method === "DELETE") {
-        const dropped = await sessionStub(env, id).drop();
+        const { result: dropped } = await sessionStub(env, id).drop();
         return dropped
           ? json({ dropped: id })
           : apiError(404, `no session for client id ${JSON.stringify(id)}`);

@@ -163,14 +163,8 @@ async function acceptConnect(
   const keepAlive = v5 && p.keepAlive > gw.config.maxKeepAlive ? gw.config.maxKeepAlive : p.keepAlive;
 
   const connId = crypto.randomUUID();
-  const claim = await gw.session(clientId).claim({
-    clientId,
-    gateway: gw.name,
-    connId,
-    cleanStart: p.cleanStart,
-    persistent,
-    expiry,
-  });
+  const request = { clientId, gateway: gw.name, connId, cleanStart: p.cleanStart, persistent, expiry };
+  const claim = await gw.session(clientId, (s) => s.claim(request));
 
   gw.store.putClient({ clientId, connId, persistent, expiry, will: p.will, identity: conn.identity });
   for (const [filter, options] of claim.state.subscriptions) gw.addSubscription(clientId, filter, options);
@@ -251,7 +245,7 @@ async function acceptConnect(
 
   resendUnacknowledged(gw, conn, clientId);
   if (claim.switchNeeded) {
-    const late: Message[] = await gw.session(clientId).switched(connId);
+    const late: Message[] = await gw.session(clientId, (s) => s.switched(connId));
     for (const m of late) gw.deliverToConnection(conn, m, m.qos, [], true);
   }
   gw.pump(conn);
