@@ -6,10 +6,9 @@ import type { Message } from "../broker/message.ts";
 import { type Destination, gatewayName, shardName } from "../broker/routing.ts";
 import type { SessionState } from "../broker/session-state.ts";
 import { aggregate, type BrokerStats, type GatewayStats, type ShardStats } from "../broker/stats.ts";
-import type { Will } from "../mqtt/index.ts";
 import type { Env } from "../worker/env.ts";
 import type { ShardFilters, SubscribeRequest } from "./registration.ts";
-import type { ClaimRequest, ClaimResult, SessionInfo } from "./session.ts";
+import type { Session } from "./session.ts";
 
 export interface GatewayRpc {
   deliver(messages: Message[]): Promise<void>;
@@ -49,21 +48,11 @@ export interface Reply<T> {
   usage: SessionUsage;
 }
 
-export interface SessionRpc {
-  claim(req: ClaimRequest): Promise<Reply<ClaimResult>>;
-  switched(connId: string): Promise<Reply<Message[]>>;
-  park(
-    gateway: string,
-    connId: string,
-    state: SessionState,
-    expiry: number,
-    will?: Will,
-  ): Promise<Reply<void>>;
-  release(connId: string): Promise<Reply<void>>;
-  enqueue(messages: Message[]): Promise<Reply<void>>;
-  info(): Promise<Reply<SessionInfo | null>>;
-  drop(): Promise<Reply<boolean>>;
-}
+/** The calls a Session answers, with its own signatures (so they cannot drift apart). */
+export type SessionRpc = Pick<
+  Session,
+  "claim" | "switched" | "park" | "release" | "enqueue" | "info" | "drop"
+>;
 
 /** Who counts a call into a Session and what the Session reports of its own work. */
 export interface SessionMeter {
