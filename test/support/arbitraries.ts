@@ -271,9 +271,12 @@ function disconnect(version: ProtocolVersion): fc.Arbitrary<Packet> {
         userProperties,
       }),
     })
-    .map(({ reasonCode, properties }) =>
-      properties ? { type: "disconnect", reasonCode, properties } : { type: "disconnect", reasonCode },
-    );
+    .map(({ reasonCode, properties }): Packet => {
+      if (properties) return { type: "disconnect", reasonCode, properties };
+      // 0x00 without properties travels in the short form (5.0 3.14.2.1), which
+      // decodes without a reason code: generate that canonical form, as pubAck does.
+      return reasonCode === 0 ? { type: "disconnect" } : { type: "disconnect", reasonCode };
+    });
 }
 
 const auth: fc.Arbitrary<Packet> = fc
