@@ -10,7 +10,7 @@
 
 import type { SubscriptionOptions } from "../broker/session-state.ts";
 import { type Connected, Connection } from "../durable-objects/gateway/connection.ts";
-import { OutboundWindow } from "../durable-objects/gateway/outbound-window.ts";
+import { HeldBudget, OutboundWindow } from "../durable-objects/gateway/outbound-window.ts";
 import { SubscriptionIndex } from "../mqtt/index.ts";
 
 const gc = (globalThis as { gc?: () => void }).gc;
@@ -54,13 +54,15 @@ const clients = new Map<string, Connection>();
 const sockets = new Map<FakeSocket, Connection>();
 const index = new SubscriptionIndex<SubscriptionOptions>();
 const options: SubscriptionOptions = { qos: 1, noLocal: false, retainAsPublished: false, retainHandling: 0 };
+// One budget for held messages per gateway, shared by its windows.
+const budget = new HeldBudget(Number.POSITIVE_INFINITY);
 for (let i = 0; i < N; i++) {
   const ws = new FakeSocket();
   const att = attachment(i);
   const conn = new Connection(ws as unknown as WebSocket, att, MAX_PACKET);
   conn.save();
   conn.ready = true;
-  conn.window = new OutboundWindow([]);
+  conn.window = new OutboundWindow([], budget);
   clients.set(att.clientId, conn);
   sockets.set(ws, conn);
   index.add(`devices/${att.clientId}/commands/#`, att.clientId, options);

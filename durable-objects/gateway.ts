@@ -58,9 +58,9 @@ import {
 /** How often, at most, lastSeen is written to the attachment (ms). */
 const LAST_SEEN_GRAIN = 5_000;
 /**
- * How long a clean session's message may be in flight unacknowledged before it
- * is written to storage (ms). Long enough that a healthy client's ack comes
- * first, short enough that the timer holds the object awake only briefly.
+ * How long a client with messages held in memory may acknowledge nothing before
+ * they are written to storage (ms). Long enough that a healthy client's acks keep
+ * coming, short enough that the timer holds the object awake only briefly.
  */
 export const SPILL_AFTER_MS = 2_000;
 /** Memory for clean sessions' held messages, per gateway (of an object's 128 MB). */
@@ -315,8 +315,7 @@ export class Gateway extends DurableObject<Env> {
     if (record === undefined || record.connId !== connId) return null;
     const conn = this.clients.get(clientId);
     if (conn !== undefined && conn.connected?.connId === connId && !conn.finished) {
-      conn.finished = true;
-      conn.window?.discardHeld();
+      conn.retire();
       this.clients.delete(clientId);
       if (conn.version === 5 && conn.ready) {
         this.send(conn, { type: "disconnect", reasonCode: ReasonCode.SessionTakenOver });
@@ -573,7 +572,7 @@ export class Gateway extends DurableObject<Env> {
         conn.ready = true;
         const record = this.store.getClient(att.clientId);
         if (record?.connId === att.connId) this.clients.set(att.clientId, conn);
-        else conn.finished = true;
+        else conn.retire();
       }
       this.connections.set(ws, conn);
     }
@@ -619,13 +618,11 @@ export class Gateway extends DurableObject<Env> {
   /** Tears a connection down once: will, then park or drop the session. */
   async finish(conn: Connection, how: "normal" | "abnormal", why: string): Promise<void> {
     if (conn.finished) return;
-    conn.finished = true;
+    const held = conn.retire();
     const att = conn.connected;
     if (att === undefined) return;
     if (this.clients.get(att.clientId) === conn) this.clients.delete(att.clientId);
     log("info", "disconnect", { gateway: this.name, clientId: att.clientId, how, why });
-    const held = conn.window?.heldMessages() ?? [];
-    conn.window?.discardHeld();
     await this.endSession(att.clientId, att.connId, how, held);
   }
 
@@ -929,12 +926,8 @@ export class Gateway extends DurableObject<Env> {
           this.counters.add("expired");
           continue;
         }
-        const packetId = window.freePacketId();
-        if (packetId === undefined) {
-          window.queued++;
-          window.readAhead.unshift(entry);
-          return;
-        }
+        // Room in the window means fewer than 65,535 in flight: an id is free.
+        const packetId = window.freePacketId() as number;
         room--;
         if (this.sendPublish(conn, this.publishPacket(entry.message, entry.subscriptionIds, packetId))) {
           this.store.markOutbound(entry.seq, "sent", packetId);

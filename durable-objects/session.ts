@@ -386,12 +386,20 @@ export class Session extends DurableObject<Env> {
 
   /** Deletes everything this object stores (the session ended or expired). */
   private async forget(meta: Meta): Promise<void> {
-    // deleteAll reports no rows: a stored session's are deleted (and counted) first,
-    // and the record is one more.
-    if (meta.persistent) this.clearSessionData();
+    // deleteAll reports no rows: a stored session's are counted here, and the
+    // record is one more.
+    if (meta.persistent) this.usage.rowsWritten += this.storedRows();
     this.usage.rowsWritten++;
     await this.ctx.storage.deleteAll();
     this.schemaReady = false;
+  }
+
+  private storedRows(): number {
+    return this.sql
+      .exec<{ n: number }>(
+        "SELECT (SELECT COUNT(*) FROM subs) + (SELECT COUNT(*) FROM queue) + (SELECT COUNT(*) FROM inbound_qos2) AS n",
+      )
+      .one().n;
   }
 
   private clearSessionData(): void {

@@ -5,6 +5,7 @@
  */
 import type { Identity } from "../../broker/auth/authenticator.ts";
 import type { AuthContext, EnhancedAuthMethod } from "../../broker/auth/method.ts";
+import type { Message } from "../../broker/message.ts";
 import type { TokenBucket } from "../../broker/rate-limit.ts";
 import { type ConnectPacket, type Packet, type ProtocolVersion, StreamDecoder } from "../../mqtt/index.ts";
 import type { OutboundWindow } from "./outbound-window.ts";
@@ -99,6 +100,18 @@ export class Connection {
 
   get version(): ProtocolVersion {
     return this.att.phase === "connected" ? this.att.version : this.decoder.version;
+  }
+
+  /**
+   * Marks the connection finished (no more packets are handled) and lets go of
+   * the messages held for it in memory, a clean session's, which end with it;
+   * returns them, for a shared subscription to pass on to another member.
+   */
+  retire(): Message[] {
+    this.finished = true;
+    const held = this.window?.heldMessages() ?? [];
+    this.window?.discardHeld();
+    return held;
   }
 
   save(): void {

@@ -196,10 +196,7 @@ async function acceptConnect(
     return;
   }
   const previous = gw.clients.get(clientId);
-  if (previous !== undefined && previous !== conn) {
-    previous.finished = true;
-    previous.window?.discardHeld();
-  }
+  if (previous !== undefined && previous !== conn) previous.retire();
   gw.clients.set(clientId, conn);
 
   // Registered at the shards before CONNACK: nothing published after it is missed.

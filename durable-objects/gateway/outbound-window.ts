@@ -32,8 +32,6 @@ export interface HeldInFlight extends InFlightBase {
   seq: null;
   /** What is written if it stays unacknowledged. */
   held: OutboundMessage;
-  /** Epoch ms it was sent. */
-  sentAt: number;
 }
 
 export type InFlight = StoredInFlight | HeldInFlight;
@@ -109,7 +107,7 @@ export class OutboundWindow {
   private readonly budget: HeldBudget;
 
   /** The window of a client whose stored outbound messages are `rows`. */
-  constructor(rows: Iterable<OutboundRow>, budget = new HeldBudget(Number.POSITIVE_INFINITY)) {
+  constructor(rows: Iterable<OutboundRow>, budget: HeldBudget) {
     this.budget = budget;
     this.inflight = new Map();
     this.queued = 0;
@@ -173,7 +171,6 @@ export class OutboundWindow {
       qos: entry.message.qos as 1 | 2,
       state: "sent",
       held,
-      sentAt: now,
     });
     this.heldSent++;
     return true;

@@ -17,6 +17,8 @@ const entry = (id: string, payloadBytes = 0): OutboundMessage => ({
   packetId: null,
 });
 
+const unbounded = () => new HeldBudget(Number.POSITIVE_INFINITY);
+
 /** A stand-in for the outbound table: rows in the order written, row numbers from 100. */
 function table() {
   const rows: OutboundMessage[] = [];
@@ -26,11 +28,14 @@ function table() {
 
 describe("OutboundWindow", () => {
   it("is rebuilt from stored rows: queued ones counted, sent ones in flight by packet id", () => {
-    const w = new OutboundWindow([
-      { seq: 1, packetId: 7, state: "sent", qos: 1 },
-      { seq: 2, packetId: 8, state: "released", qos: 2 },
-      { seq: 3, packetId: null, state: "queued", qos: 1 },
-    ]);
+    const w = new OutboundWindow(
+      [
+        { seq: 1, packetId: 7, state: "sent", qos: 1 },
+        { seq: 2, packetId: 8, state: "released", qos: 2 },
+        { seq: 3, packetId: null, state: "queued", qos: 1 },
+      ],
+      unbounded(),
+    );
     expect(w.queued).toBe(1);
     expect([...w.inflight.keys()]).toEqual([7, 8]);
     expect(w.held).toBe(0);
@@ -38,7 +43,7 @@ describe("OutboundWindow", () => {
   });
 
   it("never hands out a packet id in flight (MQTT-2.3.1-2)", () => {
-    const w = new OutboundWindow([{ seq: 1, packetId: 1, state: "sent", qos: 1 }]);
+    const w = new OutboundWindow([{ seq: 1, packetId: 1, state: "sent", qos: 1 }], unbounded());
     const id = w.freePacketId() as number;
     expect(id).toBe(2);
     w.hold(id, entry("a"), 0);
@@ -46,7 +51,7 @@ describe("OutboundWindow", () => {
   });
 
   it("counts held messages in flight and waiting, and forgets them when acknowledged", () => {
-    const w = new OutboundWindow([]);
+    const w = new OutboundWindow([], unbounded());
     w.hold(1, entry("a"), 5);
     w.wait(entry("b"), 6);
     expect([w.heldInFlight, w.held, w.idle, w.activeAt]).toEqual([1, 2, false, 5]);
@@ -58,7 +63,7 @@ describe("OutboundWindow", () => {
   });
 
   it("writes held messages in flight with their packet id and state, and waiting ones in order (MQTT 4.6)", () => {
-    const w = new OutboundWindow([]);
+    const w = new OutboundWindow([], unbounded());
     w.hold(1, entry("sent"), 0);
     w.wait(entry("m1"), 0);
     w.wait(entry("m2"), 0);
@@ -74,7 +79,7 @@ describe("OutboundWindow", () => {
   });
 
   it("gives waiting messages back in the order they came, however many (MQTT 4.6)", () => {
-    const w = new OutboundWindow([]);
+    const w = new OutboundWindow([], unbounded());
     const taken: string[] = [];
     for (let i = 0; i < 5000; i++) {
       w.wait(entry(`m${i}`), 0);
@@ -86,7 +91,7 @@ describe("OutboundWindow", () => {
   });
 
   it("drops a held message that storage already has (a duplicate)", () => {
-    const w = new OutboundWindow([]);
+    const w = new OutboundWindow([], unbounded());
     w.hold(1, entry("dup"), 0);
     w.spill(() => undefined);
     expect(w.inflight.size).toBe(0);
