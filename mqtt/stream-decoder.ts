@@ -1,8 +1,12 @@
 /**
  * A streaming decoder: bytes in, whole packets out. Packets may be split across
- * WebSocket frames or several may share one; the remainder is kept for the next
- * chunk. A packet whose fixed header announces more than `maxPacketSize` is
- * refused before any of its body is buffered.
+ * WebSocket frames or several may share one. It is pull-based: `feed` only keeps
+ * the bytes, and `next` decodes one packet when the caller is ready for it, so
+ * a frame of many packets costs its bytes until they are handled, never a decoded
+ * packet (or a task) for each of them at once. A packet is assembled only once
+ * all its bytes have arrived, so memory follows the bytes received, never the
+ * length a header announces; one announcing more than `maxPacketSize` is refused
+ * before any of its body is buffered.
  */
 import { decodeBody, firstByteProblem } from "./decode.ts";
 import type { DecodeError } from "./errors.ts";
@@ -24,14 +28,16 @@ export interface DecodeResult {
   error?: DecodeError;
 }
 
+/** The longest fixed header: one type byte and four Remaining Length bytes. */
+const MAX_HEADER = 5;
+
 export class StreamDecoder {
   version: ProtocolVersion;
   readonly maxPacketSize: number;
-  /** Bytes of a packet still being assembled: either a short header or `need` bytes. */
-  private carry: Uint8Array | null = null;
-  private carryLen = 0;
-  /** Total size of the packet in `carry` once its header is known, else 0. */
-  private need = 0;
+  /** Bytes received and not yet decoded, oldest first; the first is read from `offset`. */
+  private readonly chunks: Uint8Array[] = [];
+  private offset = 0;
+  private pending = 0;
   private failed: DecodeError | undefined;
 
   constructor(options: StreamDecoderOptions = {}) {
@@ -39,90 +45,117 @@ export class StreamDecoder {
     this.version = options.version ?? 4;
   }
 
-  /** Bytes held for a packet that has not fully arrived. */
+  /** Bytes received and not decoded yet. */
   get buffered(): number {
-    return this.carryLen;
+    return this.pending;
   }
 
-  push(chunk: Uint8Array): DecodeResult {
-    const packets: Packet[] = [];
-    if (this.failed) return { packets, error: this.failed };
-    let buf = chunk;
-    let pos = 0;
-    if (this.carry !== null) {
-      if (this.need === 0) {
-        // Only a few header bytes are held: join them to the chunk and start over.
-        buf = new Uint8Array(this.carryLen + chunk.length);
-        buf.set(this.carry.subarray(0, this.carryLen));
-        buf.set(chunk, this.carryLen);
-        this.carry = null;
-        this.carryLen = 0;
-      } else {
-        const take = Math.min(this.need - this.carryLen, chunk.length);
-        this.carry.set(chunk.subarray(0, take), this.carryLen);
-        this.carryLen += take;
-        pos = take;
-        if (this.carryLen < this.need) return { packets };
-        const whole = this.carry;
-        this.carry = null;
-        this.carryLen = 0;
-        this.need = 0;
-        const error = this.emit(whole, 0, packets);
-        if (error) return { packets, error };
-      }
-    }
-    while (pos < buf.length) {
-      const header = readHeader(buf, pos, this.maxPacketSize);
-      if (header.kind === "incomplete") {
-        this.carry = buf.slice(pos);
-        this.carryLen = this.carry.length;
-        break;
-      }
-      if (header.kind === "error") {
-        this.failed = header.error;
-        return { packets, error: header.error };
-      }
-      const problem = firstByteProblem(buf[pos] as number, this.version);
-      if (problem !== undefined) {
-        this.failed = {
-          ok: false,
-          reasonCode: ReasonCode.MalformedPacket,
-          message: problem,
-          packetType: (buf[pos] as number) >> 4,
-        };
-        return { packets, error: this.failed };
-      }
-      const available = buf.length - pos;
-      if (available < header.total) {
-        this.carry = new Uint8Array(header.total);
-        this.carry.set(buf.subarray(pos));
-        this.carryLen = available;
-        this.need = header.total;
-        break;
-      }
-      const error = this.emit(buf, pos, packets);
-      if (error) return { packets, error };
-      pos += header.total;
-    }
-    return { packets };
+  /** Keeps `chunk` (a view: the caller must not reuse its memory) for `next`. */
+  feed(chunk: Uint8Array): void {
+    if (chunk.length === 0 || this.failed) return;
+    this.chunks.push(chunk);
+    this.pending += chunk.length;
   }
 
-  /** Decodes the whole packet at `buf[pos]`, whose header is known to be valid. */
-  private emit(buf: Uint8Array, pos: number, out: Packet[]): DecodeError | undefined {
-    const header = readHeader(buf, pos, this.maxPacketSize) as { headerLen: number; total: number };
-    const result = decodeBody(
-      buf[pos] as number,
-      buf,
-      pos + header.headerLen,
-      pos + header.total,
-      this.version,
-    );
-    if ("ok" in result) {
-      this.failed = result;
-      return result;
+  /** Drops every byte not decoded yet (the connection is ending). */
+  discard(): void {
+    this.chunks.length = 0;
+    this.offset = 0;
+    this.pending = 0;
+  }
+
+  /**
+   * The next whole packet; a DecodeError once the stream is broken (and from then
+   * on); undefined while the next packet has not fully arrived.
+   */
+  next(): Packet | DecodeError | undefined {
+    if (this.failed) return this.failed;
+    if (this.pending < 2) return undefined;
+    const first = this.chunks[0] as Uint8Array;
+    const inFirst = first.length - this.offset;
+    // The header is read in place when the first chunk holds it, else from a copy.
+    const head = inFirst >= MAX_HEADER || inFirst === this.pending ? first : this.peek(MAX_HEADER);
+    const at = head === first ? this.offset : 0;
+    const header = readHeader(head, at, this.maxPacketSize);
+    if (header.kind === "incomplete") return undefined;
+    if (header.kind === "error") return this.fail(header.error);
+    const problem = firstByteProblem(head[at] as number, this.version);
+    if (problem !== undefined) {
+      return this.fail({
+        ok: false,
+        reasonCode: ReasonCode.MalformedPacket,
+        message: problem,
+        packetType: (head[at] as number) >> 4,
+      });
     }
+    if (this.pending < header.total) return undefined;
+    let result: Packet | DecodeError;
+    if (inFirst >= header.total) {
+      const pos = this.offset;
+      result = decodeBody(
+        first[pos] as number,
+        first,
+        pos + header.headerLen,
+        pos + header.total,
+        this.version,
+      );
+    } else {
+      // Split across frames: joined now that every byte is here.
+      const whole = this.peek(header.total);
+      result = decodeBody(whole[0] as number, whole, header.headerLen, header.total, this.version);
+    }
+    this.consume(header.total);
+    if ("ok" in result) return this.fail(result);
     if (result.type === "connect") this.version = result.protocolVersion;
-    out.push(result);
-    return undefined;
+    return result;
+  }
+
+  /** Feeds `chunk` and decodes every whole packet now available. */
+  push(chunk: Uint8Array): DecodeResult {
+    this.feed(chunk);
+    const packets: Packet[] = [];
+    for (;;) {
+      const next = this.next();
+      if (next === undefined) return { packets };
+      if ("ok" in next) return { packets, error: next };
+      packets.push(next);
+    }
+  }
+
+  private fail(error: DecodeError): DecodeError {
+    this.failed = error;
+    this.discard();
+    return error;
+  }
+
+  /** A copy of the first `n` buffered bytes (fewer if fewer are buffered). */
+  private peek(n: number): Uint8Array {
+    const out = new Uint8Array(Math.min(n, this.pending));
+    let filled = 0;
+    let from = this.offset;
+    for (const chunk of this.chunks) {
+      const take = Math.min(chunk.length - from, out.length - filled);
+      out.set(chunk.subarray(from, from + take), filled);
+      filled += take;
+      from = 0;
+      if (filled === out.length) break;
+    }
+    return out;
+  }
+
+  private consume(n: number): void {
+    this.pending -= n;
+    let left = n;
+    while (left > 0) {
+      const chunk = this.chunks[0] as Uint8Array;
+      const inChunk = chunk.length - this.offset;
+      if (left < inChunk) {
+        this.offset += left;
+        return;
+      }
+      left -= inChunk;
+      this.chunks.shift();
+      this.offset = 0;
+    }
   }
 }

@@ -89,3 +89,48 @@ describe("StreamDecoder refuses a bad first byte at once", () => {
     expect(decoder.push(hex("80 64 00")).error?.reasonCode).toBe(ReasonCode.MalformedPacket);
   });
 });
+
+describe("StreamDecoder is pulled one packet at a time", () => {
+  it("decodes nothing at feed: a frame of 100,000 PINGREQs costs its bytes until each is asked for", () => {
+    const decoder = new StreamDecoder({ version: 4 });
+    const frame = new Uint8Array(200_000);
+    for (let i = 0; i < frame.length; i += 2) frame[i] = 0xc0;
+    decoder.feed(frame);
+    expect(decoder.buffered).toBe(200_000);
+    expect(decoder.next()).toEqual({ type: "pingreq" });
+    expect(decoder.buffered).toBe(199_998);
+    decoder.discard();
+    expect(decoder.buffered).toBe(0);
+    expect(decoder.next()).toBeUndefined();
+  });
+
+  it("holds only the bytes that arrived, never the length a header announces", () => {
+    const decoder = new StreamDecoder({ version: 4 });
+    // A PUBLISH announcing 268,435,455 bytes (the largest Remaining Length), 6 bytes sent.
+    decoder.feed(hex("30 ff ff ff 7f 00"));
+    expect(decoder.next()).toBeUndefined();
+    expect(decoder.buffered).toBe(6);
+  });
+
+  it("joins a packet split over many chunks only once all of it is here", () => {
+    const decoder = new StreamDecoder({ version: 4 });
+    const bytes = encode(
+      {
+        type: "publish",
+        topic: "a/b",
+        payload: new Uint8Array(300).fill(7),
+        qos: 0,
+        dup: false,
+        retain: false,
+      },
+      4,
+    );
+    for (let i = 0; i < bytes.length; i += 7) {
+      expect(decoder.next()).toBeUndefined();
+      decoder.feed(bytes.slice(i, i + 7));
+    }
+    const packet = decoder.next();
+    expect(packet).toMatchObject({ type: "publish", topic: "a/b" });
+    expect(decoder.buffered).toBe(0);
+  });
+});
