@@ -6,7 +6,7 @@ import { defineConfig } from "vitest/config";
  * gateways. The security and wire-fuzzing suites start brokers of their own with
  * fixed settings, so they run once.
  */
-const OWN_BROKER = ["test/e2e/security.test.ts", "test/e2e/fuzz-wire.test.ts"];
+const OWN_BROKER = ["test/e2e/security.test.ts", "test/e2e/fuzz-wire.test.ts", "test/e2e/identity.test.ts"];
 /** The browser test drives the console once; the broker behind it is the same either way. */
 const ONCE = [...OWN_BROKER, "test/e2e/console.test.ts"];
 const e2e = (name: string, exclude: string[] = []) => ({
@@ -36,7 +36,7 @@ export default defineConfig({
         plugins: [
           cloudflareTest({
             wrangler: { configPath: "./wrangler.toml" },
-            miniflare: { bindings: { ALLOW_ANONYMOUS: "true" } },
+            miniflare: { bindings: { ALLOW_ANONYMOUS: "true", AUTH_HMAC_SECRET: "runtime-secret" } },
           }),
         ],
         test: {

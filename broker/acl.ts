@@ -1,8 +1,9 @@
 /**
  * Authorization: which topics a client may publish to and which filters it may
  * subscribe to. Rules come from the ACL setting or from a token's claims; in a
- * pattern, %c stands for the client id and %u for the user name. `$SYS/` is
- * read-only to clients whatever the rules say.
+ * pattern, %c stands for the client id and %u for the principal's name (the user
+ * name a password was checked for, a token's identity, ...). `$SYS/` is read-only
+ * to clients whatever the rules say.
  */
 import { topicMatches } from "../mqtt/index.ts";
 
@@ -23,9 +24,19 @@ export interface Principal {
   rules?: AclRules;
 }
 
-/** Substitutes %c and %u; a pattern naming a user the client lacks matches nothing. */
+/**
+ * Whether an identity may stand in a pattern: one holding a wildcard or a level
+ * separator would widen it (client id "#" turns "devices/%c/#" into every
+ * device's topics), so it matches nothing, as in Mosquitto.
+ */
+function substitutable(identity: string | undefined): identity is string {
+  return identity !== undefined && identity !== "" && !/[+#/]/.test(identity);
+}
+
+/** Substitutes %c and %u; a pattern naming an identity that cannot stand in it matches nothing. */
 function expand(pattern: string, p: Principal): string | undefined {
-  if (pattern.includes("%u") && p.username === undefined) return undefined;
+  if (pattern.includes("%c") && !substitutable(p.clientId)) return undefined;
+  if (pattern.includes("%u") && !substitutable(p.username)) return undefined;
   return pattern.replaceAll("%c", p.clientId).replaceAll("%u", p.username ?? "");
 }
 

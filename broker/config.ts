@@ -2,6 +2,8 @@
  * Broker settings, read from `wrangler.toml` [vars] (all strings there). Every
  * setting has a safe default so a missing var never breaks the broker.
  */
+import { CLIENT_ID_LENGTH_LIMIT } from "./client-ids.ts";
+
 export interface BrokerEnv {
   TOPIC_SHARDS?: string;
   SHARD_LEVELS?: string;
@@ -25,6 +27,10 @@ export interface BrokerEnv {
   PUBLISH_BURST?: string;
   ALLOWED_ORIGINS?: string;
   SYS_INTERVAL?: string;
+  MAX_CLIENT_ID_LENGTH?: string;
+  CLIENT_ID_PATTERN?: string;
+  AUTH_FAILURES_PER_MINUTE?: string;
+  AUTH_FAILURES_PER_MINUTE_GATEWAY?: string;
   /** debug, info (default), warn or error. */
   LOG_LEVEL?: string;
 }
@@ -69,6 +75,13 @@ export interface BrokerConfig {
   allowedOrigins: string[];
   /** Seconds between $SYS publications, while anyone subscribes to them. */
   sysInterval: number;
+  /** Longest client id, UTF-8 bytes (it is kept in the 2,048-byte attachment). */
+  maxClientId: number;
+  /** Client ids a principal may use: `*` any characters, `%u` its name; unset allows any. */
+  clientIdPattern: string | undefined;
+  /** Failed authentications allowed per minute from one address, and per gateway. */
+  authFailuresPerAddress: number;
+  authFailuresPerGateway: number;
 }
 
 function int(value: string | undefined, fallback: number, min: number, max: number): number {
@@ -101,6 +114,10 @@ export function readConfig(env: BrokerEnv): BrokerConfig {
     publishRate: int(env.PUBLISH_RATE, 1000, 1, 1_000_000),
     publishBurst: int(env.PUBLISH_BURST, 2000, 1, 10_000_000),
     sysInterval: int(env.SYS_INTERVAL, 10, 1, 86_400),
+    maxClientId: int(env.MAX_CLIENT_ID_LENGTH, 256, 1, CLIENT_ID_LENGTH_LIMIT),
+    clientIdPattern: env.CLIENT_ID_PATTERN?.trim() ? env.CLIENT_ID_PATTERN.trim() : undefined,
+    authFailuresPerAddress: int(env.AUTH_FAILURES_PER_MINUTE, 10, 1, 1_000_000),
+    authFailuresPerGateway: int(env.AUTH_FAILURES_PER_MINUTE_GATEWAY, 600, 1, 10_000_000),
     allowedOrigins: (env.ALLOWED_ORIGINS ?? "")
       .split(",")
       .map((o) => o.trim())

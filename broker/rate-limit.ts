@@ -1,7 +1,7 @@
 /**
  * A token bucket: `rate` tokens a second up to `burst`. One per connection for its
- * PUBLISH packets. In memory only: after an eviction a connection starts with a
- * full bucket, which errs on the side of the client.
+ * PUBLISH packets; the authentication throttle keeps some too. In memory only:
+ * after an eviction a bucket starts full, which errs on the side of the client.
  */
 export class TokenBucket {
   private tokens: number;
@@ -17,10 +17,15 @@ export class TokenBucket {
   }
 
   take(now = Date.now()): boolean {
-    this.tokens = Math.min(this.burst, this.tokens + ((now - this.last) / 1000) * this.rate);
-    this.last = now;
-    if (this.tokens < 1) return false;
+    if (!this.has(now)) return false;
     this.tokens -= 1;
     return true;
+  }
+
+  /** Whether a token is there now, without taking it. */
+  has(now = Date.now()): boolean {
+    this.tokens = Math.min(this.burst, this.tokens + ((now - this.last) / 1000) * this.rate);
+    this.last = now;
+    return this.tokens >= 1;
   }
 }

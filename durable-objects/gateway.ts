@@ -5,9 +5,10 @@
  */
 import { DurableObject } from "cloudflare:workers";
 import { Acl, type Principal } from "../broker/acl.ts";
-import { type Authenticator, ConnectAuthenticator } from "../broker/auth/authenticator.ts";
+import { type Authenticator, ConnectAuthenticator, type Identity } from "../broker/auth/authenticator.ts";
 import { HmacChallenge } from "../broker/auth/hmac-challenge.ts";
 import { AuthMethods } from "../broker/auth/method.ts";
+import { AuthThrottle } from "../broker/auth/throttle.ts";
 import { KeyedBatcher } from "../broker/batcher.ts";
 import { type BrokerConfig, readConfig } from "../broker/config.ts";
 import { Counters } from "../broker/counters.ts";
@@ -38,7 +39,7 @@ import { type Attachment, type Connected, Connection } from "./gateway/connectio
 import { FrameGatherer } from "./gateway/frames.ts";
 import { handleAck } from "./gateway/handle-acks.ts";
 import { handleAuth } from "./gateway/handle-auth.ts";
-import { handleConnect } from "./gateway/handle-connect.ts";
+import { handleConnect, principalOf } from "./gateway/handle-connect.ts";
 import { handlePublish } from "./gateway/handle-publish.ts";
 import { handleSubscribe, handleUnsubscribe } from "./gateway/handle-subscribe.ts";
 import { HeldBudget, type OutboundWindow } from "./gateway/outbound-window.ts";
@@ -67,6 +68,8 @@ export const SPILL_AFTER_MS = 2_000;
 const HELD_BUDGET_BYTES = 16 * 2 ** 20;
 /** At most this many free places in the in-flight window before a backlog refills it. */
 const REFILL_STEP = 16;
+/** Undecoded bytes a connected client may have waiting beyond one largest packet. */
+const INPUT_SLACK = 64 * 1024;
 /** Stored queued messages read at once for a client with a backlog. */
 const READ_AHEAD = 64;
 
@@ -84,6 +87,8 @@ export class Gateway extends DurableObject<Env> {
   readonly authMethods: AuthMethods;
   /** Credentials at CONNECT: anonymous, password or JWT. */
   readonly authenticator: Authenticator;
+  /** Failed authentications, per client address and for this gateway. */
+  readonly authThrottle: AuthThrottle;
   readonly acl: Acl;
   private nameCache: string | undefined;
   readonly counters: Counters<GatewayCounter>;
@@ -108,6 +113,11 @@ export class Gateway extends DurableObject<Env> {
         issuer: env.JWT_ISSUER,
         audience: env.JWT_AUDIENCE,
       },
+      identityClaim: env.JWT_IDENTITY_CLAIM,
+    });
+    this.authThrottle = new AuthThrottle({
+      perAddress: this.config.authFailuresPerAddress,
+      perGateway: this.config.authFailuresPerGateway,
     });
     this.acl = new Acl(env.ACL);
     this.counters = new Counters(ctx.storage.sql);
@@ -160,6 +170,8 @@ export class Gateway extends DurableObject<Env> {
     const server = pair[1];
     this.ctx.acceptWebSocket(server);
     const att: Attachment = { phase: "awaiting-connect", openedAt: Date.now() };
+    const address = request.headers.get("x-nimbus-client-address");
+    if (address !== null && address !== "") att.address = address.slice(0, 64);
     server.serializeAttachment(att);
     this.connections.set(server, new Connection(server, att, this.config.maxPacketSize));
     await this.scheduleCheck(att.openedAt + this.config.connectTimeout * 1000);
@@ -180,12 +192,38 @@ export class Gateway extends DurableObject<Env> {
       return this.fail(conn, ReasonCode.MalformedPacket, "text WebSocket frame (MQTT-6.0.0-1)");
     }
     this.touch(conn);
-    const { packets, error } = conn.decoder.push(new Uint8Array(data));
-    for (const packet of packets)
-      void conn.enqueue(() => this.dispatch(conn, packet)).catch((err) => this.crash(conn, err));
-    if (error) void conn.enqueue(() => this.decodeFailure(conn, error));
-    // Wait for this frame's packets, so the runtime keeps the object for them.
-    await conn.enqueue(() => undefined);
+    // Bytes wait undecoded while the connection's earlier packets are handled (a
+    // CONNECT being authenticated, a SUBSCRIBE being registered); a client that
+    // sends faster than that, or more than a packet before its CONNACK, is ended
+    // here, before any of it costs more than its bytes (invariant 6).
+    if (conn.decoder.buffered + data.byteLength > this.inputBound(conn)) {
+      return this.fail(
+        conn,
+        ReasonCode.MessageRateTooHigh,
+        `more than ${this.inputBound(conn)} bytes received and not yet handled`,
+      );
+    }
+    conn.decoder.feed(new Uint8Array(data));
+    // Awaited, so the runtime keeps the object for this frame's packets.
+    await conn.read((next) => this.handleNext(conn, next));
+  }
+
+  /**
+   * Undecoded bytes one connection may have waiting: a whole packet of the
+   * largest size and 64 KiB more once connected; before CONNACK, one CONNECT's
+   * worth (nothing but CONNECT and AUTH is read until then).
+   */
+  private inputBound(conn: Connection): number {
+    return conn.ready ? this.config.maxPacketSize + INPUT_SLACK : this.config.maxPacketSize;
+  }
+
+  private async handleNext(conn: Connection, next: Packet | DecodeError): Promise<void> {
+    if ("ok" in next) return this.decodeFailure(conn, next);
+    try {
+      await this.dispatch(conn, next);
+    } catch (err) {
+      await this.crash(conn, err);
+    }
   }
 
   override async webSocketClose(ws: WebSocket, code: number, reason: string): Promise<void> {
@@ -740,11 +778,18 @@ export class Gateway extends DurableObject<Env> {
   /** Who a connected client is, for authorization; kept in storage, cached on the connection. */
   principal(conn: Connection): Principal {
     const att = conn.connected as NonNullable<Connection["connected"]>;
-    conn.identity ??= this.store.getClient(att.clientId)?.identity ?? { via: "anonymous" };
-    const p: Principal = { clientId: att.clientId };
-    if (conn.identity.username !== undefined) p.username = conn.identity.username;
-    if (conn.identity.rules !== undefined) p.rules = conn.identity.rules;
-    return p;
+    return principalOf(att.clientId, this.identity(conn));
+  }
+
+  /** The identity a connected client authenticated as (stored with its client record). */
+  identity(conn: Connection): Identity {
+    const clientId = conn.connected?.clientId;
+    // A record without one cannot be: every accepted CONNECT stores it. Were it
+    // missing, the client is treated as no one in particular, never as a user.
+    conn.identity ??= (clientId === undefined ? undefined : this.store.getClient(clientId)?.identity) ?? {
+      via: "anonymous",
+    };
+    return conn.identity;
   }
 
   /** A subscription of a client of this gateway, in storage and in the local index. */

@@ -65,6 +65,8 @@ const META_KEY = "session";
 
 export interface SessionInfo {
   clientId: string;
+  /** The principal the session belongs to ("user:alice", "anonymous"). */
+  owner: string | null;
   online: boolean;
   gateway: string | null;
   persistent: boolean;
@@ -76,6 +78,8 @@ export interface SessionInfo {
 
 export interface ClaimRequest {
   clientId: string;
+  /** The principal connecting (ownerOf): only the session's owner may claim it. */
+  owner: string;
   gateway: string;
   connId: string;
   cleanStart: boolean;
@@ -84,16 +88,25 @@ export interface ClaimRequest {
   expiry: number;
 }
 
-export interface ClaimResult {
-  sessionPresent: boolean;
-  state: SessionState;
-  /** The new gateway must call switched() once it has registered at the shards. */
-  switchNeeded: boolean;
-}
+export type ClaimResult =
+  /** Another principal owns this client id's session: nothing was changed. */
+  | { granted: false }
+  | {
+      granted: true;
+      sessionPresent: boolean;
+      state: SessionState;
+      /** The new gateway must call switched() once it has registered at the shards. */
+      switchNeeded: boolean;
+    };
 
 /** The session's record, kept in the meta table. */
 interface Meta {
   clientId: string;
+  /**
+   * The principal that created the session (ownerOf). Absent only in records
+   * written before sessions had owners: the next claim records its principal.
+   */
+  owner?: string;
   ownerGateway: string;
   ownerConn: string;
   online: boolean;
@@ -154,6 +167,17 @@ export class Session extends DurableObject<Env> {
     return this.serve(async () => {
       let meta = this.readMeta();
       const fresh = meta === undefined;
+      const ended = meta !== undefined && !meta.online && meta.expiresAt > 0 && meta.expiresAt <= Date.now();
+      // Invariant 7: a client id's session, online or offline, is its owner's alone.
+      // Another principal is refused before anything is touched: the session, its
+      // queue, its will and the connection that has it now stay as they are.
+      if (meta?.owner !== undefined && meta.owner !== req.owner && !ended) {
+        log("warn", "claim_refused", {
+          clientId: req.clientId,
+          reason: "client id owned by another principal",
+        });
+        return { granted: false };
+      }
       if (meta?.online && meta.ownerConn !== req.connId) {
         // MQTT-3.1.4-2: the existing connection is closed; its state comes here.
         const old = await this.gateway(meta.ownerGateway).takeover(meta.clientId, meta.ownerConn);
@@ -162,10 +186,8 @@ export class Session extends DurableObject<Env> {
         meta.releaseConn = meta.ownerConn;
         meta.online = false;
       }
-      const expired =
-        meta !== undefined && !meta.online && meta.expiresAt > 0 && meta.expiresAt <= Date.now();
       // MQTT-3.1.2-4 (3.1.1) / MQTT-3.1.2-4 (5.0 Clean Start): discard any old session.
-      const keep = meta?.persistent === true && !req.cleanStart && !expired;
+      const keep = meta?.persistent === true && !req.cleanStart && !ended;
       if (meta !== undefined && !keep) {
         if (meta.registered) await this.unregister(meta);
         meta.registered = false;
@@ -179,6 +201,7 @@ export class Session extends DurableObject<Env> {
       const switchNeeded = (meta?.registered ?? false) || meta?.releaseGateway !== undefined;
       meta = {
         clientId: req.clientId,
+        owner: req.owner,
         will: undefined,
         willAt: undefined,
         ownerGateway: req.gateway,
@@ -195,7 +218,7 @@ export class Session extends DurableObject<Env> {
       // Only a stored session can have an alarm (parked, or a will waiting).
       if (!fresh) await this.ctx.storage.deleteAlarm();
       // MQTT-3.2.2-2/-3: session present only when a stored session was resumed.
-      return { sessionPresent: keep, state, switchNeeded };
+      return { granted: true, sessionPresent: keep, state, switchNeeded };
     });
   }
 
@@ -273,6 +296,7 @@ export class Session extends DurableObject<Env> {
       if (meta === undefined) return null;
       const info: SessionInfo = {
         clientId: meta.clientId,
+        owner: meta.owner ?? null,
         online: meta.online,
         gateway: meta.online ? meta.ownerGateway : null,
         persistent: meta.persistent,

@@ -11,9 +11,10 @@ import { shardOf, shardsForFilter } from "../broker/routing.ts";
 import type { BrokerStats } from "../broker/stats.ts";
 import { publishTopicProblem } from "../broker/topic-limits.ts";
 import { collectStats, sessionStub, shardStub } from "../durable-objects/stubs.ts";
-import { isWellFormedUtf8, type PublishProperties, validateTopicFilter } from "../mqtt/index.ts";
+import { isWellFormedUtf8, validateTopicFilter } from "../mqtt/index.ts";
 import type { Env } from "./env.ts";
 import { openApiDocument } from "./openapi.ts";
+import { apiProperties } from "./publish-properties.ts";
 
 function json(body: unknown, status = 200): Response {
   return new Response(JSON.stringify(body, null, 2), {
@@ -112,11 +113,11 @@ async function publish(request: Request, env: Env): Promise<Response> {
     qos,
     retain: body.retain === true,
   };
-  const props = (body.properties ?? {}) as PublishProperties & { messageExpiryInterval?: number };
-  const { messageExpiryInterval, topicAlias: _a, subscriptionIdentifiers: _s, ...rest } = props;
-  if (Object.keys(rest).length > 0) message.properties = rest;
-  if (typeof messageExpiryInterval === "number")
-    message.expiresAt = Date.now() + messageExpiryInterval * 1000;
+  const checked = apiProperties(body.properties);
+  if (!checked.ok) return apiError(400, checked.problem);
+  if (checked.properties !== undefined) message.properties = checked.properties;
+  if (checked.messageExpiryInterval !== undefined)
+    message.expiresAt = Date.now() + checked.messageExpiryInterval * 1000;
   const shard = shardStub(env, shardOf(message.topic, config.topicShards, config.shardLevels));
   // QoS 0 answers once the shard has the message; QoS 1/2 once every destination
   // that stores it durably has it (the same moment an MQTT PUBACK is sent).

@@ -21,6 +21,8 @@ export interface Env extends BrokerEnv {
   JWKS_URL?: string;
   JWT_ISSUER?: string;
   JWT_AUDIENCE?: string;
+  /** The claim that names a token's principal; "sub" unless set. */
+  JWT_IDENTITY_CLAIM?: string;
   /** ACL rules, JSON: [{"user": "alice" | "anonymous" | "*", "publish": [...], "subscribe": [...]}]. */
   ACL?: string;
   /** Bearer token of the HTTP API and /metrics, a secret; unset turns the API off. */

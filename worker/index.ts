@@ -56,6 +56,8 @@ function upgrade(request: Request, env: Env): Promise<Response> | Response {
   const headers = new Headers(request.headers);
   headers.set("x-nimbus-gateway", name);
   headers.set("x-nimbus-subprotocol", protocol);
+  // Set by Cloudflare, not by the client: failed authentications are limited per address.
+  headers.set("x-nimbus-client-address", request.headers.get("CF-Connecting-IP") ?? "");
   const stub = env.GATEWAY.get(env.GATEWAY.idFromName(name));
   return stub.fetch(new Request(request.url, { method: "GET", headers }));
 }

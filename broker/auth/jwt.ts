@@ -1,7 +1,7 @@
 /**
  * JSON Web Tokens carried in the MQTT password field: HS256 with a shared secret,
  * RS256 and ES256 with keys from a JWKS (a URL fetched and cached, or a static JWKS
- * for offline use). Checks exp, nbf, iss and aud.
+ * for offline use). Requires exp; checks exp, nbf, iss and aud.
  */
 import { fromBase64 } from "../json.ts";
 
@@ -26,7 +26,14 @@ export type JwtClaims = Record<string, unknown> & {
 
 export type JwtResult = { ok: true; claims: JwtClaims } | { ok: false; reason: string };
 
+/** How long fetched keys are used before they are fetched again. */
 const JWKS_CACHE_MS = 10 * 60 * 1000;
+/** After a failed fetch, how long the keys known so far are used before trying again. */
+const JWKS_RETRY_MS = 30 * 1000;
+/** A JWKS fetch that takes longer fails. */
+const JWKS_TIMEOUT_MS = 5_000;
+/** A JWKS larger than this is refused (a few keys take a few KiB). */
+const JWKS_MAX_BYTES = 64 * 1024;
 
 export function looksLikeJwt(password: string): boolean {
   return /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*$/.test(password);
@@ -44,7 +51,9 @@ function json(part: string): unknown {
 export class JwtVerifier {
   private readonly config: JwtConfig;
   private hmacKey: Promise<CryptoKey> | undefined;
-  private jwksCache: { at: number; keys: JsonWebKey[] } | undefined;
+  /** Keys fetched from jwksUrl, good until `until` (epoch ms). */
+  private jwksCache: { until: number; keys: JsonWebKey[] } | undefined;
+  private jwksFetch: Promise<JsonWebKey[]> | undefined;
 
   constructor(config: JwtConfig) {
     this.config = config;
@@ -70,12 +79,18 @@ export class JwtVerifier {
     const signature = base64url(s);
     const valid = await this.checkSignature(header, signed, signature);
     if (valid !== true) return { ok: false, reason: valid };
+    if (claims === null || typeof claims !== "object" || Array.isArray(claims))
+      return { ok: false, reason: "JWT claims are not an object" };
     const seconds = now / 1000;
     const leeway = this.config.leeway ?? 30;
-    if (typeof claims.exp === "number" && seconds > claims.exp + leeway)
-      return { ok: false, reason: "JWT expired" };
-    if (typeof claims.nbf === "number" && seconds < claims.nbf - leeway)
-      return { ok: false, reason: "JWT not yet valid" };
+    // A token without an end is a password that never expires: refused (RFC 7519
+    // makes exp optional; a broker facing the internet should not).
+    if (!Number.isFinite(claims.exp)) return { ok: false, reason: "JWT has no numeric exp" };
+    if (seconds > (claims.exp as number) + leeway) return { ok: false, reason: "JWT expired" };
+    if (claims.nbf !== undefined) {
+      if (!Number.isFinite(claims.nbf)) return { ok: false, reason: "JWT nbf is not a number" };
+      if (seconds < (claims.nbf as number) - leeway) return { ok: false, reason: "JWT not yet valid" };
+    }
     if (this.config.issuer !== undefined && claims.iss !== this.config.issuer)
       return { ok: false, reason: "JWT issuer" };
     if (this.config.audience !== undefined) {
@@ -137,14 +152,71 @@ export class JwtVerifier {
   }
 
   private async keys(): Promise<JsonWebKey[]> {
-    if (this.config.jwks) return (JSON.parse(this.config.jwks) as { keys: JsonWebKey[] }).keys;
+    if (this.config.jwks) return parseJwks(this.config.jwks) ?? [];
     if (!this.config.jwksUrl) return [];
     const now = Date.now();
-    if (this.jwksCache === undefined || now - this.jwksCache.at > JWKS_CACHE_MS) {
-      const res = await fetch(this.config.jwksUrl);
-      if (!res.ok) return this.jwksCache?.keys ?? [];
-      this.jwksCache = { at: now, keys: ((await res.json()) as { keys: JsonWebKey[] }).keys };
-    }
-    return this.jwksCache.keys;
+    const cache = this.jwksCache;
+    if (cache !== undefined && now < cache.until) return cache.keys;
+    // One fetch at a time, whatever the number of CONNECTs waiting on it.
+    this.jwksFetch ??= this.fetchJwks(this.config.jwksUrl, cache?.keys ?? []).finally(() => {
+      this.jwksFetch = undefined;
+    });
+    return this.jwksFetch;
   }
+
+  /**
+   * Fetches the JWKS with a timeout and a size bound. A failure keeps the keys
+   * known so far and is not retried for JWKS_RETRY_MS, so an unreachable issuer
+   * costs one attempt per interval, not one per CONNECT.
+   */
+  private async fetchJwks(url: string, known: JsonWebKey[]): Promise<JsonWebKey[]> {
+    const now = Date.now();
+    try {
+      const res = await fetch(url, { signal: AbortSignal.timeout(JWKS_TIMEOUT_MS) });
+      const text = res.ok ? await boundedText(res, JWKS_MAX_BYTES) : undefined;
+      const keys = text === undefined ? undefined : parseJwks(text);
+      if (keys !== undefined) {
+        this.jwksCache = { until: now + JWKS_CACHE_MS, keys };
+        return keys;
+      }
+    } catch {
+      // unreachable, too slow or too large: as a failed answer
+    }
+    this.jwksCache = { until: now + JWKS_RETRY_MS, keys: known };
+    return known;
+  }
+}
+
+function parseJwks(text: string): JsonWebKey[] | undefined {
+  try {
+    const keys = (JSON.parse(text) as { keys?: unknown }).keys;
+    return Array.isArray(keys) ? (keys as JsonWebKey[]) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** The body as text, or undefined if it is longer than `max` bytes. */
+async function boundedText(res: Response, max: number): Promise<string | undefined> {
+  if (res.body === null) return "";
+  const reader = res.body.getReader();
+  const parts: Uint8Array[] = [];
+  let size = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    size += value.length;
+    if (size > max) {
+      await reader.cancel();
+      return undefined;
+    }
+    parts.push(value);
+  }
+  const all = new Uint8Array(size);
+  let at = 0;
+  for (const p of parts) {
+    all.set(p, at);
+    at += p.length;
+  }
+  return new TextDecoder().decode(all);
 }

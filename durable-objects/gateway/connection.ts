@@ -4,16 +4,22 @@
  * hibernation); the rest here is rebuilt when the object wakes.
  */
 import type { Identity } from "../../broker/auth/authenticator.ts";
-import type { AuthContext, EnhancedAuthMethod } from "../../broker/auth/method.ts";
+import type { AuthContext, AuthState, EnhancedAuthMethod } from "../../broker/auth/method.ts";
 import type { Message } from "../../broker/message.ts";
 import type { TokenBucket } from "../../broker/rate-limit.ts";
-import { type ConnectPacket, type Packet, type ProtocolVersion, StreamDecoder } from "../../mqtt/index.ts";
+import {
+  type ConnectPacket,
+  type DecodeError,
+  type Packet,
+  type ProtocolVersion,
+  StreamDecoder,
+} from "../../mqtt/index.ts";
 import type { OutboundWindow } from "./outbound-window.ts";
 
 /** An enhanced authentication exchange (5.0 4.12) under way or completed. */
 export interface AuthExchange {
   method: EnhancedAuthMethod;
-  state: unknown;
+  state: AuthState;
   ctx: AuthContext;
   /** The CONNECT waiting for the exchange to end; absent once connected. */
   pending?: { connect: ConnectPacket; clientId: string; assigned: boolean };
@@ -23,6 +29,8 @@ export interface AuthExchange {
 export interface AwaitingConnect {
   phase: "awaiting-connect";
   openedAt: number;
+  /** The client's network address, for rate limiting failed authentications. */
+  address?: string;
 }
 
 /** A socket whose CONNECT was accepted. */
@@ -48,6 +56,12 @@ export interface Connected {
   topicAliasMaximum?: number;
   /** 5.0 Request Problem Information 0: no reason strings or user properties on acks. */
   noProblemInfo?: boolean;
+  /**
+   * The enhanced authentication method the client connected with and its state
+   * (MAX_AUTH_STATE characters at most): kept here so that a re-authentication
+   * works after the gateway hibernated.
+   */
+  auth?: { method: string; state: AuthState };
 }
 
 export type Attachment = AwaitingConnect | Connected;
@@ -56,8 +70,8 @@ export class Connection {
   readonly ws: WebSocket;
   att: Attachment;
   decoder: StreamDecoder;
-  /** Packets of one connection are handled in order, one after another. */
-  private chain: Promise<void> = Promise.resolve();
+  /** The run that handles this connection's buffered packets, while one is under way. */
+  private reading: Promise<void> | null = null;
   /** Set once the connection is being torn down: no more packets are handled. */
   finished = false;
   /** CONNACK has been sent: messages may flow. */
@@ -73,8 +87,8 @@ export class Connection {
   /** The client's topic aliases (alias → topic), loaded from storage when first needed. */
   inboundAliases: Map<number, string> | null = null;
   /**
-   * The authentication exchange of this connection. Held in memory only: an
-   * exchange cut by eviction fails and the client connects again.
+   * The authentication exchange of this connection; once connected, rebuilt from
+   * the attachment after a hibernation (Connected.auth).
    */
   auth: AuthExchange | undefined;
   /** PUBLISH rate limit of this connection. */
@@ -109,6 +123,7 @@ export class Connection {
    */
   retire(): Message[] {
     this.finished = true;
+    this.decoder.discard();
     const held = this.window?.heldMessages() ?? [];
     this.window?.discardHeld();
     return held;
@@ -118,11 +133,28 @@ export class Connection {
     this.ws.serializeAttachment(this.att);
   }
 
-  /** Runs `task` after every task queued before it on this connection. */
-  enqueue(task: () => Promise<void> | void): Promise<void> {
-    const next = this.chain.then(task);
-    this.chain = next.catch(() => undefined);
-    return next;
+  /**
+   * Handles the packets buffered in the decoder in order, each once the one before
+   * it is done, so a connection never has more than one packet in hand: bytes wait
+   * undecoded (bounded by the caller) and a CONNECT is handled before the next
+   * packet is even decoded. Frames that arrive meanwhile join the run under way.
+   * Resolves when no whole packet is left or the connection is finished.
+   */
+  read(handle: (next: Packet | DecodeError) => Promise<void> | void): Promise<void> {
+    this.reading ??= this.readAll(handle).finally(() => {
+      this.reading = null;
+    });
+    return this.reading;
+  }
+
+  private async readAll(handle: (next: Packet | DecodeError) => Promise<void> | void): Promise<void> {
+    while (!this.finished) {
+      const next = this.decoder.next();
+      if (next === undefined) return;
+      await handle(next);
+      if ("ok" in next) return;
+    }
+    this.decoder.discard();
   }
 }
 

@@ -3,9 +3,13 @@
  * keep-alive, claims the session from its Session object (which takes over any
  * older connection with the same client id), restores it here and answers CONNACK.
  */
+import type { Acl, Principal } from "../../broker/acl.ts";
+import { type Identity, ownerOf } from "../../broker/auth/authenticator.ts";
 import type { AuthStep } from "../../broker/auth/method.ts";
+import { clientIdAllowed, clientIdShapeProblem } from "../../broker/client-ids.ts";
 import { log } from "../../broker/log.ts";
 import type { Message } from "../../broker/message.ts";
+import type { SessionState } from "../../broker/session-state.ts";
 import {
   type ConnackPacket,
   type ConnectPacket,
@@ -64,6 +68,11 @@ export async function handleConnect(gw: Gateway, conn: Connection, p: ConnectPac
     clientId = `nimbus-${crypto.randomUUID()}`;
     assigned = true;
   }
+  // MQTT-3.1.3-5 lets a server refuse client ids it does not accept: too long for
+  // the attachment, or with control characters. Checked before anything is claimed.
+  const shape = clientIdShapeProblem(clientId, gw.config.maxClientId);
+  if (shape !== null)
+    return refuse(ReasonCode.ClientIdentifierNotValid, ConnectReturnCode.IdentifierRejected, shape.reason);
   if (p.will !== undefined) {
     const problem = validateTopicName(p.will.topic);
     if (problem !== null) return refuse(ReasonCode.TopicNameInvalid, null, `will topic: ${problem}`);
@@ -72,11 +81,18 @@ export async function handleConnect(gw: Gateway, conn: Connection, p: ConnectPac
       return refuse(ReasonCode.PayloadFormatInvalid, null, "will payload is not UTF-8");
     }
   }
-  if (p.will !== undefined && !gw.acl.canPublish({ clientId, username: p.username }, p.will.topic)) {
-    // Wills are checked when they are set, not when they fire.
-    return refuse(ReasonCode.NotAuthorized, ConnectReturnCode.NotAuthorized, "will topic not authorized");
-  }
+  const address = conn.att.phase === "awaiting-connect" ? conn.att.address : undefined;
   const methodName = p.properties?.authenticationMethod;
+  if (methodName !== undefined || p.password !== undefined) {
+    // Checking credentials costs (PBKDF2, a signature): not for those failing too often.
+    if (!gw.authThrottle.allows(address)) {
+      return refuse(
+        ReasonCode.ConnectionRateExceeded,
+        ConnectReturnCode.ServerUnavailable,
+        "too many failed authentications lately",
+      );
+    }
+  }
   if (methodName !== undefined) {
     const method = gw.authMethods.get(methodName);
     // 5.0 4.12: a method this broker does not offer is refused with 0x8C.
@@ -96,24 +112,18 @@ export async function handleConnect(gw: Gateway, conn: Connection, p: ConnectPac
     clientId,
     username: p.username,
     password: p.password,
+    address,
   });
   if (!result.ok) {
-    const bad = result.code === "bad-credentials";
-    return refuse(
-      bad ? ReasonCode.BadUserNameOrPassword : ReasonCode.NotAuthorized,
-      bad ? ConnectReturnCode.BadUserNameOrPassword : ConnectReturnCode.NotAuthorized,
-      result.reason,
-    );
+    gw.authThrottle.failed(address);
+    const code = {
+      "bad-credentials": [ReasonCode.BadUserNameOrPassword, ConnectReturnCode.BadUserNameOrPassword],
+      "not-authorized": [ReasonCode.NotAuthorized, ConnectReturnCode.NotAuthorized],
+      throttled: [ReasonCode.ConnectionRateExceeded, ConnectReturnCode.ServerUnavailable],
+    }[result.code] as [number, number];
+    return refuse(code[0], code[1], result.reason);
   }
-  conn.identity = result.identity;
-  // A token's rules apply to the will as well.
-  if (p.will !== undefined && result.identity.rules !== undefined) {
-    const principal = { clientId, username: result.identity.username, rules: result.identity.rules };
-    if (!gw.acl.canPublish(principal, p.will.topic)) {
-      return refuse(ReasonCode.NotAuthorized, ConnectReturnCode.NotAuthorized, "will topic not authorized");
-    }
-  }
-  return acceptConnect(gw, conn, p, clientId, assigned);
+  return authorized(gw, conn, p, clientId, assigned, result.identity);
 }
 
 /**
@@ -133,12 +143,64 @@ export async function authStep(gw: Gateway, conn: Connection, step: AuthStep): P
     return;
   }
   auth.pending = undefined;
+  const p = pending.connect;
   if (step.kind === "failure") {
-    return refuseConnect(gw, conn, pending.connect, step.reasonCode, null, step.reason);
+    gw.authThrottle.failed(conn.att.phase === "awaiting-connect" ? conn.att.address : undefined);
+    return refuseConnect(gw, conn, p, step.reasonCode, null, step.reason);
   }
-  conn.identity = { via: "auth-method" };
-  if (pending.connect.username !== undefined) conn.identity.username = pending.connect.username;
-  return acceptConnect(gw, conn, pending.connect, pending.clientId, pending.assigned, step.data);
+  // The method verified a name: a user name may repeat it, never rename it.
+  if (p.username !== undefined && p.username !== step.identity) {
+    return refuseConnect(
+      gw,
+      conn,
+      p,
+      ReasonCode.NotAuthorized,
+      null,
+      "user name differs from the verified name",
+    );
+  }
+  const identity: Identity = { username: step.identity, via: "auth-method" };
+  return authorized(gw, conn, p, pending.clientId, pending.assigned, identity, step.data);
+}
+
+/**
+ * CONNECT once the principal is known: the client id must be one it may use, and
+ * its will a topic it may publish to (both depend on who it is).
+ */
+function authorized(
+  gw: Gateway,
+  conn: Connection,
+  p: ConnectPacket,
+  clientId: string,
+  assigned: boolean,
+  identity: Identity,
+  authenticationData?: Uint8Array,
+): Promise<void> {
+  // A client id the server assigned is unique and unguessable: no pattern applies.
+  if (!assigned && !clientIdAllowed(gw.config.clientIdPattern, clientId, identity)) {
+    return refuseConnect(
+      gw,
+      conn,
+      p,
+      ReasonCode.ClientIdentifierNotValid,
+      ConnectReturnCode.IdentifierRejected,
+      "client id not allowed for this user (CLIENT_ID_PATTERN)",
+    );
+  }
+  const principal = principalOf(clientId, identity);
+  // Wills are checked when they are set, not when they fire.
+  if (p.will !== undefined && !gw.acl.canPublish(principal, p.will.topic)) {
+    return refuseConnect(
+      gw,
+      conn,
+      p,
+      ReasonCode.NotAuthorized,
+      ConnectReturnCode.NotAuthorized,
+      "will topic not authorized",
+    );
+  }
+  conn.identity = identity;
+  return acceptConnect(gw, conn, p, clientId, assigned, authenticationData);
 }
 
 /** The session part of CONNECT, once the client is who it says it is. */
@@ -162,14 +224,36 @@ async function acceptConnect(
   const persistent = v5 ? expiry > 0 : !p.cleanStart;
   const keepAlive = v5 && p.keepAlive > gw.config.maxKeepAlive ? gw.config.maxKeepAlive : p.keepAlive;
 
+  const identity = conn.identity as Identity;
   const connId = crypto.randomUUID();
-  const request = { clientId, gateway: gw.name, connId, cleanStart: p.cleanStart, persistent, expiry };
+  const request = {
+    clientId,
+    owner: ownerOf(identity),
+    gateway: gw.name,
+    connId,
+    cleanStart: p.cleanStart,
+    persistent,
+    expiry,
+  };
   const claim = await gw.session(clientId, (s) => s.claim(request));
+  if (!claim.granted) {
+    return refuseConnect(
+      gw,
+      conn,
+      p,
+      ReasonCode.NotAuthorized,
+      ConnectReturnCode.NotAuthorized,
+      "client id in use by another user",
+    );
+  }
+  // The ACL may have changed since the session was stored: what it no longer
+  // allows this principal is not restored.
+  const state = permitted(gw.acl, principalOf(clientId, identity), claim.state);
 
-  gw.store.putClient({ clientId, connId, persistent, expiry, will: p.will, identity: conn.identity });
-  for (const [filter, options] of claim.state.subscriptions) gw.addSubscription(clientId, filter, options);
-  for (const entry of claim.state.outbound) gw.store.addOutbound(clientId, entry);
-  for (const id of claim.state.inboundQos2) gw.store.addInboundQos2(clientId, id);
+  gw.store.putClient({ clientId, connId, persistent, expiry, will: p.will, identity });
+  for (const [filter, options] of state.subscriptions) gw.addSubscription(clientId, filter, options);
+  for (const entry of state.outbound) gw.store.addOutbound(clientId, entry);
+  for (const id of state.inboundQos2) gw.store.addInboundQos2(clientId, id);
 
   const now = Date.now();
   const att: Connected = {
@@ -186,8 +270,16 @@ async function acceptConnect(
   const props = p.properties;
   if (props?.receiveMaximum !== undefined) att.receiveMaximum = props.receiveMaximum;
   if (props?.maximumPacketSize !== undefined) att.maximumPacketSize = props.maximumPacketSize;
-  if (props?.topicAliasMaximum) att.topicAliasMaximum = props.topicAliasMaximum;
+  // Aliases towards the client: as many as it allows, but no more than
+  // TOPIC_ALIAS_MAXIMUM, since each keeps a topic in memory for the connection.
+  const aliasesOut = Math.min(props?.topicAliasMaximum ?? 0, gw.config.topicAliasMaximum);
+  if (aliasesOut > 0) att.topicAliasMaximum = aliasesOut;
   if (props?.requestProblemInformation === 0) att.noProblemInfo = true;
+  if (conn.auth !== undefined) {
+    // From now on the method re-authenticates with the verified name.
+    conn.auth.ctx = { clientId, username: identity.username as string };
+    att.auth = { method: conn.auth.method.name, state: conn.auth.state };
+  }
   conn.att = att;
   conn.save();
   if (conn.finished) {
@@ -202,7 +294,7 @@ async function acceptConnect(
   // Registered at the shards before CONNACK: nothing published after it is missed.
   await gw.registerFilters(
     clientId,
-    claim.state.subscriptions.map(([f]) => f),
+    state.subscriptions.map(([f]) => f),
   );
 
   const connack: ConnackPacket = { type: "connack", sessionPresent: claim.sessionPresent, reasonCode: 0 };
@@ -269,4 +361,26 @@ function resendUnacknowledged(gw: Gateway, conn: Connection, clientId: string): 
       }
     }
   });
+}
+
+/** The principal ACL checks are made for. */
+export function principalOf(clientId: string, identity: Identity): Principal {
+  const p: Principal = { clientId };
+  if (identity.username !== undefined) p.username = identity.username;
+  if (identity.rules !== undefined) p.rules = identity.rules;
+  return p;
+}
+
+/**
+ * A restored session as the ACL allows it now: subscriptions it still grants, and
+ * messages on topics it still lets the principal read (a PUBREL, which carries no
+ * message to read, is kept to finish its flow).
+ */
+function permitted(acl: Acl, principal: Principal, state: SessionState): SessionState {
+  const readable = (topic: string) => acl.canSubscribe(principal, topic);
+  return {
+    subscriptions: state.subscriptions.filter(([filter]) => acl.canSubscribe(principal, filter)),
+    outbound: state.outbound.filter((o) => o.state === "released" || readable(o.message.topic)),
+    inboundQos2: state.inboundQos2,
+  };
 }

@@ -98,12 +98,17 @@ export class Writer {
     const start = this.pos + 2;
     const end = writeUtf8(this.buf, start, s);
     const len = end - start;
+    // 1.5.4: a UTF-8 string is at most 65,535 bytes; a longer one cannot be framed.
+    if (len > 0xffff) throw new RangeError(`a UTF-8 string of ${len} bytes does not fit MQTT's 65,535`);
     this.buf[this.pos] = len >>> 8;
     this.buf[this.pos + 1] = len & 0xff;
     this.pos = end;
   }
 
   binary(b: Uint8Array): void {
+    // 1.5.6: Binary Data is at most 65,535 bytes.
+    if (b.length > 0xffff)
+      throw new RangeError(`binary data of ${b.length} bytes does not fit MQTT's 65,535`);
     this.u16(b.length);
     this.bytes(b);
   }

@@ -16,7 +16,12 @@ afterEach(() => {
   for (const r of raws.splice(0)) r.terminate();
 });
 
-function answer(challenge: Uint8Array, clientId: string, key = secret): Uint8Array {
+/** A device's key: HMAC-SHA256(secret, name), the name being its user name or else its client id. */
+function deviceKey(name: string, master = secret): Buffer {
+  return createHmac("sha256", master).update(name).digest();
+}
+
+function answer(challenge: Uint8Array, clientId: string, key = deviceKey(clientId)): Uint8Array {
   return new Uint8Array(createHmac("sha256", key).update(challenge).update(clientId).digest());
 }
 
@@ -51,7 +56,10 @@ describe("enhanced authentication (AUTH)", () => {
     r.send({
       type: "auth",
       reasonCode: ReasonCode.ContinueAuthentication,
-      properties: { authenticationMethod: METHOD, authenticationData: answer(challenge, clientId, "wrong") },
+      properties: {
+        authenticationMethod: METHOD,
+        authenticationData: answer(challenge, clientId, deviceKey(clientId, "wrong")),
+      },
     });
     expect((await r.next("connack")).reasonCode).toBe(ReasonCode.NotAuthorized);
     await r.closed;

@@ -71,6 +71,8 @@ beforeAll(async () => {
       PUBLISH_RATE: "20",
       PUBLISH_BURST: "20",
       CONNECT_TIMEOUT: "2",
+      // These tests fail logins on purpose from one address; identity.test.ts tests the limit.
+      AUTH_FAILURES_PER_MINUTE: "1000",
     },
   });
   url = broker.url;
@@ -129,26 +131,37 @@ describe("authentication at CONNECT", () => {
 
   it.each(["HS256", "RS256", "ES256"] as const)("accepts a %s JWT in the password field", async (alg) => {
     expect(await connackCode(5, { password: jwt({ sub: "alice" }, alg) })).toBe(0);
-    expect(await connackCode(4, { username: "x", password: jwt({ sub: "alice" }, alg) })).toBe(0);
+    expect(await connackCode(4, { username: "alice", password: jwt({ sub: "alice" }, alg) })).toBe(0);
+    // The token names the principal: a user name cannot rename it (3.1.1 code 4, 5.0 0x86).
+    expect(await connackCode(4, { username: "admin", password: jwt({ sub: "alice" }, alg) })).toBe(4);
+    expect(await connackCode(5, { username: "admin", password: jwt({ sub: "alice" }, alg) })).toBe(
+      ReasonCode.BadUserNameOrPassword,
+    );
   });
 
   it("checks exp, nbf, iss and aud, and the signature", async () => {
     const now = Math.floor(Date.now() / 1000);
     const bad = ReasonCode.BadUserNameOrPassword;
-    expect(await connackCode(5, { password: jwt({ exp: now - 600 }) })).toBe(bad);
-    expect(await connackCode(5, { password: jwt({ nbf: now + 600 }) })).toBe(bad);
-    expect(await connackCode(5, { password: jwt({ iss: "https://evil.test" }) })).toBe(bad);
-    expect(await connackCode(5, { password: jwt({ aud: "someone-else" }) })).toBe(bad);
+    const sub = "alice";
+    expect(await connackCode(5, { password: jwt({ sub, exp: now - 600 }) })).toBe(bad);
+    expect(await connackCode(5, { password: jwt({ sub, nbf: now + 600 }) })).toBe(bad);
+    expect(await connackCode(5, { password: jwt({ sub, iss: "https://evil.test" }) })).toBe(bad);
+    expect(await connackCode(5, { password: jwt({ sub, aud: "someone-else" }) })).toBe(bad);
+    // A token that never expires is a password that cannot be revoked: refused.
+    expect(await connackCode(5, { password: jwt({ sub, exp: undefined }) })).toBe(bad);
+    expect(await connackCode(5, { password: jwt({ sub, exp: String(now + 600) }) })).toBe(bad);
+    // A token without the identity claim names no principal.
+    expect(await connackCode(5, { password: jwt({}) })).toBe(bad);
     const token = jwt({ sub: "alice" });
     expect(await connackCode(5, { password: `${token.slice(0, -4)}AAAA` })).toBe(bad);
   });
 
   it("binds a token to the client id it names", async () => {
     const clientId = unique("bound");
-    expect(await connackCode(5, { clientId, password: jwt({ client_id: clientId }) })).toBe(0);
-    expect(await connackCode(5, { clientId: unique("other"), password: jwt({ client_id: clientId }) })).toBe(
-      ReasonCode.NotAuthorized,
-    );
+    expect(await connackCode(5, { clientId, password: jwt({ sub: "dev", client_id: clientId }) })).toBe(0);
+    expect(
+      await connackCode(5, { clientId: unique("other"), password: jwt({ sub: "dev", client_id: clientId }) }),
+    ).toBe(ReasonCode.NotAuthorized);
   });
 
   it("never writes a password or token into the logs", async () => {
@@ -165,7 +178,7 @@ describe("authentication at CONNECT", () => {
 
 describe("authorization", () => {
   it.each([4, 5] as const)(
-    "applies per-user publish and subscribe rules, %%c patterns included (protocol %i)",
+    "applies per-user publish and subscribe rules, client id patterns included (protocol %i)",
     async (version) => {
       const clientId = unique("alice-dev");
       const alice = await client({
@@ -211,6 +224,23 @@ describe("authorization", () => {
       will: { topic: "bob/inbox", payload: new Uint8Array(0), qos: 0, retain: false },
     });
     expect((await r.next("connack")).reasonCode).toBe(ReasonCode.NotAuthorized);
+  });
+
+  it("checks a will against the token's rules, once the token's identity is known", async () => {
+    const token = jwt({ sub: "dave", mqtt: { publish: ["dave/will"], subscribe: [] } });
+    const accepted = await RawClient.open(url, 5);
+    accepted.sendConnect(unique("will-token"), {
+      password: new TextEncoder().encode(token),
+      will: { topic: "dave/will", payload: new Uint8Array(0), qos: 0, retain: false },
+    });
+    expect((await accepted.next("connack")).reasonCode).toBe(0);
+    accepted.terminate();
+    const refused = await RawClient.open(url, 5);
+    refused.sendConnect(unique("will-token"), {
+      password: new TextEncoder().encode(token),
+      will: { topic: "alice/will", payload: new Uint8Array(0), qos: 0, retain: false },
+    });
+    expect((await refused.next("connack")).reasonCode).toBe(ReasonCode.NotAuthorized);
   });
 
   it("keeps $SYS/ read-only to clients", async () => {

@@ -3,89 +3,12 @@
  * is evicted, its WebSockets hibernated) and every connection carries on, because
  * what it needs lives in attachments and SQLite (DESIGN.md invariant 4).
  */
-import { evictDurableObject, runInDurableObject, SELF } from "cloudflare:test";
+import { evictDurableObject, runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { type Gateway, SPILL_AFTER_MS } from "../../durable-objects/gateway.ts";
-import {
-  type ConnectPacket,
-  encode,
-  type Packet,
-  type ProtocolVersion,
-  StreamDecoder,
-} from "../../mqtt/index.ts";
 import type { Env } from "../../worker/env.ts";
-import { connectPacket } from "../support/packets.ts";
-
-class TestClient {
-  private readonly decoder: StreamDecoder;
-  private readonly inbox: Packet[] = [];
-  private wake: (() => void) | undefined;
-
-  readonly ws: WebSocket;
-  readonly version: ProtocolVersion;
-
-  constructor(ws: WebSocket, version: ProtocolVersion) {
-    this.ws = ws;
-    this.version = version;
-    this.decoder = new StreamDecoder({ version });
-    // The client end of a fetch()ed WebSocket receives Blobs: read them in order.
-    let chain = Promise.resolve();
-    ws.addEventListener("message", (e) => {
-      const data = e.data as Blob | ArrayBuffer;
-      chain = chain.then(async () => {
-        const bytes = new Uint8Array(data instanceof Blob ? await data.arrayBuffer() : data);
-        this.inbox.push(...this.decoder.push(bytes).packets);
-        this.wake?.();
-      });
-    });
-  }
-
-  static async open(version: ProtocolVersion): Promise<TestClient> {
-    const res = await SELF.fetch("http://nimbus.test/mqtt", {
-      headers: { Upgrade: "websocket", "Sec-WebSocket-Protocol": "mqtt" },
-    });
-    const ws = res.webSocket;
-    if (!ws) throw new Error(`no WebSocket: ${res.status}`);
-    ws.accept();
-    return new TestClient(ws, version);
-  }
-
-  /** A client that sent CONNECT (clean start) and got its CONNACK. */
-  static async connected(
-    clientId: string,
-    version: ProtocolVersion,
-    properties?: ConnectPacket["properties"],
-  ): Promise<TestClient> {
-    const c = await TestClient.open(version);
-    c.send(connectPacket(clientId, version, properties === undefined ? {} : { properties }), version);
-    expect((await c.next("connack")).reasonCode ?? 0).toBe(0);
-    return c;
-  }
-
-  async subscribe(topicFilter: string): Promise<void> {
-    const options = { qos: 1 as const, noLocal: false, retainAsPublished: false, retainHandling: 0 as const };
-    this.send({ type: "subscribe", packetId: 1, subscriptions: [{ topicFilter, ...options }] }, this.version);
-    await this.next("suback");
-  }
-
-  send(p: Packet, version: ProtocolVersion): void {
-    this.ws.send(encode(p, version));
-  }
-
-  async next<T extends Packet["type"]>(type: T): Promise<Extract<Packet, { type: T }>> {
-    const deadline = Date.now() + 5_000;
-    for (;;) {
-      const i = this.inbox.findIndex((p) => p.type === type);
-      if (i >= 0) return this.inbox.splice(i, 1)[0] as Extract<Packet, { type: T }>;
-      if (Date.now() > deadline) throw new Error(`no ${type}; have ${this.inbox.map((p) => p.type)}`);
-      await new Promise<void>((r) => {
-        this.wake = r;
-        setTimeout(r, 50);
-      });
-    }
-  }
-}
+import { TestClient } from "../support/workerd-client.ts";
 
 const bindings = env as unknown as Env;
 const gateway = () => bindings.GATEWAY.get(bindings.GATEWAY.idFromName("gateway-0"));

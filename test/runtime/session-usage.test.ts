@@ -15,6 +15,7 @@ const session = (clientId: string) =>
 
 const claim = (clientId: string, persistent: boolean) => ({
   clientId,
+  owner: "anonymous",
   gateway: "usage-gw",
   connId: `${clientId}-conn`,
   cleanStart: true,
@@ -26,7 +27,7 @@ describe("Session usage reports", () => {
   it("a clean session writes its record at connect and deletes it at the end: one row each", async () => {
     const s = session("usage-clean");
     const claimed = await s.claim(claim("usage-clean", false));
-    expect(claimed.result.sessionPresent).toBe(false);
+    expect(claimed.result).toMatchObject({ granted: true, sessionPresent: false });
     expect(claimed.usage).toEqual({ rowsWritten: 1, alarms: 0 });
     expect((await s.release("usage-clean-conn")).usage).toEqual({ rowsWritten: 1, alarms: 0 });
   });

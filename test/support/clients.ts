@@ -150,8 +150,14 @@ export class RawClient {
     });
   }
 
-  static open(url: string, version: ProtocolVersion = 4, protocol = "mqtt"): Promise<RawClient> {
-    const ws = new WebSocket(url, protocol);
+  /** `headers` go with the upgrade request (CF-Connecting-IP, to stand for another address). */
+  static open(
+    url: string,
+    version: ProtocolVersion = 4,
+    protocol = "mqtt",
+    headers: Record<string, string> = {},
+  ): Promise<RawClient> {
+    const ws = new WebSocket(url, protocol, { headers });
     return new Promise((resolve, reject) => {
       ws.once("open", () => resolve(new RawClient(ws, version)));
       ws.once("error", reject);

@@ -1,0 +1,403 @@
+/**
+ * One principal per connection (DESIGN.md, Identity; invariant 7), tried as a
+ * hostile user with valid credentials of their own would, against brokers of
+ * their own in both layouts: one shard and gateway, four shards and three
+ * gateways (where attacker and victim usually sit on different gateways).
+ */
+import { createHmac } from "node:crypto";
+import type { MqttClient } from "mqtt";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { passwordEntry } from "../../broker/auth/passwords.ts";
+import { type ConnectPacket, ConnectReturnCode, encode, ReasonCode } from "../../mqtt/index.ts";
+import { type RunningBroker, startBroker } from "../support/broker.ts";
+import { connect, Inbox, RawClient, unique } from "../support/clients.ts";
+
+const JWT_SECRET = "identity-jwt-secret";
+const HMAC_SECRET = "identity-hmac-secret";
+const METHOD = "NIMBUS-HMAC-SHA256";
+const ACL = [
+  { user: "*", publish: ["users/%u/#", "devices/%c/#"], subscribe: ["users/%u/#", "devices/%c/#"] },
+];
+const LAYOUTS = [
+  { name: "1 shard, 1 gateway", shards: "1", gateways: "1" },
+  { name: "4 shards, 3 gateways", shards: "4", gateways: "3" },
+];
+
+const utf8 = (s: string) => new TextEncoder().encode(s);
+
+function token(claims: Record<string, unknown>): string {
+  const b64 = (x: unknown) => Buffer.from(JSON.stringify(x)).toString("base64url");
+  const now = Math.floor(Date.now() / 1000);
+  const data = `${b64({ alg: "HS256", typ: "JWT" })}.${b64({ exp: now + 300, ...claims })}`;
+  return `${data}.${createHmac("sha256", JWT_SECRET).update(data).digest("base64url")}`;
+}
+
+/** A device's NIMBUS-HMAC-SHA256 key: HMAC(secret, its name). */
+const deviceKey = (name: string) => createHmac("sha256", HMAC_SECRET).update(name).digest();
+
+let addresses = 0;
+/**
+ * Every raw client comes from an address of its own (wrangler dev keeps a
+ * CF-Connecting-IP the client sends; Cloudflare's edge sets it), so that the
+ * failed logins some tests make count against no other test's address.
+ */
+function freshAddress(): Record<string, string> {
+  addresses++;
+  return { "CF-Connecting-IP": `198.51.${100 + (addresses >> 8)}.${addresses & 0xff}` };
+}
+
+const expiryFor = (v: 4 | 5) => (v === 5 ? { properties: { sessionExpiryInterval: 300 } } : {});
+const notAuthorized = (v: 4 | 5) => (v === 5 ? ReasonCode.NotAuthorized : ConnectReturnCode.NotAuthorized);
+const badCredentials = (v: 4 | 5) =>
+  v === 5 ? ReasonCode.BadUserNameOrPassword : ConnectReturnCode.BadUserNameOrPassword;
+
+describe.each(LAYOUTS)("identity, $name", (layout) => {
+  let broker: RunningBroker;
+  let url: string;
+  const raws: RawClient[] = [];
+  const clients: MqttClient[] = [];
+
+  beforeAll(async () => {
+    const passwords = await Promise.all(["alice", "bob", "mallory"].map((u) => passwordEntry(u, `${u}-pw`)));
+    broker = await startBroker({
+      vars: {
+        TOPIC_SHARDS: layout.shards,
+        GATEWAYS: layout.gateways,
+        ALLOW_ANONYMOUS: "false",
+        MQTT_PASSWORDS: passwords.join(" "),
+        JWT_SECRET,
+        AUTH_HMAC_SECRET: HMAC_SECRET,
+        ACL: JSON.stringify(ACL),
+        AUTH_FAILURES_PER_MINUTE: "5",
+        // Failed logins are counted per gateway: with "ip" one address always
+        // meets the same one (the README says so). Tests' clients come from
+        // addresses of their own, so attacker and victim still meet on different
+        // gateways in the second layout.
+        GATEWAY_POLICY: "ip",
+      },
+    });
+    url = broker.url;
+  }, 120_000);
+
+  afterAll(async () => {
+    await broker?.stop();
+  });
+
+  afterEach(async () => {
+    for (const r of raws.splice(0)) r.terminate();
+    await Promise.all(clients.splice(0).map((c) => c.endAsync(true)));
+  });
+
+  async function raw(version: 4 | 5, headers = freshAddress()): Promise<RawClient> {
+    const r = await RawClient.open(url, version, "mqtt", headers);
+    raws.push(r);
+    return r;
+  }
+
+  /** CONNECT as `user` (password `<user>-pw` unless `password` is given); the CONNACK. */
+  async function connectAs(
+    version: 4 | 5,
+    clientId: string,
+    user: string | undefined,
+    extra: Partial<ConnectPacket> & { password?: Uint8Array } = {},
+  ) {
+    const r = await raw(version);
+    r.sendConnect(clientId, {
+      ...(user === undefined ? {} : { username: user, password: utf8(`${user}-pw`) }),
+      ...extra,
+    });
+    return { r, connack: await r.next("connack") };
+  }
+
+  async function mqttjs(version: 4 | 5, user: string, clientId = unique(user)): Promise<MqttClient> {
+    const c = await connect(url, {
+      protocolVersion: version,
+      clientId,
+      username: user,
+      password: `${user}-pw`,
+    });
+    clients.push(c);
+    return c;
+  }
+
+  /** Answers the HMAC challenge of a CONNECT made with `method`, with the key of `keyOf`. */
+  async function hmacConnect(
+    clientId: string,
+    username: string,
+    keyOf: string,
+    extra: Partial<ConnectPacket> = {},
+  ) {
+    const r = await raw(5);
+    r.sendConnect(clientId, {
+      username,
+      ...extra,
+      properties: { authenticationMethod: METHOD, ...extra.properties },
+    });
+    const challenge = (await r.next("auth")).properties?.authenticationData as Uint8Array;
+    const answer = createHmac("sha256", deviceKey(keyOf)).update(challenge).update(clientId).digest();
+    r.send({
+      type: "auth",
+      reasonCode: ReasonCode.ContinueAuthentication,
+      properties: { authenticationMethod: METHOD, authenticationData: new Uint8Array(answer) },
+    });
+    return { r, connack: await r.next("connack") };
+  }
+
+  describe.each([4, 5] as const)("protocol %i", (v) => {
+    it("another user can neither resume nor wipe an offline session, whose queue stays its owner's (invariant 7)", async () => {
+      const id = unique("bob-device");
+      const topic = `users/bob/${id}`;
+      const { r: bob, connack } = await connectAs(v, id, "bob", { cleanStart: false, ...expiryFor(v) });
+      expect(connack.reasonCode).toBe(0);
+      expect((await bob.subscribe(`${topic}/#`, 1)).reasonCodes).toEqual([1]);
+      bob.send({ type: "disconnect", reasonCode: 0 });
+      await bob.closed;
+      const sender = await mqttjs(v, "bob");
+      await sender.publishAsync(`${topic}/queued`, "for bob only", { qos: 1 });
+
+      // Mallory has valid credentials of her own: to resume, then to wipe.
+      for (const cleanStart of [false, true]) {
+        const { r, connack: refused } = await connectAs(v, id, "mallory", { cleanStart, ...expiryFor(v) });
+        expect(refused.reasonCode).toBe(notAuthorized(v));
+        expect(refused.sessionPresent).toBe(false);
+        await r.closed;
+        expect(r.drain().filter((p) => p.type === "publish")).toEqual([]);
+      }
+
+      // Bob's session is as he left it: present, subscribed, with its queued message.
+      const { r: back, connack: resumed } = await connectAs(v, id, "bob", {
+        cleanStart: false,
+        ...expiryFor(v),
+      });
+      expect(resumed.reasonCode).toBe(0);
+      expect(resumed.sessionPresent).toBe(true);
+      const queued = await back.next("publish");
+      expect(queued.topic).toBe(`${topic}/queued`);
+      expect(new TextDecoder().decode(queued.payload)).toBe("for bob only");
+    });
+
+    it("another user cannot take over an online session: the owner stays connected and no will fires", async () => {
+      const id = unique("bob-online");
+      const topic = `users/bob/${id}`;
+      const watcher = await mqttjs(v, "bob");
+      const inbox = new Inbox(watcher);
+      await watcher.subscribeAsync(`${topic}/#`, { qos: 1 });
+      const will = { topic: `${topic}/will`, payload: utf8("bob died"), qos: 1 as const, retain: false };
+      const { r: bob, connack } = await connectAs(v, id, "bob", { will, keepAlive: 0 });
+      expect(connack.reasonCode).toBe(0);
+
+      const { r: mallory, connack: refused } = await connectAs(v, id, "mallory");
+      expect(refused.reasonCode).toBe(notAuthorized(v));
+      await mallory.closed;
+
+      // Bob's connection works and got no DISCONNECT; the marker is the first thing
+      // the watcher sees, so no will was published before it (order per publisher).
+      bob.send({
+        type: "publish",
+        topic: `${topic}/marker`,
+        payload: utf8("still here"),
+        qos: 1,
+        dup: false,
+        retain: false,
+        packetId: 7,
+      });
+      expect((await bob.next("puback")).packetId).toBe(7);
+      expect(bob.drain().map((p) => p.type)).toEqual([]);
+      await inbox.waitFor(1);
+      expect(inbox.messages.map((m) => m.topic)).toEqual([`${topic}/marker`]);
+      expect(bob.isClosed).toBe(false);
+    });
+
+    it("a token is its subject's: another subject is refused the session, the same subject by any method resumes it", async () => {
+      const id = unique("bob-token");
+      const { r: bob } = await connectAs(v, id, "bob", { cleanStart: false, ...expiryFor(v) });
+      await bob.subscribe(`users/bob/${id}/#`, 1);
+      bob.send({ type: "disconnect", reasonCode: 0 });
+      await bob.closed;
+
+      // 3.1.1 sends a password only with a user name (MQTT-3.1.2-22): the subject's own.
+      const asToken = (sub: string) => ({
+        ...(v === 4 ? { username: sub } : {}),
+        password: utf8(token({ sub })),
+      });
+      const mallory = await connectAs(v, id, undefined, { cleanStart: true, ...asToken("mallory") });
+      expect(mallory.connack.reasonCode).toBe(notAuthorized(v));
+      const asBob = await connectAs(v, id, undefined, {
+        cleanStart: false,
+        ...expiryFor(v),
+        ...asToken("bob"),
+      });
+      expect(asBob.connack.reasonCode).toBe(0);
+      expect(asBob.connack.sessionPresent).toBe(true);
+    });
+
+    it("a token's identity cannot be renamed by the CONNECT user name: 3.1.1 code 4, 5.0 0x86", async () => {
+      const renamed = await connectAs(v, unique("rename"), undefined, {
+        username: "alice",
+        password: utf8(token({ sub: "bob" })),
+      });
+      expect(renamed.connack.reasonCode).toBe(badCredentials(v));
+      const same = await connectAs(v, unique("same"), undefined, {
+        username: "bob",
+        password: utf8(token({ sub: "bob" })),
+      });
+      expect(same.connack.reasonCode).toBe(0);
+      // Bob's ACL, not Alice's: %u is the token's subject.
+      const codes = await same.r.subscribe("users/alice/#", 1);
+      expect(codes.reasonCodes).toEqual([v === 5 ? ReasonCode.NotAuthorized : 0x80]);
+    });
+
+    it.each(["#", "+", "x/+", "a/b"])(
+      "client id %s stands in no ACL pattern (devices/{client id}/#): it gets nothing beyond its own topics",
+      async (clientId) => {
+        const { r, connack } = await connectAs(v, clientId, "alice");
+        expect(connack.reasonCode).toBe(0);
+        const denied = v === 5 ? ReasonCode.NotAuthorized : 0x80;
+        r.send({
+          type: "subscribe",
+          packetId: 1,
+          subscriptions: ["devices/#", "devices/+/secret", `devices/${clientId}`].map((topicFilter) => ({
+            topicFilter,
+            qos: 1 as const,
+            noLocal: false,
+            retainAsPublished: false,
+            retainHandling: 0 as const,
+          })),
+        });
+        expect((await r.next("suback")).reasonCodes).toEqual([denied, denied, denied]);
+        if (v === 5) {
+          r.send({
+            type: "publish",
+            topic: "devices/other/cmd",
+            payload: utf8("x"),
+            qos: 1,
+            dup: false,
+            retain: false,
+            packetId: 2,
+          });
+          expect((await r.next("puback")).reasonCode).toBe(ReasonCode.NotAuthorized);
+        }
+        // Her own topics still work with that client id.
+        expect((await r.subscribe("users/alice/#", 1, 3)).reasonCodes).toEqual([1]);
+      },
+    );
+
+    it("a client id longer than MAX_CLIENT_ID_LENGTH is refused (0x85 / 2) before any session is claimed, with a clean close", async () => {
+      const { r, connack } = await connectAs(v, "x".repeat(65_000), "alice");
+      expect(connack.reasonCode).toBe(
+        v === 5 ? ReasonCode.ClientIdentifierNotValid : ConnectReturnCode.IdentifierRejected,
+      );
+      expect((await r.closed).code).toBe(1000);
+      expect((await connectAs(v, "y".repeat(257), "alice")).connack.reasonCode).not.toBe(0);
+      expect((await connectAs(v, "y".repeat(256), "alice")).connack.reasonCode).toBe(0);
+    });
+
+    it("failed authentications are limited per address: past AUTH_FAILURES_PER_MINUTE, 0x9F / 3 without a check", async () => {
+      const address = freshAddress();
+      const attempt = async (password: string) => {
+        const r = await raw(v, address);
+        r.sendConnect(unique("guess"), { username: "alice", password: utf8(password) });
+        return (await r.next("connack")).reasonCode;
+      };
+      for (let i = 0; i < 5; i++) expect(await attempt(`guess-${i}`)).toBe(badCredentials(v));
+      const throttled = v === 5 ? ReasonCode.ConnectionRateExceeded : ConnectReturnCode.ServerUnavailable;
+      expect(await attempt("guess-6")).toBe(throttled);
+      // Even the right password waits for the budget to refill; other addresses do not.
+      expect(await attempt("alice-pw")).toBe(throttled);
+      expect((await connectAs(v, unique("elsewhere"), "alice")).connack.reasonCode).toBe(0);
+    });
+  });
+
+  describe("enhanced authentication (NIMBUS-HMAC-SHA256, derived device keys)", () => {
+    it("proves the name: a device's key answers for its own name only", async () => {
+      const own = await hmacConnect(unique("dev-a"), "dev-a", "dev-a");
+      expect(own.connack.reasonCode).toBe(0);
+      const posing = await hmacConnect(unique("dev-x"), "dev-a", "dev-b");
+      expect(posing.connack.reasonCode).toBe(ReasonCode.NotAuthorized);
+    });
+
+    it("another device cannot take a device's session", async () => {
+      const id = unique("dev-a-session");
+      const owner = await hmacConnect(id, "dev-a", "dev-a", {
+        cleanStart: false,
+        properties: { sessionExpiryInterval: 300 },
+      });
+      expect(owner.connack.reasonCode).toBe(0);
+      owner.r.send({ type: "disconnect", reasonCode: 0 });
+      await owner.r.closed;
+      const other = await hmacConnect(id, "dev-b", "dev-b", { cleanStart: true });
+      expect(other.connack.reasonCode).toBe(ReasonCode.NotAuthorized);
+      const back = await hmacConnect(id, "dev-a", "dev-a", {
+        cleanStart: false,
+        properties: { sessionExpiryInterval: 300 },
+      });
+      expect(back.connack.sessionPresent).toBe(true);
+    });
+  });
+
+  describe("bounded work before CONNECT", () => {
+    it("one frame of 100,000 PINGREQs before CONNECT closes only that socket; a neighbour's QoS 1 round trips stay under 100 ms", async () => {
+      const neighbour = await mqttjs(5, "bob");
+      const topic = `users/bob/${unique("rtt")}`;
+      const inbox = new Inbox(neighbour);
+      await neighbour.subscribeAsync(topic, { qos: 1 });
+      const flooder = await raw(4);
+      flooder.send(new Uint8Array(200_000).map((_, i) => (i % 2 === 0 ? 0xc0 : 0)));
+      const rtts: number[] = [];
+      for (let i = 0; i < 20; i++) {
+        const start = performance.now();
+        await neighbour.publishAsync(topic, String(i), { qos: 1 });
+        await inbox.waitFor(i + 1);
+        rtts.push(performance.now() - start);
+      }
+      const closed = await flooder.closed;
+      expect(closed.code).toBe(1002);
+      expect(flooder.drain()).toEqual([]);
+      expect(Math.max(...rtts)).toBeLessThan(100);
+    });
+
+    it("more than one packet's worth of bytes before CONNACK closes the socket without a CONNACK", async () => {
+      const r = await raw(4);
+      const connect = encode(
+        {
+          type: "connect",
+          protocolVersion: 4,
+          protocolName: "MQTT",
+          clientId: unique("big"),
+          cleanStart: true,
+          keepAlive: 60,
+          username: "alice",
+          password: utf8("alice-pw"),
+        },
+        4,
+      );
+      const frame = new Uint8Array(connect.length + 1_200_000);
+      frame.set(connect);
+      for (let i = connect.length; i < frame.length; i += 2) frame[i] = 0xc0;
+      r.send(frame);
+      await r.closed;
+      expect(r.drain()).toEqual([]);
+    });
+
+    it("a CONNECT followed by other packets in the same frame is still served in order (MQTT 3.1.4 lets clients pipeline)", async () => {
+      const r = await raw(4);
+      const connect = encode(
+        {
+          type: "connect",
+          protocolVersion: 4,
+          protocolName: "MQTT",
+          clientId: unique("pipe"),
+          cleanStart: true,
+          keepAlive: 60,
+          username: "alice",
+          password: utf8("alice-pw"),
+        },
+        4,
+      );
+      const pings = new Uint8Array(2_000).map((_, i) => (i % 2 === 0 ? 0xc0 : 0));
+      r.send(new Uint8Array([...connect, ...pings]));
+      expect((await r.next("connack")).reasonCode).toBe(0);
+      for (let i = 0; i < 1_000; i++) await r.next("pingresp");
+    });
+  });
+});
