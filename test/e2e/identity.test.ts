@@ -54,28 +54,29 @@ const badCredentials = (v: 4 | 5) =>
 describe.each(LAYOUTS)("identity, $name", (layout) => {
   let broker: RunningBroker;
   let url: string;
+  let vars: Record<string, string>;
   const raws: RawClient[] = [];
   const clients: MqttClient[] = [];
 
   beforeAll(async () => {
     const passwords = await Promise.all(["alice", "bob", "mallory"].map((u) => passwordEntry(u, `${u}-pw`)));
-    broker = await startBroker({
-      vars: {
-        TOPIC_SHARDS: layout.shards,
-        GATEWAYS: layout.gateways,
-        ALLOW_ANONYMOUS: "false",
-        MQTT_PASSWORDS: passwords.join(" "),
-        JWT_SECRET,
-        AUTH_HMAC_SECRET: HMAC_SECRET,
-        ACL: JSON.stringify(ACL),
-        AUTH_FAILURES_PER_MINUTE: "5",
-        // Failed logins are counted per gateway: with "ip" one address always
-        // meets the same one (the README says so). Tests' clients come from
-        // addresses of their own, so attacker and victim still meet on different
-        // gateways in the second layout.
-        GATEWAY_POLICY: "ip",
-      },
-    });
+    vars = {
+      TOPIC_SHARDS: layout.shards,
+      GATEWAYS: layout.gateways,
+      ALLOW_ANONYMOUS: "false",
+      MQTT_PASSWORDS: passwords.join(" "),
+      JWT_SECRET,
+      AUTH_HMAC_SECRET: HMAC_SECRET,
+      ACL: JSON.stringify(ACL),
+      AUTH_FAILURES_PER_MINUTE: "5",
+      // Failed logins are counted per gateway: with "ip" one address always
+      // meets the same one (the README says so). Tests' clients come from
+      // addresses of their own, so attacker and victim still meet on different
+      // gateways in the second layout.
+      GATEWAY_POLICY: "ip",
+      API_TOKEN: "identity-api-token",
+    };
+    broker = await startBroker({ vars });
     url = broker.url;
   }, 120_000);
 
@@ -400,4 +401,38 @@ describe.each(LAYOUTS)("identity, $name", (layout) => {
       for (let i = 0; i < 1_000; i++) await r.next("pingresp");
     });
   });
+
+  // Last in this layout: it restarts the broker.
+  it("a stored session is restored only as far as the ACL allows now", async () => {
+    const id = unique("revoked");
+    const { r: dev } = await connectAs(5, id, "alice", { cleanStart: false, ...expiryFor(5) });
+    expect((await dev.subscribe(`devices/${id}/#`, 1, 1)).reasonCodes).toEqual([1]);
+    expect((await dev.subscribe(`users/alice/${id}/#`, 1, 2)).reasonCodes).toEqual([1]);
+    dev.send({ type: "disconnect", reasonCode: 0 });
+    await dev.closed;
+    const api = (topic: string, payload: string) =>
+      fetch(`${broker.httpUrl}/api/publish`, {
+        method: "POST",
+        headers: { Authorization: "Bearer identity-api-token" },
+        body: JSON.stringify({ topic, payload, qos: 1 }),
+      });
+    expect((await api(`devices/${id}/queued`, "before the change")).status).toBe(200);
+
+    // The operator takes devices/%c/# away from everyone and restarts.
+    await broker.stop();
+    vars = {
+      ...vars,
+      ACL: JSON.stringify([{ user: "*", publish: ["users/%u/#"], subscribe: ["users/%u/#"] }]),
+    };
+    broker = await startBroker({ vars, persistTo: broker.persistTo });
+    url = broker.url;
+
+    const { r: back, connack } = await connectAs(5, id, "alice", { cleanStart: false, ...expiryFor(5) });
+    expect(connack.sessionPresent).toBe(true);
+    expect((await api(`devices/${id}/live`, "after the change")).status).toBe(200);
+    expect((await api(`users/alice/${id}/marker`, "marker")).status).toBe(200);
+    const got = await back.next("publish");
+    expect(got.topic).toBe(`users/alice/${id}/marker`);
+    expect(back.drain().filter((p) => p.type === "publish")).toEqual([]);
+  }, 120_000);
 });
