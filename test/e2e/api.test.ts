@@ -69,6 +69,35 @@ describe("HTTP API", () => {
     });
   });
 
+  it("POST /api/publish refuses properties MQTT cannot carry with 400, before anything is stored", async () => {
+    const topic = unique("api/badprops");
+    const sub = await client();
+    const inbox = new Inbox(sub);
+    await sub.subscribeAsync(topic, { qos: 1 });
+    for (const properties of [
+      { topicAlias: 1 },
+      { userProperties: "not a list" },
+      { userProperties: [["k", "v".repeat(70_000)]] },
+      { correlationData: 42 },
+      { responseTopic: "a/#" },
+    ]) {
+      const res = await api("/api/publish", {
+        method: "POST",
+        body: JSON.stringify({ topic, payload: "bad", qos: 1, properties }),
+      });
+      expect(res.status, JSON.stringify(properties).slice(0, 50)).toBe(400);
+    }
+    // Correlation data travels as base64 and arrives as bytes.
+    const res = await api("/api/publish", {
+      method: "POST",
+      body: JSON.stringify({ topic, payload: "good", qos: 1, properties: { correlationData: "aWQ=" } }),
+    });
+    expect(res.status).toBe(200);
+    const [m] = await inbox.waitFor(1);
+    expect(m?.payload).toBe("good");
+    expect(Buffer.from(m?.packet.properties?.correlationData as Buffer).toString()).toBe("id");
+  });
+
   it("GET /api/retained lists retained messages matching a filter", async () => {
     const base = unique("api/ret");
     for (const [t, v] of [

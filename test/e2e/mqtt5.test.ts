@@ -239,6 +239,25 @@ describe("Topic aliases (3.3.2.3.4)", () => {
     expect(third.topic).toBe("");
   });
 
+  it("uses no more aliases towards a client than TOPIC_ALIAS_MAXIMUM, however many the client allows (bounded memory)", async () => {
+    const base = unique("alias-many");
+    const { r } = await raw(unique("alias-65535"), { properties: { topicAliasMaximum: 65535 } });
+    r.send({ type: "subscribe", packetId: 1, subscriptions: [sub(`${base}/#`, 0)] });
+    await r.next("suback");
+    const pub = await client();
+    // 64 is the broker's TOPIC_ALIAS_MAXIMUM here (the default): 80 topics reuse aliases.
+    for (let i = 0; i < 80; i++) await pub.publishAsync(`${base}/${i}`, String(i), { qos: 1 });
+    const aliases = new Set<number>();
+    for (let i = 0; i < 80; i++) {
+      const p = await r.next("publish");
+      // A new assignment always carries the topic, so the client can follow.
+      expect(p.topic).toBe(`${base}/${i}`);
+      aliases.add(p.properties?.topicAlias as number);
+    }
+    expect(Math.max(...aliases)).toBe(64);
+    expect(aliases.size).toBe(64);
+  });
+
   it("MQTT.js resolves the broker's aliases", async () => {
     const topic = unique("alias-js");
     const s = await client({ properties: { topicAliasMaximum: 10 } });
