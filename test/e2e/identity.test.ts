@@ -11,6 +11,7 @@ import { passwordEntry } from "../../broker/auth/passwords.ts";
 import { type ConnectPacket, ConnectReturnCode, encode, ReasonCode } from "../../mqtt/index.ts";
 import { type RunningBroker, startBroker } from "../support/broker.ts";
 import { connect, Inbox, RawClient, unique } from "../support/clients.ts";
+import { connectPacket } from "../support/packets.ts";
 
 const JWT_SECRET = "identity-jwt-secret";
 const HMAC_SECRET = "identity-hmac-secret";
@@ -44,6 +45,15 @@ let addresses = 0;
 function freshAddress(): Record<string, string> {
   addresses++;
   return { "CF-Connecting-IP": `198.51.${100 + (addresses >> 8)}.${addresses & 0xff}` };
+}
+
+/** One frame: alice's 3.1.1 CONNECT, then `pings` PINGREQs. */
+function connectThenPings(clientId: string, pings: number): Uint8Array {
+  const connect = encode(connectPacket(clientId, 4, { username: "alice", password: utf8("alice-pw") }), 4);
+  const frame = new Uint8Array(connect.length + 2 * pings);
+  frame.set(connect);
+  for (let i = connect.length; i < frame.length; i += 2) frame[i] = 0xc0;
+  return frame;
 }
 
 const expiryFor = (v: 4 | 5) => (v === 5 ? { properties: { sessionExpiryInterval: 300 } } : {});
@@ -359,22 +369,7 @@ describe.each(LAYOUTS)("identity, $name", (layout) => {
 
     it("more than one packet's worth of bytes before CONNACK closes the socket without a CONNACK", async () => {
       const r = await raw(4);
-      const connect = encode(
-        {
-          type: "connect",
-          protocolVersion: 4,
-          protocolName: "MQTT",
-          clientId: unique("big"),
-          cleanStart: true,
-          keepAlive: 60,
-          username: "alice",
-          password: utf8("alice-pw"),
-        },
-        4,
-      );
-      const frame = new Uint8Array(connect.length + 1_200_000);
-      frame.set(connect);
-      for (let i = connect.length; i < frame.length; i += 2) frame[i] = 0xc0;
+      const frame = connectThenPings(unique("big"), 600_000);
       r.send(frame);
       await r.closed;
       expect(r.drain()).toEqual([]);
@@ -382,21 +377,7 @@ describe.each(LAYOUTS)("identity, $name", (layout) => {
 
     it("a CONNECT followed by other packets in the same frame is still served in order (MQTT 3.1.4 lets clients pipeline)", async () => {
       const r = await raw(4);
-      const connect = encode(
-        {
-          type: "connect",
-          protocolVersion: 4,
-          protocolName: "MQTT",
-          clientId: unique("pipe"),
-          cleanStart: true,
-          keepAlive: 60,
-          username: "alice",
-          password: utf8("alice-pw"),
-        },
-        4,
-      );
-      const pings = new Uint8Array(2_000).map((_, i) => (i % 2 === 0 ? 0xc0 : 0));
-      r.send(new Uint8Array([...connect, ...pings]));
+      r.send(connectThenPings(unique("pipe"), 1_000));
       expect((await r.next("connack")).reasonCode).toBe(0);
       for (let i = 0; i < 1_000; i++) await r.next("pingresp");
     });
