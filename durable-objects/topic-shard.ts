@@ -234,7 +234,8 @@ export class TopicShard extends DurableObject<Env> {
   /**
    * Stores or clears retained messages, then hands every message to each
    * destination with a matching filter. Resolves once all have taken them, so
-   * the publisher's PUBACK/PUBREC means the message is stored durably.
+   * the publisher's PUBACK/PUBREC means the message is stored durably. Answers a
+   * reason code per message: 0x00, 0x10 (no one subscribes) or 0x97 (refused).
    */
   async publish(messages: Message[]): Promise<number[]> {
     this.counters.add("rpc_in");
@@ -247,11 +248,12 @@ export class TopicShard extends DurableObject<Env> {
         codes.push(ReasonCode.QuotaExceeded);
         continue;
       }
-      codes.push(ReasonCode.Success);
       this.counters.add("messages_routed");
+      let matched = false;
       // QoS 0 promises nothing once handed on: the publisher need not wait for it
       // (order still holds, the per-destination queue keeps it).
       const track = (p: Promise<undefined>) => {
+        matched = true;
         if (m.qos > 0) pending.push(p);
         else p.catch(() => undefined);
       };
@@ -274,6 +276,9 @@ export class TopicShard extends DurableObject<Env> {
           );
         }
       });
+      // 5.0 3.4.2.1: 0x10 tells the publisher nobody listens (the message was
+      // still accepted, and stored if retained), as Mosquitto and HiveMQ answer.
+      codes.push(matched ? ReasonCode.Success : ReasonCode.NoMatchingSubscribers);
     }
     const results = await Promise.allSettled(pending);
     const failed = results.find((r) => r.status === "rejected");

@@ -11,7 +11,7 @@ import { shardOf, shardsForFilter } from "../broker/routing.ts";
 import type { BrokerStats } from "../broker/stats.ts";
 import { publishTopicProblem } from "../broker/topic-limits.ts";
 import { collectStats, sessionStub, shardStub } from "../durable-objects/stubs.ts";
-import { isWellFormedUtf8, validateTopicFilter } from "../mqtt/index.ts";
+import { isWellFormedUtf8, ReasonCode, validateTopicFilter } from "../mqtt/index.ts";
 import type { Env } from "./env.ts";
 import { openApiDocument } from "./openapi.ts";
 import { apiProperties } from "./publish-properties.ts";
@@ -122,8 +122,16 @@ async function publish(request: Request, env: Env): Promise<Response> {
   // QoS 0 answers once the shard has the message; QoS 1/2 once every destination
   // that stores it durably has it (the same moment an MQTT PUBACK is sent).
   const [code] = await shard.publish([message]);
-  if (code) return apiError(507, "retained message quota exceeded");
-  return json({ id: message.id, topic: message.topic, qos, retain: message.retain, delivered: true });
+  if (code === ReasonCode.QuotaExceeded) return apiError(507, "retained message quota exceeded");
+  // `matched`: whether any subscription matched (MQTT 5.0's 0x10 otherwise).
+  return json({
+    id: message.id,
+    topic: message.topic,
+    qos,
+    retain: message.retain,
+    delivered: true,
+    matched: code !== ReasonCode.NoMatchingSubscribers,
+  });
 }
 
 async function retained(url: URL, env: Env): Promise<Response> {

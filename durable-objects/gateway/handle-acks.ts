@@ -12,7 +12,7 @@ export function handleAck(
   gw: Gateway,
   conn: Connection,
   p: PubAckLikePacket<"puback" | "pubrec" | "pubrel" | "pubcomp">,
-): void {
+): Promise<void> | undefined {
   const att = conn.connected;
   if (att === undefined) return;
   const { clientId } = att;
@@ -42,24 +42,40 @@ export function handleAck(
     gw.pump(conn);
   };
 
+  // 4.3: an acknowledgement that belongs to the other QoS flow of a packet id in
+  // flight (PUBACK for QoS 2, PUBREC or PUBCOMP for QoS 1, PUBCOMP before PUBREL) is
+  // a Protocol Error. One for no packet id in flight is ignored: it can be a late
+  // answer to a message sent again after a reconnect.
+  const wrongFlow =
+    entry !== undefined &&
+    (p.type === "puback"
+      ? entry.qos !== 1
+      : entry.qos !== 2 || (p.type === "pubcomp" && entry.state !== "released"));
+  if (wrongFlow) {
+    return gw.fail(
+      conn,
+      ReasonCode.ProtocolError,
+      `${p.type.toUpperCase()} for packet id ${packetId}, a QoS ${entry.qos} message ${entry.state === "released" ? "released" : "in flight"} (4.3)`,
+    );
+  }
   switch (p.type) {
     case "puback":
-      if (entry?.qos === 1 && entry.state === "sent") retire();
+      if (entry !== undefined) retire();
       else log("debug", "unexpected_ack", { clientId, type: p.type, packetId });
       return;
     case "pubrec":
-      if (entry === undefined || entry.qos !== 2) {
+      // 5.0 4.3.3: a PUBREC with a failure code ends the flow: no PUBREL follows.
+      if ((p.reasonCode ?? 0) >= 0x80) {
+        retire();
+        return;
+      }
+      if (entry === undefined) {
         gw.send(
           conn,
           v5
             ? { type: "pubrel", packetId, reasonCode: ReasonCode.PacketIdentifierNotFound }
             : { type: "pubrel", packetId },
         );
-        return;
-      }
-      // 5.0 4.3.3: a PUBREC with a failure code ends the flow.
-      if ((p.reasonCode ?? 0) >= 0x80) {
-        retire();
         return;
       }
       if (entry.state === "sent") {
@@ -69,7 +85,7 @@ export function handleAck(
       gw.send(conn, { type: "pubrel", packetId });
       return;
     case "pubcomp":
-      if (entry?.qos === 2 && entry.state === "released") retire();
+      if (entry !== undefined) retire();
       else log("debug", "unexpected_ack", { clientId, type: p.type, packetId });
       return;
   }

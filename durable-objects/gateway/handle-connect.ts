@@ -10,13 +10,14 @@ import { clientIdAllowed, clientIdShapeProblem } from "../../broker/client-ids.t
 import { log } from "../../broker/log.ts";
 import type { Message } from "../../broker/message.ts";
 import type { SessionState } from "../../broker/session-state.ts";
+import { publishTopicProblem } from "../../broker/topic-limits.ts";
 import {
   type ConnackPacket,
   type ConnectPacket,
   ConnectReturnCode,
+  encode,
   isWellFormedUtf8,
   ReasonCode,
-  validateTopicName,
 } from "../../mqtt/index.ts";
 import type { Gateway } from "../gateway.ts";
 import type { Connected, Connection } from "./connection.ts";
@@ -34,12 +35,14 @@ export async function refuseConnect(
   const v5 = p.protocolVersion === 5;
   if (v5 || code311 !== null) {
     const properties = v5 ? gw.ackProperties(conn, why) : undefined;
-    gw.send(conn, {
+    const connack: ConnackPacket = {
       type: "connack",
       sessionPresent: false,
       reasonCode: v5 ? code5 : (code311 as number),
-      properties,
-    });
+    };
+    if (properties !== undefined) connack.properties = properties;
+    const fitted = fitConnack(connack, p);
+    if (fitted !== undefined) gw.send(conn, fitted);
   }
   log("info", "connect_refused", { gateway: gw.name, clientId: p.clientId, reason: why });
   gw.closeSocket(conn, 1000, why.slice(0, 100));
@@ -74,7 +77,7 @@ export async function handleConnect(gw: Gateway, conn: Connection, p: ConnectPac
   if (shape !== null)
     return refuse(ReasonCode.ClientIdentifierNotValid, ConnectReturnCode.IdentifierRejected, shape.reason);
   if (p.will !== undefined) {
-    const problem = validateTopicName(p.will.topic);
+    const problem = publishTopicProblem(gw.config, p.will.topic);
     if (problem !== null) return refuse(ReasonCode.TopicNameInvalid, null, `will topic: ${problem}`);
     // 5.0 3.1.3.2.3: a will declared as UTF-8 must be UTF-8.
     if (p.will.properties?.payloadFormatIndicator === 1 && !isWellFormedUtf8(p.will.payload)) {
@@ -322,7 +325,18 @@ async function acceptConnect(
     if (props?.requestResponseInformation === 1)
       connack.properties.responseInformation = `response/${clientId}/`;
   }
-  gw.send(conn, connack);
+  const fitted = fitConnack(connack, p);
+  if (fitted === undefined) {
+    // MQTT-3.1.2-24: not even the smallest CONNACK fits what the client accepts.
+    log("info", "connect_refused", {
+      gateway: gw.name,
+      clientId,
+      reason: "CONNACK exceeds the client's Maximum Packet Size",
+    });
+    gw.closeSocket(conn, 1000, "CONNACK too large for the client");
+    return gw.finish(conn, "normal", "CONNACK too large for the client");
+  }
+  gw.send(conn, fitted);
   conn.ready = true;
   log("info", "connect", {
     gateway: gw.name,
@@ -383,4 +397,40 @@ function permitted(acl: Acl, principal: Principal, state: SessionState): Session
     outbound: state.outbound.filter((o) => o.state === "released" || readable(o.message.topic)),
     inboundQos2: state.inboundQos2,
   };
+}
+
+/**
+ * Properties a CONNACK may go without and still mean the same, in the order they
+ * are left out when it exceeds the client's Maximum Packet Size: diagnostics
+ * first (MQTT-3.2.2-19, -20), then what the client assumes when absent (these
+ * "available" flags default to 1), then what it may simply not learn (no Response
+ * Information, no aliases towards us). What the client must know to stay within
+ * our limits (Maximum Packet Size, Receive Maximum, Server Keep Alive, Session
+ * Expiry, the assigned client id, the authentication method) is never left out.
+ */
+const SHEDDABLE: Array<keyof NonNullable<ConnackPacket["properties"]>> = [
+  "reasonString",
+  "userProperties",
+  "retainAvailable",
+  "wildcardSubscriptionAvailable",
+  "subscriptionIdentifiersAvailable",
+  "sharedSubscriptionAvailable",
+  "responseInformation",
+  "topicAliasMaximum",
+];
+
+/**
+ * The CONNACK within the client's Maximum Packet Size (MQTT-3.1.2-24), with what
+ * may be left out left out as needed; undefined when even that does not fit.
+ */
+export function fitConnack(connack: ConnackPacket, p: ConnectPacket): ConnackPacket | undefined {
+  const max = p.protocolVersion === 5 ? p.properties?.maximumPacketSize : undefined;
+  if (max === undefined) return connack;
+  const properties = { ...connack.properties };
+  const trial: ConnackPacket = { ...connack, properties };
+  for (const name of [undefined, ...SHEDDABLE]) {
+    if (name !== undefined) delete properties[name];
+    if (encode(trial, 5).length <= max) return trial;
+  }
+  return undefined;
 }

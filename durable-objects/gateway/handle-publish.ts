@@ -78,7 +78,7 @@ export function handlePublish(gw: Gateway, conn: Connection, p: PublishPacket): 
 
   if (p.qos === 0) {
     gw.publishMessage(message).then(
-      (code) => (code && conn.version !== 5 ? quotaRefused(gw, conn, "puback", 0, code) : undefined),
+      (code) => (refused(code) && conn.version !== 5 ? quotaRefused(gw, conn, "puback", 0, code) : undefined),
       (err) => log("warn", "publish_failed", { clientId: att.clientId, error: String(err) }),
     );
     return;
@@ -106,8 +106,8 @@ export function handlePublish(gw: Gateway, conn: Connection, p: PublishPacket): 
     gw.publishMessage(message).then(
       (code) => {
         conn.inboundQos1--;
-        if (code) return quotaRefused(gw, conn, "puback", packetId, code);
-        gw.send(conn, { type: "puback", packetId });
+        if (refused(code)) return quotaRefused(gw, conn, "puback", packetId, code);
+        gw.send(conn, acknowledgement("puback", packetId, code, conn.version));
       },
       (err) => gw.fail(conn, ReasonCode.UnspecifiedError, `publish failed: ${String(err)}`),
     );
@@ -117,9 +117,9 @@ export function handlePublish(gw: Gateway, conn: Connection, p: PublishPacket): 
   gw.publishMessage(message).then(
     (code) => {
       conn.publishing.delete(packetId);
-      if (code) return quotaRefused(gw, conn, "pubrec", packetId, code);
+      if (refused(code)) return quotaRefused(gw, conn, "pubrec", packetId, code);
       gw.store.addInboundQos2(att.clientId, packetId);
-      gw.send(conn, { type: "pubrec", packetId });
+      gw.send(conn, acknowledgement("pubrec", packetId, code, conn.version));
     },
     (err) => {
       conn.publishing.delete(packetId);
@@ -127,6 +127,26 @@ export function handlePublish(gw: Gateway, conn: Connection, p: PublishPacket): 
     },
   );
   return;
+}
+
+/** Whether a shard's answer refuses the message (0x80 and above). */
+function refused(code: number | undefined): code is number {
+  return code !== undefined && code >= 0x80;
+}
+
+/**
+ * PUBACK or PUBREC for an accepted message: in 5.0 with 0x10 when it reached no
+ * subscriber (3.4.2.1, 3.5.2.1); 3.1.1 acknowledgements carry no reason code.
+ */
+function acknowledgement(
+  type: "puback" | "pubrec",
+  packetId: number,
+  code: number | undefined,
+  version: number,
+) {
+  return version === 5 && code === ReasonCode.NoMatchingSubscribers
+    ? { type, packetId, reasonCode: code }
+    : { type, packetId };
 }
 
 /** A shard refused the message (retained quota): 5.0 gets the code in the ack, 3.1.1 a close. */

@@ -27,7 +27,8 @@ export function decodeConnack(r: Reader, version: ProtocolVersion): ConnackPacke
 
 export function encodeConnack(p: ConnackPacket, version: ProtocolVersion): Uint8Array {
   const w = new Writer(version === 5 ? 64 : 2);
-  w.u8(p.sessionPresent ? 1 : 0);
+  // MQTT 3.1 (level 3) has no session present flag: the byte is reserved, 0.
+  w.u8(p.sessionPresent && version !== 3 ? 1 : 0);
   w.u8(p.reasonCode);
   if (version === 5) writeProperties(w, p.properties);
   return w.finish(0x20);

@@ -12,6 +12,9 @@ export function decodeSubscribe(r: Reader, version: ProtocolVersion): SubscribeP
   const subscriptions: Subscription[] = [];
   while (r.remaining() > 0) {
     const topicFilter = r.utf8("topic filter");
+    // MQTT-4.7.3-1: a topic filter is at least one character; an empty one makes
+    // the packet malformed (not a SUBACK failure).
+    if (topicFilter === "") malformed("empty topic filter (MQTT-4.7.3-1)");
     const options = r.u8("subscription options");
     const qos = options & 0x03;
     if (qos === 3) malformed("SUBSCRIBE with QoS 3 (MQTT-3.8.3-4)");

@@ -10,7 +10,12 @@ export function decodeUnsubscribe(r: Reader, version: ProtocolVersion): Unsubscr
   if (packetId === 0) malformed("UNSUBSCRIBE with packet identifier 0 (MQTT-2.3.1-1)");
   const properties = version === 5 ? readProperties(r, "unsubscribe") : undefined;
   const topicFilters: string[] = [];
-  while (r.remaining() > 0) topicFilters.push(r.utf8("topic filter"));
+  while (r.remaining() > 0) {
+    const filter = r.utf8("topic filter");
+    // MQTT-4.7.3-1: at least one character, or the packet is malformed.
+    if (filter === "") malformed("empty topic filter (MQTT-4.7.3-1)");
+    topicFilters.push(filter);
+  }
   // MQTT-3.10.3-2: at least one topic filter.
   if (topicFilters.length === 0) protocolError("UNSUBSCRIBE with no topic filter (MQTT-3.10.3-2)");
   const packet: UnsubscribePacket = { type: "unsubscribe", packetId, topicFilters };

@@ -250,7 +250,8 @@ function connack(version: ProtocolVersion): fc.Arbitrary<Packet> {
   const codes = version === 5 ? [0, 0x80, 0x84, 0x85, 0x86, 0x87, 0x8c, 0x97] : [0, 1, 2, 3, 4, 5];
   return fc
     .record({
-      sessionPresent: fc.boolean(),
+      // MQTT 3.1 (level 3) has no session present flag: its byte is reserved.
+      sessionPresent: version === 3 ? fc.constant(false) : fc.boolean(),
       reasonCode: fc.constantFrom(...codes),
       properties: version === 5 ? connackProps : fc.constant(undefined),
     })

@@ -132,11 +132,14 @@ export class RawClient {
   private waiters: Array<() => void> = [];
   readonly closed: Promise<{ code: number; reason: string }>;
   isClosed = false;
+  /** Every frame received, as bytes, for tests of the exact encoding. */
+  readonly frames: Uint8Array[] = [];
 
   private constructor(ws: WebSocket, version: ProtocolVersion) {
     this.ws = ws;
     this.decoder = new StreamDecoder({ version });
     ws.on("message", (data: Buffer) => {
+      this.frames.push(new Uint8Array(data));
       const { packets } = this.decoder.push(new Uint8Array(data));
       this.inbox.push(...packets);
       for (const w of this.waiters.splice(0)) w();

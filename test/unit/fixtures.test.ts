@@ -288,6 +288,30 @@ describe("byte fixtures", () => {
     expect([...seen].some((s) => s.startsWith("pingresp"))).toBe(true);
   });
 
+  it("encodes a 3.1 (level 3) CONNACK with its reserved byte 0, session present or not", () => {
+    expect(toHex(encode({ type: "connack", sessionPresent: true, reasonCode: 0 }, 3))).toBe("20 02 00 00");
+  });
+
+  it.each([4, 5] as const)(
+    "refuses a SUBSCRIBE or UNSUBSCRIBE with an empty topic filter as malformed (MQTT-4.7.3-1, level %i)",
+    (v) => {
+      const props = v === 5 ? "00 " : "";
+      // SUBSCRIBE packet id 1, filter "" with options 0
+      const sub = hex(`82 ${(v === 5 ? 6 : 5).toString(16).padStart(2, "0")} 00 01 ${props}00 00 00`);
+      expect(decodePacket(sub, v)).toMatchObject({
+        ok: false,
+        reasonCode: 0x81,
+        message: /empty topic filter/,
+      });
+      const unsub = hex(`a2 ${(v === 5 ? 5 : 4).toString(16).padStart(2, "0")} 00 01 ${props}00 00`);
+      expect(decodePacket(unsub, v)).toMatchObject({
+        ok: false,
+        reasonCode: 0x81,
+        message: /empty topic filter/,
+      });
+    },
+  );
+
   it("encodes a PUBLISH whose remaining length needs two bytes", () => {
     const payload = new Uint8Array(200).fill(0x61);
     const bytes = encode({ type: "publish", topic: "t", payload, qos: 0, dup: false, retain: false }, 4);
