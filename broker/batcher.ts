@@ -4,6 +4,11 @@
  * turns many small RPCs into few large ones; and since calls for one key never
  * overlap, items reach the other side in the order they were added (DESIGN.md
  * invariant 3). A call may answer with one result per item.
+ *
+ * A call carries at most `maxItems` items and `maxBytes` bytes as `sizeOf`
+ * counts them (an item larger than that goes alone): a call between objects
+ * holds at most 32 MiB serialized on Cloudflare, and a batch past it would fail
+ * for every item in it (invariant 6).
  */
 interface Pending<T, R> {
   item: T;
@@ -11,15 +16,21 @@ interface Pending<T, R> {
   reject: (err: unknown) => void;
 }
 
+export interface BatchLimits<T> {
+  maxItems: number;
+  maxBytes: number;
+  sizeOf: (item: T) => number;
+}
+
 export class KeyedBatcher<K, T, R = void> {
   private readonly queues = new Map<K, Pending<T, R>[]>();
   private readonly busy = new Set<K>();
   private readonly send: (key: K, items: T[]) => Promise<R[] | undefined>;
-  private readonly maxBatch: number;
+  private readonly limits: BatchLimits<T>;
 
-  constructor(send: (key: K, items: T[]) => Promise<R[] | undefined>, maxBatch = 500) {
+  constructor(send: (key: K, items: T[]) => Promise<R[] | undefined>, limits: BatchLimits<T>) {
     this.send = send;
-    this.maxBatch = maxBatch;
+    this.limits = limits;
   }
 
   /** Resolves, with the item's result if the call gave one, once the call carrying it has completed. */
@@ -35,13 +46,26 @@ export class KeyedBatcher<K, T, R = void> {
     });
   }
 
+  /** How many items from the head of `queue` the next call carries (at least one). */
+  private batchLength(queue: Pending<T, R>[]): number {
+    const { maxItems, maxBytes, sizeOf } = this.limits;
+    let bytes = 0;
+    let n = 0;
+    while (n < queue.length && n < maxItems) {
+      bytes += sizeOf((queue[n] as Pending<T, R>).item);
+      if (n > 0 && bytes > maxBytes) break;
+      n++;
+    }
+    return n;
+  }
+
   private async flush(key: K): Promise<void> {
     this.busy.add(key);
     try {
       for (;;) {
         const queue = this.queues.get(key);
         if (queue === undefined || queue.length === 0) break;
-        const batch = queue.splice(0, this.maxBatch);
+        const batch = queue.splice(0, this.batchLength(queue));
         try {
           const results = await this.send(
             key,

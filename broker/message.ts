@@ -135,3 +135,58 @@ export const MESSAGE_COLUMN_DEFS = `msg_id TEXT NOT NULL,
 export function messageValues(r: MessageRow): SqlStorageValue[] {
   return [r.msg_id, r.topic, r.payload, r.qos, r.retain, r.props, r.origin, r.expires_at, r.target];
 }
+
+/** What Cloudflare allows a call between objects to carry, serialized. */
+export const RPC_CALL_LIMIT = 32 * 2 ** 20;
+/**
+ * Bytes one call between objects may carry in messages: a quarter of the 32 MiB
+ * Cloudflare allows for a call's arguments, leaving room for what serialization
+ * adds and for the answer.
+ */
+export const RPC_BATCH_BYTES = 8 * 2 ** 20;
+/** Messages one call between objects carries at most. */
+export const RPC_BATCH_MESSAGES = 500;
+
+/**
+ * What a message weighs in a call: payload, topic (two bytes a character at
+ * worst), properties, and a fixed allowance for ids and fields.
+ */
+export function messageBytes(m: Message): number {
+  let bytes = 128 + m.payload.byteLength + 2 * m.topic.length + 2 * m.id.length;
+  const p = m.properties;
+  if (p !== undefined) {
+    bytes += 2 * ((p.contentType?.length ?? 0) + (p.responseTopic?.length ?? 0));
+    bytes += p.correlationData?.byteLength ?? 0;
+    for (const [k, v] of p.userProperties ?? []) bytes += 2 * (k.length + v.length) + 16;
+  }
+  return bytes;
+}
+
+/**
+ * Refuses a batch of messages past RPC_CALL_LIMIT where it arrives. On Cloudflare
+ * such a call never arrives (the runtime refuses it); `wrangler dev` enforces no
+ * limit, so this stands in for it and a test that sends too much fails locally too.
+ */
+export function assertWithinCall(messages: Message[]): void {
+  let bytes = 0;
+  for (const m of messages) bytes += messageBytes(m);
+  if (bytes > RPC_CALL_LIMIT)
+    throw new RangeError(`a call of ${bytes} bytes of messages is over Cloudflare's 32 MiB`);
+}
+
+/** Batch limits for calls that carry messages. */
+export const MESSAGE_BATCH = {
+  maxItems: RPC_BATCH_MESSAGES,
+  maxBytes: RPC_BATCH_BYTES,
+  sizeOf: messageBytes,
+} as const;
+
+/**
+ * A payload that owns its memory: a PUBLISH's payload is a view into its
+ * WebSocket frame, and serializing a view for a call copies its whole buffer
+ * (every other packet of the frame with it). Copied once here, when it is not
+ * the whole buffer already.
+ */
+export function ownedBytes(bytes: Uint8Array): Uint8Array {
+  return bytes.byteOffset === 0 && bytes.byteLength === bytes.buffer.byteLength ? bytes : bytes.slice();
+}

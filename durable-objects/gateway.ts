@@ -13,7 +13,7 @@ import { KeyedBatcher } from "../broker/batcher.ts";
 import { type BrokerConfig, readConfig } from "../broker/config.ts";
 import { Counters } from "../broker/counters.ts";
 import { log, setLogLevel } from "../broker/log.ts";
-import { isExpired, type Message, willMessage } from "../broker/message.ts";
+import { assertWithinCall, isExpired, MESSAGE_BATCH, type Message, willMessage } from "../broker/message.ts";
 import { meteredSql } from "../broker/metered-sql.ts";
 import { gatewayDestination, shardOf } from "../broker/routing.ts";
 import {
@@ -126,7 +126,10 @@ export class Gateway extends DurableObject<Env> {
     for (const { clientId, filter, options } of this.store.allSubs())
       this.index.add(filter, clientId, options);
     for (const ws of ctx.getWebSockets()) this.connectionOf(ws);
-    this.publisher = new KeyedBatcher((shard, messages) => this.shard(shard).publish(messages));
+    this.publisher = new KeyedBatcher(
+      (shard, messages) => this.shard(shard).publish(messages),
+      MESSAGE_BATCH,
+    );
   }
 
   get name(): string {
@@ -302,6 +305,7 @@ export class Gateway extends DurableObject<Env> {
   /** A shard hands over messages that match filters of this gateway's clients. */
   async deliver(messages: Message[]): Promise<void> {
     this.counters.add("rpc_in");
+    assertWithinCall(messages);
     this.reconcile();
     const now = Date.now();
     const forward = new Map<string, Message[]>();

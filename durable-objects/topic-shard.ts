@@ -10,7 +10,9 @@ import { type BrokerConfig, readConfig } from "../broker/config.ts";
 import { Counters } from "../broker/counters.ts";
 import { log, setLogLevel } from "../broker/log.ts";
 import {
+  assertWithinCall,
   isExpired,
+  MESSAGE_BATCH,
   MESSAGE_COLUMN_DEFS,
   MESSAGE_COLUMNS,
   MESSAGE_PLACEHOLDERS,
@@ -98,7 +100,7 @@ export class TopicShard extends DurableObject<Env> {
       destination: string;
     }>("SELECT * FROM shared_members");
     for (const m of members) this.joinGroup(m.grp, m.filter, m.client_id, m.destination as Destination);
-    this.delivery = new KeyedBatcher((dest, messages) => this.deliverTo(dest, messages));
+    this.delivery = new KeyedBatcher((dest, messages) => this.deliverTo(dest, messages), MESSAGE_BATCH);
     this.config = readConfig(env);
     setLogLevel(env.LOG_LEVEL);
     this.counters = new Counters(ctx.storage.sql);
@@ -239,6 +241,7 @@ export class TopicShard extends DurableObject<Env> {
    */
   async publish(messages: Message[]): Promise<number[]> {
     this.counters.add("rpc_in");
+    assertWithinCall(messages);
     const pending: Promise<undefined>[] = [];
     const codes: number[] = [];
     for (const m of messages) {

@@ -5,7 +5,7 @@
  * it durably. The connection is not held up meanwhile: packets keep flowing.
  */
 import { log } from "../../broker/log.ts";
-import { type Message, messageProperties, newMessageId } from "../../broker/message.ts";
+import { type Message, messageProperties, newMessageId, ownedBytes } from "../../broker/message.ts";
 import { TokenBucket } from "../../broker/rate-limit.ts";
 import { publishTopicProblem } from "../../broker/topic-limits.ts";
 import { isWellFormedUtf8, type PublishPacket, ReasonCode } from "../../mqtt/index.ts";
@@ -66,7 +66,7 @@ export function handlePublish(gw: Gateway, conn: Connection, p: PublishPacket): 
   const message: Message = {
     id: newMessageId(gw.name),
     topic,
-    payload: p.payload,
+    payload: ownedBytes(p.payload),
     qos: p.qos,
     retain: p.retain,
     origin: att.clientId,
