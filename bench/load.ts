@@ -111,11 +111,11 @@ const money = (x: number) => (Number.isFinite(x) ? `$${x.toFixed(4)}` : "–");
 const costLines = [
   "Message phase (every client connected and subscribed); the last but one column prices the whole run, connects and subscribes included.",
   "",
-  "| target | scenario | delivered | DO requests | WS messages in | rows written | object-seconds | Nimbus per million delivered | whole run per million delivered | AWS IoT Core per million delivered |",
-  "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+  "| target | scenario | delivered | DO requests | WS messages in | rows written | log lines | object-seconds | Nimbus per million delivered | whole run per million delivered | AWS IoT Core per million delivered |",
+  "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
   ...costs.map(
     ({ target, scenario: s, cost: c, whole }) =>
-      `| ${target} | ${s} | ${c.delivered} | ${c.requests} | ${c.wsIn} | ${c.rowsWritten} | ${c.objectSeconds.toFixed(1)} | ${money(c.perMillion)} | ${money(whole.perMillion)} | ${money(c.awsPerMillion)} |`,
+      `| ${target} | ${s} | ${c.delivered} | ${c.requests} | ${c.wsIn} | ${c.rowsWritten} | ${c.logLines} | ${c.objectSeconds.toFixed(1)} | ${money(c.perMillion)} | ${money(whole.perMillion)} | ${money(c.awsPerMillion)} |`,
   ),
 ];
 const table = `${lines.join("\n")}\n\n### Cost on Cloudflare\n\n${costLines.join("\n")}`;

@@ -17,7 +17,9 @@ export type GatewayCounter =
   | "rows_written"
   // what the sessions this gateway called reported of their own work
   | "session_rows"
-  | "session_alarms";
+  | "session_alarms"
+  // log lines written (Workers Logs bills each)
+  | "log_lines";
 export type ShardCounter =
   | "messages_routed"
   /** Delivery calls made to gateways and sessions. */
@@ -29,7 +31,8 @@ export type ShardCounter =
   | "session_calls"
   | "rows_written"
   | "session_rows"
-  | "session_alarms";
+  | "session_alarms"
+  | "log_lines";
 
 export interface GatewayStats {
   gateway: string;
@@ -49,16 +52,20 @@ export interface ShardStats {
 
 /**
  * The billable operations: every request to a gateway or shard (counted where it
- * arrives) and to a session (counted by its caller), WebSocket messages in, and
- * the rows written, sessions' as they report them with each answer (a session's
- * work after its last answer, such as an expiry, is not counted).
+ * arrives, the stats calls of $SYS and the API included) and to a session (counted
+ * by its caller), WebSocket messages in, the rows written (each storage alarm set
+ * is billed as one), sessions' as they report them with each answer (a session's
+ * work after its last answer, such as an expiry, is not counted), and log lines.
  */
 export interface Billing {
   /** Durable Object requests: upgrades, alarms and calls between objects. */
   requests: number;
   /** Incoming WebSocket messages (billed 20 to one request). */
   wsMessagesIn: number;
+  /** SQLite rows written, each storage alarm set among them. */
   rowsWritten: number;
+  /** Log lines written to Workers Logs (invocation logs are off, see wrangler.toml). */
+  logLines: number;
 }
 
 export interface BrokerStats {
@@ -93,6 +100,7 @@ export function aggregate(gateways: GatewayStats[], shards: ShardStats[]): Broke
         sh("session_alarms"),
       wsMessagesIn: g("ws_in"),
       rowsWritten: g("rows_written") + g("session_rows") + sh("rows_written") + sh("session_rows"),
+      logLines: g("log_lines") + sh("log_lines"),
     },
     connections: gateways.reduce((n, s) => n + s.connections, 0),
     subscriptions: gateways.reduce((n, s) => n + s.subscriptions, 0),

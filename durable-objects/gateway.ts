@@ -12,7 +12,7 @@ import { AuthThrottle } from "../broker/auth/throttle.ts";
 import { KeyedBatcher } from "../broker/batcher.ts";
 import { type BrokerConfig, readConfig } from "../broker/config.ts";
 import { Counters } from "../broker/counters.ts";
-import { log, setLogLevel } from "../broker/log.ts";
+import { log, setLogLevel, takeLogLines } from "../broker/log.ts";
 import { assertWithinCall, isExpired, MESSAGE_BATCH, type Message, willMessage } from "../broker/message.ts";
 import { meteredSql } from "../broker/metered-sql.ts";
 import { gatewayDestination, shardOf } from "../broker/routing.ts";
@@ -276,7 +276,7 @@ export class Gateway extends DurableObject<Env> {
       if (now >= this.sysDue) await this.publishSys();
       next = Math.min(next, this.sysDue);
     }
-    if (next !== Number.POSITIVE_INFINITY) await this.ctx.storage.setAlarm(next);
+    if (next !== Number.POSITIVE_INFINITY) await this.setAlarm(next);
   }
 
   /** When $SYS is next due; in memory: after an eviction it is due at once. */
@@ -427,6 +427,9 @@ export class Gateway extends DurableObject<Env> {
 
   /** Numbers for /api/stats, /metrics and $SYS. */
   async stats(): Promise<GatewayStats> {
+    // A stats call is a billed request too ($SYS and the API make them).
+    this.counters.add("rpc_in");
+    this.counters.add("log_lines", takeLogLines());
     this.counters.flush();
     return {
       gateway: this.name,
@@ -635,7 +638,13 @@ export class Gateway extends DurableObject<Env> {
   /** Makes sure the alarm fires no later than `at`. */
   async scheduleCheck(at: number): Promise<void> {
     const current = await this.ctx.storage.getAlarm();
-    if (current === null || current > at) await this.ctx.storage.setAlarm(at);
+    if (current === null || current > at) await this.setAlarm(at);
+  }
+
+  /** Sets the storage alarm: billed as a row written, so counted as one. */
+  private async setAlarm(at: number): Promise<void> {
+    this.counters.add("rows_written");
+    await this.ctx.storage.setAlarm(at);
   }
 
   /**

@@ -274,7 +274,7 @@ export class Session extends DurableObject<Env> {
         meta.willAt = now + Math.min(will.properties?.willDelayInterval ?? 0, expiry) * 1000;
       }
       this.writeMeta(meta);
-      await this.ctx.storage.setAlarm(Math.min(meta.expiresAt, meta.willAt ?? meta.expiresAt));
+      await this.setAlarm(Math.min(meta.expiresAt, meta.willAt ?? meta.expiresAt));
       log("info", "session_parked", { clientId: meta.clientId, queued: this.queueLength() });
     });
   }
@@ -387,7 +387,7 @@ export class Session extends DurableObject<Env> {
         this.writeMeta(meta);
       }
       if (meta.expiresAt > now) {
-        await this.ctx.storage.setAlarm(meta.expiresAt);
+        await this.setAlarm(meta.expiresAt);
         return;
       }
       if (meta.registered) await this.unregister(meta);
@@ -397,6 +397,12 @@ export class Session extends DurableObject<Env> {
   }
 
   // ---- storage -------------------------------------------------------------
+
+  /** Sets the storage alarm: billed as a row written, so reported as one. */
+  private async setAlarm(at: number): Promise<void> {
+    this.usage.rowsWritten++;
+    await this.ctx.storage.setAlarm(at);
+  }
 
   private readMeta(): Meta | undefined {
     const value = this.ctx.storage.kv.get<string>(META_KEY);

@@ -8,7 +8,7 @@ import { DurableObject } from "cloudflare:workers";
 import { KeyedBatcher } from "../broker/batcher.ts";
 import { type BrokerConfig, readConfig } from "../broker/config.ts";
 import { Counters } from "../broker/counters.ts";
-import { log, setLogLevel } from "../broker/log.ts";
+import { log, setLogLevel, takeLogLines } from "../broker/log.ts";
 import {
   assertWithinCall,
   isExpired,
@@ -192,6 +192,9 @@ export class TopicShard extends DurableObject<Env> {
 
   /** Numbers for /api/stats, /metrics and $SYS. */
   stats(): ShardStats {
+    // A stats call is a billed request too ($SYS and the API make them).
+    this.counters.add("rpc_in");
+    this.counters.add("log_lines", takeLogLines());
     this.counters.flush();
     return {
       shard: this.shardName,

@@ -16,6 +16,8 @@ export const PRICES = {
   /** $ per GB-second of duration; an object is billed at 128 MB. */
   gbSecond: 12.5 / 1e6,
   objectGb: 0.128,
+  /** Workers Logs: $ per log line past the included volume. */
+  logLine: 0.6 / 1e6,
   /** AWS IoT Core: $ per message (publish or delivery). */
   awsMessage: 1.0 / 1e6,
 };
@@ -25,6 +27,7 @@ export interface Cost {
   requests: number;
   wsIn: number;
   rowsWritten: number;
+  logLines: number;
   objectSeconds: number;
   perMillion: number;
   awsPerMillion: number;
@@ -36,12 +39,14 @@ export function costOf(before: BrokerStats, after: BrokerStats, seconds: number,
   const requests = after.billing.requests - before.billing.requests;
   const wsIn = after.billing.wsMessagesIn - before.billing.wsMessagesIn;
   const rowsWritten = after.billing.rowsWritten - before.billing.rowsWritten;
+  const logLines = after.billing.logLines - before.billing.logLines;
   // Duration: every gateway and shard counted awake for the whole scenario (an
   // upper bound under load; idle objects hibernate and are not billed).
   const objectSeconds = seconds * objects;
   const dollars =
     (requests + wsIn / PRICES.wsMessagesPerRequest) * PRICES.request +
     rowsWritten * PRICES.rowWritten +
+    logLines * PRICES.logLine +
     objectSeconds * PRICES.objectGb * PRICES.gbSecond;
   const perDelivered = (x: number) => (delivered > 0 ? (x / delivered) * 1e6 : Number.NaN);
   return {
@@ -49,6 +54,7 @@ export function costOf(before: BrokerStats, after: BrokerStats, seconds: number,
     requests,
     wsIn,
     rowsWritten,
+    logLines,
     objectSeconds,
     perMillion: perDelivered(dollars),
     awsPerMillion: perDelivered((published + delivered) * PRICES.awsMessage),
