@@ -27,6 +27,9 @@ export interface OutboundMessage {
   subscriptionIds: number[];
 }
 
+/** A message an offline session kept, with the Subscription Identifiers it was granted. */
+export type QueuedMessage = Pick<OutboundMessage, "message" | "subscriptionIds">;
+
 /** A session's state handed from one holder to the next. */
 export interface SessionState {
   subscriptions: Array<[filter: string, options: SubscriptionOptions]>;

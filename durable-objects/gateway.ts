@@ -12,6 +12,7 @@ import { AuthThrottle } from "../broker/auth/throttle.ts";
 import { KeyedBatcher } from "../broker/batcher.ts";
 import { type BrokerConfig, readConfig } from "../broker/config.ts";
 import { Counters } from "../broker/counters.ts";
+import { addMatch, type Grant } from "../broker/grant.ts";
 import { log, setLogLevel, takeLogLines } from "../broker/log.ts";
 import { assertWithinCall, isExpired, MESSAGE_BATCH, type Message, willMessage } from "../broker/message.ts";
 import { meteredSql } from "../broker/metered-sql.ts";
@@ -19,6 +20,7 @@ import { gatewayDestination, shardOf } from "../broker/routing.ts";
 import {
   emptySessionState,
   type OutboundMessage,
+  type QueuedMessage,
   type SessionState,
   type SubscriptionOptions,
 } from "../broker/session-state.ts";
@@ -336,14 +338,20 @@ export class Gateway extends DurableObject<Env> {
   }
 
   /** A Session passes on messages for its client, which is online here. */
-  async deliverTo(clientId: string, connId: string, messages: Message[]): Promise<boolean> {
+  async deliverTo(clientId: string, connId: string, entries: QueuedMessage[]): Promise<boolean> {
     this.counters.add("rpc_in");
     const conn = this.clients.get(clientId);
     if (conn === undefined || conn.finished || conn.connected?.connId !== connId) return false;
-    this.gathered(() => {
-      for (const m of messages) this.deliverToConnection(conn, m, m.qos, [], true);
-    });
+    this.deliverQueued(conn, entries);
     return true;
+  }
+
+  /** Messages a Session kept for the client, each with the grant it was queued under. */
+  deliverQueued(conn: Connection, entries: QueuedMessage[]): void {
+    this.gathered(() => {
+      for (const { message, subscriptionIds } of entries)
+        this.deliverToConnection(conn, message, message.qos, subscriptionIds, true);
+    });
   }
 
   /**
@@ -774,17 +782,12 @@ export class Gateway extends DurableObject<Env> {
   }
 
   /** The one member a shard chose for a message of a shared subscription. */
-  private matchTarget(message: Message) {
-    const out = new Map<string, { qos: 0 | 1 | 2; subscriptionIds: number[]; retainAsPublished: boolean }>();
+  private matchTarget(message: Message): Map<string, Grant> {
+    const out = new Map<string, Grant>();
     const target = message.target as NonNullable<Message["target"]>;
     const opts = this.store.getSub(target.clientId, target.filter);
-    if (opts !== undefined) {
-      out.set(target.clientId, {
-        qos: Math.min(opts.qos, message.qos) as 0 | 1 | 2,
-        subscriptionIds: opts.subscriptionId === undefined ? [] : [opts.subscriptionId],
-        retainAsPublished: opts.retainAsPublished,
-      });
-    }
+    const grant = opts === undefined ? undefined : addMatch(undefined, opts, message, target.clientId);
+    if (grant !== undefined) out.set(target.clientId, grant);
     return out;
   }
 
@@ -816,29 +819,12 @@ export class Gateway extends DurableObject<Env> {
     return this.store.deleteSub(clientId, filter);
   }
 
-  /**
-   * The clients of this gateway a message goes to, each once: with overlapping
-   * subscriptions the highest granted QoS wins and every subscription id is sent
-   * (MQTT-3.3.4-2, 5.0 3.3.4).
-   */
-  private matchClients(message: Message) {
-    const out = new Map<string, { qos: 0 | 1 | 2; subscriptionIds: number[]; retainAsPublished: boolean }>();
+  /** The clients of this gateway a message goes to, each once, with what each gets (grant.ts). */
+  private matchClients(message: Message): Map<string, Grant> {
+    const out = new Map<string, Grant>();
     this.index.forEachMatch(message.topic, (opts, clientId) => {
-      // 5.0 3.8.3.1 No Local: not back to the publisher.
-      if (opts.noLocal && message.origin === clientId) return;
-      const qos = Math.min(opts.qos, message.qos) as 0 | 1 | 2;
-      const cur = out.get(clientId);
-      if (cur === undefined) {
-        out.set(clientId, {
-          qos,
-          subscriptionIds: opts.subscriptionId === undefined ? [] : [opts.subscriptionId],
-          retainAsPublished: opts.retainAsPublished,
-        });
-      } else {
-        cur.qos = Math.max(cur.qos, qos) as 0 | 1 | 2;
-        if (opts.subscriptionId !== undefined) cur.subscriptionIds.push(opts.subscriptionId);
-        cur.retainAsPublished ||= opts.retainAsPublished;
-      }
+      const grant = addMatch(out.get(clientId), opts, message, clientId);
+      if (grant !== undefined) out.set(clientId, grant);
     });
     return out;
   }

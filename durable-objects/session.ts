@@ -6,6 +6,7 @@
  */
 import { DurableObject } from "cloudflare:workers";
 import { type BrokerConfig, readConfig } from "../broker/config.ts";
+import { grantOf } from "../broker/grant.ts";
 import { parse, stringify } from "../broker/json.ts";
 import { log, setLogLevel } from "../broker/log.ts";
 import {
@@ -27,6 +28,7 @@ import {
   emptySessionState,
   type OutboundMessage,
   type OutboundState,
+  type QueuedMessage,
   type SessionState,
   type SubscriptionOptions,
 } from "../broker/session-state.ts";
@@ -227,7 +229,7 @@ export class Session extends DurableObject<Env> {
    * Session, and the gateway the client came from, stop being destinations.
    * Returns what was queued here in between.
    */
-  switched(connId: string): Promise<Reply<Message[]>> {
+  switched(connId: string): Promise<Reply<QueuedMessage[]>> {
     return this.serve(async () => {
       const meta = this.readMeta();
       if (meta === undefined || meta.ownerConn !== connId) return [];
@@ -241,7 +243,7 @@ export class Session extends DurableObject<Env> {
       meta.releaseGateway = undefined;
       meta.releaseConn = undefined;
       this.writeMeta(meta);
-      return this.takeState().outbound.map((o) => o.message);
+      return this.takeState().outbound.map(({ message, subscriptionIds }) => ({ message, subscriptionIds }));
     });
   }
 
@@ -336,12 +338,14 @@ export class Session extends DurableObject<Env> {
       if (meta === undefined) return;
       const subs = this.subscriptions();
       const now = Date.now();
-      const accepted: Message[] = [];
+      const accepted: QueuedMessage[] = [];
       for (const m of messages) {
         if (isExpired(m, now)) continue;
-        const qos = grantedQos(m, subs, meta.clientId);
+        const grant = grantOf(m, matching(m, subs), meta.clientId);
         // Only QoS 1/2 messages are kept for an offline session (as Mosquitto does).
-        if (qos > 0) accepted.push({ ...m, qos: qos as 1 | 2, retain: false });
+        if (grant === undefined || grant.qos === 0) continue;
+        const message = { ...m, qos: grant.qos, retain: grant.retainAsPublished && m.retain };
+        accepted.push({ message, subscriptionIds: grant.subscriptionIds });
       }
       if (accepted.length === 0) return;
       if (meta.online) {
@@ -356,12 +360,12 @@ export class Session extends DurableObject<Env> {
       // Counted once per batch, not per message: a long queue must not make each
       // arrival scan it.
       let length = this.queueLength();
-      for (const m of accepted) {
+      for (const entry of accepted) {
         if (length >= this.config.maxQueuedMessages) {
           dropped++;
           continue;
         }
-        this.insertQueued({ packetId: null, state: "queued", message: m, subscriptionIds: [] });
+        this.insertQueued({ packetId: null, state: "queued", ...entry });
         length++;
       }
       if (dropped > 0)
@@ -533,14 +537,11 @@ export class Session extends DurableObject<Env> {
   }
 }
 
-/** The QoS a message gets for this session's subscriptions; -1 if none matches. */
-function grantedQos(m: Message, subs: Array<[string, SubscriptionOptions]>, clientId: string): number {
-  let qos = -1;
-  for (const [filter, o] of subs) {
+/** The options of this session's subscriptions that match a message. */
+function* matching(m: Message, subs: Array<[string, SubscriptionOptions]>): Iterable<SubscriptionOptions> {
+  for (const [filter, options] of subs) {
     // A shared subscription counts only for the message its group chose this client for.
     if (isShared(filter) ? m.target?.filter !== filter : m.target !== undefined) continue;
-    if (o.noLocal && m.origin === clientId) continue;
-    if (topicMatches(matchingFilter(filter), m.topic)) qos = Math.max(qos, Math.min(o.qos, m.qos));
+    if (topicMatches(matchingFilter(filter), m.topic)) yield options;
   }
-  return qos;
 }

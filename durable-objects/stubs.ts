@@ -4,7 +4,7 @@
  */
 import type { Message } from "../broker/message.ts";
 import { type Destination, gatewayName, shardName } from "../broker/routing.ts";
-import type { SessionState } from "../broker/session-state.ts";
+import type { QueuedMessage, SessionState } from "../broker/session-state.ts";
 import { aggregate, type BrokerStats, type GatewayStats, type ShardStats } from "../broker/stats.ts";
 import type { Env } from "../worker/env.ts";
 import type { ShardFilters, SubscribeRequest } from "./registration.ts";
@@ -12,7 +12,7 @@ import type { Session } from "./session.ts";
 
 export interface GatewayRpc {
   deliver(messages: Message[]): Promise<void>;
-  deliverTo(clientId: string, connId: string, messages: Message[]): Promise<boolean>;
+  deliverTo(clientId: string, connId: string, entries: QueuedMessage[]): Promise<boolean>;
   takeover(clientId: string, connId: string): Promise<SessionState | null>;
   release(clientId: string, connId: string): Promise<void>;
   drain(reasonCode?: number): Promise<number>;

@@ -8,7 +8,6 @@ import { type Identity, ownerOf } from "../../broker/auth/authenticator.ts";
 import type { AuthStep } from "../../broker/auth/method.ts";
 import { clientIdAllowed, clientIdShapeProblem } from "../../broker/client-ids.ts";
 import { log } from "../../broker/log.ts";
-import type { Message } from "../../broker/message.ts";
 import type { SessionState } from "../../broker/session-state.ts";
 import { publishTopicProblem } from "../../broker/topic-limits.ts";
 import {
@@ -348,8 +347,7 @@ async function acceptConnect(
 
   resendUnacknowledged(gw, conn, clientId);
   if (claim.switchNeeded) {
-    const late: Message[] = await gw.session(clientId, (s) => s.switched(connId));
-    for (const m of late) gw.deliverToConnection(conn, m, m.qos, [], true);
+    gw.deliverQueued(conn, await gw.session(clientId, (s) => s.switched(connId)));
   }
   gw.pump(conn);
   if (keepAlive > 0) await gw.scheduleCheck(now + keepAlive * 1500);

@@ -3,6 +3,7 @@
  * gateway's local table and, for filters new to this client, are registered at
  * their shards before SUBACK; retained messages follow the SUBACK.
  */
+import { grantOf } from "../../broker/grant.ts";
 import { type Message, newMessageId } from "../../broker/message.ts";
 import type { SubscriptionOptions } from "../../broker/session-state.ts";
 import { topicLimitProblem } from "../../broker/topic-limits.ts";
@@ -112,17 +113,23 @@ function sendRetained(
 ) {
   gw.gathered(() => {
     for (const m of retained) {
-      let qos = -1;
-      const ids: number[] = [];
-      for (const [filter, options] of subs) {
-        if (!topicMatches(matchingFilter(filter), m.topic)) continue;
-        qos = Math.max(qos, Math.min(options.qos, m.qos));
-        if (options.subscriptionId !== undefined) ids.push(options.subscriptionId);
-      }
+      const matching = subs.filter(([filter]) => topicMatches(matchingFilter(filter), m.topic));
+      // Not a forwarding of a publish: No Local does not apply (clientId undefined).
+      const grant = grantOf(
+        m,
+        matching.map(([, options]) => options),
+        undefined,
+      );
       // Each sending of a retained message is a delivery of its own: a fresh id, so
       // that a second subscription does not look like a duplicate of the first.
-      if (qos >= 0)
-        gw.deliverToConnection(conn, { ...m, id: newMessageId(gw.name) }, qos as 0 | 1 | 2, ids, true);
+      if (grant !== undefined)
+        gw.deliverToConnection(
+          conn,
+          { ...m, id: newMessageId(gw.name) },
+          grant.qos,
+          grant.subscriptionIds,
+          true,
+        );
     }
   });
 }

@@ -360,6 +360,40 @@ describe("subscription options and identifiers (3.8.3.1, 3.8.2.1.2)", () => {
     expect((Array.isArray(ids) ? ids : [ids]).sort()).toEqual([7, 9]);
   });
 
+  it("keeps the subscription identifiers of messages queued for an offline session (MQTT-3.3.4-3)", async () => {
+    const topic = unique("sid-offline");
+    const id = unique("sid-owner");
+    const expiry = { properties: { sessionExpiryInterval: 300 } };
+    const first = await raw(id, { cleanStart: false, ...expiry });
+    first.r.send({
+      type: "subscribe",
+      packetId: 1,
+      subscriptions: [sub(`${topic}/#`, 1), sub(`${topic}/+`, 2)],
+      properties: { subscriptionIdentifiers: [11] },
+    });
+    await first.r.next("suback");
+    first.r.send({
+      type: "subscribe",
+      packetId: 2,
+      subscriptions: [sub(`${topic}/a`, 1)],
+      properties: { subscriptionIdentifiers: [12] },
+    });
+    await first.r.next("suback");
+    first.r.send({ type: "disconnect", reasonCode: 0 });
+    await first.r.closed;
+    const pub = await client();
+    await pub.publishAsync(`${topic}/a`, "while away", { qos: 1 });
+    await pub.publishAsync(`${topic}/b`, "and this", { qos: 1 });
+    const back = await raw(id, { cleanStart: false, ...expiry });
+    expect(back.connack.sessionPresent).toBe(true);
+    const a = await back.r.next("publish");
+    const b = await back.r.next("publish");
+    expect(text(a.payload)).toBe("while away");
+    expect([...(a.properties?.subscriptionIdentifiers ?? [])].sort()).toEqual([11, 11, 12]);
+    expect(text(b.payload)).toBe("and this");
+    expect(b.properties?.subscriptionIdentifiers).toEqual([11, 11]);
+  });
+
   it("No Local: not sent back to the publisher (MQTT-3.8.3-3)", async () => {
     const topic = unique("nl");
     const self = await client();
