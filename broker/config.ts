@@ -84,43 +84,98 @@ export interface BrokerConfig {
   authFailuresPerGateway: number;
 }
 
-function int(value: string | undefined, fallback: number, min: number, max: number): number {
-  if (value === undefined || value.trim() === "") return fallback;
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < min || n > max) return fallback;
-  return n;
+/**
+ * Platform limits a setting may not pass (DESIGN.md, platform facts): a stored
+ * message is one SQLite row, at most 2 MB on Cloudflare, with room kept for its
+ * topic and properties; one object accepts at most 32,768 WebSockets.
+ */
+export const MAX_PACKET_SIZE_LIMIT = 1_900_000;
+export const MAX_CONNECTIONS_LIMIT = 32_768;
+
+/** Settings that cannot be used: the Worker answers 500 with them, and objects do not start. */
+export class ConfigError extends Error {
+  readonly problems: string[];
+
+  constructor(problems: string[]) {
+    super(`Nimbus configuration: ${problems.join("; ")}`);
+    this.name = "ConfigError";
+    this.problems = problems;
+  }
 }
 
+/** Reads whole-number settings; one out of range is a problem, not silently replaced. */
+class Ints {
+  readonly problems: string[] = [];
+  private readonly env: BrokerEnv;
+
+  constructor(env: BrokerEnv) {
+    this.env = env;
+  }
+
+  get(name: keyof BrokerEnv, fallback: number, min: number, max: number, why = ""): number {
+    const value = this.env[name];
+    if (value === undefined || value.trim() === "") return fallback;
+    const n = Number(value);
+    if (Number.isInteger(n) && n >= min && n <= max) return n;
+    this.problems.push(`${name}=${value} is not a whole number from ${min} to ${max}${why}`);
+    return fallback;
+  }
+}
+
+/** The settings, checked; throws ConfigError listing every setting that cannot be used. */
 export function readConfig(env: BrokerEnv): BrokerConfig {
-  return {
-    topicShards: int(env.TOPIC_SHARDS, 1, 1, 1024),
-    shardLevels: int(env.SHARD_LEVELS, 1, 1, 16),
-    gateways: int(env.GATEWAYS, 1, 1, 4096),
+  const ints = new Ints(env);
+  const int = (name: keyof BrokerEnv, fallback: number, min: number, max: number, why?: string) =>
+    ints.get(name, fallback, min, max, why);
+  const config: BrokerConfig = {
+    topicShards: int("TOPIC_SHARDS", 1, 1, 1024),
+    shardLevels: int("SHARD_LEVELS", 1, 1, 16),
+    gateways: int("GATEWAYS", 1, 1, 4096),
     gatewayPolicy: env.GATEWAY_POLICY === "ip" ? "ip" : "random",
-    maxPacketSize: int(env.MAX_PACKET_SIZE, 1024 * 1024, 64, 32 * 1024 * 1024),
-    maxInflight: int(env.MAX_INFLIGHT, 100, 1, 65535),
-    maxQueuedMessages: int(env.MAX_QUEUED_MESSAGES, 1000, 0, 1_000_000),
-    sessionExpiryDefault: int(env.SESSION_EXPIRY_DEFAULT, 14 * 24 * 3600, 0, 0xffffffff),
-    maxSessionExpiry: int(env.MAX_SESSION_EXPIRY, 14 * 24 * 3600, 0, 0xffffffff),
-    connectTimeout: int(env.CONNECT_TIMEOUT, 10, 1, 3600),
-    maxKeepAlive: int(env.MAX_KEEP_ALIVE, 65535, 1, 65535),
-    topicAliasMaximum: int(env.TOPIC_ALIAS_MAXIMUM, 64, 0, 65535),
-    maxSubscriptions: int(env.MAX_SUBSCRIPTIONS, 1000, 1, 1_000_000),
-    maxTopicLength: int(env.MAX_TOPIC_LENGTH, 1024, 1, 65535),
-    maxTopicLevels: int(env.MAX_TOPIC_LEVELS, 32, 1, 65535),
-    maxRetainedMessages: int(env.MAX_RETAINED_MESSAGES, 100_000, 0, 100_000_000),
-    maxRetainedBytes: int(env.MAX_RETAINED_BYTES, 256 * 1024 * 1024, 0, 8 * 1024 * 1024 * 1024),
-    maxConnectionsPerGateway: int(env.MAX_CONNECTIONS_PER_GATEWAY, 10_000, 1, 1_000_000),
-    publishRate: int(env.PUBLISH_RATE, 1000, 1, 1_000_000),
-    publishBurst: int(env.PUBLISH_BURST, 2000, 1, 10_000_000),
-    sysInterval: int(env.SYS_INTERVAL, 10, 1, 86_400),
-    maxClientId: int(env.MAX_CLIENT_ID_LENGTH, 256, 1, CLIENT_ID_LENGTH_LIMIT),
+    maxPacketSize: int(
+      "MAX_PACKET_SIZE",
+      1024 * 1024,
+      64,
+      MAX_PACKET_SIZE_LIMIT,
+      " (a stored message is one SQLite row, at most 2 MB on Cloudflare)",
+    ),
+    maxInflight: int("MAX_INFLIGHT", 100, 1, 65535),
+    maxQueuedMessages: int("MAX_QUEUED_MESSAGES", 1000, 0, 1_000_000),
+    sessionExpiryDefault: int("SESSION_EXPIRY_DEFAULT", 14 * 24 * 3600, 0, 0xffffffff),
+    maxSessionExpiry: int("MAX_SESSION_EXPIRY", 14 * 24 * 3600, 0, 0xffffffff),
+    connectTimeout: int("CONNECT_TIMEOUT", 10, 1, 3600),
+    maxKeepAlive: int("MAX_KEEP_ALIVE", 65535, 1, 65535),
+    topicAliasMaximum: int("TOPIC_ALIAS_MAXIMUM", 64, 0, 65535),
+    maxSubscriptions: int("MAX_SUBSCRIPTIONS", 1000, 1, 1_000_000),
+    maxTopicLength: int("MAX_TOPIC_LENGTH", 1024, 1, 65535),
+    maxTopicLevels: int("MAX_TOPIC_LEVELS", 32, 1, 65535),
+    maxRetainedMessages: int("MAX_RETAINED_MESSAGES", 100_000, 0, 100_000_000),
+    maxRetainedBytes: int("MAX_RETAINED_BYTES", 256 * 1024 * 1024, 0, 8 * 1024 * 1024 * 1024),
+    maxConnectionsPerGateway: int(
+      "MAX_CONNECTIONS_PER_GATEWAY",
+      10_000,
+      1,
+      MAX_CONNECTIONS_LIMIT,
+      " (one Durable Object accepts at most 32,768 WebSockets)",
+    ),
+    publishRate: int("PUBLISH_RATE", 1000, 1, 1_000_000),
+    publishBurst: int("PUBLISH_BURST", 2000, 1, 10_000_000),
+    sysInterval: int("SYS_INTERVAL", 10, 1, 86_400),
+    maxClientId: int(
+      "MAX_CLIENT_ID_LENGTH",
+      256,
+      1,
+      CLIENT_ID_LENGTH_LIMIT,
+      " (a client id is kept in the 2,048-byte WebSocket attachment)",
+    ),
     clientIdPattern: env.CLIENT_ID_PATTERN?.trim() ? env.CLIENT_ID_PATTERN.trim() : undefined,
-    authFailuresPerAddress: int(env.AUTH_FAILURES_PER_MINUTE, 10, 1, 1_000_000),
-    authFailuresPerGateway: int(env.AUTH_FAILURES_PER_MINUTE_GATEWAY, 600, 1, 10_000_000),
+    authFailuresPerAddress: int("AUTH_FAILURES_PER_MINUTE", 10, 1, 1_000_000),
+    authFailuresPerGateway: int("AUTH_FAILURES_PER_MINUTE_GATEWAY", 600, 1, 10_000_000),
     allowedOrigins: (env.ALLOWED_ORIGINS ?? "")
       .split(",")
       .map((o) => o.trim())
       .filter((o) => o !== ""),
   };
+  if (ints.problems.length > 0) throw new ConfigError(ints.problems);
+  return config;
 }

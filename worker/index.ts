@@ -2,7 +2,7 @@
  * The Worker: routes HTTP, checks WebSocket upgrades on /mqtt and hands each
  * socket to a Gateway object. It keeps no state between requests.
  */
-import { type BrokerConfig, readConfig } from "../broker/config.ts";
+import { type BrokerConfig, ConfigError, readConfig } from "../broker/config.ts";
 import { fnv1a, gatewayName } from "../broker/routing.ts";
 import { handleApi, metrics } from "./api.ts";
 import type { Env } from "./env.ts";
@@ -16,6 +16,13 @@ const SUBPROTOCOLS = ["mqtt", "mqttv3.1"];
 
 export default {
   async fetch(request: Request, env: Env): Promise<Response> {
+    try {
+      // Settings past a platform limit are refused whole, at once and in plain words.
+      readConfig(env);
+    } catch (err) {
+      if (!(err instanceof ConfigError)) throw err;
+      return new Response(`${err.message}\n`, { status: 500, headers: { "content-type": "text/plain" } });
+    }
     const url = new URL(request.url);
     if (url.pathname === "/mqtt") return upgrade(request, env);
     if (url.pathname.startsWith("/api/")) return handleApi(request, env, url);

@@ -5,6 +5,8 @@
  */
 import type { MqttClient } from "mqtt";
 import { afterEach, describe, expect, inject, it } from "vitest";
+import WebSocket from "ws";
+import { startBroker } from "../support/broker.ts";
 import { connect, Inbox, unique } from "../support/clients.ts";
 
 const url = inject("brokerUrl");
@@ -36,5 +38,25 @@ describe("calls between objects stay under 32 MiB", () => {
     const got = await inbox.waitFor(40, 60_000);
     expect(new Set(got.map((m) => m.topic)).size).toBe(40);
     expect(got.every((m) => m.payload.length === payload.length)).toBe(true);
+  }, 120_000);
+});
+
+describe("settings past a platform limit", () => {
+  it("are refused at start in plain words: every request, upgrades included, gets 500 naming them", async () => {
+    const broker = await startBroker({
+      vars: { MAX_PACKET_SIZE: String(32 * 2 ** 20), MAX_CONNECTIONS_PER_GATEWAY: "50000" },
+      ready: { path: "/api/stats", status: 500 },
+    });
+    try {
+      const res = await fetch(`${broker.httpUrl}/api/stats`);
+      expect(res.status).toBe(500);
+      const text = await res.text();
+      expect(text).toMatch(/MAX_PACKET_SIZE=33554432 .*2 MB/);
+      expect(text).toMatch(/MAX_CONNECTIONS_PER_GATEWAY=50000 .*32,768 WebSockets/);
+      const ws = new WebSocket(broker.url, "mqtt");
+      await expect(new Promise((res, rej) => ws.once("open", res).once("error", rej))).rejects.toThrow(/500/);
+    } finally {
+      await broker.stop();
+    }
   }, 120_000);
 });

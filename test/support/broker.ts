@@ -15,6 +15,8 @@ export interface BrokerOptions {
   port?: number;
   /** Another wrangler configuration than the project's (the benchmark's floor worker). */
   config?: string;
+  /** What answers once the broker is up: GET / with 200 unless told (a broker refusing its settings answers 500 wherever the Worker runs first). */
+  ready?: { path: string; status: number };
 }
 
 export interface RunningBroker {
@@ -85,7 +87,7 @@ export async function startBroker(options: BrokerOptions = {}): Promise<RunningB
     output += d.toString();
   });
   const httpUrl = `http://127.0.0.1:${port}`;
-  await waitReady(child, httpUrl, () => output);
+  await waitReady(child, httpUrl, () => output, options.ready ?? { path: "/", status: 200 });
   return {
     url: `ws://127.0.0.1:${port}/mqtt`,
     pid: child.pid,
@@ -98,13 +100,18 @@ export async function startBroker(options: BrokerOptions = {}): Promise<RunningB
   };
 }
 
-async function waitReady(child: ChildProcess, httpUrl: string, output: () => string): Promise<void> {
+async function waitReady(
+  child: ChildProcess,
+  httpUrl: string,
+  output: () => string,
+  ready: { path: string; status: number },
+): Promise<void> {
   const deadline = Date.now() + 60_000;
   while (Date.now() < deadline) {
     if (child.exitCode !== null) throw new Error(`wrangler dev exited early:\n${output()}`);
     try {
-      const res = await fetch(`${httpUrl}/`);
-      if (res.ok) return;
+      const res = await fetch(`${httpUrl}${ready.path}`);
+      if (res.status === ready.status) return;
     } catch {
       // not listening yet
     }

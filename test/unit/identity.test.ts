@@ -14,6 +14,7 @@ import { MAX_AUTH_STATE } from "../../broker/auth/method.ts";
 import { passwordEntry } from "../../broker/auth/passwords.ts";
 import { AuthThrottle, MAX_TRACKED_ADDRESSES } from "../../broker/auth/throttle.ts";
 import { CLIENT_ID_LENGTH_LIMIT, clientIdAllowed, clientIdShapeProblem } from "../../broker/client-ids.ts";
+import { ConfigError, readConfig } from "../../broker/config.ts";
 import type { Connected } from "../../durable-objects/gateway/connection.ts";
 import { encode } from "../../mqtt/index.ts";
 import { apiProperties } from "../../worker/publish-properties.ts";
@@ -295,5 +296,39 @@ describe("strings MQTT cannot frame are refused, not sent (1.5.4)", () => {
     ]) {
       expect(apiProperties(bad), JSON.stringify(bad).slice(0, 60)).toMatchObject({ ok: false });
     }
+  });
+});
+
+describe("settings past a platform limit are refused, not replaced", () => {
+  it("lists every setting that cannot be used, with the limit and why", () => {
+    expect(() =>
+      readConfig({
+        MAX_PACKET_SIZE: String(32 * 2 ** 20),
+        MAX_CONNECTIONS_PER_GATEWAY: "50000",
+        MAX_CLIENT_ID_LENGTH: "2048",
+      }),
+    ).toThrow(ConfigError);
+    const thrown = (() => {
+      try {
+        readConfig({
+          MAX_PACKET_SIZE: String(32 * 2 ** 20),
+          MAX_CONNECTIONS_PER_GATEWAY: "50000",
+          MAX_INFLIGHT: "lots",
+        });
+      } catch (err) {
+        return err;
+      }
+      return undefined;
+    })();
+    expect(thrown).toBeInstanceOf(ConfigError);
+    const problems = (thrown as ConfigError).problems;
+    expect(problems).toHaveLength(3);
+    const about = (name: string) => problems.find((p) => p.startsWith(`${name}=`));
+    expect(about("MAX_PACKET_SIZE")).toMatch(/=33554432 .* 1900000 .*2 MB/);
+    expect(about("MAX_CONNECTIONS_PER_GATEWAY")).toMatch(/=50000 .*32,768/);
+    expect(about("MAX_INFLIGHT")).toMatch(/=lots/);
+    expect(
+      readConfig({ MAX_PACKET_SIZE: "1900000", MAX_CONNECTIONS_PER_GATEWAY: "32768" }).maxPacketSize,
+    ).toBe(1_900_000);
   });
 });
