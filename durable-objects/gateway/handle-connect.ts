@@ -19,6 +19,7 @@ import {
   ReasonCode,
 } from "../../mqtt/index.ts";
 import type { Gateway } from "../gateway.ts";
+import { matchingFilter } from "../registration.ts";
 import type { Connected, Connection } from "./connection.ts";
 import { OutboundWindow } from "./outbound-window.ts";
 
@@ -391,7 +392,10 @@ export function principalOf(clientId: string, identity: Identity): Principal {
 function permitted(acl: Acl, principal: Principal, state: SessionState): SessionState {
   const readable = (topic: string) => acl.canSubscribe(principal, topic);
   return {
-    subscriptions: state.subscriptions.filter(([filter]) => acl.canSubscribe(principal, filter)),
+    // A shared subscription is authorized by the filter inside it, as at SUBSCRIBE.
+    subscriptions: state.subscriptions.filter(([filter]) =>
+      acl.canSubscribe(principal, matchingFilter(filter)),
+    ),
     outbound: state.outbound.filter((o) => o.state === "released" || readable(o.message.topic)),
     inboundQos2: state.inboundQos2,
   };

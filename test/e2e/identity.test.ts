@@ -389,6 +389,8 @@ describe.each(LAYOUTS)("identity, $name", (layout) => {
     const { r: dev } = await connectAs(5, id, "alice", { cleanStart: false, ...expiryFor(5) });
     expect((await dev.subscribe(`devices/${id}/#`, 1, 1)).reasonCodes).toEqual([1]);
     expect((await dev.subscribe(`users/alice/${id}/#`, 1, 2)).reasonCodes).toEqual([1]);
+    // A shared subscription is judged by the filter inside it, before and after.
+    expect((await dev.subscribe(`$share/g/users/alice/${id}/shared`, 1, 3)).reasonCodes).toEqual([1]);
     dev.send({ type: "disconnect", reasonCode: 0 });
     await dev.closed;
     const api = (topic: string, payload: string) =>
@@ -415,5 +417,12 @@ describe.each(LAYOUTS)("identity, $name", (layout) => {
     const got = await back.next("publish");
     expect(got.topic).toBe(`users/alice/${id}/marker`);
     expect(back.drain().filter((p) => p.type === "publish")).toEqual([]);
+    // What the session holds now: the shared subscription kept (judged by its inner filter).
+    const res = await fetch(`${broker.httpUrl}/api/clients/${encodeURIComponent(id)}`, {
+      headers: { Authorization: "Bearer identity-api-token" },
+    });
+    const info = (await res.json()) as { subscriptions: string[]; owner: string };
+    expect(info.subscriptions.sort()).toEqual([`$share/g/users/alice/${id}/shared`, `users/alice/${id}/#`]);
+    expect(info.owner).toBe("user:alice");
   }, 120_000);
 });
