@@ -9,6 +9,7 @@
  * tie client ids to users). Ownership of a client id by the principal that
  * created its session is the Session's to enforce (Session.claim).
  */
+import { utf8Length } from "../mqtt/wire/utf8.ts";
 import type { Identity } from "./auth/authenticator.ts";
 
 /** The largest MAX_CLIENT_ID_LENGTH: room for the rest of the attachment (test/unit/attachment.test.ts). */
@@ -27,7 +28,7 @@ export type ClientIdProblem = { code: "invalid" | "not-allowed"; reason: string 
 
 /** What is wrong with a client id whatever the principal: length or characters. */
 export function clientIdShapeProblem(clientId: string, maxLength: number): ClientIdProblem | null {
-  const bytes = new TextEncoder().encode(clientId).length;
+  const bytes = utf8Length(clientId);
   if (bytes > maxLength)
     return { code: "invalid", reason: `client id of ${bytes} bytes; at most ${maxLength}` };
   if (hasControlCharacters(clientId)) return { code: "invalid", reason: "client id has control characters" };

@@ -201,11 +201,12 @@ export class Gateway extends DurableObject<Env> {
     // CONNECT being authenticated, a SUBSCRIBE being registered); a client that
     // sends faster than that, or more than a packet before its CONNACK, is ended
     // here, before any of it costs more than its bytes (invariant 6).
-    if (conn.decoder.buffered + data.byteLength > this.inputBound(conn)) {
+    const bound = this.inputBound(conn);
+    if (conn.decoder.buffered + data.byteLength > bound) {
       return this.fail(
         conn,
         ReasonCode.MessageRateTooHigh,
-        `more than ${this.inputBound(conn)} bytes received and not yet handled`,
+        `more than ${bound} bytes received and not yet handled`,
       );
     }
     conn.decoder.feed(new Uint8Array(data));

@@ -16,15 +16,16 @@ const SUBPROTOCOLS = ["mqtt", "mqttv3.1"];
 
 export default {
   async fetch(request: Request, env: Env): Promise<Response> {
+    let config: BrokerConfig;
     try {
       // Settings past a platform limit are refused whole, at once and in plain words.
-      readConfig(env);
+      config = readConfig(env);
     } catch (err) {
       if (!(err instanceof ConfigError)) throw err;
       return new Response(`${err.message}\n`, { status: 500, headers: { "content-type": "text/plain" } });
     }
     const url = new URL(request.url);
-    if (url.pathname === "/mqtt") return upgrade(request, env);
+    if (url.pathname === "/mqtt") return upgrade(request, env, config);
     if (url.pathname.startsWith("/api/")) return handleApi(request, env, url);
     if (url.pathname === "/metrics") return metrics(request, env);
     if (url.pathname === "/" && request.method === "GET") {
@@ -36,7 +37,7 @@ export default {
   },
 } satisfies ExportedHandler<Env>;
 
-function upgrade(request: Request, env: Env): Promise<Response> | Response {
+function upgrade(request: Request, env: Env, config: BrokerConfig): Promise<Response> | Response {
   if (request.headers.get("Upgrade")?.toLowerCase() !== "websocket") {
     return new Response("MQTT needs a WebSocket upgrade\n", {
       status: 426,
@@ -53,7 +54,6 @@ function upgrade(request: Request, env: Env): Promise<Response> | Response {
   }
   // Browsers send Origin; with an allow-list configured, only those origins may
   // open a socket. Devices and servers send no Origin and are not affected.
-  const config = readConfig(env);
   const origin = request.headers.get("Origin");
   const allowed = config.allowedOrigins;
   if (origin !== null && allowed.length > 0 && !allowed.includes(origin)) {

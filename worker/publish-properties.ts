@@ -7,6 +7,7 @@
 import { fromBase64 } from "../broker/json.ts";
 import type { MessageProperties } from "../broker/message.ts";
 import { validateTopicName } from "../mqtt/index.ts";
+import { utf8Length } from "../mqtt/wire/utf8.ts";
 
 /** The longest string or binary an MQTT property holds (1.5.4, 1.5.6). */
 const MAX_FIELD = 65_535;
@@ -28,7 +29,7 @@ const KNOWN = new Set([
 
 /** A string MQTT can carry: at most 65,535 bytes of UTF-8, no U+0000 (MQTT-1.5.4-2). */
 function utf8String(v: unknown): v is string {
-  return typeof v === "string" && new TextEncoder().encode(v).length <= MAX_FIELD && !v.includes("\u0000");
+  return typeof v === "string" && utf8Length(v) <= MAX_FIELD && !v.includes("\u0000");
 }
 
 export function apiProperties(value: unknown): ApiProperties {

@@ -34,22 +34,15 @@ export function ownerOf(identity: Identity): string {
   return identity.username === undefined ? "anonymous" : `user:${identity.username}`;
 }
 
-export type AuthFailure = "bad-credentials" | "not-authorized" | "throttled";
-
 export type AuthResult =
   | { ok: true; identity: Identity }
-  /**
-   * bad-credentials: CONNACK 4 / 0x86; not-authorized: CONNACK 5 / 0x87;
-   * throttled (too many failures lately, not even checked): CONNACK 3 / 0x9F.
-   */
-  | { ok: false; code: AuthFailure; reason: string };
+  /** bad-credentials: CONNACK 4 / 0x86; not-authorized: CONNACK 5 / 0x87. */
+  | { ok: false; code: "bad-credentials" | "not-authorized"; reason: string };
 
 export interface ConnectCredentials {
   clientId: string;
   username?: string;
   password?: Uint8Array;
-  /** The client's network address, for rate limiting failures. */
-  address?: string;
 }
 
 export interface Authenticator {

@@ -26,16 +26,20 @@ async function hmacKey(secret: Uint8Array, usage: "sign" | "verify"): Promise<Cr
 
 /** A device's key: what it must hold to answer challenges as `name`. */
 export async function deviceKey(secret: string, name: string): Promise<Uint8Array> {
-  const key = await hmacKey(utf8.encode(secret), "sign");
-  return new Uint8Array(await crypto.subtle.sign("HMAC", key, utf8.encode(name)));
+  return derive(await hmacKey(utf8.encode(secret), "sign"), name);
+}
+
+async function derive(master: CryptoKey, name: string): Promise<Uint8Array> {
+  return new Uint8Array(await crypto.subtle.sign("HMAC", master, utf8.encode(name)));
 }
 
 export class HmacChallenge implements EnhancedAuthMethod {
   readonly name = HMAC_METHOD;
-  private readonly secret: string;
+  /** The secret, imported once: every answer checked derives a device key from it. */
+  private readonly master: Promise<CryptoKey>;
 
   constructor(secret: string) {
-    this.secret = secret;
+    this.master = hmacKey(utf8.encode(secret), "sign");
   }
 
   async start(
@@ -54,7 +58,7 @@ export class HmacChallenge implements EnhancedAuthMethod {
     const name = ctx.username ?? ctx.clientId;
     const challenge = fromBase64(state);
     const signed = new Uint8Array([...challenge, ...utf8.encode(ctx.clientId)]);
-    const key = await hmacKey(await deviceKey(this.secret, name), "verify");
+    const key = await hmacKey(await derive(await this.master, name), "verify");
     // crypto.subtle.verify compares in constant time.
     const ok = data !== undefined && (await crypto.subtle.verify("HMAC", key, data, signed));
     const step: AuthStep = ok

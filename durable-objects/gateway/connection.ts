@@ -112,6 +112,11 @@ export class Connection {
     return this.att.phase === "connected" ? this.att : undefined;
   }
 
+  /** The client's network address, known until CONNECT is accepted (all it is needed for). */
+  get address(): string | undefined {
+    return this.att.phase === "awaiting-connect" ? this.att.address : undefined;
+  }
+
   get version(): ProtocolVersion {
     return this.att.phase === "connected" ? this.att.version : this.decoder.version;
   }

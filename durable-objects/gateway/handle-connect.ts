@@ -84,7 +84,7 @@ export async function handleConnect(gw: Gateway, conn: Connection, p: ConnectPac
       return refuse(ReasonCode.PayloadFormatInvalid, null, "will payload is not UTF-8");
     }
   }
-  const address = conn.att.phase === "awaiting-connect" ? conn.att.address : undefined;
+  const address = conn.address;
   const methodName = p.properties?.authenticationMethod;
   if (methodName !== undefined || p.password !== undefined) {
     // Checking credentials costs (PBKDF2, a signature): not for those failing too often.
@@ -115,16 +115,15 @@ export async function handleConnect(gw: Gateway, conn: Connection, p: ConnectPac
     clientId,
     username: p.username,
     password: p.password,
-    address,
   });
   if (!result.ok) {
     gw.authThrottle.failed(address);
-    const code = {
-      "bad-credentials": [ReasonCode.BadUserNameOrPassword, ConnectReturnCode.BadUserNameOrPassword],
-      "not-authorized": [ReasonCode.NotAuthorized, ConnectReturnCode.NotAuthorized],
-      throttled: [ReasonCode.ConnectionRateExceeded, ConnectReturnCode.ServerUnavailable],
-    }[result.code] as [number, number];
-    return refuse(code[0], code[1], result.reason);
+    const bad = result.code === "bad-credentials";
+    return refuse(
+      bad ? ReasonCode.BadUserNameOrPassword : ReasonCode.NotAuthorized,
+      bad ? ConnectReturnCode.BadUserNameOrPassword : ConnectReturnCode.NotAuthorized,
+      result.reason,
+    );
   }
   return authorized(gw, conn, p, clientId, assigned, result.identity);
 }
@@ -148,7 +147,7 @@ export async function authStep(gw: Gateway, conn: Connection, step: AuthStep): P
   auth.pending = undefined;
   const p = pending.connect;
   if (step.kind === "failure") {
-    gw.authThrottle.failed(conn.att.phase === "awaiting-connect" ? conn.att.address : undefined);
+    gw.authThrottle.failed(conn.address);
     return refuseConnect(gw, conn, p, step.reasonCode, null, step.reason);
   }
   // The method verified a name: a user name may repeat it, never rename it.
@@ -425,7 +424,7 @@ const SHEDDABLE: Array<keyof NonNullable<ConnackPacket["properties"]>> = [
  * The CONNACK within the client's Maximum Packet Size (MQTT-3.1.2-24), with what
  * may be left out left out as needed; undefined when even that does not fit.
  */
-export function fitConnack(connack: ConnackPacket, p: ConnectPacket): ConnackPacket | undefined {
+function fitConnack(connack: ConnackPacket, p: ConnectPacket): ConnackPacket | undefined {
   const max = p.protocolVersion === 5 ? p.properties?.maximumPacketSize : undefined;
   if (max === undefined) return connack;
   const properties = { ...connack.properties };
