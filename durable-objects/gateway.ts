@@ -47,7 +47,7 @@ import { handleSubscribe, handleUnsubscribe } from "./gateway/handle-subscribe.t
 import { HeldBudget, type OutboundWindow } from "./gateway/outbound-window.ts";
 import { GatewayStore, type OutboundEntry } from "./gateway/store.ts";
 import { sysMessages } from "./gateway/sys-topics.ts";
-import { isShared, registerAtShards, unregisterAtShards } from "./registration.ts";
+import { isShared, type RetainedFrom, registerAtShards, unregisterAtShards } from "./registration.ts";
 import {
   callSession,
   collectStats,
@@ -766,8 +766,11 @@ export class Gateway extends DurableObject<Env> {
     );
   }
 
-  /** Registers a client's filters for this gateway at their shards; returns retained messages for `retainedFor`. */
-  registerFilters(clientId: string, filters: string[], retainedFor: string[] = []): Promise<Message[]> {
+  /**
+   * Registers a client's filters for this gateway at their shards; returns, per
+   * shard, the first page of retained messages for `retainedFor`.
+   */
+  registerFilters(clientId: string, filters: string[], retainedFor: string[] = []): Promise<RetainedFrom[]> {
     return registerAtShards(
       (i) => this.shard(i),
       this.config,

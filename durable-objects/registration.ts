@@ -22,6 +22,36 @@ export interface SubscribeRequest extends ShardFilters {
   retainedFor: string[];
 }
 
+/**
+ * Retained messages a page at a time: a shard answers at most a call's worth
+ * (RPC_BATCH_BYTES, RPC_BATCH_MESSAGES) and says where to go on from.
+ */
+export interface RetainedPage {
+  messages: Message[];
+  /** Where the next page starts (ask retainedPage with it); null when that was all. */
+  next: string | null;
+}
+
+/** The first page of retained messages a shard answered a subscribe with. */
+export interface RetainedFrom {
+  shard: number;
+  filters: string[];
+  page: RetainedPage;
+}
+
+/** Every page of retained messages from one shard, fetching the next only once the last is handled. */
+export async function* retainedPages(
+  shard: (index: number) => ShardRpc,
+  from: RetainedFrom,
+): AsyncGenerator<Message[]> {
+  let page = from.page;
+  for (;;) {
+    yield page.messages;
+    if (page.next === null) return;
+    page = await shard(from.shard).retainedPage(from.filters, page.next);
+  }
+}
+
 interface Sharding {
   topicShards: number;
   shardLevels: number;
@@ -60,7 +90,10 @@ function plan(
   return byShard;
 }
 
-/** Registers filters for `destination`; returns the retained messages asked for. */
+/**
+ * Registers filters for `destination`; returns, per shard, the first page of the
+ * retained messages asked for (retainedPages reads the rest).
+ */
 export async function registerAtShards(
   shard: (index: number) => ShardRpc,
   config: Sharding,
@@ -68,10 +101,14 @@ export async function registerAtShards(
   clientId: string,
   filters: string[],
   retainedFor: string[] = [],
-): Promise<Message[]> {
-  const byShard = plan(config, clientId, filters, retainedFor);
-  const results = await Promise.all([...byShard].map(([s, req]) => shard(s).subscribe(destination, req)));
-  return results.flat();
+): Promise<RetainedFrom[]> {
+  const byShard = [...plan(config, clientId, filters, retainedFor)];
+  const pages = await Promise.all(byShard.map(([s, req]) => shard(s).subscribe(destination, req)));
+  return byShard.map(([s, req], i) => ({
+    shard: s,
+    filters: req.retainedFor,
+    page: pages[i] as RetainedPage,
+  }));
 }
 
 export async function unregisterAtShards(

@@ -7,7 +7,7 @@ import { type Destination, gatewayName, shardName } from "../broker/routing.ts";
 import type { QueuedMessage, SessionState } from "../broker/session-state.ts";
 import { aggregate, type BrokerStats, type GatewayStats, type ShardStats } from "../broker/stats.ts";
 import type { Env } from "../worker/env.ts";
-import type { ShardFilters, SubscribeRequest } from "./registration.ts";
+import type { RetainedPage, ShardFilters, SubscribeRequest } from "./registration.ts";
 import type { Session } from "./session.ts";
 
 export interface GatewayRpc {
@@ -23,13 +23,14 @@ export interface GatewayRpc {
 }
 
 export interface ShardRpc {
-  subscribe(destination: Destination, request: SubscribeRequest): Promise<Message[]>;
+  subscribe(destination: Destination, request: SubscribeRequest): Promise<RetainedPage>;
   unsubscribe(destination: Destination, request: ShardFilters): Promise<void>;
   /** One reason code per message: 0x00, or 0x97 when a retained quota refused it. */
   publish(messages: Message[]): Promise<number[]>;
   /** Messages a leaving member of a shared subscription did not acknowledge. */
   redistribute(messages: Message[]): Promise<void>;
-  retained(filter: string): Promise<Message[]>;
+  /** Retained messages matching `filters`, the page that starts at `after` (null: the first). */
+  retainedPage(filters: string[], after: string | null): Promise<RetainedPage>;
   stats(): Promise<ShardStats>;
 }
 

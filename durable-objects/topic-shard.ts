@@ -18,8 +18,11 @@ import {
   MESSAGE_PLACEHOLDERS,
   type Message,
   type MessageRow,
+  messageBytes,
   messageToRow,
   messageValues,
+  RPC_BATCH_BYTES,
+  RPC_BATCH_MESSAGES,
   rowToMessage,
 } from "../broker/message.ts";
 import { meteredSql } from "../broker/metered-sql.ts";
@@ -34,7 +37,7 @@ import {
   topicMatches,
 } from "../mqtt/index.ts";
 import type { Env } from "../worker/env.ts";
-import type { ShardFilters, SubscribeRequest } from "./registration.ts";
+import type { RetainedPage, ShardFilters, SubscribeRequest } from "./registration.ts";
 import { callSession, gatewayStub, sessionStub } from "./stubs.ts";
 
 const SCHEMA = `
@@ -57,6 +60,13 @@ CREATE TABLE IF NOT EXISTS retained (
 );
 `;
 const TABLES = ["routes", "shared_members", "retained"];
+/**
+ * Topics read at once when scanning retained messages for a wildcard: 64 topics
+ * of at most MAX_TOPIC_LENGTH (65,535 bytes at most) stay within a few MiB.
+ */
+const TOPIC_SCAN = 64;
+/** Topics scanned in one call at most (bounded CPU per call); the next page goes on. */
+const SCAN_PER_CALL = 20_000;
 const SCHEMA_VERSION = 3;
 
 /** A shared subscription group (5.0 4.8.2): its members, and whose turn is next. */
@@ -119,7 +129,7 @@ export class TopicShard extends DurableObject<Env> {
    * Adds one subscription per plain filter for `destination`, makes the client a
    * member of its shared groups, and returns retained messages for `retainedFor`.
    */
-  subscribe(destination: Destination, req: SubscribeRequest): Message[] {
+  subscribe(destination: Destination, req: SubscribeRequest): RetainedPage {
     this.counters.add("rpc_in");
     const sql = this.sql;
     for (const filter of req.filters) {
@@ -143,7 +153,7 @@ export class TopicShard extends DurableObject<Env> {
         destination,
       );
     }
-    return this.retainedMatching(req.retainedFor);
+    return this.retainedMatching(req.retainedFor, null);
   }
 
   /** Removes one subscription per plain filter, and the client from its shared groups. */
@@ -184,10 +194,10 @@ export class TopicShard extends DurableObject<Env> {
     }
   }
 
-  /** Retained messages matching `filter` (the HTTP API's /api/retained). */
-  retained(filter: string): Message[] {
+  /** The next page of retained messages for a subscribe, or for the HTTP API's /api/retained. */
+  retainedPage(filters: string[], after: string | null): RetainedPage {
     this.counters.add("rpc_in");
-    return this.retainedMatching([filter]);
+    return this.retainedMatching(filters, after);
   }
 
   /** Numbers for /api/stats, /metrics and $SYS. */
@@ -292,31 +302,69 @@ export class TopicShard extends DurableObject<Env> {
     return codes;
   }
 
-  /** Retained messages whose topic matches any of `filters`, each once. */
-  private retainedMatching(filters: string[]): Message[] {
-    if (filters.length === 0) return [];
+  /**
+   * One page of the retained messages whose topic matches any of `filters`, each
+   * once: at most a call's worth of messages, read a row at a time, so neither the
+   * answer nor the shard's memory grows with the store. Exact topics come first
+   * (in order, looked up by key); then, for wildcard filters, topics are scanned in
+   * order, TOPIC_SCAN topics at a time, loading only the rows that match, at most
+   * SCAN_PER_CALL topics a call. `after` is where the previous page ended:
+   * "e:<topic>" in the exact phase, "w:<topic>" in the scan.
+   */
+  private retainedMatching(filters: string[], after: string | null): RetainedPage {
     const sql = this.sql;
-    const found = new Map<string, Message>();
-    const now = Date.now();
-    const take = (row: MessageRow & { topic: string }) => {
-      const m = rowToMessage(row);
-      if (isExpired(m, now)) {
-        this.storeRetained({ ...m, payload: new Uint8Array(0) });
-        this.counters.add("retained_expired");
-      } else found.set(m.topic, m);
-    };
+    const exact = [...new Set(filters.filter((f) => !hasWildcard(f)))].sort();
     const wildcards = filters.filter(hasWildcard);
-    for (const f of filters) {
-      if (hasWildcard(f)) continue;
-      for (const row of sql.exec<MessageRow>("SELECT * FROM retained WHERE topic = ?", f).toArray())
-        take(row);
-    }
-    if (wildcards.length > 0) {
-      for (const row of sql.exec<MessageRow>("SELECT * FROM retained").toArray()) {
-        if (!found.has(row.topic) && wildcards.some((f) => topicMatches(f, row.topic))) take(row);
+    const messages: Message[] = [];
+    let bytes = 0;
+    const now = Date.now();
+    const full = () => messages.length >= RPC_BATCH_MESSAGES || bytes >= RPC_BATCH_BYTES;
+    const take = (topic: string) => {
+      for (const row of sql.exec<MessageRow>("SELECT * FROM retained WHERE topic = ?", topic).toArray()) {
+        const m = rowToMessage(row);
+        if (isExpired(m, now)) {
+          this.storeRetained({ ...m, payload: new Uint8Array(0) });
+          this.counters.add("retained_expired");
+        } else {
+          messages.push(m);
+          bytes += messageBytes(m);
+        }
       }
+    };
+    let phase = after?.startsWith("w:") ? "w" : "e";
+    let from = after === null ? "" : after.slice(2);
+    if (phase === "e") {
+      for (const topic of exact) {
+        if (after !== null && topic <= from) continue;
+        if (full()) return { messages, next: `e:${from}` };
+        take(topic);
+        from = topic;
+      }
+      phase = "w";
+      from = "";
     }
-    return [...found.values()];
+    if (wildcards.length === 0) return { messages, next: null };
+    const exactSet = new Set(exact);
+    let scanned = 0;
+    for (;;) {
+      const topics = sql
+        .exec<{ topic: string }>(
+          "SELECT topic FROM retained WHERE topic > ? ORDER BY topic LIMIT ?",
+          from,
+          TOPIC_SCAN,
+        )
+        .toArray();
+      for (const { topic } of topics) {
+        // Topics an exact filter named went out in the exact phase.
+        if (!exactSet.has(topic) && wildcards.some((f) => topicMatches(f, topic))) {
+          if (full()) return { messages, next: `w:${from}` };
+          take(topic);
+        }
+        from = topic;
+        if (++scanned >= SCAN_PER_CALL) return { messages, next: `w:${from}` };
+      }
+      if (topics.length < TOPIC_SCAN) return { messages, next: null };
+    }
   }
 
   /**

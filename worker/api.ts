@@ -6,20 +6,21 @@ import { constantTimeEqual } from "../broker/auth/passwords.ts";
 import { readConfig } from "../broker/config.ts";
 import { toBase64 } from "../broker/json.ts";
 import { log } from "../broker/log.ts";
-import { type Message, newMessageId } from "../broker/message.ts";
+import { type Message, messageBytes, newMessageId, RPC_BATCH_BYTES } from "../broker/message.ts";
 import { shardOf, shardsForFilter } from "../broker/routing.ts";
 import type { BrokerStats } from "../broker/stats.ts";
 import { publishTopicProblem } from "../broker/topic-limits.ts";
+import type { RetainedPage } from "../durable-objects/registration.ts";
 import { collectStats, sessionStub, shardStub } from "../durable-objects/stubs.ts";
 import { isWellFormedUtf8, ReasonCode, validateTopicFilter } from "../mqtt/index.ts";
 import type { Env } from "./env.ts";
 import { openApiDocument } from "./openapi.ts";
 import { apiProperties } from "./publish-properties.ts";
 
-function json(body: unknown, status = 200): Response {
+function json(body: unknown, status = 200, extra: Record<string, string> = {}): Response {
   return new Response(JSON.stringify(body, null, 2), {
     status,
-    headers: { "content-type": "application/json; charset=utf-8" },
+    headers: { "content-type": "application/json; charset=utf-8", ...extra },
   });
 }
 
@@ -140,8 +141,25 @@ async function retained(url: URL, env: Env): Promise<Response> {
   if (problem !== null) return apiError(400, problem);
   const config = readConfig(env);
   const shards = shardsForFilter(filter, config.topicShards, config.shardLevels);
-  const lists = await Promise.all(shards.map((s) => shardStub(env, s).retained(filter)));
-  const messages = lists.flat().sort((a, b) => a.topic.localeCompare(b.topic));
+  // Page by page, up to one call's worth in all: the answer is bounded in bytes
+  // (the Worker's memory is shared), and says when a narrower filter is needed.
+  const messages: Message[] = [];
+  let bytes = 0;
+  let truncated = false;
+  for (const s of shards) {
+    let after: string | null = null;
+    do {
+      const page: RetainedPage = await shardStub(env, s).retainedPage([filter], after);
+      for (const m of page.messages) {
+        bytes += messageBytes(m);
+        if (bytes > RPC_BATCH_BYTES) truncated = true;
+        else messages.push(m);
+      }
+      after = truncated ? null : page.next;
+    } while (after !== null);
+    if (truncated) break;
+  }
+  messages.sort((a, b) => a.topic.localeCompare(b.topic));
   return json(
     messages.map((m) => {
       const text = utf8OrNull(m.payload);
@@ -152,6 +170,8 @@ async function retained(url: URL, env: Env): Promise<Response> {
         ...(m.properties ? { properties: jsonProperties(m.properties) } : {}),
       };
     }),
+    200,
+    truncated ? { "x-nimbus-truncated": "true" } : {},
   );
 }
 

@@ -16,7 +16,7 @@ import {
   type UnsubscribePacket,
 } from "../../mqtt/index.ts";
 import type { Gateway } from "../gateway.ts";
-import { matchingFilter } from "../registration.ts";
+import { matchingFilter, retainedPages } from "../registration.ts";
 import type { Connection } from "./connection.ts";
 import { isSysFilter } from "./sys-topics.ts";
 
@@ -94,12 +94,14 @@ export async function handleSubscribe(gw: Gateway, conn: Connection, p: Subscrib
   );
   const properties = problems.length > 0 ? gw.ackProperties(conn, problems.join("; ")) : undefined;
   gw.send(conn, { type: "suback", packetId: p.packetId, reasonCodes, properties });
-  sendRetained(
-    gw,
-    conn,
-    retained,
-    accepted.filter(([f]) => retainedFor.includes(f)),
-  );
+  const subs = accepted.filter(([f]) => retainedFor.includes(f));
+  // A page at a time, the next asked for once this one is handed to the client.
+  for (const from of retained) {
+    for await (const page of retainedPages((i) => gw.shard(i), from)) {
+      if (conn.finished) return;
+      sendRetained(gw, conn, page, subs);
+    }
+  }
   // $SYS values go out at once to a new subscriber, then every SYS_INTERVAL.
   if (accepted.some(([f]) => isSysFilter(f))) await gw.publishSys();
 }

@@ -41,6 +41,25 @@ describe("calls between objects stay under 32 MiB", () => {
   }, 120_000);
 });
 
+describe("retained messages come a page at a time", () => {
+  it("a new wildcard subscriber gets 12 MiB of retained messages (more than one call's worth), each once", async () => {
+    const base = unique("retained-pages");
+    const pub = await client();
+    const payload = Buffer.alloc(2 ** 20 - 256, 0x62);
+    for (let i = 0; i < 12; i++) await pub.publishAsync(`${base}/${i}`, payload, { qos: 1, retain: true });
+    const sub = await client();
+    const inbox = new Inbox(sub);
+    await sub.subscribeAsync(`${base}/+`, { qos: 0 });
+    const got = await inbox.waitFor(12, 60_000);
+    expect(got.map((m) => m.topic).sort()).toEqual(
+      Array.from({ length: 12 }, (_, i) => `${base}/${i}`).sort(),
+    );
+    expect(got.every((m) => m.packet.retain && m.payload.length === payload.length)).toBe(true);
+    // Cleared, so that other tests' wildcard subscriptions do not receive them.
+    for (let i = 0; i < 12; i++) await pub.publishAsync(`${base}/${i}`, "", { qos: 1, retain: true });
+  }, 120_000);
+});
+
 describe("settings past a platform limit", () => {
   it("are refused at start in plain words: every request, upgrades included, gets 500 naming them", async () => {
     const broker = await startBroker({

@@ -1,0 +1,71 @@
+/**
+ * Inside workerd: retained messages come back a page at a time, each page at most
+ * a call's worth (RPC_BATCH_BYTES), however much a shard holds; a wildcard that
+ * matches nothing reads topics only, a bounded number per call (invariant 6).
+ */
+import { env } from "cloudflare:workers";
+import { describe, expect, it } from "vitest";
+import { type Message, messageBytes, RPC_BATCH_BYTES } from "../../broker/message.ts";
+import type { RetainedPage } from "../../durable-objects/registration.ts";
+import { type ShardRpc, shardStub } from "../../durable-objects/stubs.ts";
+import type { Env } from "../../worker/env.ts";
+
+const shard: ShardRpc = shardStub(env as unknown as Env, 0);
+const MiB = 2 ** 20;
+
+async function store(topics: string[], bytes: number): Promise<void> {
+  // Four 1 MiB messages a call keeps each call well under its limit.
+  for (let i = 0; i < topics.length; i += 4) {
+    const batch: Message[] = topics.slice(i, i + 4).map((topic) => ({
+      id: `r-${topic}`,
+      topic,
+      payload: new Uint8Array(bytes).fill(topic.length),
+      qos: 0,
+      retain: true,
+    }));
+    await shard.publish(batch);
+  }
+}
+
+/** Every page for `filters`, asking for the next only after the last. */
+async function allPages(filters: string[]): Promise<RetainedPage[]> {
+  const pages: RetainedPage[] = [];
+  let after: string | null = null;
+  do {
+    const page: RetainedPage = await shard.retainedPage(filters, after);
+    pages.push(page);
+    after = page.next;
+  } while (after !== null && pages.length < 1000);
+  return pages;
+}
+
+const pageBytes = (p: RetainedPage) => p.messages.reduce((n, m) => n + messageBytes(m), 0);
+
+describe("retained messages a page at a time", () => {
+  it("100 MiB behind a wildcard: pages of at most 8 MiB, every message once, in topic order", async () => {
+    const topics = Array.from({ length: 100 }, (_, i) => `pages/big/${String(i).padStart(3, "0")}`);
+    await store(topics, MiB);
+    const pages = await allPages(["pages/big/#"]);
+    expect(pages.length).toBeGreaterThanOrEqual(13);
+    for (const p of pages) expect(pageBytes(p)).toBeLessThanOrEqual(RPC_BATCH_BYTES + MiB + 1024);
+    // A page stops once it reaches the budget: never more than one message past it.
+    for (const p of pages)
+      expect(pageBytes(p) - messageBytes(p.messages.at(-1) as Message)).toBeLessThan(RPC_BATCH_BYTES);
+    expect(pages.flatMap((p) => p.messages.map((m) => m.topic))).toEqual(topics);
+
+    // A filter that matches nothing among them answers nothing, and loads no payload.
+    const none = await allPages(["+/none"]);
+    expect(none.flatMap((p) => p.messages)).toEqual([]);
+    expect(none.at(-1)?.next).toBeNull();
+  });
+
+  it("exact topics are paged too, and one also matched by a wildcard comes once", async () => {
+    const topics = Array.from({ length: 20 }, (_, i) => `pages/exact/${String(i).padStart(2, "0")}`);
+    await store(topics, MiB);
+    const pages = await allPages([...topics, "pages/exact/+"]);
+    for (const p of pages)
+      expect(pageBytes(p) - messageBytes(p.messages.at(-1) as Message)).toBeLessThan(RPC_BATCH_BYTES);
+    expect(pages.length).toBeGreaterThanOrEqual(3);
+    expect(pages.flatMap((p) => p.messages.map((m) => m.topic))).toEqual(topics);
+  });
+});
