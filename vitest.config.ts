@@ -6,7 +6,12 @@ import { defineConfig } from "vitest/config";
  * gateways. The security and wire-fuzzing suites start brokers of their own with
  * fixed settings, so they run once.
  */
-const OWN_BROKER = ["test/e2e/security.test.ts", "test/e2e/fuzz-wire.test.ts", "test/e2e/identity.test.ts"];
+const OWN_BROKER = [
+  "test/e2e/security.test.ts",
+  "test/e2e/fuzz-wire.test.ts",
+  "test/e2e/identity.test.ts",
+  "test/e2e/handover.test.ts",
+];
 /** The browser test drives the console once; the broker behind it is the same either way. */
 const ONCE = [...OWN_BROKER, "test/e2e/console.test.ts"];
 const e2e = (name: string, exclude: string[] = []) => ({

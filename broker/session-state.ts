@@ -4,7 +4,7 @@
  * offline, and as the one owner that decides takeovers).
  */
 import type { QoS, RetainHandling } from "../mqtt/index.ts";
-import type { Message } from "./message.ts";
+import { assertWithinCall, MESSAGE_BATCH, type Message } from "./message.ts";
 
 export interface SubscriptionOptions {
   qos: QoS;
@@ -30,15 +30,67 @@ export interface OutboundMessage {
 /** A message an offline session kept, with the Subscription Identifiers it was granted. */
 export type QueuedMessage = Pick<OutboundMessage, "message" | "subscriptionIds">;
 
-/** A session's state handed from one holder to the next. */
+/**
+ * Part of a session's unacknowledged and queued messages, oldest first, on its
+ * way from one holder to the next: a call carries one page (at most a call's
+ * worth, MESSAGE_BATCH), and the receiver asks for the next one from `through`
+ * once it has stored this one.
+ */
+export interface OutboundPage {
+  entries: OutboundMessage[];
+  /** The sender's position of the last entry (or the `after` it was asked for). */
+  through: number;
+  /** Whether entries follow this page. */
+  more: boolean;
+}
+
+/** A session's state handed from one holder to the next; its messages come a page at a time. */
 export interface SessionState {
   subscriptions: Array<[filter: string, options: SubscriptionOptions]>;
-  /** Unacknowledged and queued messages to the client, oldest first. */
-  outbound: OutboundMessage[];
+  /** The first page of unacknowledged and queued messages to the client. */
+  outbound: OutboundPage;
   /** QoS 2 packet ids received from the client and not yet released. */
   inboundQos2: number[];
 }
 
+export function emptyPage(through = 0): OutboundPage {
+  return { entries: [], through, more: false };
+}
+
 export function emptySessionState(): SessionState {
-  return { subscriptions: [], outbound: [], inboundQos2: [] };
+  return { subscriptions: [], outbound: emptyPage(), inboundQos2: [] };
+}
+
+/**
+ * The page that `rows` (a query's cursor, in order, read lazily) begin: rows are
+ * read one at a time until a call's worth of messages is reached, so a queue of
+ * any length never sits in memory whole. The query should ask for one row more
+ * than MESSAGE_BATCH.maxItems, which tells whether more follow.
+ */
+export function pageOf<R>(
+  rows: Iterable<R>,
+  after: number,
+  toEntry: (row: R) => { seq: number; entry: OutboundMessage },
+): OutboundPage {
+  const page = emptyPage(after);
+  let bytes = 0;
+  for (const row of rows) {
+    const { seq, entry } = toEntry(row);
+    const size = MESSAGE_BATCH.sizeOf(entry.message);
+    const full = page.entries.length >= MESSAGE_BATCH.maxItems || bytes + size > MESSAGE_BATCH.maxBytes;
+    if (full && page.entries.length > 0) {
+      page.more = true;
+      break;
+    }
+    page.entries.push(entry);
+    page.through = seq;
+    bytes += size;
+  }
+  return page;
+}
+
+/** Refuses a page past what a call may carry, where it arrives (assertWithinCall). */
+export function assertPageWithinCall(page: OutboundPage): OutboundPage {
+  assertWithinCall(page.entries.map((e) => e.message));
+  return page;
 }

@@ -4,7 +4,12 @@ export type GatewayCounter =
   | "bytes_in"
   | "messages_out"
   | "bytes_out"
+  /** Too large for the client's Maximum Packet Size (MQTT-3.1.2-25). */
   | "dropped"
+  /** QoS 1/2 for an online client with MAX_QUEUED_MESSAGES waiting already. */
+  | "dropped_queue_full"
+  /** QoS 0 past what a client that does not keep up may be sent (OUTBOUND_QOS0_RATE). */
+  | "dropped_qos0"
   | "expired"
   // what Cloudflare bills: WebSocket upgrades and alarms received, calls received
   // from other objects, calls made to sessions (which keep no counters of their
@@ -110,7 +115,7 @@ export function aggregate(gateways: GatewayStats[], shards: ShardStats[]): Broke
     bytesOut: g("bytes_out"),
     retained: shards.reduce((n, s) => n + s.retained, 0),
     retainedBytes: shards.reduce((n, s) => n + s.retainedBytes, 0),
-    dropped: g("dropped") + sh("retained_refused"),
+    dropped: g("dropped") + g("dropped_queue_full") + g("dropped_qos0") + sh("retained_refused"),
     expired: g("expired") + sh("retained_expired"),
     gateways,
     shards,

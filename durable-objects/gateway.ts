@@ -12,17 +12,15 @@ import { AuthThrottle } from "../broker/auth/throttle.ts";
 import { KeyedBatcher } from "../broker/batcher.ts";
 import { type BrokerConfig, readConfig } from "../broker/config.ts";
 import { Counters } from "../broker/counters.ts";
-import { addMatch, type Grant } from "../broker/grant.ts";
 import { log, setLogLevel, takeLogLines } from "../broker/log.ts";
-import { assertWithinCall, isExpired, MESSAGE_BATCH, type Message, willMessage } from "../broker/message.ts";
+import { assertWithinCall, MESSAGE_BATCH, type Message } from "../broker/message.ts";
 import { meteredSql } from "../broker/metered-sql.ts";
 import { gatewayDestination, shardOf } from "../broker/routing.ts";
-import {
-  emptySessionState,
-  type OutboundMessage,
-  type QueuedMessage,
-  type SessionState,
-  type SubscriptionOptions,
+import type {
+  OutboundPage,
+  QueuedMessage,
+  SessionState,
+  SubscriptionOptions,
 } from "../broker/session-state.ts";
 import type { GatewayCounter, GatewayStats } from "../broker/stats.ts";
 import {
@@ -30,22 +28,21 @@ import {
   type DisconnectPacket,
   encode,
   type Packet,
-  type PublishPacket,
   ReasonCode,
   reasonName,
   SubscriptionIndex,
-  type Will,
 } from "../mqtt/index.ts";
 import type { Env } from "../worker/env.ts";
-import { type Attachment, type Connected, Connection } from "./gateway/connection.ts";
+import { type Attachment, Connection } from "./gateway/connection.ts";
 import { FrameGatherer } from "./gateway/frames.ts";
 import { handleAck } from "./gateway/handle-acks.ts";
 import { handleAuth } from "./gateway/handle-auth.ts";
 import { handleConnect, principalOf } from "./gateway/handle-connect.ts";
 import { handlePublish } from "./gateway/handle-publish.ts";
 import { handleSubscribe, handleUnsubscribe } from "./gateway/handle-subscribe.ts";
-import { HeldBudget, type OutboundWindow } from "./gateway/outbound-window.ts";
-import { GatewayStore, type OutboundEntry } from "./gateway/store.ts";
+import { type Ending, Handover } from "./gateway/handover.ts";
+import { Outbound } from "./gateway/outbound.ts";
+import { GatewayStore } from "./gateway/store.ts";
 import { sysMessages } from "./gateway/sys-topics.ts";
 import { isShared, type RetainedFrom, registerAtShards, unregisterAtShards } from "./registration.ts";
 import {
@@ -60,20 +57,8 @@ import {
 
 /** How often, at most, lastSeen is written to the attachment (ms). */
 const LAST_SEEN_GRAIN = 5_000;
-/**
- * How long a client with messages held in memory may acknowledge nothing before
- * they are written to storage (ms). Long enough that a healthy client's acks keep
- * coming, short enough that the timer holds the object awake only briefly.
- */
-export const SPILL_AFTER_MS = 2_000;
-/** Memory for clean sessions' held messages, per gateway (of an object's 128 MB). */
-const HELD_BUDGET_BYTES = 16 * 2 ** 20;
-/** At most this many free places in the in-flight window before a backlog refills it. */
-const REFILL_STEP = 16;
 /** Undecoded bytes a connected client may have waiting beyond one largest packet. */
 const INPUT_SLACK = 64 * 1024;
-/** Stored queued messages read at once for a client with a backlog. */
-const READ_AHEAD = 64;
 
 export class Gateway extends DurableObject<Env> {
   readonly config: BrokerConfig;
@@ -95,10 +80,10 @@ export class Gateway extends DurableObject<Env> {
   private nameCache: string | undefined;
   readonly counters: Counters<GatewayCounter>;
   private reconciled = false;
-  /** Set while clean sessions have messages held in memory only. */
-  private spillTimer: ReturnType<typeof setTimeout> | undefined;
-  /** Memory the held messages of all connections here may take together. */
-  readonly heldBudget = new HeldBudget(HELD_BUDGET_BYTES);
+  /** Matching, in-flight windows, held messages, aliases out: what leaves on the sockets. */
+  readonly outbound: Outbound;
+  /** How sessions leave: ending connections, takeover, parking, forgetting. */
+  readonly handover: Handover;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
@@ -132,6 +117,30 @@ export class Gateway extends DurableObject<Env> {
       (shard, messages) => this.shard(shard).publish(messages),
       MESSAGE_BATCH,
     );
+    const name = () => this.name;
+    this.outbound = new Outbound({
+      store: this.store,
+      index: this.index,
+      clients: this.clients,
+      config: this.config,
+      counters: this.counters,
+      frames: this.frames,
+      name,
+    });
+    this.handover = new Handover({
+      store: this.store,
+      index: this.index,
+      clients: this.clients,
+      config: this.config,
+      name,
+      session: (clientId, call) => this.session(clientId, call),
+      shard: (i) => this.shard(i),
+      publish: (m) => this.publishMessage(m),
+      unregister: (clientId, filters) => this.unregisterFilters(clientId, filters),
+      send: (conn, packet) => this.send(conn, packet),
+      closeSocket: (conn, code, reason) => this.closeSocket(conn, code, reason),
+      waitUntil: (p) => this.ctx.waitUntil(p),
+    });
   }
 
   get name(): string {
@@ -240,13 +249,13 @@ export class Gateway extends DurableObject<Env> {
     } catch {
       // already closed
     }
-    await this.finish(conn, "abnormal", `socket closed (${code})`);
+    await this.end(conn, "abnormal", `socket closed (${code})`);
     this.connections.delete(ws);
   }
 
   override async webSocketError(ws: WebSocket, error: unknown): Promise<void> {
     const conn = this.connectionOf(ws);
-    await this.finish(conn, "abnormal", `socket error: ${String(error)}`);
+    await this.end(conn, "abnormal", `socket error: ${String(error)}`);
     this.connections.delete(ws);
   }
 
@@ -265,7 +274,7 @@ export class Gateway extends DurableObject<Env> {
         if (deadline <= now) {
           log("info", "connect_timeout", { gateway: this.name });
           this.closeSocket(conn, 1000, "no CONNECT");
-          await this.finish(conn, "abnormal", "no CONNECT in time");
+          await this.end(conn, "abnormal", "no CONNECT in time");
         } else next = Math.min(next, deadline);
         continue;
       }
@@ -310,84 +319,34 @@ export class Gateway extends DurableObject<Env> {
     this.counters.add("rpc_in");
     assertWithinCall(messages);
     this.reconcile();
-    const now = Date.now();
-    const forward = new Map<string, Message[]>();
-    this.gathered(() => {
-      for (const message of messages) {
-        if (isExpired(message, now)) continue;
-        const matches = message.target === undefined ? this.matchClients(message) : this.matchTarget(message);
-        for (const [clientId, match] of matches) {
-          const conn = this.clients.get(clientId);
-          if (conn !== undefined && !conn.finished) {
-            this.deliverToConnection(
-              conn,
-              message,
-              match.qos,
-              match.subscriptionIds,
-              match.retainAsPublished,
-            );
-          } else if (message.qos > 0 && this.store.getClient(clientId)?.persistent) {
-            // The client left or is being taken over: its Session keeps the message.
-            const list = forward.get(clientId) ?? [];
-            list.push({ ...message, qos: match.qos });
-            forward.set(clientId, list);
-          }
-        }
-      }
-    });
-    await Promise.all([...forward].map(([clientId, list]) => this.session(clientId, (s) => s.enqueue(list))));
+    // Clients no longer here whose Session keeps their messages.
+    const forward = this.outbound.fanOut(messages);
+    await Promise.all([...forward].map(([clientId, list]) => this.session(clientId, (s) => s.append(list))));
   }
 
   /** A Session passes on messages for its client, which is online here. */
   async deliverTo(clientId: string, connId: string, entries: QueuedMessage[]): Promise<boolean> {
     this.counters.add("rpc_in");
+    assertWithinCall(entries.map((e) => e.message));
     const conn = this.clients.get(clientId);
-    if (conn === undefined || conn.finished || conn.connected?.connId !== connId) return false;
-    this.deliverQueued(conn, entries);
+    // While the queue is still coming from the Session, newer messages wait behind it there.
+    if (conn === undefined || conn.finished || conn.backlog || conn.connected?.connId !== connId)
+      return false;
+    this.outbound.deliverQueued(conn, entries);
     return true;
   }
 
-  /** Messages a Session kept for the client, each with the grant it was queued under. */
-  deliverQueued(conn: Connection, entries: QueuedMessage[]): void {
-    this.gathered(() => {
-      for (const { message, subscriptionIds } of entries)
-        this.deliverToConnection(conn, message, message.qos, subscriptionIds, true);
-    });
-  }
-
-  /**
-   * A Session takes the client away from this gateway (a newer connection with
-   * the same client id, MQTT-3.1.4-2). Returns the session state held here.
-   */
+  /** A Session takes the client away from this gateway (handover.ts). */
   async takeover(clientId: string, connId: string): Promise<SessionState | null> {
     this.counters.add("rpc_in");
     this.reconcile();
-    const record = this.store.getClient(clientId);
-    if (record === undefined || record.connId !== connId) return null;
-    const conn = this.clients.get(clientId);
-    if (conn !== undefined && conn.connected?.connId === connId && !conn.finished) {
-      conn.retire();
-      this.clients.delete(clientId);
-      if (conn.version === 5 && conn.ready) {
-        this.send(conn, { type: "disconnect", reasonCode: ReasonCode.SessionTakenOver });
-      }
-      this.closeSocket(conn, 1000, "session taken over");
-      log("info", "takeover", { gateway: this.name, clientId });
-    }
-    // The old connection did not end with DISCONNECT: its will is published, unless
-    // it has a Will Delay, which the new connection cancels (5.0 3.1.3.2.2). Not
-    // awaited: the Session waiting on this call may be a destination of the will.
-    if (record.will !== undefined) {
-      const will = record.will;
-      this.store.clearWill(clientId);
-      if (!((will.properties?.willDelayInterval ?? 0) > 0 && record.persistent)) {
-        this.ctx.waitUntil(this.publishWill(clientId, will));
-      }
-    }
-    const state = this.collectState(clientId);
-    // Until release(), messages for this client go on to its Session.
-    this.store.putClient({ ...record, connId: `moved:${connId}`, persistent: true, will: undefined });
-    return record.persistent ? state : emptySessionState();
+    return this.handover.takeover(clientId, connId);
+  }
+
+  /** The next page of a session that is being parked or taken over (handover.ts). */
+  async outboundPage(clientId: string, connId: string, after: number): Promise<OutboundPage | null> {
+    this.counters.add("rpc_in");
+    return this.handover.outboundPage(clientId, connId, after);
   }
 
   /**
@@ -395,7 +354,7 @@ export class Gateway extends DurableObject<Env> {
    * Server shutting down (or the code given): before the gateway is retired, say.
    * Persistent sessions are kept by their Session objects; wills are published.
    */
-  async drain(reasonCode: number = ReasonCode.ServerShuttingDown): Promise<number> {
+  async disconnectAll(reasonCode: number = ReasonCode.ServerShuttingDown): Promise<number> {
     this.counters.add("rpc_in");
     this.reconcile();
     const conns = [...this.clients.values()].filter((c) => !c.finished);
@@ -403,7 +362,7 @@ export class Gateway extends DurableObject<Env> {
       conns.map((conn) => {
         if (conn.version === 5) this.send(conn, { type: "disconnect", reasonCode });
         this.closeSocket(conn, 1001, reasonName(reasonCode));
-        return this.finish(conn, "abnormal", `drained: ${reasonName(reasonCode)}`);
+        return this.handover.end(conn, "abnormal", `server: ${reasonName(reasonCode)}`);
       }),
     );
     return conns.length;
@@ -414,13 +373,13 @@ export class Gateway extends DurableObject<Env> {
    * Administrative action from the HTTP API). Its teardown runs afterwards, so a
    * Session waiting on this call is not waited on in turn.
    */
-  async kick(clientId: string, reasonCode: number): Promise<boolean> {
+  async disconnect(clientId: string, reasonCode: number): Promise<boolean> {
     this.counters.add("rpc_in");
     const conn = this.clients.get(clientId);
     if (conn === undefined || conn.finished) return false;
     if (conn.version === 5) this.send(conn, { type: "disconnect", reasonCode });
     this.closeSocket(conn, 1000, reasonName(reasonCode));
-    this.ctx.waitUntil(this.finish(conn, "abnormal", `kicked: ${reasonName(reasonCode)}`));
+    this.ctx.waitUntil(this.handover.end(conn, "abnormal", `administrator: ${reasonName(reasonCode)}`));
     return true;
   }
 
@@ -449,12 +408,10 @@ export class Gateway extends DurableObject<Env> {
     };
   }
 
-  /** The client's subscriptions are registered elsewhere now: drop them here. */
-  async release(clientId: string, connId: string): Promise<void> {
+  /** The client's subscriptions are registered elsewhere now: forget it here. */
+  async forget(clientId: string, connId: string): Promise<void> {
     this.counters.add("rpc_in");
-    const record = this.store.getClient(clientId);
-    if (record === undefined || (record.connId !== connId && record.connId !== `moved:${connId}`)) return;
-    await this.dropClient(clientId);
+    await this.handover.forgetMoved(clientId, connId);
   }
 
   // ---- packets ---------------------------------------------------------------
@@ -516,7 +473,7 @@ export class Gateway extends DurableObject<Env> {
     // MQTT-3.14.4-3: a normal DISCONNECT discards the will without publishing it.
     if (reasonCode !== ReasonCode.DisconnectWithWillMessage) this.store.clearWill(att.clientId);
     this.closeSocket(conn, 1000, "client disconnected");
-    await this.finish(conn, reasonCode === 0 ? "normal" : "abnormal", "DISCONNECT");
+    await this.end(conn, reasonCode === 0 ? "normal" : "abnormal", "DISCONNECT");
   }
 
   private async decodeFailure(conn: Connection, error: DecodeError): Promise<void> {
@@ -525,7 +482,7 @@ export class Gateway extends DurableObject<Env> {
       this.send(conn, { type: "connack", sessionPresent: false, reasonCode: 0x01 }, 4);
       log("info", "connect_refused", { gateway: this.name, reason: error.message });
       this.closeSocket(conn, 1000, "unsupported protocol");
-      return this.finish(conn, "abnormal", error.message);
+      return this.end(conn, "abnormal", error.message);
     }
     return this.fail(conn, error.reasonCode, error.message);
   }
@@ -545,7 +502,7 @@ export class Gateway extends DurableObject<Env> {
     });
     if (conn.ready && conn.version === 5) this.send(conn, { type: "disconnect", reasonCode });
     this.closeSocket(conn, reasonCode === ReasonCode.KeepAliveTimeout ? 1000 : 1002, message.slice(0, 100));
-    await this.finish(conn, "abnormal", message);
+    await this.end(conn, "abnormal", message);
   }
 
   /** Never lets a bug in one connection's handling take the object down. */
@@ -561,40 +518,12 @@ export class Gateway extends DurableObject<Env> {
     this.frames.send(conn.ws, encode(packet, version));
   }
 
-  /** Runs `fn`, sending what it sends to each client as one WebSocket frame (frames.ts). */
-  gathered<T>(fn: () => T): T {
-    return this.frames.gather(fn);
-  }
-
   private write(ws: WebSocket, bytes: Uint8Array): void {
     try {
       ws.send(bytes);
     } catch (err) {
       log("warn", "send_failed", { gateway: this.name, error: String(err) });
     }
-  }
-
-  /**
-   * Sends a PUBLISH, with a topic alias where the client allows them. Returns false
-   * if it exceeds the client's Maximum Packet Size: such a packet is discarded
-   * as if it had been delivered (MQTT-3.1.2-25).
-   */
-  sendPublish(conn: Connection, packet: PublishPacket): boolean {
-    const att = conn.connected;
-    const max = att?.topicAliasMaximum ?? 0;
-    const aliased =
-      max > 0 && !packet.dup ? withOutboundAlias(conn, max, packet) : { packet, assigned: false };
-    const bytes = encode(aliased.packet, conn.version);
-    if (att?.maximumPacketSize !== undefined && bytes.length > att.maximumPacketSize) {
-      if (aliased.assigned) conn.outboundAliases.delete(packet.topic);
-      this.counters.add("dropped");
-      log("info", "discarded_too_large", { gateway: this.name, clientId: att.clientId, bytes: bytes.length });
-      return false;
-    }
-    this.frames.send(conn.ws, bytes);
-    this.counters.add("messages_out");
-    this.counters.add("bytes_out", bytes.length);
-    return true;
   }
 
   /** Reason String and User Property only if the client did not ask to go without (MQTT-3.1.2-29). */
@@ -626,7 +555,7 @@ export class Gateway extends DurableObject<Env> {
         conn.ready = true;
         const record = this.store.getClient(att.clientId);
         if (record?.connId === att.connId) this.clients.set(att.clientId, conn);
-        else conn.retire();
+        else conn.detach();
       }
       this.connections.set(ws, conn);
     }
@@ -671,92 +600,16 @@ export class Gateway extends DurableObject<Env> {
     for (const record of this.store.allClients()) {
       if (live.has(record.connId) || record.connId.startsWith("moved:")) continue;
       log("info", "orphaned_session", { gateway: this.name, clientId: record.clientId });
-      this.ctx.waitUntil(this.endSession(record.clientId, record.connId, "abnormal"));
+      this.ctx.waitUntil(this.handover.handOff(record.clientId, record.connId, "abnormal"));
     }
   }
 
-  /** Tears a connection down once: will, then park or drop the session. */
-  async finish(conn: Connection, how: "normal" | "abnormal", why: string): Promise<void> {
-    if (conn.finished) return;
-    const held = conn.retire();
-    const att = conn.connected;
-    if (att === undefined) return;
-    if (this.clients.get(att.clientId) === conn) this.clients.delete(att.clientId);
-    log("info", "disconnect", { gateway: this.name, clientId: att.clientId, how, why });
-    await this.endSession(att.clientId, att.connId, how, held);
-  }
-
-  /** Ends a client's connection `connId`; `held` are its messages held in memory only. */
-  async endSession(
-    clientId: string,
-    connId: string,
-    how: "normal" | "abnormal",
-    held: Message[] = [],
-  ): Promise<void> {
-    this.store.deleteTopicAliases(connId);
-    const record = this.store.getClient(clientId);
-    if (record === undefined || record.connId !== connId) return; // taken over meanwhile
-    let delayedWill: Will | undefined;
-    if (how === "abnormal" && record.will !== undefined) {
-      // MQTT-3.1.2-8: the will is published when the connection ends without DISCONNECT;
-      // with a Will Delay Interval the Session publishes it later (5.0 3.1.3.2.2).
-      this.store.clearWill(clientId);
-      if ((record.will.properties?.willDelayInterval ?? 0) > 0 && record.persistent)
-        delayedWill = record.will;
-      else await this.publishWill(clientId, record.will);
-    }
-    if (record.persistent) {
-      // The Session registers itself at the shards before we unregister, so no
-      // message falls between; until then, deliver() forwards to it.
-      const state = this.collectState(clientId);
-      await this.session(clientId, (s) => s.park(this.name, connId, state, record.expiry, delayedWill));
-    } else {
-      await this.session(clientId, (s) => s.release(connId));
-    }
-    if (this.store.getClient(clientId)?.connId !== connId) return;
-    // A clean session's unacknowledged shared-subscription messages go to another member.
-    const orphans = [...this.store.outboundOf(clientId).map((e) => e.message), ...held].filter(
-      (m) => m.target !== undefined,
-    );
-    await this.dropClient(clientId);
-    if (!record.persistent && orphans.length > 0) await this.redistribute(orphans);
-  }
-
-  private collectState(clientId: string): SessionState {
-    return {
-      subscriptions: this.store.subsOf(clientId),
-      outbound: this.store.outboundOf(clientId).map(({ seq: _seq, ...entry }) => entry),
-      inboundQos2: this.store.inboundQos2Of(clientId),
-    };
-  }
-
-  /** Unregisters a client's filters at the shards and forgets the client. */
-  private async dropClient(clientId: string): Promise<void> {
-    const filters = this.store.subsOf(clientId).map(([f]) => f);
-    for (const f of filters) this.index.remove(f, clientId);
-    this.store.deleteClient(clientId);
-    await this.unregisterFilters(clientId, filters);
-  }
-
-  private async publishWill(clientId: string, will: Will) {
-    try {
-      await this.publishMessage(willMessage(clientId, will));
-      log("info", "will_published", { gateway: this.name, clientId, topic: will.topic });
-    } catch (err) {
-      log("error", "will_failed", { gateway: this.name, clientId, error: String(err) });
-    }
+  /** Ends a connection (handover.ts): the one way every connection stops. */
+  end(conn: Connection, how: Ending, why: string): Promise<void> {
+    return this.handover.end(conn, how, why);
   }
 
   // ---- routing -------------------------------------------------------------
-
-  private async redistribute(messages: Message[]): Promise<void> {
-    const byShard = new Map<number, Message[]>();
-    for (const m of messages) {
-      const s = shardOf(m.topic, this.config.topicShards, this.config.shardLevels);
-      byShard.set(s, [...(byShard.get(s) ?? []), m]);
-    }
-    await Promise.all([...byShard].map(([s, list]) => this.shard(s).redistribute(list)));
-  }
 
   /** Hands a message to the shard of its topic; resolves, with the shard's reason code, once it is delivered. */
   publishMessage(message: Message): Promise<number | undefined> {
@@ -783,16 +636,6 @@ export class Gateway extends DurableObject<Env> {
 
   unregisterFilters(clientId: string, filters: string[]): Promise<void> {
     return unregisterAtShards((i) => this.shard(i), this.config, this.destination, clientId, filters);
-  }
-
-  /** The one member a shard chose for a message of a shared subscription. */
-  private matchTarget(message: Message): Map<string, Grant> {
-    const out = new Map<string, Grant>();
-    const target = message.target as NonNullable<Message["target"]>;
-    const opts = this.store.getSub(target.clientId, target.filter);
-    const grant = opts === undefined ? undefined : addMatch(undefined, opts, message, target.clientId);
-    if (grant !== undefined) out.set(target.clientId, grant);
-    return out;
   }
 
   /** Who a connected client is, for authorization; kept in storage, cached on the connection. */
@@ -822,226 +665,4 @@ export class Gateway extends DurableObject<Env> {
     this.index.remove(filter, clientId);
     return this.store.deleteSub(clientId, filter);
   }
-
-  /** The clients of this gateway a message goes to, each once, with what each gets (grant.ts). */
-  private matchClients(message: Message): Map<string, Grant> {
-    const out = new Map<string, Grant>();
-    this.index.forEachMatch(message.topic, (opts, clientId) => {
-      const grant = addMatch(out.get(clientId), opts, message, clientId);
-      if (grant !== undefined) out.set(clientId, grant);
-    });
-    return out;
-  }
-
-  /**
-   * Sends a message to a connected client: QoS 0 straight away, QoS 1/2 stored
-   * first and sent within the in-flight window. `retain` is kept only when
-   * `keepRetain` (a retained message for a new subscription, or 5.0 Retain As
-   * Published); live forwarding clears it (MQTT-3.3.1-9).
-   */
-  deliverToConnection(
-    conn: Connection,
-    m: Message,
-    qos: 0 | 1 | 2,
-    subscriptionIds: number[],
-    keepRetain: boolean,
-  ): void {
-    const att = conn.connected;
-    if (att === undefined) return;
-    const message: Message = { ...m, qos, retain: keepRetain && m.retain };
-    if (qos === 0) {
-      if (conn.ready) this.sendPublish(conn, this.publishPacket(message, subscriptionIds, 0));
-      return;
-    }
-    const window = this.windowOf(conn, att.clientId);
-    const packetId = window.idle && this.roomIn(conn, att) > 0 ? window.freePacketId() : undefined;
-    const entry: OutboundMessage = { message, subscriptionIds, state: "queued", packetId: null };
-    if (packetId !== undefined) {
-      this.sendNew(conn, att, window, entry, packetId);
-      return;
-    }
-    if (!att.persistent && window.wait(entry, Date.now())) {
-      this.spillLater();
-    } else {
-      // Held ones go first, so that the stored queue keeps the order.
-      window.spillWaiting((e) => this.store.addOutbound(att.clientId, e));
-      // UNIQUE (client, msg_id): a copy that arrives twice during a handover is dropped.
-      if (this.store.addOutbound(att.clientId, entry) === undefined) return;
-      window.queued++;
-    }
-    this.pump(conn);
-  }
-
-  /**
-   * Sends a message that was not in flight yet, with `packetId`: a clean
-   * session's held in memory (see OutboundWindow), a persistent session's stored
-   * as sent first (one row written, no queued row updated later).
-   */
-  private sendNew(
-    conn: Connection,
-    att: Connected,
-    window: OutboundWindow,
-    entry: OutboundMessage,
-    packetId: number,
-  ): void {
-    const { message, subscriptionIds } = entry;
-    const packet = this.publishPacket(message, subscriptionIds, packetId);
-    if (!att.persistent && window.hold(packetId, entry, Date.now())) {
-      this.spillLater();
-      if (!this.sendPublish(conn, packet)) window.remove(packetId);
-      return;
-    }
-    const seq = this.store.addOutbound(att.clientId, { ...entry, state: "sent", packetId });
-    if (seq === undefined) return;
-    window.add(packetId, { seq, qos: message.qos as 1 | 2, state: "sent" });
-    if (!this.sendPublish(conn, packet)) {
-      window.remove(packetId);
-      this.store.deleteOutbound(seq);
-    }
-  }
-
-  /**
-   * Writes the held messages of clean sessions whose client has acknowledged
-   * nothing for SPILL_AFTER_MS, so that the object may hibernate without losing
-   * them; the timer keeps it awake meanwhile (no hibernation with a timer set).
-   */
-  private spillLater(delay = SPILL_AFTER_MS): void {
-    if (this.spillTimer !== undefined) return;
-    this.spillTimer = setTimeout(() => {
-      this.spillTimer = undefined;
-      const now = Date.now();
-      let next = Number.POSITIVE_INFINITY;
-      for (const conn of this.clients.values()) {
-        const clientId = conn.connected?.clientId;
-        const window = conn.window;
-        if (window === null || window.held === 0 || clientId === undefined) continue;
-        const due = window.activeAt + SPILL_AFTER_MS;
-        if (due <= now) window.spill((entry) => this.store.addOutbound(clientId, entry));
-        else next = Math.min(next, due);
-      }
-      if (next !== Number.POSITIVE_INFINITY) this.spillLater(Math.max(1, next - now));
-    }, delay);
-  }
-
-  /** A connection's in-flight window, loaded from storage the first time. */
-  windowOf(conn: Connection, clientId: string): OutboundWindow {
-    conn.window ??= this.store.windowOf(clientId, this.heldBudget);
-    return conn.window;
-  }
-
-  /** MQTT-3.3.4-7: never more unacknowledged QoS 1/2 than the client's Receive Maximum. */
-  private roomIn(conn: Connection, att: Connected): number {
-    if (!conn.ready) return 0;
-    return this.windowSize(att) - (conn.window?.inflight.size ?? 0);
-  }
-
-  private windowSize(att: Connected): number {
-    return Math.min(this.config.maxInflight, att.receiveMaximum ?? 65535);
-  }
-
-  /** Sends queued QoS 1/2 messages while the in-flight window has room. */
-  pump(conn: Connection): void {
-    const att = conn.connected;
-    if (att === undefined) return;
-    const window = this.windowOf(conn, att.clientId);
-    let room = this.roomIn(conn, att);
-    if (room <= 0 || window.idle) return;
-    // A backlog refills the window a step at a time rather than one message per
-    // acknowledgement: the messages of a step share one frame, one send.
-    const step = Math.min(REFILL_STEP, Math.ceil(this.windowSize(att) / 4));
-    if (window.inflight.size > 0 && room < step) return;
-    const now = Date.now();
-    this.gathered(() => {
-      while (room > 0 && window.queued > 0) {
-        if (window.readAhead.length === 0) {
-          window.readAhead = this.store.queuedOf(att.clientId, window.queuedFrom, Math.max(room, READ_AHEAD));
-          const last = window.readAhead.at(-1);
-          if (last === undefined) {
-            log("warn", "queue_miscounted", {
-              gateway: this.name,
-              clientId: att.clientId,
-              queued: window.queued,
-            });
-            window.queued = 0;
-            break;
-          }
-          window.queuedFrom = last.seq + 1;
-        }
-        const entry = window.readAhead.shift() as OutboundEntry;
-        window.queued--;
-        if (isExpired(entry.message, now)) {
-          this.store.deleteOutbound(entry.seq);
-          this.counters.add("expired");
-          continue;
-        }
-        // Room in the window means fewer than 65,535 in flight: an id is free.
-        const packetId = window.freePacketId() as number;
-        room--;
-        if (this.sendPublish(conn, this.publishPacket(entry.message, entry.subscriptionIds, packetId))) {
-          this.store.markOutbound(entry.seq, "sent", packetId);
-          window.add(packetId, { seq: entry.seq, qos: entry.message.qos as 1 | 2, state: "sent" });
-        } else {
-          this.store.deleteOutbound(entry.seq);
-        }
-      }
-      // A clean session's held messages come after every stored one.
-      while (room > 0 && window.queued === 0) {
-        const entry = window.nextWaiting();
-        if (entry === undefined) break;
-        if (isExpired(entry.message, now)) {
-          this.counters.add("expired");
-          continue;
-        }
-        // Room in the window means fewer than 65,535 in flight: an id is free.
-        const packetId = window.freePacketId() as number;
-        room--;
-        this.sendNew(conn, att, window, entry, packetId);
-      }
-    });
-  }
-
-  /** The PUBLISH for a message, with the remaining expiry interval (5.0 3.3.2.3.3). */
-  publishPacket(m: Message, subscriptionIds: number[], packetId: number, dup = false): PublishPacket {
-    const props: NonNullable<PublishPacket["properties"]> = { ...m.properties };
-    if (m.expiresAt !== undefined)
-      props.messageExpiryInterval = Math.max(0, Math.ceil((m.expiresAt - Date.now()) / 1000));
-    if (subscriptionIds.length > 0) props.subscriptionIdentifiers = subscriptionIds;
-    const properties = Object.keys(props).length > 0 ? props : undefined;
-    const base = { type: "publish" as const, topic: m.topic, payload: m.payload, retain: m.retain };
-    const packet: PublishPacket =
-      m.qos === 0 ? { ...base, qos: 0, dup: false } : { ...base, qos: m.qos, dup, packetId };
-    if (properties !== undefined) packet.properties = properties;
-    return packet;
-  }
-}
-
-/**
- * Topic aliases towards the client (5.0 3.3.2.3.4): each topic gets an alias the
- * first time it is sent, so repeats carry two bytes instead of the topic; when all
- * aliases are taken, the least recently used one is given to the new topic.
- */
-function withOutboundAlias(
-  conn: Connection,
-  max: number,
-  p: PublishPacket,
-): { packet: PublishPacket; assigned: boolean } {
-  if (p.topic.length <= 2) return { packet: p, assigned: false };
-  const aliases = conn.outboundAliases;
-  const known = aliases.get(p.topic);
-  if (known !== undefined) {
-    aliases.delete(p.topic);
-    aliases.set(p.topic, known);
-    return {
-      packet: { ...p, topic: "", properties: { ...p.properties, topicAlias: known } },
-      assigned: false,
-    };
-  }
-  let alias = aliases.size + 1;
-  if (aliases.size >= max) {
-    const [oldest, reused] = aliases.entries().next().value as [string, number];
-    aliases.delete(oldest);
-    alias = reused;
-  }
-  aliases.set(p.topic, alias);
-  return { packet: { ...p, properties: { ...p.properties, topicAlias: alias } }, assigned: true };
 }

@@ -10,7 +10,9 @@ import { grantOf } from "../broker/grant.ts";
 import { parse, stringify } from "../broker/json.ts";
 import { log, setLogLevel } from "../broker/log.ts";
 import {
+  assertWithinCall,
   isExpired,
+  MESSAGE_BATCH,
   MESSAGE_COLUMN_DEFS,
   MESSAGE_COLUMNS,
   MESSAGE_PLACEHOLDERS,
@@ -25,9 +27,13 @@ import { meteredSql } from "../broker/metered-sql.ts";
 import { Mutex } from "../broker/mutex.ts";
 import { sessionDestination, shardOf } from "../broker/routing.ts";
 import {
+  assertPageWithinCall,
+  emptyPage,
   emptySessionState,
   type OutboundMessage,
+  type OutboundPage,
   type OutboundState,
+  pageOf,
   type QueuedMessage,
   type SessionState,
   type SubscriptionOptions,
@@ -62,6 +68,8 @@ CREATE TABLE IF NOT EXISTS inbound_qos2 (packet_id INTEGER PRIMARY KEY);
 `;
 const TABLES = ["meta", "subs", "queue", "inbound_qos2"];
 const SCHEMA_VERSION = 3;
+/** Rows between a gateway's messages put back before a queue and the queue's oldest: more than any queue holds. */
+const QUEUE_GAP = 2 ** 32;
 /** The key of the session's record (Meta) in key-value storage. */
 const META_KEY = "session";
 
@@ -121,6 +129,7 @@ interface Meta {
   /** A gateway that still has the client's filters registered, to release on switch. */
   releaseGateway?: string;
   releaseConn?: string;
+
   /** A will waiting for its Will Delay Interval (5.0 3.1.3.2.2), and when it is due. */
   will?: Will;
   willAt?: number;
@@ -180,16 +189,21 @@ export class Session extends DurableObject<Env> {
         });
         return { granted: false };
       }
+      // MQTT-3.1.2-4 (3.1.1) / MQTT-3.1.2-4 (5.0 Clean Start): discard any old session.
+      const keep = meta?.persistent === true && !req.cleanStart && !ended;
       if (meta?.online && meta.ownerConn !== req.connId) {
-        // MQTT-3.1.4-2: the existing connection is closed; its state comes here.
-        const old = await this.gateway(meta.ownerGateway).takeover(meta.clientId, meta.ownerConn);
-        if (old !== null) this.absorb(old, meta.persistent);
+        // MQTT-3.1.4-2: the existing connection is closed; its state comes here
+        // when it is kept, a page at a time.
+        const old = meta.ownerGateway;
+        const conn = meta.ownerConn;
+        const state = await this.gateway(old).takeover(meta.clientId, conn);
+        if (state !== null && keep) {
+          await this.absorb(state, (after) => this.gateway(old).outboundPage(req.clientId, conn, after));
+        }
         meta.releaseGateway = meta.ownerGateway;
         meta.releaseConn = meta.ownerConn;
         meta.online = false;
       }
-      // MQTT-3.1.2-4 (3.1.1) / MQTT-3.1.2-4 (5.0 Clean Start): discard any old session.
-      const keep = meta?.persistent === true && !req.cleanStart && !ended;
       if (meta !== undefined && !keep) {
         if (meta.registered) await this.unregister(meta);
         meta.registered = false;
@@ -225,31 +239,58 @@ export class Session extends DurableObject<Env> {
   }
 
   /**
-   * The new gateway has registered the client's filters at the shards: this
-   * Session, and the gateway the client came from, stop being destinations.
-   * Returns what was queued here in between.
+   * The page of the queue after `after`, for the client's gateway, which has
+   * stored everything up to `after`: that part is deleted here now. A queue of any
+   * length thus moves a call's worth at a time, and nothing is deleted before
+   * the gateway has it.
    */
-  switched(connId: string): Promise<Reply<QueuedMessage[]>> {
+  queuedPage(connId: string, after: number): Promise<Reply<OutboundPage>> {
     return this.serve(async () => {
       const meta = this.readMeta();
-      if (meta === undefined || meta.ownerConn !== connId) return [];
+      if (meta === undefined || meta.ownerConn !== connId || !meta.online) return emptyPage(after);
+      return this.handOut(after);
+    });
+  }
+
+  /**
+   * Deletes the queue up to `after` (the gateway has stored it) and returns the
+   * page that follows. A page handed out stays here until the gateway asks for
+   * the next one: if the client leaves first, its rows are still here.
+   */
+  private handOut(after: number): OutboundPage {
+    this.sql.exec("DELETE FROM queue WHERE seq <= ?", after);
+    return this.queuePage(after);
+  }
+
+  /**
+   * The new gateway has registered the client's filters at the shards: this
+   * Session, and the gateway the client came from, stop being destinations.
+   * Returns the first page of what was queued here in between (queuedPage for
+   * the rest).
+   */
+  switched(connId: string, after: number): Promise<Reply<OutboundPage>> {
+    return this.serve(async () => {
+      const meta = this.readMeta();
+      if (meta === undefined || meta.ownerConn !== connId) return emptyPage(after);
       if (meta.registered) {
         await this.unregister(meta);
         meta.registered = false;
       }
       if (meta.releaseGateway !== undefined && meta.releaseConn !== undefined) {
-        await this.gateway(meta.releaseGateway).release(meta.clientId, meta.releaseConn);
+        await this.gateway(meta.releaseGateway).forget(meta.clientId, meta.releaseConn);
       }
       meta.releaseGateway = undefined;
       meta.releaseConn = undefined;
       this.writeMeta(meta);
-      return this.takeState().outbound.map(({ message, subscriptionIds }) => ({ message, subscriptionIds }));
+      return this.handOut(after);
     });
   }
 
   /**
    * The client of a persistent session went offline: keep its state and queue for
-   * it until the session expires; publish a delayed will when it is due.
+   * it until the session expires; publish a delayed will when it is due. `state`
+   * has the first page of the client's messages; the rest is asked of the
+   * gateway a page at a time.
    */
   park(
     gateway: string,
@@ -261,8 +302,11 @@ export class Session extends DurableObject<Env> {
     return this.serve(async () => {
       const meta = this.readMeta();
       if (meta === undefined || meta.ownerConn !== connId || meta.ownerGateway !== gateway) return;
-      this.clearSessionData();
-      this.absorb(state, true);
+      // Subscriptions and QoS 2 ids come whole from the gateway; the queue may
+      // still hold what the gateway had not taken yet, which stays, after its rows.
+      this.sql.exec("DELETE FROM subs");
+      this.sql.exec("DELETE FROM inbound_qos2");
+      await this.absorb(state, (after) => this.gateway(gateway).outboundPage(meta.clientId, connId, after));
       meta.online = false;
       // Registered before the gateway unregisters: no message falls between.
       if (!meta.registered) await this.register(meta);
@@ -282,7 +326,7 @@ export class Session extends DurableObject<Env> {
   }
 
   /** A clean session ended: nothing is kept. */
-  release(connId: string): Promise<Reply<void>> {
+  close(connId: string): Promise<Reply<void>> {
     return this.serve(async () => {
       const meta = this.readMeta();
       if (meta === undefined || meta.ownerConn !== connId) return;
@@ -323,7 +367,7 @@ export class Session extends DurableObject<Env> {
       const meta = this.readMeta();
       if (meta === undefined) return false;
       if (meta.online)
-        await this.gateway(meta.ownerGateway).kick(meta.clientId, ReasonCode.AdministrativeAction);
+        await this.gateway(meta.ownerGateway).disconnect(meta.clientId, ReasonCode.AdministrativeAction);
       if (meta.registered) await this.unregister(meta);
       await this.forget(meta);
       log("info", "session_dropped", { clientId: meta.clientId });
@@ -334,6 +378,7 @@ export class Session extends DurableObject<Env> {
   /** Messages for the client from a shard or from a gateway it just left. */
   enqueue(messages: Message[]): Promise<Reply<void>> {
     return this.serve(async () => {
+      assertWithinCall(messages);
       const meta = this.readMeta();
       if (meta === undefined) return;
       const subs = this.subscriptions();
@@ -347,30 +392,49 @@ export class Session extends DurableObject<Env> {
         const message = { ...m, qos: grant.qos, retain: grant.retainAsPublished && m.retain };
         accepted.push({ message, subscriptionIds: grant.subscriptionIds });
       }
-      if (accepted.length === 0) return;
-      if (meta.online) {
-        const taken = await this.gateway(meta.ownerGateway).deliverTo(
-          meta.clientId,
-          meta.ownerConn,
-          accepted,
-        );
-        if (taken) return;
-      }
-      let dropped = 0;
-      // Counted once per batch, not per message: a long queue must not make each
-      // arrival scan it.
-      let length = this.queueLength();
-      for (const entry of accepted) {
-        if (length >= this.config.maxQueuedMessages) {
-          dropped++;
-          continue;
-        }
-        this.insertQueued({ packetId: null, state: "queued", ...entry });
-        length++;
-      }
-      if (dropped > 0)
-        log("warn", "queue_full", { clientId: meta.clientId, dropped, max: this.config.maxQueuedMessages });
+      await this.keep(meta, accepted);
     });
+  }
+
+  /**
+   * Messages for the client that its gateway matched already (the client has
+   * just moved, or its queue is still on its way to the gateway): queued as
+   * granted there, since subscriptions made meanwhile are known only there.
+   */
+  append(entries: QueuedMessage[]): Promise<Reply<void>> {
+    return this.serve(async () => {
+      assertWithinCall(entries.map((e) => e.message));
+      const meta = this.readMeta();
+      if (meta === undefined) return;
+      const now = Date.now();
+      await this.keep(
+        meta,
+        entries.filter((e) => e.message.qos > 0 && !isExpired(e.message, now)),
+      );
+    });
+  }
+
+  /** Passes accepted messages to the client's gateway while it is online, else queues them. */
+  private async keep(meta: Meta, accepted: QueuedMessage[]): Promise<void> {
+    if (accepted.length === 0) return;
+    if (meta.online) {
+      const taken = await this.gateway(meta.ownerGateway).deliverTo(meta.clientId, meta.ownerConn, accepted);
+      if (taken) return;
+    }
+    let dropped = 0;
+    // Counted once per batch, not per message: a long queue must not make each
+    // arrival scan it.
+    let length = this.queueLength();
+    for (const entry of accepted) {
+      if (length >= this.config.maxQueuedMessages) {
+        dropped++;
+        continue;
+      }
+      this.insertQueued({ packetId: null, state: "queued", ...entry });
+      length++;
+    }
+    if (dropped > 0)
+      log("warn", "queue_full", { clientId: meta.clientId, dropped, max: this.config.maxQueuedMessages });
   }
 
   /** A delayed will falls due, or the session expires (3.1.1: configured; 5.0: Session Expiry Interval). */
@@ -453,10 +517,19 @@ export class Session extends DurableObject<Env> {
     return this.sql.exec<{ n: number }>("SELECT COUNT(*) AS n FROM queue").one().n;
   }
 
-  private insertQueued(entry: OutboundMessage): void {
+  /**
+   * Queues a message, at row `seq` if given (else after every other); one the
+   * queue has already (by message id) is kept (IGNORE) or replaced (REPLACE).
+   */
+  private insertQueued(
+    entry: OutboundMessage,
+    seq: number | null = null,
+    conflict: "IGNORE" | "REPLACE" = "IGNORE",
+  ): void {
     const row = messageToRow(entry.message);
     this.sql.exec(
-      `INSERT OR IGNORE INTO queue (packet_id, state, sub_ids, ${MESSAGE_COLUMNS}) VALUES (?, ?, ?, ${MESSAGE_PLACEHOLDERS})`,
+      `INSERT OR ${conflict} INTO queue (seq, packet_id, state, sub_ids, ${MESSAGE_COLUMNS}) VALUES (?, ?, ?, ?, ${MESSAGE_PLACEHOLDERS})`,
+      seq,
       entry.packetId,
       entry.state,
       entry.subscriptionIds.join(","),
@@ -464,9 +537,23 @@ export class Session extends DurableObject<Env> {
     );
   }
 
-  /** Stores state handed over by a gateway. */
-  private absorb(state: SessionState, persistent: boolean): void {
-    if (!persistent) return;
+  /**
+   * Stores state handed over by a gateway: subscriptions, inbound QoS 2 ids and
+   * the first page of messages, then each further page as `next` gives it.
+   *
+   * The queue may still hold rows the gateway had not taken when the client left
+   * (it takes a long queue a page at a time while the client is connected). The
+   * gateway's messages are older than those: they go in before them, numbered
+   * from QUEUE_GAP below the oldest; and where the gateway has a message this
+   * queue has too (a page it was handed last), the gateway's row, which knows
+   * whether it was sent and with which packet id, replaces this one.
+   */
+  private async absorb(
+    state: SessionState,
+    next: (after: number) => Promise<OutboundPage | null>,
+  ): Promise<void> {
+    const oldest = this.sql.exec<{ seq: number | null }>("SELECT MIN(seq) AS seq FROM queue").one().seq;
+    let slot = oldest === null ? null : oldest - QUEUE_GAP;
     for (const [filter, options] of state.subscriptions) {
       this.sql.exec(
         "INSERT OR REPLACE INTO subs (filter, options) VALUES (?, ?)",
@@ -474,34 +561,47 @@ export class Session extends DurableObject<Env> {
         JSON.stringify(options),
       );
     }
-    for (const entry of state.outbound) this.insertQueued(entry);
     for (const id of state.inboundQos2)
       this.sql.exec("INSERT OR IGNORE INTO inbound_qos2 (packet_id) VALUES (?)", id);
+    let page: OutboundPage | null = state.outbound;
+    while (page !== null) {
+      assertPageWithinCall(page);
+      for (const entry of page.entries) {
+        this.insertQueued(entry, slot, "REPLACE");
+        if (slot !== null) slot++;
+      }
+      if (!page.more) break;
+      page = await next(page.through);
+    }
   }
 
-  /** Hands the stored state over, and forgets the queue (the gateway stores it now). */
+  /** The stored state for a resuming client: everything but its messages' later pages. */
   private takeState(): SessionState {
-    const now = Date.now();
-    const outbound = this.sql
-      .exec<MessageRow & { packet_id: number | null; state: string; sub_ids: string }>(
-        "SELECT * FROM queue ORDER BY seq",
-      )
-      .toArray()
-      .map(
-        (r): OutboundMessage => ({
-          packetId: r.packet_id,
-          state: r.state as OutboundState,
-          subscriptionIds: r.sub_ids === "" ? [] : r.sub_ids.split(",").map(Number),
-          message: rowToMessage(r),
-        }),
-      )
-      .filter((o) => o.state !== "queued" || !isExpired(o.message, now));
-    this.sql.exec("DELETE FROM queue");
     const inboundQos2 = this.sql
       .exec<{ packet_id: number }>("SELECT packet_id FROM inbound_qos2")
       .toArray()
       .map((r) => r.packet_id);
-    return { subscriptions: this.subscriptions(), outbound, inboundQos2 };
+    return { subscriptions: this.subscriptions(), outbound: this.queuePage(0), inboundQos2 };
+  }
+
+  /** The queue after row `after`, a call's worth; expired messages not yet sent are dropped first. */
+  private queuePage(after: number): OutboundPage {
+    this.sql.exec(
+      "DELETE FROM queue WHERE state = 'queued' AND expires_at IS NOT NULL AND expires_at <= ?",
+      Date.now(),
+    );
+    const rows = this.sql.exec<
+      MessageRow & { seq: number; packet_id: number | null; state: string; sub_ids: string }
+    >("SELECT * FROM queue WHERE seq > ? ORDER BY seq LIMIT ?", after, MESSAGE_BATCH.maxItems + 1);
+    return pageOf(rows, after, (r) => ({
+      seq: r.seq,
+      entry: {
+        packetId: r.packet_id,
+        state: r.state as OutboundState,
+        subscriptionIds: r.sub_ids === "" ? [] : r.sub_ids.split(",").map(Number),
+        message: rowToMessage(r),
+      },
+    }));
   }
 
   // ---- shards --------------------------------------------------------------

@@ -4,7 +4,7 @@
  */
 import type { Message } from "../broker/message.ts";
 import { type Destination, gatewayName, shardName } from "../broker/routing.ts";
-import type { QueuedMessage, SessionState } from "../broker/session-state.ts";
+import type { OutboundPage, QueuedMessage, SessionState } from "../broker/session-state.ts";
 import { aggregate, type BrokerStats, type GatewayStats, type ShardStats } from "../broker/stats.ts";
 import type { Env } from "../worker/env.ts";
 import type { RetainedPage, ShardFilters, SubscribeRequest } from "./registration.ts";
@@ -13,12 +13,17 @@ import type { Session } from "./session.ts";
 export interface GatewayRpc {
   deliver(messages: Message[]): Promise<void>;
   deliverTo(clientId: string, connId: string, entries: QueuedMessage[]): Promise<boolean>;
+  /** Closes the client's connection here; the first page of its session's state. */
   takeover(clientId: string, connId: string): Promise<SessionState | null>;
-  release(clientId: string, connId: string): Promise<void>;
-  drain(reasonCode?: number): Promise<number>;
+  /** The page of a session being parked or taken over after `after`. */
+  outboundPage(clientId: string, connId: string, after: number): Promise<OutboundPage | null>;
+  /** The client is registered elsewhere now: its rows here are deleted. */
+  forget(clientId: string, connId: string): Promise<void>;
+  /** Disconnects every client here (5.0: with `reasonCode`); how many there were. */
+  disconnectAll(reasonCode?: number): Promise<number>;
   stats(): Promise<GatewayStats>;
   /** Disconnects one client (5.0: with `reasonCode`); true if it was here. */
-  kick(clientId: string, reasonCode: number): Promise<boolean>;
+  disconnect(clientId: string, reasonCode: number): Promise<boolean>;
   clientInfo(clientId: string): Promise<{ subscriptions: string[]; inflight: number } | null>;
 }
 
@@ -52,7 +57,7 @@ export interface Reply<T> {
 /** The calls a Session answers, with its own signatures (so they cannot drift apart). */
 export type SessionRpc = Pick<
   Session,
-  "claim" | "switched" | "park" | "release" | "enqueue" | "info" | "drop"
+  "claim" | "switched" | "queuedPage" | "park" | "close" | "enqueue" | "append" | "info" | "drop"
 >;
 
 /** Who counts a call into a Session and what the Session reports of its own work. */

@@ -251,6 +251,18 @@ export async function metrics(request: Request, env: Env): Promise<Response> {
     perGateway((g) => g.counters.dropped ?? 0),
   );
   metric(
+    "messages_dropped_queue_full_total",
+    "QoS 1/2 messages dropped: the online client had MAX_QUEUED_MESSAGES waiting",
+    "counter",
+    perGateway((g) => g.counters.dropped_queue_full ?? 0),
+  );
+  metric(
+    "messages_dropped_qos0_total",
+    "QoS 0 messages dropped: more than OUTBOUND_QOS0_RATE bytes a second for one client",
+    "counter",
+    perGateway((g) => g.counters.dropped_qos0 ?? 0),
+  );
+  metric(
     "messages_expired_total",
     "Messages expired before delivery",
     "counter",

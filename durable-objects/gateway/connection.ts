@@ -76,6 +76,11 @@ export class Connection {
   finished = false;
   /** CONNACK has been sent: messages may flow. */
   ready = false;
+  /**
+   * The session's queue is still being taken from its Session, page by page:
+   * new QoS 1/2 messages go there too, behind it, so that order holds.
+   */
+  backlog = false;
   /** Outbound QoS 1/2 in flight and waiting, loaded from storage when first needed. */
   window: OutboundWindow | null = null;
   /** Inbound QoS 2 packet ids whose PUBLISH is being routed right now. */
@@ -122,11 +127,11 @@ export class Connection {
   }
 
   /**
-   * Marks the connection finished (no more packets are handled) and lets go of
-   * the messages held for it in memory, a clean session's, which end with it;
-   * returns them, for a shared subscription to pass on to another member.
+   * Detaches the connection from its session: no more packets are handled, and
+   * the messages held for it in memory (a clean session's, which end with it) are
+   * let go of; returns them, for a shared subscription to pass on to another member.
    */
-  retire(): Message[] {
+  detach(): Message[] {
     this.finished = true;
     this.decoder.discard();
     const held = this.window?.heldMessages() ?? [];

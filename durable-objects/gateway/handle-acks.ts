@@ -31,7 +31,7 @@ export function handleAck(
     return;
   }
 
-  const window = gw.windowOf(conn, clientId);
+  const window = gw.outbound.windowOf(conn, clientId);
   // The client is making progress: its held messages need not be written yet.
   window.activeAt = Date.now();
   const entry = window.inflight.get(packetId);
@@ -39,7 +39,7 @@ export function handleAck(
     if (entry === undefined) return;
     window.remove(packetId);
     if (entry.seq !== null) gw.store.deleteOutbound(entry.seq);
-    gw.pump(conn);
+    gw.outbound.pump(conn);
   };
 
   // 4.3: an acknowledgement that belongs to the other QoS flow of a packet id in

@@ -8,7 +8,7 @@ import { type Identity, ownerOf } from "../../broker/auth/authenticator.ts";
 import type { AuthStep } from "../../broker/auth/method.ts";
 import { clientIdAllowed, clientIdShapeProblem } from "../../broker/client-ids.ts";
 import { log } from "../../broker/log.ts";
-import type { SessionState } from "../../broker/session-state.ts";
+import { assertPageWithinCall, type OutboundMessage } from "../../broker/session-state.ts";
 import { publishTopicProblem } from "../../broker/topic-limits.ts";
 import {
   type ConnackPacket,
@@ -21,7 +21,6 @@ import {
 import type { Gateway } from "../gateway.ts";
 import { matchingFilter } from "../registration.ts";
 import type { Connected, Connection } from "./connection.ts";
-import { OutboundWindow } from "./outbound-window.ts";
 
 /** Ends a connection whose CONNECT is refused: CONNACK with the code, then close. */
 export async function refuseConnect(
@@ -46,7 +45,7 @@ export async function refuseConnect(
   }
   log("info", "connect_refused", { gateway: gw.name, clientId: p.clientId, reason: why });
   gw.closeSocket(conn, 1000, why.slice(0, 100));
-  await gw.finish(conn, "normal", why);
+  await gw.end(conn, "normal", why);
 }
 
 export async function handleConnect(gw: Gateway, conn: Connection, p: ConnectPacket): Promise<void> {
@@ -250,12 +249,30 @@ async function acceptConnect(
   }
   // The ACL may have changed since the session was stored: what it no longer
   // allows this principal is not restored.
-  const state = permitted(gw.acl, principalOf(clientId, identity), claim.state);
+  const principal = principalOf(clientId, identity);
+  const state = claim.state;
+  const allowed = permitted(gw.acl, principal);
 
   gw.store.putClient({ clientId, connId, persistent, expiry, will: p.will, identity });
-  for (const [filter, options] of state.subscriptions) gw.addSubscription(clientId, filter, options);
-  for (const entry of state.outbound) gw.store.addOutbound(clientId, entry);
+  for (const [filter, options] of state.subscriptions) {
+    if (allowed.subscription(filter)) gw.addSubscription(clientId, filter, options);
+  }
   for (const id of state.inboundQos2) gw.store.addInboundQos2(clientId, id);
+  // The session's messages in flight (which come first in its queue: a message
+  // is sent only once every older one was) are stored here before CONNACK, so
+  // that they go again with their packet ids (MQTT-4.4.0-1) and no new message
+  // takes one of those ids. The rest of the queue follows after CONNACK.
+  const store = (entries: OutboundMessage[]) => {
+    for (const entry of entries) if (allowed.message(entry)) gw.store.addOutbound(clientId, entry);
+  };
+  let page = assertPageWithinCall(state.outbound);
+  store(page.entries);
+  while (page.more && page.entries.at(-1)?.state !== "queued") {
+    const after = page.through;
+    page = assertPageWithinCall(await gw.session(clientId, (s) => s.queuedPage(connId, after)));
+    store(page.entries);
+  }
+  const stored = page.through;
 
   const now = Date.now();
   const att: Connected = {
@@ -286,17 +303,17 @@ async function acceptConnect(
   conn.save();
   if (conn.finished) {
     // The socket closed while the session was being claimed.
-    await gw.endSession(clientId, connId, "abnormal");
+    await gw.handover.handOff(clientId, connId, "abnormal");
     return;
   }
   const previous = gw.clients.get(clientId);
-  if (previous !== undefined && previous !== conn) previous.retire();
+  if (previous !== undefined && previous !== conn) previous.detach();
   gw.clients.set(clientId, conn);
 
   // Registered at the shards before CONNACK: nothing published after it is missed.
   await gw.registerFilters(
     clientId,
-    state.subscriptions.map(([f]) => f),
+    gw.store.subsOf(clientId).map(([f]) => f),
   );
 
   const connack: ConnackPacket = { type: "connack", sessionPresent: claim.sessionPresent, reasonCode: 0 };
@@ -333,7 +350,7 @@ async function acceptConnect(
       reason: "CONNACK exceeds the client's Maximum Packet Size",
     });
     gw.closeSocket(conn, 1000, "CONNACK too large for the client");
-    return gw.finish(conn, "normal", "CONNACK too large for the client");
+    return gw.end(conn, "normal", "CONNACK too large for the client");
   }
   gw.send(conn, fitted);
   conn.ready = true;
@@ -345,34 +362,49 @@ async function acceptConnect(
     sessionPresent: claim.sessionPresent,
   });
 
-  resendUnacknowledged(gw, conn, clientId);
-  if (claim.switchNeeded) {
-    gw.deliverQueued(conn, await gw.session(clientId, (s) => s.switched(connId)));
+  gw.outbound.resend(conn, clientId);
+  if (claim.switchNeeded || page.entries.length > 0) {
+    // Not awaited: the client's acknowledgements are handled meanwhile.
+    void takeQueue(gw, conn, stored, allowed.message);
   }
-  gw.pump(conn);
+  gw.outbound.pump(conn);
   if (keepAlive > 0) await gw.scheduleCheck(now + keepAlive * 1500);
 }
 
 /**
- * MQTT-4.4.0-1: on a resumed session, unacknowledged PUBLISH packets are sent
- * again with their original packet ids and DUP set, and PUBREL packets again.
+ * Takes the rest of a session's queue from its Session, a page at a time while
+ * the client is connected, after the pages stored before CONNACK (up to
+ * `stored`): asking for a page tells the Session it may delete the one before.
+ * Meanwhile new QoS 1/2 messages for the client go to the Session too
+ * (Connection.backlog), so they arrive after the queue. If the connection ends
+ * first, what was not taken yet stays with the Session.
  */
-function resendUnacknowledged(gw: Gateway, conn: Connection, clientId: string): void {
-  const entries = gw.store.outboundOf(clientId);
-  conn.window = new OutboundWindow(
-    entries.map((e) => ({ ...e, qos: e.message.qos })),
-    gw.heldBudget,
-  );
-  gw.gathered(() => {
-    for (const entry of entries) {
-      if (entry.packetId === null) continue;
-      if (entry.state === "sent") {
-        gw.sendPublish(conn, gw.publishPacket(entry.message, entry.subscriptionIds, entry.packetId, true));
-      } else if (entry.state === "released") {
-        gw.send(conn, { type: "pubrel", packetId: entry.packetId });
-      }
+async function takeQueue(
+  gw: Gateway,
+  conn: Connection,
+  stored: number,
+  allowed: (entry: OutboundMessage) => boolean,
+): Promise<void> {
+  const att = conn.connected as Connected;
+  const { clientId, connId } = att;
+  conn.backlog = att.persistent;
+  try {
+    // The Session stops being a destination, and the gateway the client came from forgets it.
+    let page = await gw.session(clientId, (s) => s.switched(connId, stored));
+    while (!conn.finished) {
+      assertPageWithinCall(page);
+      gw.outbound.deliverQueued(conn, page.entries.filter(allowed));
+      if (page.entries.length === 0 && !page.more) break;
+      const after = page.through;
+      page = await gw.session(clientId, (s) => s.queuedPage(connId, after));
     }
-  });
+  } catch (err) {
+    log("error", "queue_transfer_failed", { gateway: gw.name, clientId, error: String(err) });
+    await gw.fail(conn, ReasonCode.UnspecifiedError, "session queue could not be loaded");
+  } finally {
+    conn.backlog = false;
+    gw.outbound.pump(conn);
+  }
 }
 
 /** The principal ACL checks are made for. */
@@ -384,19 +416,16 @@ export function principalOf(clientId: string, identity: Identity): Principal {
 }
 
 /**
- * A restored session as the ACL allows it now: subscriptions it still grants, and
- * messages on topics it still lets the principal read (a PUBREL, which carries no
- * message to read, is kept to finish its flow).
+ * What of a restored session the ACL allows now: subscriptions it still grants,
+ * and messages on topics it still lets the principal read (a PUBREL, which
+ * carries no message to read, is kept to finish its flow).
  */
-function permitted(acl: Acl, principal: Principal, state: SessionState): SessionState {
-  const readable = (topic: string) => acl.canSubscribe(principal, topic);
+function permitted(acl: Acl, principal: Principal) {
   return {
     // A shared subscription is authorized by the filter inside it, as at SUBSCRIBE.
-    subscriptions: state.subscriptions.filter(([filter]) =>
-      acl.canSubscribe(principal, matchingFilter(filter)),
-    ),
-    outbound: state.outbound.filter((o) => o.state === "released" || readable(o.message.topic)),
-    inboundQos2: state.inboundQos2,
+    subscription: (filter: string) => acl.canSubscribe(principal, matchingFilter(filter)),
+    message: (o: Pick<OutboundMessage, "message"> & { state?: OutboundMessage["state"] }) =>
+      o.state === "released" || acl.canSubscribe(principal, o.message.topic),
   };
 }
 

@@ -113,7 +113,7 @@ function sendRetained(
   retained: Message[],
   subs: Array<[string, SubscriptionOptions]>,
 ) {
-  gw.gathered(() => {
+  gw.outbound.gathered(() => {
     for (const m of retained) {
       const matching = subs.filter(([filter]) => topicMatches(matchingFilter(filter), m.topic));
       // Not a forwarding of a publish: No Local does not apply (clientId undefined).
@@ -125,7 +125,7 @@ function sendRetained(
       // Each sending of a retained message is a delivery of its own: a fresh id, so
       // that a second subscription does not look like a duplicate of the first.
       if (grant !== undefined)
-        gw.deliverToConnection(
+        gw.outbound.deliver(
           conn,
           { ...m, id: newMessageId(gw.name) },
           grant.qos,

@@ -7,15 +7,24 @@
 import type { Identity } from "../../broker/auth/authenticator.ts";
 import { parse, stringify } from "../../broker/json.ts";
 import {
+  MESSAGE_BATCH,
   MESSAGE_COLUMN_DEFS,
   MESSAGE_COLUMNS,
   MESSAGE_PLACEHOLDERS,
+  type Message,
   type MessageRow,
+  messageBytes,
   messageToRow,
   messageValues,
   rowToMessage,
 } from "../../broker/message.ts";
-import type { OutboundMessage, OutboundState, SubscriptionOptions } from "../../broker/session-state.ts";
+import {
+  type OutboundMessage,
+  type OutboundPage,
+  type OutboundState,
+  pageOf,
+  type SubscriptionOptions,
+} from "../../broker/session-state.ts";
 import { applySchema } from "../../broker/sql.ts";
 import type { Will } from "../../mqtt/index.ts";
 import { type HeldBudget, type OutboundRow, OutboundWindow } from "./outbound-window.ts";
@@ -251,24 +260,61 @@ export class GatewayStore {
       .toArray()[0]?.seq;
   }
 
-  outboundOf(clientId: string): OutboundEntry[] {
-    return this.sql
-      .exec<Row>("SELECT * FROM outbound WHERE client_id = ? ORDER BY seq", clientId)
-      .toArray()
-      .map(toOutbound);
+  /**
+   * The page of a client's outbound messages after row `after`, for a handover
+   * (pageOf: read a row at a time, a call's worth at most).
+   */
+  outboundPage(clientId: string, after: number): OutboundPage {
+    const rows = this.sql.exec<Row>(
+      "SELECT * FROM outbound WHERE client_id = ? AND seq > ? ORDER BY seq LIMIT ?",
+      clientId,
+      after,
+      MESSAGE_BATCH.maxItems + 1,
+    );
+    return pageOf(rows, after, (row) => {
+      const { seq, ...entry } = toOutbound(row);
+      return { seq, entry };
+    });
   }
 
-  /** Oldest queued (not yet sent) messages of a client, from row `fromSeq` on. */
-  queuedOf(clientId: string, fromSeq: number, limit: number): OutboundEntry[] {
-    return this.sql
-      .exec<Row>(
-        "SELECT * FROM outbound WHERE client_id = ? AND seq >= ? AND state = 'queued' ORDER BY seq LIMIT ?",
-        clientId,
-        fromSeq,
-        limit,
-      )
-      .toArray()
-      .map(toOutbound);
+  /** A client's messages in flight (sent or released), read as they are used. */
+  *inFlightOf(clientId: string): Generator<OutboundEntry> {
+    const rows = this.sql.exec<Row>(
+      "SELECT * FROM outbound WHERE client_id = ? AND state != 'queued' ORDER BY seq",
+      clientId,
+    );
+    for (const row of rows) yield toOutbound(row);
+  }
+
+  /** A client's messages for shared subscriptions (a member leaving passes them on). */
+  *sharedOutboundOf(clientId: string): Generator<Message> {
+    const rows = this.sql.exec<Row>(
+      "SELECT * FROM outbound WHERE client_id = ? AND target IS NOT NULL ORDER BY seq",
+      clientId,
+    );
+    for (const row of rows) yield toOutbound(row).message;
+  }
+
+  /**
+   * Oldest queued (not yet sent) messages of a client, from row `fromSeq` on: at
+   * most `limit` of them and `maxBytes` together (one at least).
+   */
+  queuedOf(clientId: string, fromSeq: number, limit: number, maxBytes: number): OutboundEntry[] {
+    const rows = this.sql.exec<Row>(
+      "SELECT * FROM outbound WHERE client_id = ? AND seq >= ? AND state = 'queued' ORDER BY seq LIMIT ?",
+      clientId,
+      fromSeq,
+      limit,
+    );
+    const out: OutboundEntry[] = [];
+    let bytes = 0;
+    for (const row of rows) {
+      const entry = toOutbound(row);
+      bytes += messageBytes(entry.message);
+      if (out.length > 0 && bytes > maxBytes) break;
+      out.push(entry);
+    }
+    return out;
   }
 
   inflightCount(clientId: string): number {

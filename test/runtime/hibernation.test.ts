@@ -6,7 +6,8 @@
 import { evictDurableObject, runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
-import { type Gateway, SPILL_AFTER_MS } from "../../durable-objects/gateway.ts";
+import { SPILL_AFTER_MS } from "../../durable-objects/gateway/outbound.ts";
+import type { Gateway } from "../../durable-objects/gateway.ts";
 import type { Env } from "../../worker/env.ts";
 import { TestClient } from "../support/workerd-client.ts";
 
@@ -62,7 +63,10 @@ describe("Gateway eviction with hibernated WebSockets", () => {
 
 /** The outbound rows a client has in the gateway's storage. */
 const storedOutbound = (clientId: string) =>
-  runInDurableObject(gateway(), (instance) => (instance as Gateway).store.outboundOf(clientId).length);
+  runInDurableObject(
+    gateway(),
+    (instance) => (instance as Gateway).store.outboundPage(clientId, 0).entries.length,
+  );
 
 describe("A clean session's messages in flight and waiting", () => {
   it("are held in memory while acknowledged promptly, and written before the object may hibernate", async () => {
@@ -145,8 +149,8 @@ describe("Gateway drain", () => {
   it("disconnects every client with DISCONNECT 0x8B Server shutting down", async () => {
     const a = await TestClient.connected("drain-a", 5);
     const closed = new Promise<void>((resolve) => a.ws.addEventListener("close", () => resolve()));
-    const stub = gateway() as unknown as { drain(code?: number): Promise<number> };
-    expect(await stub.drain()).toBeGreaterThanOrEqual(1);
+    const stub = gateway() as unknown as { disconnectAll(code?: number): Promise<number> };
+    expect(await stub.disconnectAll()).toBeGreaterThanOrEqual(1);
     expect((await a.next("disconnect")).reasonCode).toBe(0x8b);
     await closed;
   });

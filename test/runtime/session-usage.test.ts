@@ -6,6 +6,7 @@
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { messageProperties } from "../../broker/message.ts";
+import { emptyPage } from "../../broker/session-state.ts";
 import type { SessionRpc } from "../../durable-objects/stubs.ts";
 import type { Env } from "../../worker/env.ts";
 
@@ -29,7 +30,7 @@ describe("Session usage reports", () => {
     const claimed = await s.claim(claim("usage-clean", false));
     expect(claimed.result).toMatchObject({ granted: true, sessionPresent: false });
     expect(claimed.usage).toEqual({ rowsWritten: 1, alarms: 0 });
-    expect((await s.release("usage-clean-conn")).usage).toEqual({ rowsWritten: 1, alarms: 0 });
+    expect((await s.close("usage-clean-conn")).usage).toEqual({ rowsWritten: 1, alarms: 0 });
   });
 
   it("an offline persistent session reports the rows of the messages it queues", async () => {
@@ -39,7 +40,7 @@ describe("Session usage reports", () => {
     const parked = await s.park(
       "usage-gw",
       "usage-offline-conn",
-      { subscriptions: [["usage/#", subscription]], outbound: [], inboundQos2: [] },
+      { subscriptions: [["usage/#", subscription]], outbound: emptyPage(), inboundQos2: [] },
       60,
     );
     expect(parked.usage.rowsWritten).toBeGreaterThanOrEqual(2); // the subscription and the record

@@ -1,0 +1,202 @@
+/**
+ * Handover and teardown: how a client's session leaves this gateway. One verb
+ * for each step:
+ *
+ * - **end** a connection: it handles no more packets (Connection.detach) and its
+ *   session is handed off. Every way a connection stops comes here: DISCONNECT,
+ *   a closed socket, a protocol error, keep-alive, an administrator.
+ * - **hand off** a session: the will is published (or left to the Session when
+ *   delayed), then a persistent session is parked at its Session object and a
+ *   clean one closed there.
+ * - **take over**: the Session moves a client that connected elsewhere away from
+ *   here (MQTT-3.1.4-2); what was in flight goes with it.
+ * - **forget** a client: its filters are unregistered at the shards and its rows
+ *   deleted; done last, once whoever holds the session next has it.
+ *
+ * A session's messages travel a page at a time (OutboundPage): the receiver asks
+ * for the next page (`outboundPage`) and nothing is deleted here before it has
+ * them all.
+ */
+import { KeyedBatcher } from "../../broker/batcher.ts";
+import type { BrokerConfig } from "../../broker/config.ts";
+import { log } from "../../broker/log.ts";
+import { MESSAGE_BATCH, type Message, willMessage } from "../../broker/message.ts";
+import { shardOf } from "../../broker/routing.ts";
+import {
+  emptySessionState,
+  type OutboundPage,
+  type SessionState,
+  type SubscriptionOptions,
+} from "../../broker/session-state.ts";
+import { type Packet, ReasonCode, type SubscriptionIndex, type Will } from "../../mqtt/index.ts";
+import type { Reply, SessionRpc, ShardRpc } from "../stubs.ts";
+import type { Connection } from "./connection.ts";
+import type { GatewayStore } from "./store.ts";
+
+export type Ending = "normal" | "abnormal";
+
+/** What handover and teardown work with; owned by the Gateway. */
+export interface HandoverDeps {
+  store: GatewayStore;
+  index: SubscriptionIndex<SubscriptionOptions>;
+  /** Live connections by client id (a connection taken over or ended leaves it). */
+  clients: Map<string, Connection>;
+  config: BrokerConfig;
+  name: () => string;
+  session: <T>(clientId: string, call: (s: SessionRpc) => Promise<Reply<T>>) => Promise<T>;
+  shard: (index: number) => ShardRpc;
+  /** Hands a message to the shard of its topic. */
+  publish: (message: Message) => Promise<unknown>;
+  unregister: (clientId: string, filters: string[]) => Promise<void>;
+  send: (conn: Connection, packet: Packet) => void;
+  closeSocket: (conn: Connection, code: number, reason: string) => void;
+  waitUntil: (promise: Promise<unknown>) => void;
+}
+
+export class Handover {
+  private readonly deps: HandoverDeps;
+
+  constructor(deps: HandoverDeps) {
+    this.deps = deps;
+  }
+
+  /** Ends a connection once: no more packets, then its session is handed off. */
+  async end(conn: Connection, how: Ending, why: string): Promise<void> {
+    if (conn.finished) return;
+    const held = conn.detach();
+    const att = conn.connected;
+    if (att === undefined) return;
+    if (this.deps.clients.get(att.clientId) === conn) this.deps.clients.delete(att.clientId);
+    log("info", "disconnect", { gateway: this.deps.name(), clientId: att.clientId, how, why });
+    await this.handOff(att.clientId, att.connId, how, held);
+  }
+
+  /**
+   * Hands off the session of connection `connId`: the will (MQTT-3.1.2-8), then
+   * park or close at the Session, then forget. `held` are a clean session's
+   * messages that were in memory only.
+   */
+  async handOff(clientId: string, connId: string, how: Ending, held: Message[] = []): Promise<void> {
+    const { store } = this.deps;
+    store.deleteTopicAliases(connId);
+    const record = store.getClient(clientId);
+    if (record === undefined || record.connId !== connId) return; // taken over meanwhile
+    let delayedWill: Will | undefined;
+    if (how === "abnormal" && record.will !== undefined) {
+      // MQTT-3.1.2-8: the will is published when the connection ends without DISCONNECT;
+      // with a Will Delay Interval the Session publishes it later (5.0 3.1.3.2.2).
+      store.clearWill(clientId);
+      if ((record.will.properties?.willDelayInterval ?? 0) > 0 && record.persistent)
+        delayedWill = record.will;
+      else await this.publishWill(clientId, record.will);
+    }
+    if (record.persistent) {
+      // The Session registers itself at the shards before we unregister, so no
+      // message falls between; until then, deliver() forwards to it. It asks for
+      // the pages after the first one itself (outboundPage).
+      const state = this.stateOf(clientId);
+      const name = this.deps.name();
+      await this.deps.session(clientId, (s) => s.park(name, connId, state, record.expiry, delayedWill));
+    } else {
+      await this.deps.session(clientId, (s) => s.close(connId));
+    }
+    if (store.getClient(clientId)?.connId !== connId) return;
+    // A clean session's unacknowledged shared-subscription messages go to another
+    // member, once this one is unregistered (or the shard could choose it again).
+    const orphans = record.persistent ? [] : [...store.sharedOutboundOf(clientId), ...held];
+    await this.forget(clientId);
+    const shared = orphans.filter((m) => m.target !== undefined);
+    if (shared.length > 0) await this.redistribute(shared);
+  }
+
+  /**
+   * The Session takes the client away from this gateway (a newer connection with
+   * the same client id, MQTT-3.1.4-2). Returns the first page of the session
+   * state held here; the rest stays until the Session says the client is
+   * registered elsewhere (forgetMoved).
+   */
+  takeover(clientId: string, connId: string): SessionState | null {
+    const { store, clients } = this.deps;
+    const record = store.getClient(clientId);
+    if (record === undefined || record.connId !== connId) return null;
+    const conn = clients.get(clientId);
+    if (conn !== undefined && conn.connected?.connId === connId && !conn.finished) {
+      conn.detach();
+      clients.delete(clientId);
+      if (conn.version === 5 && conn.ready) {
+        this.deps.send(conn, { type: "disconnect", reasonCode: ReasonCode.SessionTakenOver });
+      }
+      this.deps.closeSocket(conn, 1000, "session taken over");
+      log("info", "takeover", { gateway: this.deps.name(), clientId });
+    }
+    // The old connection did not end with DISCONNECT: its will is published, unless
+    // it has a Will Delay, which the new connection cancels (5.0 3.1.3.2.2). Not
+    // awaited: the Session waiting on this call may be a destination of the will.
+    if (record.will !== undefined) {
+      const will = record.will;
+      store.clearWill(clientId);
+      if (!((will.properties?.willDelayInterval ?? 0) > 0 && record.persistent)) {
+        this.deps.waitUntil(this.publishWill(clientId, will));
+      }
+    }
+    const state = record.persistent ? this.stateOf(clientId) : emptySessionState();
+    // Until forgetMoved(), messages for this client go on to its Session.
+    store.putClient({ ...record, connId: `moved:${connId}`, persistent: true, will: undefined });
+    return state;
+  }
+
+  /** The next page of a session being parked or taken over, after `after`. */
+  outboundPage(clientId: string, connId: string, after: number): OutboundPage | null {
+    const record = this.deps.store.getClient(clientId);
+    if (record === undefined || (record.connId !== connId && record.connId !== `moved:${connId}`))
+      return null;
+    return this.deps.store.outboundPage(clientId, after);
+  }
+
+  /** The client's subscriptions are registered elsewhere now: forget it here. */
+  async forgetMoved(clientId: string, connId: string): Promise<void> {
+    const record = this.deps.store.getClient(clientId);
+    if (record === undefined || (record.connId !== connId && record.connId !== `moved:${connId}`)) return;
+    await this.forget(clientId);
+  }
+
+  /** A session's state as the next holder receives it: its messages' first page. */
+  private stateOf(clientId: string): SessionState {
+    const { store } = this.deps;
+    return {
+      subscriptions: store.subsOf(clientId),
+      outbound: store.outboundPage(clientId, 0),
+      inboundQos2: store.inboundQos2Of(clientId),
+    };
+  }
+
+  /** Unregisters a client's filters at the shards and deletes what is stored of it. */
+  private async forget(clientId: string): Promise<void> {
+    const { store, index } = this.deps;
+    const filters = store.subsOf(clientId).map(([f]) => f);
+    for (const f of filters) index.remove(f, clientId);
+    store.deleteClient(clientId);
+    await this.deps.unregister(clientId, filters);
+  }
+
+  private async publishWill(clientId: string, will: Will): Promise<void> {
+    try {
+      await this.deps.publish(willMessage(clientId, will));
+      log("info", "will_published", { gateway: this.deps.name(), clientId, topic: will.topic });
+    } catch (err) {
+      log("error", "will_failed", { gateway: this.deps.name(), clientId, error: String(err) });
+    }
+  }
+
+  /** Messages of a leaving shared-subscription member, to their shards, a call's worth at a time. */
+  private async redistribute(messages: Message[]): Promise<void> {
+    const { config } = this.deps;
+    const batcher = new KeyedBatcher<number, Message>(async (s, list) => {
+      await this.deps.shard(s).redistribute(list);
+      return undefined;
+    }, MESSAGE_BATCH);
+    await Promise.all(
+      messages.map((m) => batcher.add(shardOf(m.topic, config.topicShards, config.shardLevels), m)),
+    );
+  }
+}
