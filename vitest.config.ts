@@ -12,13 +12,19 @@ const OWN_BROKER = [
   "test/e2e/identity.test.ts",
   "test/e2e/handover.test.ts",
 ];
+/**
+ * Timed against a broker of their own (a flood, then a newcomer's round trip
+ * within 2 s; a 1 GiB queue): run after everything else, one file at a time, so
+ * that other suites do not share the two cores with them.
+ */
+const ALONE = ["test/e2e/overload.test.ts"];
 /** The browser test drives the console once; the broker behind it is the same either way. */
 const ONCE = [...OWN_BROKER, "test/e2e/console.test.ts"];
 const e2e = (name: string, exclude: string[] = []) => ({
   test: {
     name,
     include: ["test/e2e/**/*.test.ts"],
-    exclude,
+    exclude: [...ALONE, ...exclude],
     environment: "node",
     globalSetup: ["test/e2e/global-setup.ts"],
     testTimeout: 30_000,
@@ -51,6 +57,17 @@ export default defineConfig({
       },
       e2e("e2e-1x1"),
       e2e("e2e-4x3", ONCE),
+      {
+        test: {
+          name: "e2e-alone",
+          include: ALONE,
+          environment: "node",
+          fileParallelism: false,
+          sequence: { groupOrder: 1 },
+          testTimeout: 60_000,
+          hookTimeout: 90_000,
+        },
+      },
     ],
   },
 });

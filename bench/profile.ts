@@ -63,6 +63,7 @@ const broker = await startBroker({
     MAX_QUEUED_MESSAGES: "20000",
     PUBLISH_RATE: "100000",
     PUBLISH_BURST: "100000",
+    OUTBOUND_QOS0_RATE: String(2 ** 31),
   },
 });
 try {

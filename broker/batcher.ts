@@ -23,6 +23,9 @@ export interface BatchLimits<T> {
 }
 
 export class KeyedBatcher<K, T, R = void> {
+  /** Bytes (as `sizeOf` counts them) of the items added and not yet answered, all keys together. */
+  pendingBytes = 0;
+  private roomWaiters: Array<() => void> = [];
   private readonly queues = new Map<K, Pending<T, R>[]>();
   private readonly busy = new Set<K>();
   private readonly send: (key: K, items: T[]) => Promise<R[] | undefined>;
@@ -42,8 +45,16 @@ export class KeyedBatcher<K, T, R = void> {
         this.queues.set(key, queue);
       }
       queue.push({ item, resolve, reject });
+      this.pendingBytes += this.limits.sizeOf(item);
       if (!this.busy.has(key)) void this.flush(key);
     });
+  }
+
+  /** Resolves once fewer than `bytes` are pending (at once if they are). */
+  async whenUnder(bytes: number): Promise<void> {
+    while (this.pendingBytes >= bytes) {
+      await new Promise<void>((resolve) => this.roomWaiters.push(resolve));
+    }
   }
 
   /** How many items from the head of `queue` the next call carries (at least one). */
@@ -66,16 +77,17 @@ export class KeyedBatcher<K, T, R = void> {
         const queue = this.queues.get(key);
         if (queue === undefined || queue.length === 0) break;
         const batch = queue.splice(0, this.batchLength(queue));
+        const items = batch.map((p) => p.item);
         try {
-          const results = await this.send(
-            key,
-            batch.map((p) => p.item),
-          );
+          const results = await this.send(key, items);
           batch.forEach((p, i) => {
             p.resolve(results ? results[i] : undefined);
           });
         } catch (err) {
           for (const p of batch) p.reject(err);
+        } finally {
+          for (const item of items) this.pendingBytes -= this.limits.sizeOf(item);
+          for (const wake of this.roomWaiters.splice(0)) wake();
         }
       }
     } finally {

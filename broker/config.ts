@@ -25,6 +25,7 @@ export interface BrokerEnv {
   MAX_CONNECTIONS_PER_GATEWAY?: string;
   PUBLISH_RATE?: string;
   PUBLISH_BURST?: string;
+  OUTBOUND_QOS0_RATE?: string;
   ALLOWED_ORIGINS?: string;
   SYS_INTERVAL?: string;
   MAX_CLIENT_ID_LENGTH?: string;
@@ -71,6 +72,11 @@ export interface BrokerConfig {
   /** PUBLISH packets per second one connection may send (token bucket), and the burst. */
   publishRate: number;
   publishBurst: number;
+  /**
+   * Bytes of QoS 0 a second one client may be sent, with a burst of 4 s worth:
+   * past it QoS 0 to that client is dropped and counted (Outbound.deliver).
+   */
+  outboundQos0Rate: number;
   /** Origins allowed to open a WebSocket; empty allows any. */
   allowedOrigins: string[];
   /** Seconds between $SYS publications, while anyone subscribes to them. */
@@ -158,8 +164,10 @@ export function readConfig(env: BrokerEnv): BrokerConfig {
       MAX_CONNECTIONS_LIMIT,
       " (one Durable Object accepts at most 32,768 WebSockets)",
     ),
-    publishRate: int("PUBLISH_RATE", 1000, 1, 1_000_000),
-    publishBurst: int("PUBLISH_BURST", 2000, 1, 10_000_000),
+    // As AWS IoT Core allows a connection: 100 publishes a second.
+    publishRate: int("PUBLISH_RATE", 100, 1, 1_000_000),
+    publishBurst: int("PUBLISH_BURST", 200, 1, 10_000_000),
+    outboundQos0Rate: int("OUTBOUND_QOS0_RATE", 4 * 2 ** 20, 1024, 2 ** 31),
     sysInterval: int("SYS_INTERVAL", 10, 1, 86_400),
     maxClientId: int(
       "MAX_CLIENT_ID_LENGTH",

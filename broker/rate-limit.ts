@@ -17,8 +17,14 @@ export class TokenBucket {
   }
 
   take(now = Date.now()): boolean {
-    if (!this.has(now)) return false;
-    this.tokens -= 1;
+    return this.spend(1, now);
+  }
+
+  /** Takes `n` tokens if there are that many (a whole burst's worth at most, when full). */
+  spend(n: number, now = Date.now()): boolean {
+    this.has(now);
+    if (this.tokens < Math.min(n, this.burst)) return false;
+    this.tokens -= n;
     return true;
   }
 

@@ -10,6 +10,8 @@ export type GatewayCounter =
   | "dropped_queue_full"
   /** QoS 0 past what a client that does not keep up may be sent (OUTBOUND_QOS0_RATE). */
   | "dropped_qos0"
+  /** QoS 0 received while PUBLISH_QUEUE_BYTES wait to be routed already. */
+  | "dropped_overload"
   | "expired"
   // what Cloudflare bills: WebSocket upgrades and alarms received, calls received
   // from other objects, calls made to sessions (which keep no counters of their
@@ -115,7 +117,12 @@ export function aggregate(gateways: GatewayStats[], shards: ShardStats[]): Broke
     bytesOut: g("bytes_out"),
     retained: shards.reduce((n, s) => n + s.retained, 0),
     retainedBytes: shards.reduce((n, s) => n + s.retainedBytes, 0),
-    dropped: g("dropped") + g("dropped_queue_full") + g("dropped_qos0") + sh("retained_refused"),
+    dropped:
+      g("dropped") +
+      g("dropped_queue_full") +
+      g("dropped_qos0") +
+      g("dropped_overload") +
+      sh("retained_refused"),
     expired: g("expired") + sh("retained_expired"),
     gateways,
     shards,

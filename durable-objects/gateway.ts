@@ -59,6 +59,8 @@ import {
 const LAST_SEEN_GRAIN = 5_000;
 /** Undecoded bytes a connected client may have waiting beyond one largest packet. */
 const INPUT_SLACK = 64 * 1024;
+/** Messages received and waiting to be routed to their shards, per gateway (README: bounds). */
+export const PUBLISH_QUEUE_BYTES = 16 * 2 ** 20;
 
 export class Gateway extends DurableObject<Env> {
   readonly config: BrokerConfig;
@@ -610,6 +612,16 @@ export class Gateway extends DurableObject<Env> {
   }
 
   // ---- routing -------------------------------------------------------------
+
+  /** Whether the messages waiting to be routed fill PUBLISH_QUEUE_BYTES. */
+  publishQueueFull(): boolean {
+    return this.publisher.pendingBytes >= PUBLISH_QUEUE_BYTES;
+  }
+
+  /** Resolves once the messages waiting to be routed are under PUBLISH_QUEUE_BYTES. */
+  publishQueueRoom(): Promise<void> {
+    return this.publisher.whenUnder(PUBLISH_QUEUE_BYTES);
+  }
 
   /** Hands a message to the shard of its topic; resolves, with the shard's reason code, once it is delivered. */
   publishMessage(message: Message): Promise<number | undefined> {

@@ -263,6 +263,12 @@ export async function metrics(request: Request, env: Env): Promise<Response> {
     perGateway((g) => g.counters.dropped_qos0 ?? 0),
   );
   metric(
+    "messages_dropped_overload_total",
+    "QoS 0 messages dropped on arrival: PUBLISH_QUEUE_BYTES were waiting to be routed",
+    "counter",
+    perGateway((g) => g.counters.dropped_overload ?? 0),
+  );
+  metric(
     "messages_expired_total",
     "Messages expired before delivery",
     "counter",

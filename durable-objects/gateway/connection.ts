@@ -98,6 +98,8 @@ export class Connection {
   auth: AuthExchange | undefined;
   /** PUBLISH rate limit of this connection. */
   bucket: TokenBucket | undefined;
+  /** Bytes of QoS 0 this client may still be sent (OUTBOUND_QOS0_RATE). */
+  qos0Budget: TokenBucket | undefined;
   /** Who the client authenticated as; loaded from storage when first needed. */
   identity: Identity | undefined;
   /** Our topic aliases towards the client (topic → alias), least recently used first. */

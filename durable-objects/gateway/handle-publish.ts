@@ -76,6 +76,28 @@ export function handlePublish(gw: Gateway, conn: Connection, p: PublishPacket): 
   const expiry = p.properties?.messageExpiryInterval;
   if (expiry !== undefined) message.expiresAt = Date.now() + expiry * 1000;
 
+  // Invariant 6: what waits here to be routed is bounded (PUBLISH_QUEUE_BYTES).
+  // Past it, QoS 0 is dropped and counted; QoS 1/2 waits for room, and this
+  // connection's next packets wait with it (its input bound then applies).
+  if (gw.publishQueueFull()) {
+    if (p.qos === 0) {
+      gw.counters.add("dropped_overload");
+      return;
+    }
+    return gw.publishQueueRoom().then(() => route(gw, conn, att, p, message));
+  }
+  return route(gw, conn, att, p, message);
+}
+
+/** Hands an accepted PUBLISH to its shard; acknowledges QoS 1/2 once the shard has it (4.3). */
+function route(
+  gw: Gateway,
+  conn: Connection,
+  att: Connected,
+  p: PublishPacket,
+  message: Message,
+): Promise<void> | undefined {
+  const v5 = conn.version === 5;
   if (p.qos === 0) {
     gw.publishMessage(message).then(
       (code) => (refused(code) && conn.version !== 5 ? quotaRefused(gw, conn, "puback", 0, code) : undefined),

@@ -11,6 +11,7 @@ import type { Counters } from "../../broker/counters.ts";
 import { addMatch, type Grant } from "../../broker/grant.ts";
 import { log } from "../../broker/log.ts";
 import { isExpired, type Message } from "../../broker/message.ts";
+import { TokenBucket } from "../../broker/rate-limit.ts";
 import type { OutboundMessage, QueuedMessage, SubscriptionOptions } from "../../broker/session-state.ts";
 import type { GatewayCounter } from "../../broker/stats.ts";
 import { encode, type PublishPacket, type SubscriptionIndex } from "../../mqtt/index.ts";
@@ -32,7 +33,7 @@ const REFILL_STEP = 16;
 /** Stored queued messages read at once for a client with a backlog: this many, */
 const READ_AHEAD = 64;
 /** and no more bytes than this (at least one message). */
-export const READ_AHEAD_BYTES = 4 * 2 ** 20;
+export const READ_AHEAD_BYTES = 2 ** 20;
 
 /** What outbound delivery works with; owned by the Gateway, shared with its handlers. */
 export interface OutboundDeps {
@@ -116,11 +117,21 @@ export class Outbound {
     const att = conn.connected;
     if (att === undefined) return;
     const message: Message = { ...m, qos, retain: keepRetain && m.retain };
+    const { store, config, counters } = this.deps;
     if (qos === 0) {
-      if (conn.ready) this.sendPublish(conn, this.publishPacket(message, subscriptionIds, 0));
+      if (!conn.ready) return;
+      // workerd tells nothing of a socket's unsent bytes (no bufferedAmount), so a
+      // client that stops reading cannot be seen: QoS 0 towards one client is
+      // bounded in bytes a second instead, and dropped and counted past it, as
+      // Mosquitto drops QoS 0 for a client whose queue is full.
+      conn.qos0Budget ??= new TokenBucket(config.outboundQos0Rate, 4 * config.outboundQos0Rate);
+      if (!conn.qos0Budget.spend(m.payload.byteLength + m.topic.length)) {
+        counters.add("dropped_qos0");
+        return;
+      }
+      this.sendPublish(conn, this.publishPacket(message, subscriptionIds, 0));
       return;
     }
-    const { store, config, counters } = this.deps;
     const window = this.windowOf(conn, att.clientId);
     const packetId = window.idle && this.roomIn(conn, att) > 0 ? window.freePacketId() : undefined;
     const entry: OutboundMessage = { message, subscriptionIds, state: "queued", packetId: null };
@@ -128,17 +139,17 @@ export class Outbound {
       this.sendNew(conn, att, window, entry, packetId);
       return;
     }
+    // A client that acknowledges nothing must not grow the gateway's memory or
+    // storage without end: past MAX_QUEUED_MESSAGES waiting for room in its
+    // window, new ones are dropped and counted, as a Session does for an offline client.
+    if (window.queued + window.waitingCount >= config.maxQueuedMessages) {
+      counters.add("dropped_queue_full");
+      log("warn", "queue_full", { gateway: this.deps.name(), clientId: att.clientId });
+      return;
+    }
     if (!att.persistent && window.wait(entry, Date.now())) {
       this.spillLater();
     } else {
-      // A client that reads nothing must not grow the gateway's storage without
-      // end: past MAX_QUEUED_MESSAGES waiting, new ones are dropped and counted,
-      // as a Session does for an offline client.
-      if (window.queued + window.waitingCount >= config.maxQueuedMessages) {
-        counters.add("dropped_queue_full");
-        log("warn", "queue_full", { gateway: this.deps.name(), clientId: att.clientId });
-        return;
-      }
       // Held ones go first, so that the stored queue keeps the order.
       window.spillWaiting((e) => store.addOutbound(att.clientId, e));
       // UNIQUE (client, msg_id): a copy that arrives twice during a handover is dropped.

@@ -6,8 +6,8 @@
 import type { MqttClient } from "mqtt";
 import { afterEach, describe, expect, inject, it } from "vitest";
 import WebSocket from "ws";
-import { startBroker } from "../support/broker.ts";
-import { connect, Inbox, unique } from "../support/clients.ts";
+import { gatewayCounters, startBroker } from "../support/broker.ts";
+import { connect, Inbox, RawClient, unique } from "../support/clients.ts";
 
 const url = inject("brokerUrl");
 const open: MqttClient[] = [];
@@ -78,4 +78,36 @@ describe("settings past a platform limit", () => {
       await broker.stop();
     }
   }, 120_000);
+});
+
+describe("an online client that acknowledges nothing", () => {
+  it("has at most MAX_QUEUED_MESSAGES (25 here) waiting behind its window; the rest are dropped and counted, and the queue flows again once it acknowledges", async () => {
+    const topic = unique("stalled");
+    const sub = await RawClient.open(url, 5);
+    sub.sendConnect(unique("stalled-sub"), { properties: { receiveMaximum: 1 } });
+    await sub.next("connack");
+    expect((await sub.subscribe(topic, 1)).reasonCodes).toEqual([1]);
+    const before = await gatewayCounters(inject("brokerHttpUrl"), inject("brokerVars").API_TOKEN as string);
+    const pub = await client();
+    for (let i = 0; i < 40; i++) await pub.publishAsync(topic, `m${i}`, { qos: 1 });
+    // One in flight (Receive Maximum 1), 25 waiting, 14 dropped.
+    const first = await sub.next("publish");
+    expect(new TextDecoder().decode(first.payload)).toBe("m0");
+    const after = await gatewayCounters(inject("brokerHttpUrl"), inject("brokerVars").API_TOKEN as string);
+    expect((after.dropped_queue_full ?? 0) - (before.dropped_queue_full ?? 0)).toBeGreaterThanOrEqual(14);
+    // Acknowledging, it receives the 25 that waited, in order; and after them (the
+    // queue has room again) a marker published now, not a 26th.
+    const got: string[] = [];
+    let p = first;
+    for (let i = 0; i < 25; i++) {
+      sub.send({ type: "puback", packetId: p.packetId as number });
+      p = await sub.next("publish");
+      got.push(new TextDecoder().decode(p.payload));
+    }
+    expect(got).toEqual(Array.from({ length: 25 }, (_, i) => `m${i + 1}`));
+    sub.send({ type: "puback", packetId: p.packetId as number });
+    await pub.publishAsync(topic, "marker", { qos: 1 });
+    expect(new TextDecoder().decode((await sub.next("publish")).payload)).toBe("marker");
+    sub.close();
+  }, 60_000);
 });

@@ -143,3 +143,18 @@ function stop(child: ChildProcess, signal: NodeJS.Signals): Promise<void> {
     }
   });
 }
+
+/** The counters of every gateway, summed, from /api/stats (the API must be on). */
+export async function gatewayCounters(httpUrl: string, apiToken: string): Promise<Record<string, number>> {
+  const res = await fetch(`${httpUrl}/api/stats`, {
+    headers: { authorization: `Bearer ${apiToken}` },
+    signal: AbortSignal.timeout(5_000),
+  });
+  if (res.status !== 200) throw new Error(`/api/stats answered ${res.status}`);
+  const stats = (await res.json()) as { gateways: Array<{ counters: Record<string, number> }> };
+  const sum: Record<string, number> = {};
+  for (const g of stats.gateways) {
+    for (const [k, v] of Object.entries(g.counters)) sum[k] = (sum[k] ?? 0) + v;
+  }
+  return sum;
+}
