@@ -112,8 +112,9 @@ export class Gateway extends DurableObject<Env> {
     this.counters = new Counters(ctx.storage.sql);
     this.store = new GatewayStore(meteredSql(ctx.storage.sql, (n) => this.counters.add("rows_written", n)));
     this.nameCache = this.store.getMeta("name");
+    // Shared subscriptions stay out of the local index: a shard picks their member (matchTarget).
     for (const { clientId, filter, options } of this.store.allSubs())
-      this.index.add(filter, clientId, options);
+      if (!isShared(filter)) this.index.add(filter, clientId, options);
     for (const ws of ctx.getWebSockets()) this.connectionOf(ws);
     this.publisher = new KeyedBatcher(
       (shard, messages) => this.shard(shard).publish(messages),
@@ -667,7 +668,10 @@ export class Gateway extends DurableObject<Env> {
     return conn.identity;
   }
 
-  /** A subscription of a client of this gateway, in storage and in the local index. */
+  /**
+   * The one way a subscription is added at this gateway (SUBSCRIBE, a restored
+   * session): in storage, and in the local index unless shared.
+   */
   addSubscription(clientId: string, filter: string, options: SubscriptionOptions): void {
     this.store.putSub(clientId, filter, options);
     if (!isShared(filter)) this.index.add(filter, clientId, options);

@@ -76,13 +76,8 @@ export async function handleSubscribe(gw: Gateway, conn: Connection, p: Subscrib
   }
 
   // MQTT-3.8.4-3: a subscription to a filter the client already has replaces it.
-  const existing = new Set(
-    accepted.filter(([f]) => gw.index.get(f, att.clientId) !== undefined).map(([f]) => f),
-  );
-  for (const [filter, options] of accepted) {
-    gw.store.putSub(att.clientId, filter, options);
-    gw.index.add(filter, att.clientId, options);
-  }
+  const existing = new Set(accepted.filter(([f]) => gw.store.hasSub(att.clientId, f)).map(([f]) => f));
+  for (const [filter, options] of accepted) gw.addSubscription(att.clientId, filter, options);
   // Retain Handling (5.0 3.8.3.1): 0 always, 1 only for a new subscription, 2 never.
   const retainedFor = accepted
     .filter(([f, o]) => o.retainHandling === 0 || (o.retainHandling === 1 && !existing.has(f)))
