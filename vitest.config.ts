@@ -11,6 +11,7 @@ const OWN_BROKER = [
   "test/e2e/fuzz-wire.test.ts",
   "test/e2e/identity.test.ts",
   "test/e2e/handover.test.ts",
+  "test/e2e/upgrade.test.ts",
 ];
 /**
  * Timed against a broker of their own (a flood, then a newcomer's round trip

@@ -8,13 +8,24 @@
  * profile of the broker's workerd by Linux `perf` (Debian's linux-perf). Storage
  * is on tmpfs as in `npm run bench`; `--disk` puts it on disk.
  *
- * Scenarios: fanin0, fanin1, fanout0, fanout1, latency, connect (messages / 10 clients).
+ * Scenarios: fanin0, fanin1, fanout0, fanout1, latency, connect (messages / 10 clients),
+ * queued (messages queued offline, delivered on reconnect), retained (topics).
  */
 import { spawn } from "node:child_process";
 import { rmSync, writeFileSync } from "node:fs";
 import WebSocket from "ws";
 import { startBroker } from "../test/support/broker.ts";
-import { connectMany, fanIn, fanOut, latency, QUICK, type Result, type Sizes } from "./load/scenarios.ts";
+import {
+  connectMany,
+  fanIn,
+  fanOut,
+  latency,
+  offlineQueue,
+  QUICK,
+  type Result,
+  retainedBurst,
+  type Sizes,
+} from "./load/scenarios.ts";
 import { cpuTicks, processTree, storageDir } from "./load/targets.ts";
 
 const [which = "fanin0", count = "5000"] = process.argv.slice(2).filter((a) => !a.startsWith("--"));
@@ -29,6 +40,8 @@ const scenarios: Record<string, (t: Parameters<typeof fanIn>[0]) => Promise<Resu
   fanout1: (t) => fanOut(t, sizes, 1),
   latency: (t) => latency(t, { ...sizes, latencySeconds: 3 }),
   connect: (t) => connectMany(t, { ...sizes, connections: Number(count) / 10 }),
+  queued: (t) => offlineQueue(t, { ...sizes, queued: Number(count) }),
+  retained: (t) => retainedBurst(t, { ...sizes, retained: Number(count) }),
 };
 const run = scenarios[which];
 if (run === undefined) throw new Error(`unknown scenario ${which}: ${Object.keys(scenarios).join(", ")}`);

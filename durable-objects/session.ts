@@ -24,6 +24,7 @@ import {
   willMessage,
 } from "../broker/message.ts";
 import { meteredSql } from "../broker/metered-sql.ts";
+import { type Migration, migrate } from "../broker/migrations.ts";
 import { Mutex } from "../broker/mutex.ts";
 import { sessionDestination, shardOf } from "../broker/routing.ts";
 import {
@@ -38,7 +39,6 @@ import {
   type SessionState,
   type SubscriptionOptions,
 } from "../broker/session-state.ts";
-import { applySchema } from "../broker/sql.ts";
 import { ReasonCode, topicMatches, type Will } from "../mqtt/index.ts";
 import type { Env } from "../worker/env.ts";
 import { isShared, matchingFilter, registerAtShards, unregisterAtShards } from "./registration.ts";
@@ -66,8 +66,10 @@ CREATE TABLE IF NOT EXISTS queue (
 );
 CREATE TABLE IF NOT EXISTS inbound_qos2 (packet_id INTEGER PRIMARY KEY);
 `;
-const TABLES = ["meta", "subs", "queue", "inbound_qos2"];
-const SCHEMA_VERSION = 3;
+/** The session's schema, oldest first (migrations.ts); a released entry never changes. */
+export const SESSION_MIGRATIONS: readonly Migration[] = [
+  { to: 3, about: "baseline: the schema of the first release with migrations", sql: SCHEMA },
+];
 /** Rows between a gateway's messages put back before a queue and the queue's oldest: more than any queue holds. */
 const QUEUE_GAP = 2 ** 32;
 /** The key of the session's record (Meta) in key-value storage. */
@@ -165,7 +167,7 @@ export class Session extends DurableObject<Env> {
   /** The session's tables, created the first time they are needed. */
   private get sql(): SqlStorage {
     if (!this.schemaReady) {
-      applySchema(this.metered, SCHEMA_VERSION, TABLES, SCHEMA);
+      migrate(this.metered, "Session", SESSION_MIGRATIONS);
       this.schemaReady = true;
     }
     return this.metered;

@@ -26,8 +26,8 @@ import {
   rowToMessage,
 } from "../broker/message.ts";
 import { meteredSql } from "../broker/metered-sql.ts";
+import { type Migration, migrate } from "../broker/migrations.ts";
 import type { Destination } from "../broker/routing.ts";
-import { applySchema } from "../broker/sql.ts";
 import type { ShardCounter, ShardStats } from "../broker/stats.ts";
 import {
   hasWildcard,
@@ -59,7 +59,10 @@ CREATE TABLE IF NOT EXISTS retained (
   PRIMARY KEY (topic)
 );
 `;
-const TABLES = ["routes", "shared_members", "retained"];
+/** The shard's schema, oldest first (migrations.ts); a released entry never changes. */
+export const SHARD_MIGRATIONS: readonly Migration[] = [
+  { to: 3, about: "baseline: the schema of the first release with migrations", sql: SCHEMA },
+];
 /**
  * Topics read at once when scanning retained messages for a wildcard: 64 topics
  * of at most MAX_TOPIC_LENGTH (65,535 bytes at most) stay within a few MiB.
@@ -67,7 +70,6 @@ const TABLES = ["routes", "shared_members", "retained"];
 const TOPIC_SCAN = 64;
 /** Topics scanned in one call at most (bounded CPU per call); the next page goes on. */
 const SCAN_PER_CALL = 20_000;
-const SCHEMA_VERSION = 3;
 
 /** A shared subscription group (5.0 4.8.2): its members, and whose turn is next. */
 interface ShareGroup {
@@ -98,7 +100,7 @@ export class TopicShard extends DurableObject<Env> {
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
-    applySchema(ctx.storage.sql, SCHEMA_VERSION, TABLES, SCHEMA);
+    migrate(ctx.storage.sql, "TopicShard", SHARD_MIGRATIONS);
     const rows = ctx.storage.sql.exec<{ destination: string; filter: string; count: number }>(
       "SELECT * FROM routes",
     );

@@ -18,6 +18,7 @@ import {
   messageValues,
   rowToMessage,
 } from "../../broker/message.ts";
+import { type Migration, migrate } from "../../broker/migrations.ts";
 import {
   type OutboundMessage,
   type OutboundPage,
@@ -25,7 +26,6 @@ import {
   pageOf,
   type SubscriptionOptions,
 } from "../../broker/session-state.ts";
-import { applySchema } from "../../broker/sql.ts";
 import type { Will } from "../../mqtt/index.ts";
 import { type HeldBudget, type OutboundRow, OutboundWindow } from "./outbound-window.ts";
 
@@ -70,8 +70,10 @@ CREATE TABLE IF NOT EXISTS topic_aliases (
   PRIMARY KEY (conn_id, alias)
 );
 `;
-const TABLES = ["meta", "clients", "subs", "outbound", "inbound_qos2", "topic_aliases"];
-const SCHEMA_VERSION = 5;
+/** The gateway's schema, oldest first (migrations.ts); a released entry never changes. */
+export const GATEWAY_MIGRATIONS: readonly Migration[] = [
+  { to: 5, about: "baseline: the schema of the first release with migrations", sql: SCHEMA },
+];
 
 export interface OutboundEntry extends OutboundMessage {
   seq: number;
@@ -95,7 +97,7 @@ export class GatewayStore {
 
   constructor(sql: SqlStorage) {
     this.sql = sql;
-    applySchema(sql, SCHEMA_VERSION, TABLES, SCHEMA);
+    migrate(sql, "Gateway", GATEWAY_MIGRATIONS);
   }
 
   getMeta(key: string): string | undefined {
