@@ -19,6 +19,7 @@ import {
   offlineQueue,
   QUICK,
   type Result,
+  restartStorm,
   retainedBurst,
   type Sizes,
 } from "./load/scenarios.ts";
@@ -81,6 +82,11 @@ async function measure(start: () => Promise<Target>): Promise<string> {
     put("memory per idle connection", t.name, many.memory);
     put(`${sizes.retained} retained topics to a new # subscriber`, t.name, await retainedBurst(t, sizes));
     put(`${sizes.queued} QoS 1 queued offline, delivered on reconnect`, t.name, await offlineQueue(t, sizes));
+    put(
+      `restart with ${sizes.restartClients} clients connected: all back and subscribed`,
+      t.name,
+      await restartStorm(t, sizes),
+    );
     return t.name;
   } finally {
     await t.stop();

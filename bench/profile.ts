@@ -80,7 +80,14 @@ const broker = await startBroker({
   },
 });
 try {
-  const target = { name: "Nimbus 1×1", url: broker.url, rss: () => 0, stop: () => broker.stop() };
+  const target = {
+    name: "Nimbus 1×1",
+    url: broker.url,
+    rss: () => 0,
+    // Profiles follow one broker process; a restart is `npm run bench`'s.
+    restart: () => Promise.reject(new Error("bench:profile does not restart the broker")),
+    stop: () => broker.stop(),
+  };
   await run(target); // warm up: the objects exist and the code is compiled
   const pids = [...processTree(broker.pid), process.pid];
   const devtools = profileFile === undefined ? undefined : await inspector(broker.inspectorPort);

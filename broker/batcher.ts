@@ -12,6 +12,8 @@
  */
 interface Pending<T, R> {
   item: T;
+  /** The item's size as `sizeOf` counts it, counted once. */
+  size: number;
   resolve: (result: R | undefined) => void;
   reject: (err: unknown) => void;
 }
@@ -44,8 +46,9 @@ export class KeyedBatcher<K, T, R = void> {
         queue = [];
         this.queues.set(key, queue);
       }
-      queue.push({ item, resolve, reject });
-      this.pendingBytes += this.limits.sizeOf(item);
+      const size = this.limits.sizeOf(item);
+      queue.push({ item, size, resolve, reject });
+      this.pendingBytes += size;
       if (!this.busy.has(key)) void this.flush(key);
     });
   }
@@ -59,11 +62,11 @@ export class KeyedBatcher<K, T, R = void> {
 
   /** How many items from the head of `queue` the next call carries (at least one). */
   private batchLength(queue: Pending<T, R>[]): number {
-    const { maxItems, maxBytes, sizeOf } = this.limits;
+    const { maxItems, maxBytes } = this.limits;
     let bytes = 0;
     let n = 0;
     while (n < queue.length && n < maxItems) {
-      bytes += sizeOf((queue[n] as Pending<T, R>).item);
+      bytes += (queue[n] as Pending<T, R>).size;
       if (n > 0 && bytes > maxBytes) break;
       n++;
     }
@@ -77,16 +80,18 @@ export class KeyedBatcher<K, T, R = void> {
         const queue = this.queues.get(key);
         if (queue === undefined || queue.length === 0) break;
         const batch = queue.splice(0, this.batchLength(queue));
-        const items = batch.map((p) => p.item);
         try {
-          const results = await this.send(key, items);
+          const results = await this.send(
+            key,
+            batch.map((p) => p.item),
+          );
           batch.forEach((p, i) => {
             p.resolve(results ? results[i] : undefined);
           });
         } catch (err) {
           for (const p of batch) p.reject(err);
         } finally {
-          for (const item of items) this.pendingBytes -= this.limits.sizeOf(item);
+          for (const p of batch) this.pendingBytes -= p.size;
           for (const wake of this.roomWaiters.splice(0)) wake();
         }
       }

@@ -28,6 +28,8 @@ export class LoadClient {
   private readonly acks = new Map<number, () => void>();
   private waiting: Array<{ type: string; resolve: (p: Packet) => void }> = [];
   received = 0;
+  /** CONNACK's Session Present: the broker kept this client id's session. */
+  sessionPresent = false;
   onMessage: ((m: Received) => void) | undefined;
   readonly closed: Promise<void>;
 
@@ -98,6 +100,7 @@ export class LoadClient {
     });
     const connack = (await c.next("connack")) as Extract<Packet, { type: "connack" }>;
     if (connack.reasonCode !== 0) throw new Error(`CONNACK ${connack.reasonCode}`);
+    c.sessionPresent = connack.sessionPresent;
     return c;
   }
 

@@ -13,6 +13,8 @@ export interface Sizes {
   connections: number;
   retained: number;
   queued: number;
+  /** Clients connected when the broker restarts, half of them with persistent sessions. */
+  restartClients: number;
 }
 
 export const FULL: Sizes = {
@@ -23,6 +25,7 @@ export const FULL: Sizes = {
   connections: 2_000,
   retained: 10_000,
   queued: 10_000,
+  restartClients: 5_000,
 };
 
 export const QUICK: Sizes = {
@@ -33,6 +36,7 @@ export const QUICK: Sizes = {
   connections: 100,
   retained: 500,
   queued: 500,
+  restartClients: 100,
 };
 
 export interface Result {
@@ -242,4 +246,55 @@ export async function offlineQueue(t: Target, s: Sizes): Promise<Result> {
   again.close();
   pub.close();
   return time(elapsed, complete);
+}
+
+/** Connects clients `ids[i]` (persistent when `persistent(i)`), `parallel` connects at a time, each subscribed. */
+async function connectAll(
+  t: Target,
+  ids: string[],
+  persistent: (i: number) => boolean,
+  filter: (i: number) => string,
+  parallel: number,
+): Promise<LoadClient[]> {
+  const clients: LoadClient[] = [];
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: parallel }, async () => {
+      while (next < ids.length) {
+        const i = next++;
+        const c = await LoadClient.connect(t.url, ids[i] as string, { clean: !persistent(i) });
+        // A resumed session has its subscription already (MQTT-3.2.2-2).
+        if (!c.sessionPresent) await c.subscribe(filter(i), 1);
+        clients[i] = c;
+      }
+    }),
+  );
+  return clients;
+}
+
+/**
+ * A deploy-style restart: `restartClients` clients are connected and subscribed
+ * (half with persistent sessions), the broker restarts on the same storage and
+ * every socket closes, and all of them come back at once. The time from the
+ * broker accepting connections again until every client is back and subscribed
+ * (a persistent one by resuming its session, where the broker kept it).
+ */
+export async function restartStorm(t: Target, s: Sizes): Promise<Result> {
+  const topic = prefix();
+  const ids = Array.from({ length: s.restartClients }, (_, i) => `${topic}-r${i}`);
+  const persistent = (i: number) => i % 2 === 1;
+  const filter = (i: number) => `${topic}/${i}`;
+  const before = await connectAll(t, ids, persistent, filter, 50);
+  const closed = Promise.all(before.map((c) => c.closed));
+  await t.restart();
+  await closed;
+  const start = performance.now();
+  // The storm: every client at once, as far as the load generator's 500 sockets opening at a time allow.
+  const after = await connectAll(t, ids, persistent, filter, 500);
+  const elapsed = performance.now() - start;
+  // Persistent sessions resumed, where the broker keeps them across a restart.
+  const resumed = after.filter((c, i) => persistent(i) && c.sessionPresent).length;
+  for (const c of after) c.close();
+  const result = time(elapsed, true);
+  return { ...result, text: `${result.text} (${resumed} of ${ids.length / 2} sessions resumed)` };
 }

@@ -19,6 +19,11 @@ export interface Target {
   objects?: number;
   /** Resident memory of the broker's processes, bytes (for memory per connection). */
   rss(): number;
+  /**
+   * Stops the broker and starts it again on the same port and storage, as a
+   * deploy does (every socket closes); resolves once it accepts connections.
+   */
+  restart(): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -37,21 +42,19 @@ export function storageDir(): string {
 
 export async function nimbus(shards: number, gateways: number): Promise<Target> {
   const dir = storageDir();
-  const broker = await startBroker({
-    persistTo: dir,
-    vars: {
-      ALLOW_ANONYMOUS: "true",
-      TOPIC_SHARDS: String(shards),
-      GATEWAYS: String(gateways),
-      LOG_LEVEL: "warn",
-      MAX_QUEUED_MESSAGES: "20000",
-      PUBLISH_RATE: "100000",
-      PUBLISH_BURST: "100000",
-      // The benchmark measures throughput, not the per-client QoS 0 bound.
-      OUTBOUND_QOS0_RATE: String(2 ** 31),
-      API_TOKEN: "bench-token",
-    },
-  });
+  const vars = {
+    ALLOW_ANONYMOUS: "true",
+    TOPIC_SHARDS: String(shards),
+    GATEWAYS: String(gateways),
+    LOG_LEVEL: "warn",
+    MAX_QUEUED_MESSAGES: "20000",
+    PUBLISH_RATE: "100000",
+    PUBLISH_BURST: "100000",
+    // The benchmark measures throughput, not the per-client QoS 0 bound.
+    OUTBOUND_QOS0_RATE: String(2 ** 31),
+    API_TOKEN: "bench-token",
+  };
+  let broker = await startBroker({ persistTo: dir, vars });
   return {
     name: `Nimbus ${shards}×${gateways}`,
     url: broker.url,
@@ -61,6 +64,10 @@ export async function nimbus(shards: number, gateways: number): Promise<Target> 
         await fetch(`${broker.httpUrl}/api/stats`, { headers: { Authorization: "Bearer bench-token" } })
       ).json()) as BrokerStats,
     rss: () => processTreeRss(broker.pid),
+    restart: async () => {
+      await broker.stop();
+      broker = await startBroker({ persistTo: dir, vars, port: broker.port });
+    },
     stop: async () => {
       await broker.stop();
       rmSync(dir, { recursive: true, force: true });
@@ -85,26 +92,44 @@ export async function mosquitto(): Promise<Target> {
       "log_type error",
     ].join("\n"),
   );
-  const child = spawn("mosquitto", ["-c", conf], { stdio: ["ignore", "ignore", "pipe"] });
-  await waitForPort(port, child);
+  const start = async () => {
+    const child = spawn("mosquitto", ["-c", conf], { stdio: ["ignore", "ignore", "pipe"] });
+    await waitForPort(port, child);
+    return child;
+  };
+  let child = await start();
   return {
     name: "Mosquitto (TCP)",
     url: `mqtt://127.0.0.1:${port}`,
     rss: () => processTreeRss(child.pid),
+    // persistence false: sessions live in memory and end with the process.
+    restart: async () => {
+      await kill(child);
+      child = await start();
+    },
     stop: () => kill(child),
   };
 }
 
 export async function aedes(): Promise<Target> {
   const port = await freePort();
-  const child = spawn(process.execPath, [join(import.meta.dirname, "aedes-server.ts"), String(port)], {
-    stdio: ["ignore", "ignore", "pipe"],
-  });
-  await waitForPort(port, child);
+  const start = async () => {
+    const child = spawn(process.execPath, [join(import.meta.dirname, "aedes-server.ts"), String(port)], {
+      stdio: ["ignore", "ignore", "pipe"],
+    });
+    await waitForPort(port, child);
+    return child;
+  };
+  let child = await start();
   return {
     name: "Aedes",
     url: `ws://127.0.0.1:${port}/mqtt`,
     rss: () => processTreeRss(child.pid),
+    // Aedes keeps sessions in memory: they end with the process.
+    restart: async () => {
+      await kill(child);
+      child = await start();
+    },
     stop: () => kill(child),
   };
 }
