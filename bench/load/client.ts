@@ -60,6 +60,8 @@ export class LoadClient {
           };
           const c = new LoadClient(transport, new Promise((r) => socket.once("close", () => r())), version);
           socket.on("data", (d: Buffer) => c.receive(new Uint8Array(d)));
+          // A reset (the broker restarting) ends in "close"; without a listener it would throw.
+          socket.on("error", () => {});
           resolve(c);
         });
         socket.once("error", reject);
@@ -77,6 +79,8 @@ export class LoadClient {
         };
         const c = new LoadClient(transport, new Promise((r) => ws.once("close", () => r())), version);
         ws.on("message", (d: Buffer) => c.receive(new Uint8Array(d)));
+        // A reset (the broker restarting) ends in "close"; without a listener it would throw.
+        ws.on("error", () => {});
         resolve(c);
       });
       ws.once("error", reject);

@@ -262,10 +262,19 @@ async function connectAll(
     Array.from({ length: parallel }, async () => {
       while (next < ids.length) {
         const i = next++;
-        const c = await LoadClient.connect(t.url, ids[i] as string, { clean: !persistent(i) });
-        // A resumed session has its subscription already (MQTT-3.2.2-2).
-        if (!c.sessionPresent) await c.subscribe(filter(i), 1);
-        clients[i] = c;
+        // As clients do, a refused or reset attempt is tried again after a moment.
+        for (let attempt = 1; ; attempt++) {
+          try {
+            const c = await LoadClient.connect(t.url, ids[i] as string, { clean: !persistent(i) });
+            // A resumed session has its subscription already (MQTT-3.2.2-2).
+            if (!c.sessionPresent) await c.subscribe(filter(i), 1);
+            clients[i] = c;
+            break;
+          } catch (err) {
+            if (attempt >= 20) throw err;
+            await new Promise((r) => setTimeout(r, 100));
+          }
+        }
       }
     }),
   );
