@@ -577,8 +577,16 @@ export class Session extends DurableObject<Env> {
     }
   }
 
-  /** The stored state for a resuming client: everything but its messages' later pages. */
+  /**
+   * The stored state for a resuming client: everything but its messages' later
+   * pages. Messages that expired while it was away are dropped first, once: a
+   * scan of the queue reads past every payload, too dear for every page.
+   */
   private takeState(): SessionState {
+    this.sql.exec(
+      "DELETE FROM queue WHERE state = 'queued' AND expires_at IS NOT NULL AND expires_at <= ?",
+      Date.now(),
+    );
     const inboundQos2 = this.sql
       .exec<{ packet_id: number }>("SELECT packet_id FROM inbound_qos2")
       .toArray()
@@ -586,12 +594,8 @@ export class Session extends DurableObject<Env> {
     return { subscriptions: this.subscriptions(), outbound: this.queuePage(0), inboundQos2 };
   }
 
-  /** The queue after row `after`, a call's worth; expired messages not yet sent are dropped first. */
+  /** The queue after row `after`, a call's worth (the gateway drops what expires meanwhile). */
   private queuePage(after: number): OutboundPage {
-    this.sql.exec(
-      "DELETE FROM queue WHERE state = 'queued' AND expires_at IS NOT NULL AND expires_at <= ?",
-      Date.now(),
-    );
     const rows = this.sql.exec<
       MessageRow & { seq: number; packet_id: number | null; state: string; sub_ids: string }
     >("SELECT * FROM queue WHERE seq > ? ORDER BY seq LIMIT ?", after, MESSAGE_BATCH.maxItems + 1);
