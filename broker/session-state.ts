@@ -53,7 +53,14 @@ export interface SessionState {
   inboundQos2: number[];
 }
 
-export function emptyPage(through = 0): OutboundPage {
+/**
+ * Where a queue's pages start: before every row. Not 0: a Session numbers the
+ * messages a gateway hands back below its oldest row (Session.absorb), which
+ * may be below zero.
+ */
+export const QUEUE_START = Number.MIN_SAFE_INTEGER;
+
+export function emptyPage(through = QUEUE_START): OutboundPage {
   return { entries: [], through, more: false };
 }
 

@@ -35,6 +35,7 @@ import {
   type OutboundPage,
   type OutboundState,
   pageOf,
+  QUEUE_START,
   type QueuedMessage,
   type SessionState,
   type SubscriptionOptions,
@@ -591,7 +592,7 @@ export class Session extends DurableObject<Env> {
       .exec<{ packet_id: number }>("SELECT packet_id FROM inbound_qos2")
       .toArray()
       .map((r) => r.packet_id);
-    return { subscriptions: this.subscriptions(), outbound: this.queuePage(0), inboundQos2 };
+    return { subscriptions: this.subscriptions(), outbound: this.queuePage(QUEUE_START), inboundQos2 };
   }
 
   /** The queue after row `after`, a call's worth (the gateway drops what expires meanwhile). */

@@ -25,6 +25,7 @@ import { shardOf } from "../../broker/routing.ts";
 import {
   emptySessionState,
   type OutboundPage,
+  QUEUE_START,
   type SessionState,
   type SubscriptionOptions,
 } from "../../broker/session-state.ts";
@@ -165,7 +166,7 @@ export class Handover {
     const { store } = this.deps;
     return {
       subscriptions: store.subsOf(clientId),
-      outbound: store.outboundPage(clientId, 0),
+      outbound: store.outboundPage(clientId, QUEUE_START),
       inboundQos2: store.inboundQos2Of(clientId),
     };
   }

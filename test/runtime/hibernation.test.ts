@@ -6,6 +6,7 @@
 import { evictDurableObject, runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
+import { QUEUE_START } from "../../broker/session-state.ts";
 import { SPILL_AFTER_MS } from "../../durable-objects/gateway/outbound.ts";
 import type { Gateway } from "../../durable-objects/gateway.ts";
 import type { Env } from "../../worker/env.ts";
@@ -65,7 +66,7 @@ describe("Gateway eviction with hibernated WebSockets", () => {
 const storedOutbound = (clientId: string) =>
   runInDurableObject(
     gateway(),
-    (instance) => (instance as Gateway).store.outboundPage(clientId, 0).entries.length,
+    (instance) => (instance as Gateway).store.outboundPage(clientId, QUEUE_START).entries.length,
   );
 
 describe("A clean session's messages in flight and waiting", () => {

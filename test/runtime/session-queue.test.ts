@@ -1,0 +1,95 @@
+/**
+ * A Session's queue moving to and from a gateway a page at a time, driven
+ * directly over RPC inside workerd, so that the client can be made to leave at
+ * an exact point: after its gateway took the first page and before it asked for
+ * the rest.
+ */
+import { env } from "cloudflare:workers";
+import { describe, expect, it } from "vitest";
+import type { Message } from "../../broker/message.ts";
+import { emptyPage, type OutboundMessage, type OutboundPage } from "../../broker/session-state.ts";
+import type { ClaimResult } from "../../durable-objects/session.ts";
+import type { SessionRpc } from "../../durable-objects/stubs.ts";
+import type { Env } from "../../worker/env.ts";
+
+const bindings = env as unknown as Env;
+const GATEWAY = "queue-test-gw";
+const subscription = { qos: 1, noLocal: false, retainAsPublished: false, retainHandling: 0 } as const;
+
+function session(clientId: string): SessionRpc {
+  return bindings.SESSION.get(bindings.SESSION.idFromName(clientId)) as unknown as SessionRpc;
+}
+
+const claim = (clientId: string, connId: string) => ({
+  clientId,
+  owner: "anonymous",
+  gateway: GATEWAY,
+  connId,
+  cleanStart: false,
+  persistent: true,
+  expiry: 3600,
+});
+
+function message(n: number): Message {
+  return { id: `m${n}`, topic: "queue/t", payload: new Uint8Array([n % 256]), qos: 1, retain: false };
+}
+
+/** Every message of the queue from the Session, page by page, as a gateway takes them. */
+async function takeAll(s: SessionRpc, connId: string, first: OutboundPage): Promise<OutboundMessage[]> {
+  const all: OutboundMessage[] = [];
+  let page = first;
+  for (;;) {
+    all.push(...page.entries);
+    if (page.entries.length === 0 && !page.more) return all;
+    page = (await s.queuedPage(connId, page.through)).result;
+  }
+}
+
+describe("a Session's queue, a page at a time", () => {
+  it("a client that leaves after its gateway took the first page gets the whole queue back, in order, the gateway's state kept", async () => {
+    const clientId = "queue-leaver";
+    const s = session(clientId);
+    await s.claim(claim(clientId, "conn-a"));
+    await s.park(
+      GATEWAY,
+      "conn-a",
+      { subscriptions: [["queue/#", subscription]], outbound: emptyPage(), inboundQos2: [] },
+      3600,
+    );
+    // 600 queued while offline: more than one page (500 messages a call).
+    await s.enqueue(Array.from({ length: 300 }, (_, i) => message(i)));
+    await s.enqueue(Array.from({ length: 300 }, (_, i) => message(300 + i)));
+
+    const back = (await s.claim(claim(clientId, "conn-b"))).result as Extract<ClaimResult, { granted: true }>;
+    expect(back.sessionPresent).toBe(true);
+    const first = back.state.outbound;
+    expect(first.entries).toHaveLength(500);
+    expect(first.more).toBe(true);
+    // The gateway stored the first page and sent the first message; the client
+    // leaves before the gateway asked for more: the gateway hands back its rows.
+    const atGateway = first.entries.map((e, i) =>
+      i === 0 ? { ...e, state: "sent" as const, packetId: 7 } : e,
+    );
+    await s.park(
+      GATEWAY,
+      "conn-b",
+      {
+        subscriptions: [["queue/#", subscription]],
+        outbound: { entries: atGateway, through: 500, more: false },
+        inboundQos2: [],
+      },
+      3600,
+    );
+
+    const again = (await s.claim(claim(clientId, "conn-c"))).result as Extract<
+      ClaimResult,
+      { granted: true }
+    >;
+    const all = await takeAll(s, "conn-c", again.state.outbound);
+    expect(all.map((e) => e.message.id)).toEqual(Array.from({ length: 600 }, (_, i) => `m${i}`));
+    // The gateway's row, not the Session's older copy: sent, with its packet id (MQTT-4.4.0-1).
+    expect(all[0]).toMatchObject({ state: "sent", packetId: 7 });
+    expect(all.slice(1).every((e) => e.state === "queued")).toBe(true);
+    expect((await s.drop()).result).toBe(true);
+  });
+});
