@@ -305,10 +305,6 @@ export class Session extends DurableObject<Env> {
     return this.serve(async () => {
       const meta = this.readMeta();
       if (meta === undefined || meta.ownerConn !== connId || meta.ownerGateway !== gateway) return;
-      // Subscriptions and QoS 2 ids come whole from the gateway; the queue may
-      // still hold what the gateway had not taken yet, which stays, after its rows.
-      this.sql.exec("DELETE FROM subs");
-      this.sql.exec("DELETE FROM inbound_qos2");
       await this.absorb(state, (after) => this.gateway(gateway).outboundPage(meta.clientId, connId, after));
       meta.online = false;
       // Registered before the gateway unregisters: no message falls between.
@@ -542,7 +538,9 @@ export class Session extends DurableObject<Env> {
 
   /**
    * Stores state handed over by a gateway: subscriptions, inbound QoS 2 ids and
-   * the first page of messages, then each further page as `next` gives it.
+   * the first page of messages, then each further page as `next` gives it. The
+   * gateway's subscriptions and QoS 2 ids replace those stored here: the client
+   * may have unsubscribed while it was there.
    *
    * The queue may still hold rows the gateway had not taken when the client left
    * (it takes a long queue a page at a time while the client is connected). The
@@ -557,6 +555,8 @@ export class Session extends DurableObject<Env> {
   ): Promise<void> {
     const oldest = this.sql.exec<{ seq: number | null }>("SELECT MIN(seq) AS seq FROM queue").one().seq;
     let slot = oldest === null ? null : oldest - QUEUE_GAP;
+    this.sql.exec("DELETE FROM subs");
+    this.sql.exec("DELETE FROM inbound_qos2");
     for (const [filter, options] of state.subscriptions) {
       this.sql.exec(
         "INSERT OR REPLACE INTO subs (filter, options) VALUES (?, ?)",

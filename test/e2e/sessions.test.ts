@@ -158,6 +158,26 @@ describe.each([4, 5] as const)("sessions, protocol %i", (version) => {
     expect(m?.payload).toBe("after hops");
   });
 
+  it("a takeover keeps the subscriptions the old connection had: one it unsubscribed stays gone (MQTT-3.1.4-2)", async () => {
+    const clientId = unique("unsub-takeover");
+    // One first level: the same shard, so the publisher's order holds across both topics.
+    const base = unique("t");
+    const first = await connect(url, { protocolVersion: version, clientId, ...persistent });
+    await first.subscribeAsync([`${base}/kept`, `${base}/gone`], { qos: 1 });
+    await first.endAsync();
+    // Resumed, then unsubscribed while online.
+    const second = await client({ protocolVersion: version, clientId, ...persistent });
+    await second.unsubscribeAsync(`${base}/gone`);
+    // Taken over by a third connection.
+    const third = await client({ protocolVersion: version, clientId, ...persistent });
+    const inbox = new Inbox(third);
+    const pub = await client({ protocolVersion: version, clientId: unique("p") });
+    await pub.publishAsync(`${base}/gone`, "not for me", { qos: 1 });
+    await pub.publishAsync(`${base}/kept`, "marker", { qos: 1 });
+    const [m] = await inbox.waitFor(1);
+    expect([m?.topic, m?.payload]).toEqual([`${base}/kept`, "marker"]);
+  });
+
   it("keeps at most MAX_QUEUED_MESSAGES for an offline session, dropping the newest", async () => {
     // The end-to-end broker runs with MAX_QUEUED_MESSAGES = 25.
     const max = Number(inject("brokerVars").MAX_QUEUED_MESSAGES);
