@@ -10,6 +10,30 @@
  * holds at most 32 MiB serialized on Cloudflare, and a batch past it would fail
  * for every item in it (invariant 6).
  */
+/**
+ * The first of `items`, read one at a time, within `maxItems` and `maxBytes`
+ * together (one at least, however large), and whether any was left: reads at
+ * most one item past those it takes. The rule every byte-bounded batch, page
+ * and read-ahead follows.
+ */
+export function takeWithin<T>(
+  items: Iterable<T>,
+  bytesOf: (item: T) => number,
+  maxItems: number,
+  maxBytes: number,
+): { taken: T[]; more: boolean } {
+  const taken: T[] = [];
+  let bytes = 0;
+  for (const item of items) {
+    const size = bytesOf(item);
+    if (taken.length > 0 && (taken.length >= maxItems || bytes + size > maxBytes))
+      return { taken, more: true };
+    taken.push(item);
+    bytes += size;
+  }
+  return { taken, more: false };
+}
+
 interface Pending<T, R> {
   item: T;
   /** The item's size as `sizeOf` counts it, counted once. */
@@ -63,14 +87,7 @@ export class KeyedBatcher<K, T, R = void> {
   /** How many items from the head of `queue` the next call carries (at least one). */
   private batchLength(queue: Pending<T, R>[]): number {
     const { maxItems, maxBytes } = this.limits;
-    let bytes = 0;
-    let n = 0;
-    while (n < queue.length && n < maxItems) {
-      bytes += (queue[n] as Pending<T, R>).size;
-      if (n > 0 && bytes > maxBytes) break;
-      n++;
-    }
-    return n;
+    return takeWithin(queue, (p) => p.size, maxItems, maxBytes).taken.length;
   }
 
   private async flush(key: K): Promise<void> {

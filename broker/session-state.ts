@@ -4,6 +4,7 @@
  * offline, and as the one owner that decides takeovers).
  */
 import type { QoS, RetainHandling } from "../mqtt/index.ts";
+import { takeWithin } from "./batcher.ts";
 import { assertWithinCall, MESSAGE_BATCH, type Message } from "./message.ts";
 
 export interface SubscriptionOptions {
@@ -79,21 +80,16 @@ export function pageOf<R>(
   after: number,
   toEntry: (row: R) => { seq: number; entry: OutboundMessage },
 ): OutboundPage {
-  const page = emptyPage(after);
-  let bytes = 0;
-  for (const row of rows) {
-    const { seq, entry } = toEntry(row);
-    const size = MESSAGE_BATCH.sizeOf(entry.message);
-    const full = page.entries.length >= MESSAGE_BATCH.maxItems || bytes + size > MESSAGE_BATCH.maxBytes;
-    if (full && page.entries.length > 0) {
-      page.more = true;
-      break;
-    }
-    page.entries.push(entry);
-    page.through = seq;
-    bytes += size;
+  function* entries() {
+    for (const row of rows) yield toEntry(row);
   }
-  return page;
+  const { taken, more } = takeWithin(
+    entries(),
+    (e) => MESSAGE_BATCH.sizeOf(e.entry.message),
+    MESSAGE_BATCH.maxItems,
+    MESSAGE_BATCH.maxBytes,
+  );
+  return { entries: taken.map((e) => e.entry), through: taken.at(-1)?.seq ?? after, more };
 }
 
 /** Refuses a page past what a call may carry, where it arrives (assertWithinCall). */

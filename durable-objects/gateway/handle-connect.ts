@@ -424,8 +424,7 @@ function permitted(acl: Acl, principal: Principal) {
   return {
     // A shared subscription is authorized by the filter inside it, as at SUBSCRIBE.
     subscription: (filter: string) => acl.canSubscribe(principal, matchingFilter(filter)),
-    message: (o: Pick<OutboundMessage, "message"> & { state?: OutboundMessage["state"] }) =>
-      o.state === "released" || acl.canSubscribe(principal, o.message.topic),
+    message: (o: OutboundMessage) => o.state === "released" || acl.canSubscribe(principal, o.message.topic),
   };
 }
 

@@ -5,6 +5,7 @@
  */
 
 import type { Identity } from "../../broker/auth/authenticator.ts";
+import { takeWithin } from "../../broker/batcher.ts";
 import { parse, stringify } from "../../broker/json.ts";
 import {
   MESSAGE_BATCH,
@@ -308,15 +309,10 @@ export class GatewayStore {
       fromSeq,
       limit,
     );
-    const out: OutboundEntry[] = [];
-    let bytes = 0;
-    for (const row of rows) {
-      const entry = toOutbound(row);
-      bytes += messageBytes(entry.message);
-      if (out.length > 0 && bytes > maxBytes) break;
-      out.push(entry);
+    function* entries() {
+      for (const row of rows) yield toOutbound(row);
     }
-    return out;
+    return takeWithin(entries(), (e) => messageBytes(e.message), limit, maxBytes).taken;
   }
 
   inflightCount(clientId: string): number {
