@@ -79,7 +79,9 @@ export class Outbound {
           const live = conn !== undefined && !conn.finished;
           if (live && !(conn.backlog && grant.qos > 0)) {
             this.deliver(conn, message, grant.qos, grant.subscriptionIds, grant.retainAsPublished);
-          } else if (grant.qos > 0 && store.getClient(clientId)?.persistent) {
+          } else if (grant.qos > 0 && (live || store.getClient(clientId)?.persistent)) {
+            // Live here means its queue is still coming (only a persistent session's does):
+            // no need to ask storage whether it is persistent, for every message.
             const list = forward.get(clientId) ?? [];
             list.push({
               message: { ...message, qos: grant.qos, retain: grant.retainAsPublished && message.retain },
