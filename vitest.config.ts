@@ -12,6 +12,7 @@ const OWN_BROKER = [
   "test/e2e/identity.test.ts",
   "test/e2e/handover.test.ts",
   "test/e2e/upgrade.test.ts",
+  "test/e2e/reshard.test.ts",
 ];
 /**
  * Timed against a broker of their own (a flood, then a newcomer's round trip

@@ -3,6 +3,7 @@
  * setting has a safe default so a missing var never breaks the broker.
  */
 import { CLIENT_ID_LENGTH_LIMIT } from "./client-ids.ts";
+import { type Layout, layoutOf } from "./routing.ts";
 
 export interface BrokerEnv {
   TOPIC_SHARDS?: string;
@@ -39,8 +40,8 @@ export interface BrokerEnv {
 export type GatewayPolicy = "random" | "ip";
 
 export interface BrokerConfig {
-  topicShards: number;
-  shardLevels: number;
+  /** TOPIC_SHARDS and SHARD_LEVELS: how topics are spread over the shards. */
+  layout: Layout;
   gateways: number;
   gatewayPolicy: GatewayPolicy;
   /** Largest packet accepted from a client, bytes. */
@@ -134,8 +135,10 @@ export function readConfig(env: BrokerEnv): BrokerConfig {
   const int = (name: keyof BrokerEnv, fallback: number, min: number, max: number, why?: string) =>
     ints.get(name, fallback, min, max, why);
   const config: BrokerConfig = {
-    topicShards: int("TOPIC_SHARDS", 1, 1, 1024),
-    shardLevels: int("SHARD_LEVELS", 1, 1, 16),
+    layout: layoutOf({
+      topicShards: int("TOPIC_SHARDS", 1, 1, 1024),
+      shardLevels: int("SHARD_LEVELS", 1, 1, 16),
+    }),
     gateways: int("GATEWAYS", 1, 1, 4096),
     gatewayPolicy: env.GATEWAY_POLICY === "ip" ? "ip" : "random",
     maxPacketSize: int(

@@ -29,7 +29,7 @@ export class SchemaError extends Error {
 
 /**
  * Brings `sql` to the last version of `migrations` and returns it. Storage at that
- * version already costs one query (objects wake often). Throws SchemaError for
+ * version costs two small reads (objects wake often). Throws SchemaError for
  * storage newer than the code (an older version was deployed again: migrations
  * only go forward) or older than the baseline (written before migrations existed).
  */
@@ -37,8 +37,7 @@ export function migrate(sql: SqlStorage, object: string, migrations: readonly Mi
   checkList(object, migrations);
   const latest = (migrations.at(-1) as Migration).to;
   const baseline = (migrations[0] as Migration).to;
-  sql.exec("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)");
-  const stored = sql.exec<{ version: number }>("SELECT version FROM schema_version").toArray()[0]?.version;
+  const stored = storedSchemaVersion(sql);
   if (stored === latest) return latest;
   if (stored !== undefined && stored > latest) {
     throw new SchemaError(
@@ -51,9 +50,19 @@ export function migrate(sql: SqlStorage, object: string, migrations: readonly Mi
     );
   }
   for (const m of migrations) if (stored === undefined || m.to > stored) sql.exec(m.sql);
+  sql.exec("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)");
   sql.exec("DELETE FROM schema_version");
   sql.exec("INSERT INTO schema_version (version) VALUES (?)", latest);
   return latest;
+}
+
+/** The schema version storage is at before `migrate` runs; undefined for new storage. */
+export function storedSchemaVersion(sql: SqlStorage): number | undefined {
+  const table = sql
+    .exec("SELECT name FROM sqlite_master WHERE type = 'table' AND name = 'schema_version'")
+    .toArray();
+  if (table.length === 0) return undefined;
+  return sql.exec<{ version: number }>("SELECT version FROM schema_version").toArray()[0]?.version;
 }
 
 /** A list whose versions skip or repeat is a bug in the code, caught on first use. */

@@ -1,9 +1,33 @@
 /**
  * Which TopicShard holds a topic or a filter, and how destinations are named.
- * A topic lives in the shard its first `shardLevels` levels hash to. A filter with
- * no wildcard in those levels lives in that one shard; any other filter is
- * registered in every shard (DESIGN.md, "Topic sharding").
+ * A topic lives in the shard its first `levels` levels hash to. A filter with no
+ * wildcard in those levels lives in that one shard; any other filter is registered
+ * in every shard (DESIGN.md, "Topic sharding").
+ *
+ * The hash that picks a shard is a jump consistent hash (Lamping and Veach, 2014):
+ * going from n to m shards moves only the topics that must move (about 1 - n/m of
+ * them when growing), so re-sharding a live broker hands over as little as it can
+ * (DESIGN.md, "Re-sharding"). Releases before it took the hash modulo the number
+ * of shards; storage they wrote is moved once, by the same hand-over.
  */
+
+/** How topics are spread over shards: what TOPIC_SHARDS and SHARD_LEVELS say, and the hash. */
+export interface Layout {
+  /** "jump" today; "modulo" only for storage written before re-sharding existed. */
+  readonly hash: "jump" | "modulo";
+  readonly shards: number;
+  readonly levels: number;
+}
+
+/** The layout a deployment's settings ask for. */
+export function layoutOf(config: { topicShards: number; shardLevels: number }): Layout {
+  return { hash: "jump", shards: config.topicShards, levels: config.shardLevels };
+}
+
+/** Whether two layouts put every topic in the same shard. */
+export function sameLayout(a: Layout, b: Layout): boolean {
+  return a.shards === b.shards && a.levels === b.levels && (a.hash === b.hash || a.shards === 1);
+}
 
 /** FNV-1a, 32 bits: small, fast and stable across runtimes. */
 export function fnv1a(s: string): number {
@@ -15,6 +39,28 @@ export function fnv1a(s: string): number {
   return h >>> 0;
 }
 
+/**
+ * Jump consistent hash of a 32-bit key into [0, buckets): with one bucket more, a
+ * key either stays or moves to the new bucket, never between old ones. The
+ * pseudo-random steps are a Weyl sequence through MurmurHash3's finalizer.
+ */
+export function jumpHash(key: number, buckets: number): number {
+  let state = key >>> 0;
+  let b = -1;
+  let j = 0;
+  while (j < buckets) {
+    b = j;
+    state = (state + 0x9e3779b9) >>> 0;
+    let z = state;
+    z = Math.imul(z ^ (z >>> 16), 0x85ebca6b);
+    z = Math.imul(z ^ (z >>> 13), 0xc2b2ae35);
+    z = (z ^ (z >>> 16)) >>> 0;
+    // (z + 1) / 2^32 is uniform in (0, 1]: the next bucket this key would jump to.
+    j = Math.floor(((b + 1) * 4294967296) / (z + 1));
+  }
+  return b;
+}
+
 function prefix(topic: string, levels: number): string {
   let end = -1;
   for (let i = 0; i < levels; i++) {
@@ -24,18 +70,23 @@ function prefix(topic: string, levels: number): string {
   return topic.slice(0, end);
 }
 
-export function shardOf(topic: string, shards: number, levels: number): number {
-  if (shards <= 1) return 0;
-  return fnv1a(prefix(topic, levels)) % shards;
+function hashed(head: string, layout: Layout): number {
+  const h = fnv1a(head);
+  return layout.hash === "jump" ? jumpHash(h, layout.shards) : h % layout.shards;
+}
+
+export function shardOf(topic: string, layout: Layout): number {
+  if (layout.shards <= 1) return 0;
+  return hashed(prefix(topic, layout.levels), layout);
 }
 
 /** The shards a (non-shared) filter must be registered in. */
-export function shardsForFilter(filter: string, shards: number, levels: number): number[] {
-  if (shards <= 1) return [0];
-  const head = prefix(filter, levels);
-  if (head.includes("+") || head.includes("#") || filter === "#") return allShards(shards);
+export function shardsForFilter(filter: string, layout: Layout): number[] {
+  if (layout.shards <= 1) return [0];
+  const head = prefix(filter, layout.levels);
+  if (head.includes("+") || head.includes("#") || filter === "#") return allShards(layout.shards);
   // "a/#" also matches the topic "a", whose prefix is "a" too: the same shard.
-  return [shardOf(head, shards, levels)];
+  return [hashed(head, layout)];
 }
 
 export function allShards(shards: number): number[] {
@@ -50,6 +101,13 @@ export const sessionDestination = (clientId: string): Destination => `s:${client
 
 export function shardName(index: number): string {
   return `shard-${index}`;
+}
+
+/** The index in a shard's name (`shard-3` → 3). */
+export function shardIndexOf(name: string): number {
+  const match = /^shard-(\d+)$/.exec(name);
+  if (match === null) throw new Error(`not a shard's name: ${name}`);
+  return Number(match[1]);
 }
 
 export function gatewayName(index: number): string {

@@ -33,6 +33,8 @@ export type ShardCounter =
   | "deliveries"
   | "retained_refused"
   | "retained_expired"
+  /** Rows (routes, group members, retained messages) other shards handed over in a re-shard. */
+  | "rows_received"
   // billed, as for gateways
   | "rpc_in"
   | "session_calls"
@@ -54,6 +56,8 @@ export interface ShardStats {
   routes: number;
   retained: number;
   retainedBytes: number;
+  /** The layout version whose rows this shard holds, and whether it is still receiving a newer one's. */
+  layout: { version: number; resharding: boolean };
   counters: Partial<Record<ShardCounter, number>>;
 }
 

@@ -626,10 +626,7 @@ export class Gateway extends DurableObject<Env> {
 
   /** Hands a message to the shard of its topic; resolves, with the shard's reason code, once it is delivered. */
   publishMessage(message: Message): Promise<number | undefined> {
-    return this.publisher.add(
-      shardOf(message.topic, this.config.topicShards, this.config.shardLevels),
-      message,
-    );
+    return this.publisher.add(shardOf(message.topic, this.config.layout), message);
   }
 
   /**

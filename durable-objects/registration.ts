@@ -5,7 +5,7 @@
  * each message. A call per shard carries all of a client's filters for it.
  */
 import type { Message } from "../broker/message.ts";
-import { type Destination, shardsForFilter } from "../broker/routing.ts";
+import { type Destination, type Layout, shardsForFilter } from "../broker/routing.ts";
 import { parseSubscriptionFilter } from "../mqtt/index.ts";
 import type { ShardRpc } from "./stubs.ts";
 
@@ -53,8 +53,7 @@ export async function* retainedPages(
 }
 
 interface Sharding {
-  topicShards: number;
-  shardLevels: number;
+  layout: Layout;
 }
 
 /** The filter a subscription matches topics with: the part after `$share/{group}/`. */
@@ -82,8 +81,7 @@ function plan(
     }
     return req;
   };
-  const shardsOf = (raw: string) =>
-    shardsForFilter(matchingFilter(raw), config.topicShards, config.shardLevels);
+  const shardsOf = (raw: string) => shardsForFilter(matchingFilter(raw), config.layout);
   for (const f of filters) for (const s of shardsOf(f)) (isShared(f) ? at(s).shared : at(s).filters).push(f);
   // Retained messages are not sent for shared subscriptions (5.0 4.8.2).
   for (const f of retainedFor) if (!isShared(f)) for (const s of shardsOf(f)) at(s).retainedFor.push(f);

@@ -445,9 +445,7 @@ export class Session extends DurableObject<Env> {
       const now = Date.now();
       if (meta.will !== undefined && (meta.willAt ?? 0) <= now) {
         const message = willMessage(meta.clientId, meta.will, now);
-        await this.shard(shardOf(message.topic, this.config.topicShards, this.config.shardLevels)).publish([
-          message,
-        ]);
+        await this.shard(shardOf(message.topic, this.config.layout)).publish([message]);
         log("info", "will_published", { clientId: meta.clientId, topic: message.topic, delayed: true });
         meta.will = undefined;
         meta.willAt = undefined;

@@ -3,12 +3,13 @@
  * tuples into plain arrays; these interfaces state what each call really carries.
  */
 import type { Message } from "../broker/message.ts";
-import { type Destination, gatewayName, shardName } from "../broker/routing.ts";
+import { type Destination, gatewayName, type Layout, shardName } from "../broker/routing.ts";
 import type { OutboundPage, QueuedMessage, SessionState } from "../broker/session-state.ts";
 import { aggregate, type BrokerStats, type GatewayStats, type ShardStats } from "../broker/stats.ts";
 import type { Env } from "../worker/env.ts";
 import type { RetainedPage, ShardFilters, SubscribeRequest } from "./registration.ts";
 import type { Session } from "./session.ts";
+import type { ReshardingRpc } from "./topic-shard/resharding.ts";
 
 export interface GatewayRpc {
   deliver(messages: Message[]): Promise<void>;
@@ -27,7 +28,7 @@ export interface GatewayRpc {
   clientInfo(clientId: string): Promise<{ subscriptions: string[]; inflight: number } | null>;
 }
 
-export interface ShardRpc {
+export interface ShardRpc extends ReshardingRpc {
   subscribe(destination: Destination, request: SubscribeRequest): Promise<RetainedPage>;
   unsubscribe(destination: Destination, request: ShardFilters): Promise<void>;
   /** One reason code per message: 0x00, or 0x97 when a retained quota refused it. */
@@ -83,13 +84,13 @@ type Namespaces = Pick<Env, "GATEWAY" | "TOPIC_SHARD" | "SESSION">;
 /** Statistics of every gateway and shard, summed (for /api/stats, /metrics, $SYS). */
 export async function collectStats(
   env: Namespaces,
-  config: { gateways: number; topicShards: number },
+  config: { gateways: number; layout: Layout },
 ): Promise<BrokerStats> {
   const gateways = await Promise.all(
     Array.from({ length: config.gateways }, (_, i) => gatewayStub(env, gatewayName(i)).stats()),
   );
   const shards = await Promise.all(
-    Array.from({ length: config.topicShards }, (_, i) => shardStub(env, i).stats()),
+    Array.from({ length: config.layout.shards }, (_, i) => shardStub(env, i).stats()),
   );
   return aggregate(gateways, shards);
 }

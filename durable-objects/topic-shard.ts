@@ -26,8 +26,9 @@ import {
   rowToMessage,
 } from "../broker/message.ts";
 import { meteredSql } from "../broker/metered-sql.ts";
-import { type Migration, migrate } from "../broker/migrations.ts";
-import type { Destination } from "../broker/routing.ts";
+import { type Migration, migrate, storedSchemaVersion } from "../broker/migrations.ts";
+import type { Place } from "../broker/placement.ts";
+import { type Destination, type Layout, shardIndexOf } from "../broker/routing.ts";
 import type { ShardCounter, ShardStats } from "../broker/stats.ts";
 import {
   hasWildcard,
@@ -38,7 +39,17 @@ import {
 } from "../mqtt/index.ts";
 import type { Env } from "../worker/env.ts";
 import type { RetainedPage, ShardFilters, SubscribeRequest } from "./registration.ts";
-import { callSession, gatewayStub, sessionStub } from "./stubs.ts";
+import { callSession, gatewayStub, sessionStub, shardStub } from "./stubs.ts";
+import {
+  type MemberRow,
+  type MovedRows,
+  type Plan,
+  RESHARDING_SCHEMA,
+  Resharding,
+  type RouteRow,
+  type RowKind,
+  type ShardRows,
+} from "./topic-shard/resharding.ts";
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS routes (
@@ -62,6 +73,11 @@ CREATE TABLE IF NOT EXISTS retained (
 /** The shard's schema, oldest first (migrations.ts); a released entry never changes. */
 export const SHARD_MIGRATIONS: readonly Migration[] = [
   { to: 3, about: "baseline: the schema of the first release with migrations", sql: SCHEMA },
+  {
+    to: 4,
+    about: "re-sharding: the layout this shard holds, what it has handed over, and (shard 0) the history",
+    sql: RESHARDING_SCHEMA,
+  },
 ];
 /**
  * Topics read at once when scanning retained messages for a wildcard: 64 topics
@@ -98,8 +114,12 @@ export class TopicShard extends DurableObject<Env> {
   private retainedCount = 0;
   private retainedBytes = 0;
 
+  /** Which layout this shard holds, and handing rows over when the settings change it. */
+  private readonly resharding: Resharding;
+
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
+    const before = storedSchemaVersion(ctx.storage.sql);
     migrate(ctx.storage.sql, "TopicShard", SHARD_MIGRATIONS);
     const rows = ctx.storage.sql.exec<{ destination: string; filter: string; count: number }>(
       "SELECT * FROM routes",
@@ -125,14 +145,51 @@ export class TopicShard extends DurableObject<Env> {
       .one();
     this.retainedCount = totals.n;
     this.retainedBytes = totals.bytes ?? 0;
+    this.resharding = new Resharding({
+      sql: ctx.storage.sql,
+      self: shardIndexOf(this.shardName),
+      target: this.config.layout,
+      // Schema 3 is the last release before re-sharding: its rows were placed by the modulo hash.
+      legacy: before === 3,
+      rows: this.rows(),
+      shard: (i) => shardStub(env, i),
+      wakeLater: (ms) => void ctx.storage.setAlarm(Date.now() + ms),
+    });
+  }
+
+  // ---- re-sharding (topic-shard/resharding.ts): outside the gate ----------
+
+  /** Shard 0: the plan that brings the deployment to `to`. */
+  layoutPlan(to: Layout): Plan {
+    this.counters.add("rpc_in");
+    return this.resharding.plan(to);
+  }
+
+  /** Sends this shard's rows to their holders under `plan.to` (once per version). */
+  handOver(plan: Plan): Promise<void> {
+    this.counters.add("rpc_in");
+    return this.resharding.handOver(plan);
+  }
+
+  /** Rows another shard hands over. */
+  accept(rows: MovedRows): void {
+    this.counters.add("rpc_in");
+    assertWithinCall(rows.retained);
+    this.rows().accept(rows);
+    this.counters.add("rows_received", rows.routes.length + rows.members.length + rows.retained.length);
+  }
+
+  override async alarm(): Promise<void> {
+    await this.resharding.alarm();
   }
 
   /**
    * Adds one subscription per plain filter for `destination`, makes the client a
    * member of its shared groups, and returns retained messages for `retainedFor`.
    */
-  subscribe(destination: Destination, req: SubscribeRequest): RetainedPage {
+  async subscribe(destination: Destination, req: SubscribeRequest): Promise<RetainedPage> {
     this.counters.add("rpc_in");
+    await this.opened();
     const sql = this.sql;
     for (const filter of req.filters) {
       const count = (this.routes.get(filter, destination) ?? 0) + 1;
@@ -159,8 +216,9 @@ export class TopicShard extends DurableObject<Env> {
   }
 
   /** Removes one subscription per plain filter, and the client from its shared groups. */
-  unsubscribe(destination: Destination, req: ShardFilters): void {
+  async unsubscribe(destination: Destination, req: ShardFilters): Promise<void> {
     this.counters.add("rpc_in");
+    await this.opened();
     const sql = this.sql;
     for (const filter of req.filters) {
       const count = (this.routes.get(filter, destination) ?? 0) - 1;
@@ -179,14 +237,9 @@ export class TopicShard extends DurableObject<Env> {
     }
     for (const raw of req.shared) {
       const { group, filter } = parseShared(raw);
-      const g = this.shared.get(filter, group);
       // Only the registration made by this destination: a newer one (the client
       // moved to another gateway or its session) stays.
-      const i =
-        g?.members.findIndex((m) => m.clientId === req.clientId && m.destination === destination) ?? -1;
-      if (g === undefined || i < 0) continue;
-      g.members.splice(i, 1);
-      if (g.members.length === 0) this.shared.remove(filter, group);
+      if (!this.leaveGroup(group, filter, req.clientId, destination)) continue;
       sql.exec(
         "DELETE FROM shared_members WHERE grp = ? AND filter = ? AND client_id = ?",
         group,
@@ -197,8 +250,9 @@ export class TopicShard extends DurableObject<Env> {
   }
 
   /** The next page of retained messages for a subscribe, or for the HTTP API's /api/retained. */
-  retainedPage(filters: string[], after: string | null): RetainedPage {
+  async retainedPage(filters: string[], after: string | null): Promise<RetainedPage> {
     this.counters.add("rpc_in");
+    await this.opened();
     return this.retainedMatching(filters, after);
   }
 
@@ -213,6 +267,7 @@ export class TopicShard extends DurableObject<Env> {
       routes: this.routes.size,
       retained: this.retainedCount,
       retainedBytes: this.retainedBytes,
+      layout: this.resharding.state(),
       counters: this.counters.snapshot(),
     };
   }
@@ -220,6 +275,7 @@ export class TopicShard extends DurableObject<Env> {
   /** Gives messages a member left unacknowledged to another member of the same group. */
   async redistribute(messages: Message[]): Promise<void> {
     this.counters.add("rpc_in");
+    await this.opened();
     const pending: Promise<void>[] = [];
     for (const m of messages) {
       if (m.target === undefined) continue;
@@ -235,6 +291,109 @@ export class TopicShard extends DurableObject<Env> {
       );
     }
     await Promise.all(pending);
+  }
+
+  /** Topic traffic waits while this shard still receives its rows of a new layout. */
+  private async opened(): Promise<void> {
+    const waiting = this.resharding.waiting;
+    if (waiting !== null) await waiting;
+  }
+
+  /** Removes a member from its group; false if it was not there (or, given one, at another destination). */
+  private leaveGroup(group: string, filter: string, clientId: string, destination?: Destination): boolean {
+    const g = this.shared.get(filter, group);
+    const i =
+      g?.members.findIndex(
+        (m) => m.clientId === clientId && (destination === undefined || m.destination === destination),
+      ) ?? -1;
+    if (g === undefined || i < 0) return false;
+    g.members.splice(i, 1);
+    if (g.members.length === 0) this.shared.remove(filter, group);
+    return true;
+  }
+
+  /** This shard's tables as re-sharding reads, deletes and fills them. */
+  private rows(): ShardRows {
+    const sql = this.sql;
+    const tables: Record<RowKind, { table: string; place: "topic" | "filter" }> = {
+      routes: { table: "routes", place: "filter" },
+      members: { table: "shared_members", place: "filter" },
+      retained: { table: "retained", place: "topic" },
+    };
+    const none = (): MovedRows => ({ routes: [], members: [], retained: [] });
+    return {
+      scan: (kind, after, limit) => {
+        const { table, place } = tables[kind];
+        return sql
+          .exec<{ id: number; p: string }>(
+            `SELECT rowid AS id, ${place} AS p FROM ${table} WHERE rowid > ? ORDER BY rowid LIMIT ?`,
+            after,
+            limit,
+          )
+          .toArray()
+          .map(({ id, p }): { id: number; place: Place } => ({
+            id,
+            place: place === "topic" ? { topic: p } : { filter: p },
+          }));
+      },
+      load: (kind, id) => {
+        const rows = none();
+        if (kind === "retained") {
+          const row = sql.exec<MessageRow>("SELECT * FROM retained WHERE rowid = ?", id).toArray()[0];
+          if (row === undefined) return undefined;
+          const m = rowToMessage(row);
+          rows.retained.push(m);
+          return { rows, bytes: messageBytes(m) };
+        }
+        const { table } = tables[kind];
+        const row = sql.exec(`SELECT * FROM ${table} WHERE rowid = ?`, id).toArray()[0];
+        if (row === undefined) return undefined;
+        if (kind === "routes") rows.routes.push(row as unknown as RouteRow);
+        else rows.members.push(row as unknown as MemberRow);
+        return { rows, bytes: 64 + 2 * Object.values(row).join("").length };
+      },
+      remove: (kind, ids) => {
+        const { table } = tables[kind];
+        for (const id of ids) {
+          const row = sql.exec(`SELECT * FROM ${table} WHERE rowid = ?`, id).toArray()[0];
+          if (row === undefined) continue;
+          if (kind === "routes") {
+            const r = row as unknown as RouteRow;
+            this.routes.remove(r.filter, r.destination);
+          } else if (kind === "members") {
+            const m = row as unknown as MemberRow;
+            this.leaveGroup(m.grp, m.filter, m.client_id);
+          } else {
+            this.retainedCount--;
+            this.retainedBytes -= (row.payload as ArrayBuffer).byteLength;
+          }
+          sql.exec(`DELETE FROM ${table} WHERE rowid = ?`, id);
+        }
+      },
+      accept: (moved) => {
+        for (const r of moved.routes) {
+          this.routes.add(r.filter, r.destination, r.count);
+          sql.exec(
+            "INSERT OR REPLACE INTO routes (destination, filter, count) VALUES (?, ?, ?)",
+            r.destination,
+            r.filter,
+            r.count,
+          );
+        }
+        for (const m of moved.members) {
+          this.joinGroup(m.grp, m.filter, m.client_id, m.destination);
+          sql.exec(
+            "INSERT OR REPLACE INTO shared_members (grp, filter, client_id, destination) VALUES (?, ?, ?, ?)",
+            m.grp,
+            m.filter,
+            m.client_id,
+            m.destination,
+          );
+        }
+        // Past the retained quota too: refusing would lose a message the old shard held.
+        for (const m of moved.retained) this.storeRetained(m, { overQuota: true });
+      },
+    };
   }
 
   private joinGroup(group: string, filter: string, clientId: string, destination: Destination): void {
@@ -256,6 +415,7 @@ export class TopicShard extends DurableObject<Env> {
    */
   async publish(messages: Message[]): Promise<number[]> {
     this.counters.add("rpc_in");
+    await this.opened();
     assertWithinCall(messages);
     const pending: Promise<undefined>[] = [];
     const codes: number[] = [];
@@ -373,7 +533,7 @@ export class TopicShard extends DurableObject<Env> {
    * MQTT-3.3.1-5/-10/-11: a retained PUBLISH replaces the topic's message; an empty
    * one clears it. False if keeping it would pass the shard's retained quota.
    */
-  private storeRetained(m: Message): boolean {
+  private storeRetained(m: Message, allow: { overQuota: boolean } = { overQuota: false }): boolean {
     const sql = this.sql;
     const old = sql
       .exec<{ bytes: number }>("SELECT LENGTH(payload) AS bytes FROM retained WHERE topic = ?", m.topic)
@@ -388,7 +548,10 @@ export class TopicShard extends DurableObject<Env> {
     }
     const count = this.retainedCount + (old === undefined ? 1 : 0);
     const bytes = this.retainedBytes - (old?.bytes ?? 0) + m.payload.length;
-    if (count > this.config.maxRetainedMessages || bytes > this.config.maxRetainedBytes) {
+    if (
+      !allow.overQuota &&
+      (count > this.config.maxRetainedMessages || bytes > this.config.maxRetainedBytes)
+    ) {
       log("warn", "retained_quota", { topic: m.topic, count, bytes });
       return false;
     }

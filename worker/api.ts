@@ -119,7 +119,7 @@ async function publish(request: Request, env: Env): Promise<Response> {
   if (checked.properties !== undefined) message.properties = checked.properties;
   if (checked.messageExpiryInterval !== undefined)
     message.expiresAt = Date.now() + checked.messageExpiryInterval * 1000;
-  const shard = shardStub(env, shardOf(message.topic, config.topicShards, config.shardLevels));
+  const shard = shardStub(env, shardOf(message.topic, config.layout));
   // QoS 0 answers once the shard has the message; QoS 1/2 once every destination
   // that stores it durably has it (the same moment an MQTT PUBACK is sent).
   const [code] = await shard.publish([message]);
@@ -140,7 +140,7 @@ async function retained(url: URL, env: Env): Promise<Response> {
   const problem = validateTopicFilter(filter);
   if (problem !== null) return apiError(400, problem);
   const config = readConfig(env);
-  const shards = shardsForFilter(filter, config.topicShards, config.shardLevels);
+  const shards = shardsForFilter(filter, config.layout);
   // Page by page, up to one call's worth in all: the answer is bounded in bytes
   // (the Worker's memory is shared), and says when a narrower filter is needed.
   const messages: Message[] = [];

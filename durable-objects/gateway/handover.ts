@@ -196,8 +196,6 @@ export class Handover {
       await this.deps.shard(s).redistribute(list);
       return undefined;
     }, MESSAGE_BATCH);
-    await Promise.all(
-      messages.map((m) => batcher.add(shardOf(m.topic, config.topicShards, config.shardLevels), m)),
-    );
+    await Promise.all(messages.map((m) => batcher.add(shardOf(m.topic, config.layout), m)));
   }
 }

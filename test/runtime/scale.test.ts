@@ -13,9 +13,7 @@ const bindings = env as unknown as Env;
 
 describe("TopicShard fan-out", () => {
   it("makes one delivery call per gateway for 100,000 subscriptions on 50 gateways", async () => {
-    const shard = bindings.TOPIC_SHARD.get(
-      bindings.TOPIC_SHARD.idFromName("scale-shard"),
-    ) as unknown as ShardRpc;
+    const shard = bindings.TOPIC_SHARD.get(bindings.TOPIC_SHARD.idFromName("shard-0")) as unknown as ShardRpc;
     const GATEWAYS = 50;
     const PER_GATEWAY = 2_000;
     // Each gateway registers its clients' subscriptions: 2,000 to the same filter
