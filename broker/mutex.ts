@@ -15,3 +15,29 @@ export class Mutex {
     return result;
   }
 }
+
+/**
+ * A Mutex per key: sections for one key run one at a time, sections for different
+ * keys interleave freely. A key's entry lives only while sections for it are pending.
+ */
+export class KeyedMutex<K> {
+  private readonly tails = new Map<K, Promise<void>>();
+
+  run<T>(key: K, section: () => Promise<T> | T): Promise<T> {
+    const result = (this.tails.get(key) ?? Promise.resolve()).then(section);
+    const tail = result.then(
+      () => undefined,
+      () => undefined,
+    );
+    this.tails.set(key, tail);
+    void tail.then(() => {
+      if (this.tails.get(key) === tail) this.tails.delete(key);
+    });
+    return result;
+  }
+
+  /** Keys with a section running or waiting (bounded by the calls in progress). */
+  get size(): number {
+    return this.tails.size;
+  }
+}

@@ -110,6 +110,18 @@ export function shardIndexOf(name: string): number {
   return Number(match[1]);
 }
 
+/**
+ * Registry buckets: who holds each client id's connection is kept by the registry
+ * its id hashes to (DESIGN.md, "Connecting"). Fixed, so that a client id's bucket
+ * never changes: 64 objects take far more connects a second than a deployment's
+ * gateways can bring (each object serves about 1,000 calls a second).
+ */
+export const REGISTRY_BUCKETS = 64;
+
+export function registryName(clientId: string): string {
+  return `registry-${fnv1a(clientId) % REGISTRY_BUCKETS}`;
+}
+
 export function gatewayName(index: number): string {
   return `gateway-${index}`;
 }

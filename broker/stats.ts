@@ -20,6 +20,9 @@ export type GatewayCounter =
   | "alarms"
   | "rpc_in"
   | "session_calls"
+  /** Calls made to registries (connects of every client, releases of clean sessions), and their rows. */
+  | "registry_calls"
+  | "registry_rows"
   | "ws_in"
   | "rows_written"
   // what the sessions this gateway called reported of their own work
@@ -105,12 +108,14 @@ export function aggregate(gateways: GatewayStats[], shards: ShardStats[]): Broke
         g("alarms") +
         g("rpc_in") +
         g("session_calls") +
+        g("registry_calls") +
         g("session_alarms") +
         sh("rpc_in") +
         sh("session_calls") +
         sh("session_alarms"),
       wsMessagesIn: g("ws_in"),
-      rowsWritten: g("rows_written") + g("session_rows") + sh("rows_written") + sh("session_rows"),
+      rowsWritten:
+        g("rows_written") + g("session_rows") + g("registry_rows") + sh("rows_written") + sh("session_rows"),
       logLines: g("log_lines") + sh("log_lines"),
     },
     connections: gateways.reduce((n, s) => n + s.connections, 0),

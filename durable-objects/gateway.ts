@@ -13,9 +13,15 @@ import { KeyedBatcher } from "../broker/batcher.ts";
 import { type BrokerConfig, readConfig } from "../broker/config.ts";
 import { Counters } from "../broker/counters.ts";
 import { log, setLogLevel, takeLogLines } from "../broker/log.ts";
-import { assertWithinCall, MESSAGE_BATCH, type Message } from "../broker/message.ts";
+import {
+  assertWithinCall,
+  MESSAGE_BATCH,
+  type Message,
+  RPC_BATCH_BYTES,
+  RPC_BATCH_MESSAGES,
+} from "../broker/message.ts";
 import { meteredSql } from "../broker/metered-sql.ts";
-import { gatewayDestination, shardOf } from "../broker/routing.ts";
+import { gatewayDestination, registryName, shardOf } from "../broker/routing.ts";
 import type {
   OutboundPage,
   QueuedMessage,
@@ -45,10 +51,15 @@ import { Outbound } from "./gateway/outbound.ts";
 import { GatewayStore } from "./gateway/store.ts";
 import { sysMessages } from "./gateway/sys-topics.ts";
 import { isShared, type RetainedFrom, registerAtShards, unregisterAtShards } from "./registration.ts";
+import type { RegistryClaim, Release } from "./registry.ts";
+import type { ClaimRequest } from "./session.ts";
 import {
   callSession,
   collectStats,
+  meterSession,
   type Reply,
+  registryStub,
+  registryStubNamed,
   type SessionRpc,
   type ShardRpc,
   sessionStub,
@@ -71,6 +82,8 @@ export class Gateway extends DurableObject<Env> {
   /** Live connections by client id. */
   readonly clients = new Map<string, Connection>();
   private readonly publisher: KeyedBatcher<number, Message, number>;
+  /** Ended clean connections, per registry: a storm of disconnects is a few calls. */
+  private readonly releases: KeyedBatcher<string, Release, undefined>;
   private readonly frames = new FrameGatherer((ws, bytes) => this.write(ws, bytes));
   /** Enhanced authentication methods on offer (5.0 4.12). */
   readonly authMethods: AuthMethods;
@@ -120,6 +133,19 @@ export class Gateway extends DurableObject<Env> {
       (shard, messages) => this.shard(shard).publish(messages),
       MESSAGE_BATCH,
     );
+    this.releases = new KeyedBatcher(
+      async (registry, ended) => {
+        this.counters.add("registry_calls");
+        const rows = await registryStubNamed(this.env, registry).release(ended);
+        if (rows > 0) this.counters.add("registry_rows", rows);
+        return undefined;
+      },
+      {
+        maxItems: RPC_BATCH_MESSAGES,
+        maxBytes: RPC_BATCH_BYTES,
+        sizeOf: (r) => 64 + 2 * (r.clientId.length + r.connId.length),
+      },
+    );
     const name = () => this.name;
     this.outbound = new Outbound({
       store: this.store,
@@ -137,6 +163,7 @@ export class Gateway extends DurableObject<Env> {
       config: this.config,
       name,
       session: (clientId, call) => this.session(clientId, call),
+      release: (clientId, connId) => this.release(clientId, connId),
       shard: (i) => this.shard(i),
       publish: (m) => this.publishMessage(m),
       unregister: (clientId, filters) => this.unregisterFilters(clientId, filters),
@@ -159,6 +186,23 @@ export class Gateway extends DurableObject<Env> {
   /** A shard's stub, for one call (the shard counts it as a billed request). */
   shard(index: number): ShardRpc {
     return shardStub(this.env, index);
+  }
+
+  /**
+   * Claims a client id for a new connection at its Registry (which goes on to the
+   * client's Session where it has one): counted here, with what both did.
+   */
+  async claim(request: ClaimRequest): Promise<RegistryClaim> {
+    this.counters.add("registry_calls");
+    const claim = await registryStub(this.env, request.clientId).claim(request);
+    if (claim.rowsWritten > 0) this.counters.add("registry_rows", claim.rowsWritten);
+    if (claim.session !== undefined) meterSession(this.counters, claim.session);
+    return claim;
+  }
+
+  /** A clean session's connection ended: its Registry lets the client id go (batched per registry). */
+  release(clientId: string, connId: string): Promise<void> {
+    return this.releases.add(registryName(clientId), { clientId, connId });
   }
 
   /** Calls a client's Session: counted here, with what it reports of its own work. */
@@ -344,6 +388,13 @@ export class Gateway extends DurableObject<Env> {
     this.counters.add("rpc_in");
     this.reconcile();
     return this.handover.takeover(clientId, connId);
+  }
+
+  /** A newer clean connection took the client id at its Registry: this one ends (handover.ts). */
+  async discard(clientId: string, connId: string): Promise<void> {
+    this.counters.add("rpc_in");
+    this.reconcile();
+    await this.handover.discard(clientId, connId);
   }
 
   /** The next page of a session that is being parked or taken over (handover.ts). */

@@ -47,6 +47,7 @@ import {
   type GatewayRpc,
   gatewayStub,
   type Reply,
+  registryStub,
   type SessionUsage,
   type ShardRpc,
   shardStub,
@@ -487,6 +488,13 @@ export class Session extends DurableObject<Env> {
     this.usage.rowsWritten++;
     await this.ctx.storage.deleteAll();
     this.schemaReady = false;
+    // Its registry sends the client id's clean connects past this object again.
+    try {
+      await registryStub(this.env, meta.clientId).forgotten(meta.clientId);
+    } catch (err) {
+      // Only slower: a registry that still thinks so asks this (empty) Session first.
+      log("warn", "registry_not_told", { clientId: meta.clientId, error: String(err) });
+    }
   }
 
   private storedRows(): number {

@@ -3,11 +3,12 @@
  * tuples into plain arrays; these interfaces state what each call really carries.
  */
 import type { Message } from "../broker/message.ts";
-import { type Destination, gatewayName, type Layout, shardName } from "../broker/routing.ts";
+import { type Destination, gatewayName, type Layout, registryName, shardName } from "../broker/routing.ts";
 import type { OutboundPage, QueuedMessage, SessionState } from "../broker/session-state.ts";
 import { aggregate, type BrokerStats, type GatewayStats, type ShardStats } from "../broker/stats.ts";
 import type { Env } from "../worker/env.ts";
 import type { RetainedPage, ShardFilters, SubscribeRequest } from "./registration.ts";
+import type { Registry } from "./registry.ts";
 import type { Session } from "./session.ts";
 import type { ReshardingRpc } from "./topic-shard/resharding.ts";
 
@@ -18,6 +19,8 @@ export interface GatewayRpc {
   takeover(clientId: string, connId: string): Promise<SessionState | null>;
   /** The page of a session being parked or taken over after `after`. */
   outboundPage(clientId: string, connId: string, after: number): Promise<OutboundPage | null>;
+  /** A newer clean connection took the client id (Registry): this one ends, and its session. */
+  discard(clientId: string, connId: string): Promise<void>;
   /** The client is registered elsewhere now: its rows here are deleted. */
   forget(clientId: string, connId: string): Promise<void>;
   /** Disconnects every client here (5.0: with `reasonCode`); how many there were. */
@@ -72,11 +75,16 @@ export async function callSession<T>(
   meter: SessionMeter,
   call: (session: SessionRpc) => Promise<Reply<T>>,
 ): Promise<T> {
-  meter.add("session_calls");
   const { result, usage } = await call(session);
+  meterSession(meter, usage);
+  return result;
+}
+
+/** Counts one call to a Session and what it reports of its own work. */
+export function meterSession(meter: SessionMeter, usage: SessionUsage): void {
+  meter.add("session_calls");
   if (usage.rowsWritten > 0) meter.add("session_rows", usage.rowsWritten);
   if (usage.alarms > 0) meter.add("session_alarms", usage.alarms);
-  return result;
 }
 
 type Namespaces = Pick<Env, "GATEWAY" | "TOPIC_SHARD" | "SESSION">;
@@ -101,6 +109,17 @@ export function gatewayStub(env: Namespaces, name: string): GatewayRpc {
 
 export function shardStub(env: Namespaces, index: number): ShardRpc {
   return env.TOPIC_SHARD.get(env.TOPIC_SHARD.idFromName(shardName(index))) as unknown as ShardRpc;
+}
+
+/** The calls a Registry answers, with its own signatures. */
+export type RegistryRpc = Pick<Registry, "claim" | "release" | "forgotten" | "info" | "drop">;
+
+export function registryStub(env: Pick<Env, "REGISTRY">, clientId: string): RegistryRpc {
+  return registryStubNamed(env, registryName(clientId));
+}
+
+export function registryStubNamed(env: Pick<Env, "REGISTRY">, name: string): RegistryRpc {
+  return env.REGISTRY.get(env.REGISTRY.idFromName(name)) as unknown as RegistryRpc;
 }
 
 export function sessionStub(env: Namespaces, clientId: string): SessionRpc {

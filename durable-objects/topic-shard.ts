@@ -43,6 +43,7 @@ import { callSession, gatewayStub, sessionStub, shardStub } from "./stubs.ts";
 import {
   type MemberRow,
   type MovedRows,
+  type Origin,
   type Plan,
   RESHARDING_SCHEMA,
   Resharding,
@@ -163,6 +164,12 @@ export class TopicShard extends DurableObject<Env> {
   layoutPlan(to: Layout): Plan {
     this.counters.add("rpc_in");
     return this.resharding.plan(to);
+  }
+
+  /** Shard 0: whether the deployment predates registries, and since when it runs. */
+  origin(): Origin {
+    this.counters.add("rpc_in");
+    return this.resharding.origin();
   }
 
   /** Sends this shard's rows to their holders under `plan.to` (once per version). */

@@ -11,7 +11,7 @@ import { shardOf, shardsForFilter } from "../broker/routing.ts";
 import type { BrokerStats } from "../broker/stats.ts";
 import { publishTopicProblem } from "../broker/topic-limits.ts";
 import type { RetainedPage } from "../durable-objects/registration.ts";
-import { collectStats, sessionStub, shardStub } from "../durable-objects/stubs.ts";
+import { collectStats, registryStub, shardStub } from "../durable-objects/stubs.ts";
 import { isWellFormedUtf8, ReasonCode, validateTopicFilter } from "../mqtt/index.ts";
 import type { Env } from "./env.ts";
 import { openApiDocument } from "./openapi.ts";
@@ -54,11 +54,11 @@ export async function handleApi(request: Request, env: Env, url: URL): Promise<R
     if (client) {
       const id = decodeURIComponent(client[1] as string);
       if (request.method === "GET") {
-        const { result: info } = await sessionStub(env, id).info();
+        const info = await registryStub(env, id).info(id);
         return info === null ? apiError(404, `no session for client id ${JSON.stringify(id)}`) : json(info);
       }
       if (request.method === "DELETE") {
-        const { result: dropped } = await sessionStub(env, id).drop();
+        const dropped = await registryStub(env, id).drop(id);
         return dropped
           ? json({ dropped: id })
           : apiError(404, `no session for client id ${JSON.stringify(id)}`);

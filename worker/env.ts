@@ -1,5 +1,6 @@
 import type { BrokerEnv } from "../broker/config.ts";
 import type { Gateway } from "../durable-objects/gateway.ts";
+import type { Registry } from "../durable-objects/registry.ts";
 import type { Session } from "../durable-objects/session.ts";
 import type { TopicShard } from "../durable-objects/topic-shard.ts";
 
@@ -8,6 +9,7 @@ export interface Env extends BrokerEnv {
   GATEWAY: DurableObjectNamespace<Gateway>;
   TOPIC_SHARD: DurableObjectNamespace<TopicShard>;
   SESSION: DurableObjectNamespace<Session>;
+  REGISTRY: DurableObjectNamespace<Registry>;
   /** Shared secret of the NIMBUS-HMAC-SHA256 authentication method; unset disables it. */
   AUTH_HMAC_SECRET?: string;
   /** "true" lets clients connect without credentials. Off unless set (npm start sets it). */

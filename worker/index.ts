@@ -8,6 +8,7 @@ import { handleApi, metrics } from "./api.ts";
 import type { Env } from "./env.ts";
 
 export { Gateway } from "../durable-objects/gateway.ts";
+export { Registry } from "../durable-objects/registry.ts";
 export { Session } from "../durable-objects/session.ts";
 export { TopicShard } from "../durable-objects/topic-shard.ts";
 

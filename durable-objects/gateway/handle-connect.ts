@@ -236,7 +236,7 @@ async function acceptConnect(
     persistent,
     expiry,
   };
-  const claim = await gw.session(clientId, (s) => s.claim(request));
+  const claim = await gw.claim(request);
   if (!claim.granted) {
     return refuseConnect(
       gw,
@@ -253,7 +253,15 @@ async function acceptConnect(
   const state = claim.state;
   const allowed = permitted(gw.acl, principal);
 
-  gw.store.putClient({ clientId, connId, persistent, expiry, will: p.will, identity });
+  gw.store.putClient({
+    clientId,
+    connId,
+    persistent,
+    expiry,
+    will: p.will,
+    identity,
+    registrar: claim.registrar,
+  });
   for (const [filter, options] of state.subscriptions) {
     if (allowed.subscription(filter)) gw.addSubscription(clientId, filter, options);
   }

@@ -32,7 +32,7 @@ import {
 import { type Packet, ReasonCode, type SubscriptionIndex, type Will } from "../../mqtt/index.ts";
 import type { Reply, SessionRpc, ShardRpc } from "../stubs.ts";
 import type { Connection } from "./connection.ts";
-import type { GatewayStore } from "./store.ts";
+import type { ClientRecord, GatewayStore } from "./store.ts";
 
 export type Ending = "normal" | "abnormal";
 
@@ -45,6 +45,8 @@ export interface HandoverDeps {
   config: BrokerConfig;
   name: () => string;
   session: <T>(clientId: string, call: (s: SessionRpc) => Promise<Reply<T>>) => Promise<T>;
+  /** A clean session the Registry answers for ended: it lets the client id go. */
+  release: (clientId: string, connId: string) => Promise<void>;
   shard: (index: number) => ShardRpc;
   /** Hands a message to the shard of its topic. */
   publish: (message: Message) => Promise<unknown>;
@@ -98,6 +100,8 @@ export class Handover {
       const state = this.stateOf(clientId);
       const name = this.deps.name();
       await this.deps.session(clientId, (s) => s.park(name, connId, state, record.expiry, delayedWill));
+    } else if (record.registrar === "registry") {
+      await this.deps.release(clientId, connId);
     } else {
       await this.deps.session(clientId, (s) => s.close(connId));
     }
@@ -117,19 +121,10 @@ export class Handover {
    * registered elsewhere (forgetMoved).
    */
   takeover(clientId: string, connId: string): SessionState | null {
-    const { store, clients } = this.deps;
-    const record = store.getClient(clientId);
-    if (record === undefined || record.connId !== connId) return null;
-    const conn = clients.get(clientId);
-    if (conn !== undefined && conn.connected?.connId === connId && !conn.finished) {
-      conn.detach();
-      clients.delete(clientId);
-      if (conn.version === 5 && conn.ready) {
-        this.deps.send(conn, { type: "disconnect", reasonCode: ReasonCode.SessionTakenOver });
-      }
-      this.deps.closeSocket(conn, 1000, "session taken over");
-      log("info", "takeover", { gateway: this.deps.name(), clientId });
-    }
+    const { store } = this.deps;
+    const taken = this.closeTakenOver(clientId, connId);
+    if (taken === undefined) return null;
+    const { record } = taken;
     // The old connection did not end with DISCONNECT: its will is published, unless
     // it has a Will Delay, which the new connection cancels (5.0 3.1.3.2.2). Not
     // awaited: the Session waiting on this call may be a destination of the will.
@@ -144,6 +139,50 @@ export class Handover {
     // Until forgetMoved(), messages for this client go on to its Session.
     store.putClient({ ...record, connId: `moved:${connId}`, persistent: true, will: undefined });
     return state;
+  }
+
+  /**
+   * A newer connection took the client id at its Registry, and this one's session
+   * is clean: it ends here and now, with its will and its subscriptions (MQTT-3.1.4-2;
+   * a clean session does not outlive its connection, so any Will Delay is over).
+   */
+  async discard(clientId: string, connId: string): Promise<void> {
+    const { store } = this.deps;
+    const taken = this.closeTakenOver(clientId, connId);
+    if (taken === undefined) return;
+    const { record, held } = taken;
+    if (record.will !== undefined) {
+      store.clearWill(clientId);
+      this.deps.waitUntil(this.publishWill(clientId, record.will));
+    }
+    const orphans = [...store.sharedOutboundOf(clientId), ...held].filter((m) => m.target !== undefined);
+    await this.forget(clientId);
+    if (orphans.length > 0) await this.redistribute(orphans);
+  }
+
+  /**
+   * Closes the client's connection here for a newer one (5.0: DISCONNECT 0x8E
+   * first); its record and held messages, if the record is still that connection's.
+   */
+  private closeTakenOver(
+    clientId: string,
+    connId: string,
+  ): { record: ClientRecord; held: Message[] } | undefined {
+    const { store, clients } = this.deps;
+    const record = store.getClient(clientId);
+    if (record === undefined || record.connId !== connId) return undefined;
+    const conn = clients.get(clientId);
+    let held: Message[] = [];
+    if (conn !== undefined && conn.connected?.connId === connId && !conn.finished) {
+      held = conn.detach();
+      clients.delete(clientId);
+      if (conn.version === 5 && conn.ready) {
+        this.deps.send(conn, { type: "disconnect", reasonCode: ReasonCode.SessionTakenOver });
+      }
+      this.deps.closeSocket(conn, 1000, "session taken over");
+      log("info", "takeover", { gateway: this.deps.name(), clientId });
+    }
+    return { record, held };
   }
 
   /** The next page of a session being parked or taken over, after `after`. */

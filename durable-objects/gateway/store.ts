@@ -28,6 +28,7 @@ import {
   type SubscriptionOptions,
 } from "../../broker/session-state.ts";
 import type { Will } from "../../mqtt/index.ts";
+import type { Registrar } from "../registry.ts";
 import { type HeldBudget, type OutboundRow, OutboundWindow } from "./outbound-window.ts";
 
 const SCHEMA = `
@@ -74,6 +75,11 @@ CREATE TABLE IF NOT EXISTS topic_aliases (
 /** The gateway's schema, oldest first (migrations.ts); a released entry never changes. */
 export const GATEWAY_MIGRATIONS: readonly Migration[] = [
   { to: 5, about: "baseline: the schema of the first release with migrations", sql: SCHEMA },
+  {
+    to: 6,
+    about: "who holds a connection: its Session, or (clean sessions) the Registry",
+    sql: "ALTER TABLE clients ADD COLUMN registrar TEXT NOT NULL DEFAULT 'session'",
+  },
 ];
 
 export interface OutboundEntry extends OutboundMessage {
@@ -89,6 +95,8 @@ export interface ClientRecord {
   will?: Will;
   /** Who the client authenticated as. */
   identity?: Identity;
+  /** Who answers for the connection: told when it ends (Registry.release or the Session). */
+  registrar: Registrar;
 }
 
 type Row = Record<string, SqlStorageValue>;
@@ -112,13 +120,14 @@ export class GatewayStore {
 
   putClient(c: ClientRecord): void {
     this.sql.exec(
-      "INSERT OR REPLACE INTO clients (client_id, conn_id, persistent, expiry, will, identity) VALUES (?, ?, ?, ?, ?, ?)",
+      "INSERT OR REPLACE INTO clients (client_id, conn_id, persistent, expiry, will, identity, registrar) VALUES (?, ?, ?, ?, ?, ?, ?)",
       c.clientId,
       c.connId,
       c.persistent ? 1 : 0,
       c.expiry,
       c.will === undefined ? null : stringify(c.will),
       c.identity === undefined ? null : JSON.stringify(c.identity),
+      c.registrar,
     );
   }
 
@@ -389,6 +398,7 @@ function toClient(row: Row): ClientRecord {
     connId: row.conn_id as string,
     persistent: row.persistent === 1,
     expiry: row.expiry as number,
+    registrar: row.registrar === "registry" ? "registry" : "session",
   };
   if (row.will !== null && row.will !== undefined) c.will = parse<Will>(row.will as string);
   if (row.identity !== null && row.identity !== undefined)

@@ -70,6 +70,7 @@ export interface Plan {
 /** The calls a shard answers for re-sharding, outside the gate. */
 export interface ReshardingRpc {
   layoutPlan(to: Layout): Promise<Plan>;
+  origin(): Promise<Origin>;
   handOver(plan: Plan): Promise<void>;
   accept(rows: MovedRows): Promise<void>;
 }
@@ -100,7 +101,8 @@ CREATE TABLE IF NOT EXISTS layouts (
   version INTEGER PRIMARY KEY,
   hash TEXT NOT NULL,
   shards INTEGER NOT NULL,
-  levels INTEGER NOT NULL
+  levels INTEGER NOT NULL,
+  recorded_at INTEGER NOT NULL
 );
 `;
 
@@ -122,7 +124,19 @@ type LayoutRow = {
 };
 
 /** A row of shard 0's `layouts`: one version of the history. */
-type HistoryRow = { version: number; hash: "jump" | "modulo"; shards: number; levels: number };
+type HistoryRow = {
+  version: number;
+  hash: "jump" | "modulo";
+  shards: number;
+  levels: number;
+  recorded_at: number;
+};
+
+/** What shard 0 knows of the deployment's beginning (Registry asks it). */
+export interface Origin {
+  predatesRegistries: boolean;
+  since: number;
+}
 
 export class Resharding {
   private readonly deps: ReshardingDeps;
@@ -165,14 +179,26 @@ export class Resharding {
       };
     const version = last.version + 1;
     sql.exec(
-      "INSERT INTO layouts (version, hash, shards, levels) VALUES (?, ?, ?, ?)",
+      "INSERT INTO layouts (version, hash, shards, levels, recorded_at) VALUES (?, ?, ?, ?, ?)",
       version,
       to.hash,
       to.shards,
       to.levels,
+      Date.now(),
     );
     log("info", "reshard_planned", { version, from: describe(last), to: describe(to) });
     return { version, from: layoutOfRow(last), to };
+  }
+
+  /**
+   * Shard 0: whether the deployment's storage predates this history (a release
+   * before re-sharding and registries, whose first layout is the modulo hash's),
+   * and since when the history runs.
+   */
+  origin(): Origin {
+    const first = this.deps.sql.exec<HistoryRow>("SELECT * FROM layouts WHERE version = 1").toArray()[0];
+    if (first === undefined) throw new Error("no layout history: only shard 0 knows the origin");
+    return { predatesRegistries: first.hash === "modulo", since: first.recorded_at };
   }
 
   /** Sends this shard's rows to their holders under `plan.to`, once per version. */
@@ -296,10 +322,11 @@ export class Resharding {
       (held === undefined ? undefined : heldLayout(held)) ??
       (legacy ? { ...target, hash: "modulo" } : target);
     sql.exec(
-      "INSERT INTO layouts (version, hash, shards, levels) VALUES (1, ?, ?, ?)",
+      "INSERT INTO layouts (version, hash, shards, levels, recorded_at) VALUES (1, ?, ?, ?, ?)",
       first.hash,
       first.shards,
       first.levels,
+      Date.now(),
     );
     if (held === undefined) this.write({ ...first, version: 1 });
   }

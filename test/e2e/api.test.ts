@@ -150,6 +150,21 @@ describe("HTTP API", () => {
     expect((await api(`/api/clients/${encodeURIComponent(clientId)}`)).status).toBe(404);
   });
 
+  it("GET and DELETE /api/clients/{id} for a clean session, which its registry holds", async () => {
+    const clientId = unique("api-clean");
+    const topic = unique("api/t");
+    const raw = await RawClient.open(url, 5);
+    await raw.connect(clientId, { cleanStart: true });
+    await raw.subscribe(topic, 1);
+    const online = await (await api(`/api/clients/${encodeURIComponent(clientId)}`)).json();
+    expect(online).toMatchObject({ clientId, online: true, persistent: false, subscriptions: [topic] });
+    const del = await api(`/api/clients/${encodeURIComponent(clientId)}`, { method: "DELETE" });
+    expect(del.status).toBe(200);
+    expect((await raw.next("disconnect")).reasonCode).toBe(ReasonCode.AdministrativeAction);
+    await raw.closed;
+    expect((await api(`/api/clients/${encodeURIComponent(clientId)}`)).status).toBe(404);
+  });
+
   it("GET /api/stats counts per shard and gateway, and /metrics has the same in Prometheus text", async () => {
     const c = await client();
     await c.publishAsync(unique("api/stats"), "x", { qos: 1 });

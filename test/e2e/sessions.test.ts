@@ -140,6 +140,71 @@ describe.each([4, 5] as const)("sessions, protocol %i", (version) => {
     expect(second.connected).toBe(true);
   });
 
+  it("a clean session is taken over by a clean connection on any gateway: the old one ends with its will, the new one starts empty (MQTT-3.1.4-2, MQTT-3.1.2-8)", async () => {
+    const clientId = unique("clean-hop");
+    const topic = unique("t");
+    const watcher = await client({ protocolVersion: version, clientId: unique("w") });
+    const wills = new Inbox(watcher);
+    await watcher.subscribeAsync(`${topic}/will`, { qos: 1 });
+    const first = await RawClient.open(url, version);
+    first.sendConnect(clientId, {
+      cleanStart: true,
+      keepAlive: 0,
+      will: {
+        topic: `${topic}/will`,
+        payload: new TextEncoder().encode("first gone"),
+        qos: 1,
+        retain: false,
+      },
+    });
+    await first.next("connack");
+    await first.subscribe(topic, 1);
+
+    const second = await RawClient.open(url, version);
+    expect((await second.connect(clientId, { version, cleanStart: true })).sessionPresent).toBe(false);
+    if (version === 5) expect((await first.next("disconnect")).reasonCode).toBe(ReasonCode.SessionTakenOver);
+    await first.closed;
+    const [will] = await wills.waitFor(1);
+    expect(will?.payload).toBe("first gone");
+    // The new session has none of the old one's subscriptions (MQTT-3.1.2-6): a message
+    // to the old filter does not reach it, the marker after it does.
+    await second.subscribe(`${topic}/marker`, 1);
+    const pub = await client({ protocolVersion: version, clientId: unique("p") });
+    await pub.publishAsync(topic, "old filter", { qos: 1 });
+    await pub.publishAsync(`${topic}/marker`, "marker", { qos: 1 });
+    const got = await second.next("publish");
+    expect(got.topic).toBe(`${topic}/marker`);
+    second.close();
+  });
+
+  it("clean and persistent connections with one client id take each other over, and a clean start discards the stored session (MQTT-3.1.2-4)", async () => {
+    const clientId = unique("mixed");
+    const topic = unique("t");
+    const persistentConnect = (r: RawClient) =>
+      r.connect(clientId, { version, cleanStart: false, ...(version === 5 ? { expiry: 300 } : {}) });
+    // Clean first (its registry holds it), then a persistent connection (its Session holds it).
+    const clean = await RawClient.open(url, version);
+    await clean.connect(clientId, { version, cleanStart: true });
+    const kept = await RawClient.open(url, version);
+    expect((await persistentConnect(kept)).sessionPresent).toBe(false);
+    await clean.closed;
+    await kept.subscribe(topic, 1);
+    // Then clean again: the persistent connection ends and its session is discarded.
+    const cleanAgain = await RawClient.open(url, version);
+    expect((await cleanAgain.connect(clientId, { version, cleanStart: true })).sessionPresent).toBe(false);
+    await kept.closed;
+    cleanAgain.close();
+    await cleanAgain.closed;
+    const back = await RawClient.open(url, version);
+    expect((await persistentConnect(back)).sessionPresent).toBe(false);
+    await back.subscribe(`${topic}/marker`, 1, 2);
+    const pub = await client({ protocolVersion: version, clientId: unique("p") });
+    await pub.publishAsync(topic, "to the discarded subscription", { qos: 1 });
+    await pub.publishAsync(`${topic}/marker`, "marker", { qos: 1 });
+    expect((await back.next("publish")).topic).toBe(`${topic}/marker`);
+    back.close();
+  });
+
   it("takeover works across gateways, many times over", async () => {
     // With several gateways the connections land on different ones at random.
     const clientId = unique("hop");

@@ -78,6 +78,7 @@ function otherShards(rows: FakeRows, options: { failFirst: boolean }) {
   let failures = options.failFirst ? 1 : 0;
   const shard = (index: number): ReshardingRpc => ({
     layoutPlan: async (): Promise<Plan> => ({ version: 2, from: FROM, to: TO }),
+    origin: async () => ({ predatesRegistries: false, since: 0 }),
     handOver: async () => undefined,
     accept: async (moved) => {
       // Nothing is deleted at the sender before its receiver has it.
@@ -195,6 +196,8 @@ describe("Resharding at one shard", () => {
       expect(zero.plan(FROM)).toEqual({ version: 2, from: { ...FROM, hash: "modulo" }, to: FROM });
       expect(zero.plan(TO)).toEqual({ version: 3, from: FROM, to: TO });
       expect(zero.plan(TO).version).toBe(3);
+      // The deployment predates registries: its first layout was the modulo hash's.
+      expect(zero.origin().predatesRegistries).toBe(true);
     });
   });
 });

@@ -189,11 +189,13 @@ export class RawClient {
   /** CONNECT and wait for CONNACK. */
   async connect(
     clientId: string,
-    options: { version?: ProtocolVersion; cleanStart?: boolean; keepAlive?: number } = {},
+    options: { version?: ProtocolVersion; cleanStart?: boolean; keepAlive?: number; expiry?: number } = {},
   ) {
     const extra: Partial<ConnectPacket> = { protocolVersion: options.version ?? this.version };
     if (options.cleanStart !== undefined) extra.cleanStart = options.cleanStart;
     if (options.keepAlive !== undefined) extra.keepAlive = options.keepAlive;
+    // 5.0: Session Expiry Interval, seconds (3.1.2.11.2).
+    if (options.expiry !== undefined) extra.properties = { sessionExpiryInterval: options.expiry };
     this.sendConnect(clientId, extra);
     return this.next("connack");
   }

@@ -1,0 +1,205 @@
+/**
+ * Registry: for the client ids that hash to it (REGISTRY_BUCKETS), who holds each
+ * one's connection, so that a clean session needs no object of its own
+ * (DESIGN.md, "Connecting").
+ *
+ * - A *clean* session (nothing kept after the connection) whose client id has no
+ *   stored session is the registry's alone: a row naming its owner (the
+ *   principal), gateway and connection while it is connected. Connecting costs a
+ *   call here and one row, where a Session object of its own cost an object and
+ *   its database, created and deleted at every connect.
+ * - Every other connect (a persistent session, or any client id a Session may hold
+ *   state for) goes on to the client id's Session, as before; the registry notes
+ *   that the id has a Session (`stored`) until the Session says it has forgotten it.
+ * - Every connect of a client id comes here first and runs alone for that id, so a
+ *   newer connection always finds the older one, whoever holds it: an older clean
+ *   one is ended here (its gateway discards it), an older persistent one by its
+ *   Session (takeover), as MQTT-3.1.4-2 asks. Invariant 7: a principal other than
+ *   the connected owner of a clean session is refused, as the Session refuses one
+ *   for a stored session.
+ */
+import { DurableObject } from "cloudflare:workers";
+import { type BrokerConfig, readConfig } from "../broker/config.ts";
+import { log, setLogLevel } from "../broker/log.ts";
+import { meteredSql } from "../broker/metered-sql.ts";
+import { type Migration, migrate } from "../broker/migrations.ts";
+import { KeyedMutex } from "../broker/mutex.ts";
+import { emptySessionState } from "../broker/session-state.ts";
+import { ReasonCode } from "../mqtt/index.ts";
+import type { Env } from "../worker/env.ts";
+import type { ClaimRequest, ClaimResult, SessionInfo } from "./session.ts";
+import { gatewayStub, type SessionUsage, sessionStub, shardStub } from "./stubs.ts";
+
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS clean (
+  client_id TEXT PRIMARY KEY,
+  owner TEXT NOT NULL,
+  gateway TEXT NOT NULL,
+  conn_id TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS stored (client_id TEXT PRIMARY KEY);
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
+`;
+export const REGISTRY_MIGRATIONS: readonly Migration[] = [
+  { to: 1, about: "baseline: clean sessions connected, client ids with a Session", sql: SCHEMA },
+];
+
+/** Who holds a connection once claimed: its Session answers for it, or the registry. */
+export type Registrar = "registry" | "session";
+
+/**
+ * A claim's answer, with what was billed beyond the call: rows the registry wrote,
+ * and, when the claim went on to the client id's Session, what it did.
+ */
+export type RegistryClaim = (
+  | { granted: false }
+  | (Extract<ClaimResult, { granted: true }> & { registrar: Registrar })
+) & { rowsWritten: number; session?: SessionUsage };
+
+/** A connection that ended, to be let go if it still holds its client id. */
+export interface Release {
+  clientId: string;
+  connId: string;
+}
+
+type CleanRow = { owner: string; gateway: string; conn_id: string };
+
+export class Registry extends DurableObject<Env> {
+  private readonly config: BrokerConfig;
+  private readonly locks = new KeyedMutex<string>();
+  /**
+   * Until when a client id this registry has never seen may still have a Session
+   * from a release before registries (a deployment older than them): such ids go
+   * to their Session, as every connect did then. 0 for a deployment born with them.
+   */
+  private legacyUntil: Promise<number> | undefined;
+  /** This object's SQLite, with rows written counted: its answers report them (billed). */
+  private readonly sql: SqlStorage;
+  private rowsWritten = 0;
+
+  constructor(ctx: DurableObjectState, env: Env) {
+    super(ctx, env);
+    migrate(ctx.storage.sql, "Registry", REGISTRY_MIGRATIONS);
+    this.sql = meteredSql(ctx.storage.sql, (n) => {
+      this.rowsWritten += n;
+    });
+    this.config = readConfig(env);
+    setLogLevel(env.LOG_LEVEL);
+  }
+
+  /** A new connection for a client id (Session.claim's request): who holds it now. */
+  claim(req: ClaimRequest): Promise<RegistryClaim> {
+    return this.locks.run(req.clientId, async () => {
+      const rows = this.rowsWritten;
+      const clean = this.cleanOf(req.clientId);
+      if (clean !== undefined) {
+        if (clean.owner !== req.owner) {
+          log("warn", "claim_refused", {
+            clientId: req.clientId,
+            reason: "client id in use by another principal",
+          });
+          return { granted: false, rowsWritten: 0 };
+        }
+        // MQTT-3.1.4-2: the older connection ends; a clean session ends with it.
+        if (clean.conn_id !== req.connId)
+          await gatewayStub(this.env, clean.gateway).discard(req.clientId, clean.conn_id);
+        this.sql.exec("DELETE FROM clean WHERE client_id = ?", req.clientId);
+      }
+      if (!req.persistent && !(await this.mayHaveSession(req.clientId))) {
+        this.sql.exec(
+          "INSERT INTO clean (client_id, owner, gateway, conn_id) VALUES (?, ?, ?, ?)",
+          req.clientId,
+          req.owner,
+          req.gateway,
+          req.connId,
+        );
+        return {
+          granted: true,
+          sessionPresent: false,
+          state: emptySessionState(),
+          switchNeeded: false,
+          registrar: "registry",
+          rowsWritten: this.rowsWritten - rows,
+        };
+      }
+      const { result, usage } = await sessionStub(this.env, req.clientId).claim(req);
+      if (!result.granted) return { ...result, session: usage, rowsWritten: this.rowsWritten - rows };
+      this.sql.exec("INSERT OR IGNORE INTO stored (client_id) VALUES (?)", req.clientId);
+      return { ...result, registrar: "session", session: usage, rowsWritten: this.rowsWritten - rows };
+    });
+  }
+
+  /** Connections of clean sessions that ended: each lets its client id go, if it still holds it. Rows written. */
+  release(ended: Release[]): number {
+    const rows = this.rowsWritten;
+    for (const { clientId, connId } of ended)
+      this.sql.exec("DELETE FROM clean WHERE client_id = ? AND conn_id = ?", clientId, connId);
+    return this.rowsWritten - rows;
+  }
+
+  /** The client id's Session holds nothing any more (expired, closed, dropped). */
+  forgotten(clientId: string): void {
+    this.sql.exec("DELETE FROM stored WHERE client_id = ?", clientId);
+  }
+
+  /** For the HTTP API: a connected clean session here, else what its Session knows. */
+  async info(clientId: string): Promise<SessionInfo | null> {
+    const clean = this.cleanOf(clientId);
+    if (clean === undefined) return (await sessionStub(this.env, clientId).info()).result;
+    const live = await gatewayStub(this.env, clean.gateway).clientInfo(clientId);
+    return {
+      clientId,
+      owner: clean.owner,
+      online: true,
+      gateway: clean.gateway,
+      persistent: false,
+      subscriptions: live?.subscriptions ?? [],
+      queued: live?.inflight ?? 0,
+      expiresAt: null,
+    };
+  }
+
+  /** For the HTTP API: ends the client id's session, connected or stored. */
+  drop(clientId: string): Promise<boolean> {
+    return this.locks.run(clientId, async () => {
+      const clean = this.cleanOf(clientId);
+      if (clean === undefined) return (await sessionStub(this.env, clientId).drop()).result;
+      await gatewayStub(this.env, clean.gateway).disconnect(clientId, ReasonCode.AdministrativeAction);
+      this.sql.exec("DELETE FROM clean WHERE client_id = ?", clientId);
+      log("info", "session_dropped", { clientId });
+      return true;
+    });
+  }
+
+  private cleanOf(clientId: string): CleanRow | undefined {
+    return this.sql
+      .exec<CleanRow>("SELECT owner, gateway, conn_id FROM clean WHERE client_id = ?", clientId)
+      .toArray()[0];
+  }
+
+  /** Whether the client id's Session may hold a session (so a connect must ask it). */
+  private async mayHaveSession(clientId: string): Promise<boolean> {
+    if (this.sql.exec("SELECT 1 FROM stored WHERE client_id = ?", clientId).toArray().length > 0) return true;
+    this.legacyUntil ??= this.readLegacyUntil();
+    return Date.now() < (await this.legacyUntil);
+  }
+
+  /**
+   * Sessions stored by a release before registries live at most MAX_SESSION_EXPIRY
+   * after the upgrade, and this registry cannot list them: until then, ids it has not
+   * seen go to their Session. Shard 0 knows whether the deployment is that old (its
+   * first layout was placed by the modulo hash of those releases) and since when.
+   */
+  private async readLegacyUntil(): Promise<number> {
+    const row = this.sql
+      .exec<{ value: number }>("SELECT value FROM meta WHERE key = 'legacy_until'")
+      .toArray()[0];
+    if (row !== undefined) return row.value;
+    const origin = await shardStub(this.env, 0).origin();
+    const until = origin.predatesRegistries
+      ? origin.since + Math.max(this.config.maxSessionExpiry, this.config.sessionExpiryDefault) * 1000
+      : 0;
+    this.sql.exec("INSERT OR REPLACE INTO meta (key, value) VALUES ('legacy_until', ?)", until);
+    return until;
+  }
+}
