@@ -2,7 +2,8 @@
  * `npm run bench`: the same load scenarios against Nimbus (one shard and gateway,
  * and several of each) under `wrangler dev`, Mosquitto and Aedes, all on loopback.
  * Prints one markdown table and writes it, with the machine and versions, to
- * bench/results.md. `--quick` runs small sizes (CI's smoke run).
+ * bench/results.md. `--quick` runs small sizes (CI's smoke run); `--only <words>` runs the
+ * scenarios whose name contains them and only prints the table.
  */
 import { execFileSync } from "node:child_process";
 import { readFileSync, writeFileSync } from "node:fs";
@@ -26,6 +27,8 @@ import {
 import { aedes, mosquitto, nimbus, storage, type Target } from "./load/targets.ts";
 
 const quick = process.argv.includes("--quick");
+const onlyAt = process.argv.indexOf("--only");
+const only = onlyAt > 0 ? process.argv[onlyAt + 1] : undefined;
 const sizes: Sizes = quick ? QUICK : FULL;
 
 type Row = Record<string, Result>;
@@ -70,22 +73,30 @@ async function measure(start: () => Promise<Target>): Promise<string> {
     const fanIn1 = `fan-in QoS 1 (50 → 1), ${sizes.fanInMessages} msgs`;
     const fanOut0 = `fan-out QoS 0 (1 → ${sizes.fanOutSubscribers}), deliveries`;
     const fanOut1 = `fan-out QoS 1 (1 → ${sizes.fanOutSubscribers}), deliveries`;
-    put(fanIn0, t.name, await scenario(t, fanIn0, (m) => fanIn(t, sizes, 0, m)));
-    put(fanIn1, t.name, await scenario(t, fanIn1, (m) => fanIn(t, sizes, 1, m)));
-    put(fanOut0, t.name, await scenario(t, fanOut0, (m) => fanOut(t, sizes, 0, m)));
-    put(fanOut1, t.name, await scenario(t, fanOut1, (m) => fanOut(t, sizes, 1, m)));
-    const lat = await latency(t, sizes);
-    put("QoS 1 latency p50 at 200 msg/s", t.name, lat.p50);
-    put("QoS 1 latency p99 at 200 msg/s", t.name, lat.p99);
-    const many = await connectMany(t, sizes);
-    put(`${sizes.connections} clients connect and subscribe`, t.name, many.time);
-    put("memory per idle connection", t.name, many.memory);
-    put(`${sizes.retained} retained topics to a new # subscriber`, t.name, await retainedBurst(t, sizes));
-    put(`${sizes.queued} QoS 1 queued offline, delivered on reconnect`, t.name, await offlineQueue(t, sizes));
-    put(
-      `restart with ${sizes.restartClients} clients connected: all back and subscribed`,
-      t.name,
-      await restartStorm(t, sizes),
+    // `--only <words>`: the scenarios whose name contains them (to measure one change quickly).
+    const wanted = (name: string) => only === undefined || name.includes(only);
+    const run = async (name: string, result: () => Promise<Result>) => {
+      if (wanted(name)) put(name, t.name, await result());
+    };
+    await run(fanIn0, () => scenario(t, fanIn0, (m) => fanIn(t, sizes, 0, m)));
+    await run(fanIn1, () => scenario(t, fanIn1, (m) => fanIn(t, sizes, 1, m)));
+    await run(fanOut0, () => scenario(t, fanOut0, (m) => fanOut(t, sizes, 0, m)));
+    await run(fanOut1, () => scenario(t, fanOut1, (m) => fanOut(t, sizes, 1, m)));
+    if (wanted("QoS 1 latency")) {
+      const lat = await latency(t, sizes);
+      put("QoS 1 latency p50 at 200 msg/s", t.name, lat.p50);
+      put("QoS 1 latency p99 at 200 msg/s", t.name, lat.p99);
+    }
+    const connects = `${sizes.connections} clients connect and subscribe`;
+    if (wanted(connects)) {
+      const many = await connectMany(t, sizes);
+      put(connects, t.name, many.time);
+      put("memory per idle connection", t.name, many.memory);
+    }
+    await run(`${sizes.retained} retained topics to a new # subscriber`, () => retainedBurst(t, sizes));
+    await run(`${sizes.queued} QoS 1 queued offline, delivered on reconnect`, () => offlineQueue(t, sizes));
+    await run(`restart with ${sizes.restartClients} clients connected: all back and subscribed`, () =>
+      restartStorm(t, sizes),
     );
     return t.name;
   } finally {
@@ -150,7 +161,10 @@ const machine = [
     : "- Nimbus's local SQLite files on disk: every commit waits for an fsync",
   "- rates: higher is better; times and memory: lower is better; ratios are Nimbus 1×1 over the other broker",
 ].join("\n");
-writeFileSync(
-  join(import.meta.dirname, quick ? "results-quick.md" : "results.md"),
-  `# Load benchmark\n\n\`npm run bench${quick ? " -- --quick" : ""}\`\n\n${machine}\n\n${table}\n`,
-);
+// A run of some scenarios (--only) is printed, not recorded: results.md is the whole run.
+if (only === undefined) {
+  writeFileSync(
+    join(import.meta.dirname, quick ? "results-quick.md" : "results.md"),
+    `# Load benchmark\n\n\`npm run bench${quick ? " -- --quick" : ""}\`\n\n${machine}\n\n${table}\n`,
+  );
+}
