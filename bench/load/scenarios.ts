@@ -307,5 +307,9 @@ export async function restartStorm(t: Target, s: Sizes): Promise<Result> {
   const resumed = after.filter((c, i) => persistent(i) && c.sessionPresent).length;
   for (const c of after) c.close();
   const result = time(elapsed, true);
-  return { ...result, text: `${result.text} (${resumed} of ${ids.length / 2} sessions resumed)` };
+  const rate = Math.round(ids.length / (elapsed / 1000));
+  return {
+    ...result,
+    text: `${result.text}, ${rate.toLocaleString("en-US")} connects/s (${resumed} of ${ids.length / 2} sessions resumed)`,
+  };
 }
