@@ -4,6 +4,7 @@
  */
 import { CLIENT_ID_LENGTH_LIMIT } from "./client-ids.ts";
 import { type Layout, layoutOf } from "./routing.ts";
+import { parseRules, type Rule } from "./rules.ts";
 
 export interface BrokerEnv {
   TOPIC_SHARDS?: string;
@@ -35,11 +36,15 @@ export interface BrokerEnv {
   AUTH_FAILURES_PER_MINUTE_GATEWAY?: string;
   /** debug, info (default), warn or error. */
   LOG_LEVEL?: string;
+  /** Rules (JSON): what leaves the broker for Queues, webhooks and other Workers (rules.ts). */
+  RULES?: string;
 }
 
 export type GatewayPolicy = "random" | "ip";
 
 export interface BrokerConfig {
+  /** RULES, checked: what leaves the broker for other systems. */
+  rules: Rule[];
   /** TOPIC_SHARDS and SHARD_LEVELS: how topics are spread over the shards. */
   layout: Layout;
   gateways: number;
@@ -182,11 +187,24 @@ export function readConfig(env: BrokerEnv): BrokerConfig {
     clientIdPattern: env.CLIENT_ID_PATTERN?.trim() ? env.CLIENT_ID_PATTERN.trim() : undefined,
     authFailuresPerAddress: int("AUTH_FAILURES_PER_MINUTE", 10, 1, 1_000_000),
     authFailuresPerGateway: int("AUTH_FAILURES_PER_MINUTE_GATEWAY", 600, 1, 10_000_000),
+    rules: [],
     allowedOrigins: (env.ALLOWED_ORIGINS ?? "")
       .split(",")
       .map((o) => o.trim())
       .filter((o) => o !== ""),
   };
-  if (ints.problems.length > 0) throw new ConfigError(ints.problems);
+  const { rules, problems } = parseRules(env.RULES);
+  config.rules = rules;
+  const bindings = env as Record<string, unknown>;
+  for (const r of rules) {
+    const t = r.target;
+    // A binding or secret a rule names must be there: wrangler.toml's queues and services, secrets.
+    if (t.kind !== "webhook" && bindings[t.binding] === undefined)
+      problems.push(`rule "${r.name}": no binding ${t.binding} (declare it in wrangler.toml)`);
+    if (t.kind === "webhook" && t.secret !== undefined && typeof bindings[t.secret] !== "string")
+      problems.push(`rule "${r.name}": no secret ${t.secret} (wrangler secret put ${t.secret})`);
+  }
+  const all = [...ints.problems, ...problems];
+  if (all.length > 0) throw new ConfigError(all);
   return config;
 }

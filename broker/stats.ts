@@ -1,3 +1,4 @@
+import type { RuleCounts } from "./rules.ts";
 /** The numbers objects report for /api/stats, /metrics and $SYS. */
 export type GatewayCounter =
   | "messages_in"
@@ -61,6 +62,8 @@ export interface ShardStats {
   retainedBytes: number;
   /** The layout version whose rows this shard holds, and whether it is still receiving a newer one's. */
   layout: { version: number; resharding: boolean };
+  /** Per rule: matched, sent, failed, dead-lettered, dropped (QoS 0), pending in the outbox. */
+  rules: Record<string, RuleCounts>;
   counters: Partial<Record<ShardCounter, number>>;
 }
 
@@ -94,6 +97,8 @@ export interface BrokerStats {
   retainedBytes: number;
   dropped: number;
   expired: number;
+  /** Per rule, summed over the shards. */
+  rules: Record<string, RuleCounts>;
   gateways: GatewayStats[];
   shards: ShardStats[];
 }
@@ -133,7 +138,21 @@ export function aggregate(gateways: GatewayStats[], shards: ShardStats[]): Broke
       g("dropped_overload") +
       sh("retained_refused"),
     expired: g("expired") + sh("retained_expired"),
+    rules: sumRules(shards),
     gateways,
     shards,
   };
+}
+
+/** Every shard runs every rule on its own topics: a rule's counts are the shards' summed. */
+function sumRules(shards: ShardStats[]): Record<string, RuleCounts> {
+  const out: Record<string, RuleCounts> = {};
+  for (const s of shards) {
+    for (const [name, c] of Object.entries(s.rules)) {
+      const to = out[name] ?? { matched: 0, sent: 0, failed: 0, dead: 0, dropped: 0, pending: 0 };
+      out[name] = to;
+      for (const k of Object.keys(c) as Array<keyof RuleCounts>) to[k] += c[k];
+    }
+  }
+  return out;
 }

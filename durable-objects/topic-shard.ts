@@ -51,6 +51,7 @@ import {
   type RowKind,
   type ShardRows,
 } from "./topic-shard/resharding.ts";
+import { RULES_SCHEMA, RuleOutbox } from "./topic-shard/rule-outbox.ts";
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS routes (
@@ -78,6 +79,11 @@ export const SHARD_MIGRATIONS: readonly Migration[] = [
     to: 4,
     about: "re-sharding: the layout this shard holds, what it has handed over, and (shard 0) the history",
     sql: RESHARDING_SCHEMA,
+  },
+  {
+    to: 5,
+    about: "rules: the outbox of QoS 1/2 messages for their targets, and counters per rule",
+    sql: RULES_SCHEMA,
   },
 ];
 /**
@@ -117,6 +123,8 @@ export class TopicShard extends DurableObject<Env> {
 
   /** Which layout this shard holds, and handing rows over when the settings change it. */
   private readonly resharding: Resharding;
+  /** Rules: what matches goes to Queues, webhooks and Workers, QoS 1/2 through an outbox. */
+  private readonly outbox: RuleOutbox;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
@@ -154,8 +162,21 @@ export class TopicShard extends DurableObject<Env> {
       legacy: before === 3,
       rows: this.rows(),
       shard: (i) => shardStub(env, i),
-      wakeLater: (ms) => void ctx.storage.setAlarm(Date.now() + ms),
+      wakeLater: (ms) => void this.wakeAt(Date.now() + ms),
     });
+    this.outbox = new RuleOutbox({
+      sql: this.sql,
+      rules: this.config.rules,
+      env: env as unknown as Record<string, unknown>,
+      wakeAt: (at) => this.wakeAt(at),
+      waitUntil: (p) => ctx.waitUntil(p),
+    });
+  }
+
+  /** Makes sure the alarm fires no later than `at` (re-sharding and rules share it). */
+  private async wakeAt(at: number): Promise<void> {
+    const current = await this.ctx.storage.getAlarm();
+    if (current === null || current > at) await this.ctx.storage.setAlarm(at);
   }
 
   // ---- re-sharding (topic-shard/resharding.ts): outside the gate ----------
@@ -188,6 +209,7 @@ export class TopicShard extends DurableObject<Env> {
 
   override async alarm(): Promise<void> {
     await this.resharding.alarm();
+    await this.outbox.flush();
   }
 
   /**
@@ -275,6 +297,7 @@ export class TopicShard extends DurableObject<Env> {
       retained: this.retainedCount,
       retainedBytes: this.retainedBytes,
       layout: this.resharding.state(),
+      rules: this.outbox.snapshot(),
       counters: this.counters.snapshot(),
     };
   }
@@ -434,6 +457,7 @@ export class TopicShard extends DurableObject<Env> {
         continue;
       }
       this.counters.add("messages_routed");
+      this.outbox.take(m);
       let matched = false;
       // QoS 0 promises nothing once handed on: the publisher need not wait for it
       // (order still holds, the per-destination queue keeps it).

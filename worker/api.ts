@@ -6,16 +6,15 @@ import { constantTimeEqual } from "../broker/auth/passwords.ts";
 import { readConfig } from "../broker/config.ts";
 import { toBase64 } from "../broker/json.ts";
 import { log } from "../broker/log.ts";
-import { type Message, messageBytes, newMessageId, RPC_BATCH_BYTES } from "../broker/message.ts";
-import { shardOf, shardsForFilter } from "../broker/routing.ts";
+import { type Message, messageBytes, RPC_BATCH_BYTES } from "../broker/message.ts";
+import { shardsForFilter } from "../broker/routing.ts";
 import type { BrokerStats } from "../broker/stats.ts";
-import { publishTopicProblem } from "../broker/topic-limits.ts";
 import type { RetainedPage } from "../durable-objects/registration.ts";
 import { collectStats, registryStub, shardStub } from "../durable-objects/stubs.ts";
 import { isWellFormedUtf8, ReasonCode, validateTopicFilter } from "../mqtt/index.ts";
 import type { Env } from "./env.ts";
 import { openApiDocument } from "./openapi.ts";
-import { apiProperties } from "./publish-properties.ts";
+import { messageOf, type PublishBody, route } from "./publish-input.ts";
 
 function json(body: unknown, status = 200, extra: Record<string, string> = {}): Response {
   return new Response(JSON.stringify(body, null, 2), {
@@ -72,15 +71,6 @@ export async function handleApi(request: Request, env: Env, url: URL): Promise<R
   }
 }
 
-interface PublishBody {
-  topic?: unknown;
-  payload?: unknown;
-  payloadBase64?: unknown;
-  qos?: unknown;
-  retain?: unknown;
-  properties?: unknown;
-}
-
 async function publish(request: Request, env: Env): Promise<Response> {
   let body: PublishBody;
   try {
@@ -89,46 +79,18 @@ async function publish(request: Request, env: Env): Promise<Response> {
     return apiError(400, "the body must be JSON");
   }
   const config = readConfig(env);
-  if (typeof body.topic !== "string") return apiError(400, "topic must be a string");
-  const problem = publishTopicProblem(config, body.topic);
-  if (problem !== null) return apiError(400, problem);
-  if (body.topic.startsWith("$SYS")) return apiError(403, "$SYS topics are read-only");
-  const qos = body.qos ?? 0;
-  if (qos !== 0 && qos !== 1 && qos !== 2) return apiError(400, "qos must be 0, 1 or 2");
-  let payload: Uint8Array;
-  if (typeof body.payloadBase64 === "string") {
-    try {
-      payload = Uint8Array.from(atob(body.payloadBase64), (c) => c.charCodeAt(0));
-    } catch {
-      return apiError(400, "payloadBase64 is not base64");
-    }
-  } else if (typeof body.payload === "string" || body.payload === undefined) {
-    payload = new TextEncoder().encode((body.payload as string | undefined) ?? "");
-  } else {
-    payload = new TextEncoder().encode(JSON.stringify(body.payload));
-  }
-  const message: Message = {
-    id: newMessageId("api"),
-    topic: body.topic,
-    payload,
-    qos,
-    retain: body.retain === true,
-  };
-  const checked = apiProperties(body.properties);
-  if (!checked.ok) return apiError(400, checked.problem);
-  if (checked.properties !== undefined) message.properties = checked.properties;
-  if (checked.messageExpiryInterval !== undefined)
-    message.expiresAt = Date.now() + checked.messageExpiryInterval * 1000;
-  const shard = shardStub(env, shardOf(message.topic, config.layout));
+  const input = messageOf(body, config, "api");
+  if (!input.ok) return apiError(input.status, input.problem);
+  const { message } = input;
   // QoS 0 answers once the shard has the message; QoS 1/2 once every destination
   // that stores it durably has it (the same moment an MQTT PUBACK is sent).
-  const [code] = await shard.publish([message]);
+  const code = await route(env, config, message);
   if (code === ReasonCode.QuotaExceeded) return apiError(507, "retained message quota exceeded");
   // `matched`: whether any subscription matched (MQTT 5.0's 0x10 otherwise).
   return json({
     id: message.id,
     topic: message.topic,
-    qos,
+    qos: message.qos,
     retain: message.retain,
     delivered: true,
     matched: code !== ReasonCode.NoMatchingSubscribers,
@@ -297,6 +259,22 @@ export async function metrics(request: Request, env: Env): Promise<Response> {
     "Messages routed by the shard",
     "counter",
     perShard((x) => x.counters.messages_routed ?? 0),
+  );
+  const rules = Object.entries(s.rules);
+  const outcomes = ["matched", "sent", "failed", "dead", "dropped"] as const;
+  metric(
+    "rule_messages_total",
+    "Messages per rule: matched, sent to the target, failed attempts, dead-lettered (QoS 1/2), dropped (QoS 0)",
+    "counter",
+    rules.flatMap(([name, c]) =>
+      outcomes.map((o): [string, number] => [`{rule="${name}",outcome="${o}"}`, c[o]]),
+    ),
+  );
+  metric(
+    "rule_pending",
+    "QoS 1/2 messages waiting in rules' outboxes",
+    "gauge",
+    rules.map(([name, c]): [string, number] => [`{rule="${name}"}`, c.pending]),
   );
   return new Response(`${lines.join("\n")}\n`, { headers: { "content-type": "text/plain; version=0.0.4" } });
 }

@@ -3,9 +3,13 @@
  * socket to a Gateway object. It keeps no state between requests.
  */
 import { type BrokerConfig, ConfigError, readConfig } from "../broker/config.ts";
-import { fnv1a, gatewayName } from "../broker/routing.ts";
+import { log } from "../broker/log.ts";
+import type { Message as BrokerMessage } from "../broker/message.ts";
+import { fnv1a, gatewayName, shardOf } from "../broker/routing.ts";
+import { shardStub } from "../durable-objects/stubs.ts";
 import { handleApi, metrics } from "./api.ts";
 import type { Env } from "./env.ts";
+import { messageOf, type PublishBody } from "./publish-input.ts";
 
 export { Gateway } from "../durable-objects/gateway.ts";
 export { Registry } from "../durable-objects/registry.ts";
@@ -35,6 +39,40 @@ export default {
       });
     }
     return new Response("not found\n", { status: 404 });
+  },
+
+  /**
+   * The way in from Cloudflare Queues: every queue this Worker consumes (wrangler.toml,
+   * [[queues.consumers]]) carries messages to publish, each body as POST /api/publish
+   * takes it. They go to their shards in order, a call per shard; a message that is not
+   * one is logged and acknowledged (it would never become one), a failed call is retried.
+   */
+  async queue(batch: MessageBatch<unknown>, env: Env): Promise<void> {
+    const config = readConfig(env);
+    const byShard = new Map<number, Array<{ msg: Message<unknown>; message: BrokerMessage }>>();
+    for (const msg of batch.messages) {
+      const input = messageOf(msg.body as PublishBody, config, "queue");
+      if (!input.ok) {
+        log("warn", "queue_message_refused", { queue: batch.queue, problem: input.problem });
+        msg.ack();
+        continue;
+      }
+      const shard = shardOf(input.message.topic, config.layout);
+      const list = byShard.get(shard) ?? [];
+      list.push({ msg, message: input.message });
+      byShard.set(shard, list);
+    }
+    await Promise.all(
+      [...byShard].map(async ([shard, list]) => {
+        try {
+          await shardStub(env, shard).publish(list.map((l) => l.message));
+          for (const l of list) l.msg.ack();
+        } catch (err) {
+          log("error", "queue_publish_failed", { queue: batch.queue, count: list.length, error: String(err) });
+          for (const l of list) l.msg.retry();
+        }
+      }),
+    );
   },
 } satisfies ExportedHandler<Env>;
 

@@ -13,8 +13,11 @@ export interface BrokerOptions {
   /** Reuse a persistence folder, to restart a broker with its state. */
   persistTo?: string;
   port?: number;
-  /** Another wrangler configuration than the project's (the benchmark's floor worker). */
-  config?: string;
+  /**
+   * Another wrangler configuration than the project's (the benchmark's floor worker);
+   * several run together in one `wrangler dev`, the first answering on the port.
+   */
+  config?: string | string[];
   /** What answers once the broker is up: GET / with 200 unless told (a broker refusing its settings answers 500 wherever the Worker runs first). */
   ready?: { path: string; status: number };
 }
@@ -62,7 +65,7 @@ export async function startBroker(options: BrokerOptions = {}): Promise<RunningB
     persistTo,
     "--show-interactive-dev-session=false",
   ];
-  if (options.config !== undefined) args.push("--config", options.config);
+  for (const config of [options.config ?? []].flat()) args.push("--config", config);
   for (const [k, v] of Object.entries(options.vars ?? {})) args.push("--var", `${k}:${v}`);
   const child = spawn(join(ROOT, "node_modules/.bin/wrangler"), args, {
     cwd: ROOT,

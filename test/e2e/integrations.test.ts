@@ -1,0 +1,190 @@
+/**
+ * Rules and the way in, under `wrangler dev` with Miniflare's local Queues
+ * (README, Integrations): a rule sends matching QoS 1 messages to a Queue whose
+ * consumer receives each one (and passes it back in through the broker's own
+ * queue); a webhook rule posts to a local HTTP server that fails the first
+ * attempts, and gets every message after retries, signed; a restart of the
+ * routing object while the webhook is down loses no QoS 1 message.
+ */
+import { createHmac } from "node:crypto";
+import { createServer, type IncomingMessage, type Server } from "node:http";
+import type { MqttClient } from "mqtt";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { freePort, type RunningBroker, startBroker } from "../support/broker.ts";
+import { connect, Inbox, unique } from "../support/clients.ts";
+import { integrationConfigs } from "../support/integrations.ts";
+
+const API_TOKEN = "integrations-token";
+const SECRET = "webhook-secret";
+
+/** A local HTTP server standing for a webhook: fails while told to, records what it accepts. */
+class Webhook {
+  readonly bodies: Array<{ topic: string; payload: string }> = [];
+  requests = 0;
+  failNext = 0;
+  badSignatures = 0;
+  private server: Server | undefined;
+  private waiters: Array<() => void> = [];
+  readonly port: number;
+  constructor(port: number) {
+    this.port = port;
+  }
+
+  async start(): Promise<void> {
+    this.server = createServer(async (req, res) => {
+      const text = await read(req);
+      this.requests++;
+      if (this.failNext > 0) {
+        this.failNext--;
+        res.writeHead(503).end();
+        return;
+      }
+      const time = String(req.headers["x-nimbus-timestamp"]);
+      const mac = createHmac("sha256", SECRET).update(`${time}.${text}`).digest("hex");
+      if (req.headers["x-nimbus-signature"] !== `sha256=${mac}`) {
+        this.badSignatures++;
+        res.writeHead(401).end();
+        return;
+      }
+      this.bodies.push(...(JSON.parse(text) as Array<{ topic: string; payload: string }>));
+      for (const w of this.waiters.splice(0)) w();
+      res.writeHead(204).end();
+    });
+    await new Promise<void>((r) => this.server?.listen(this.port, "127.0.0.1", r));
+  }
+
+  async stop(): Promise<void> {
+    await new Promise((r) => this.server?.close(r));
+    this.server?.closeAllConnections();
+  }
+
+  async waitFor(n: number, timeoutMs: number): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    while (this.bodies.length < n) {
+      if (Date.now() > deadline) throw new Error(`webhook got ${this.bodies.length} of ${n}`);
+      await new Promise<void>((r) => {
+        const t = setTimeout(r, 500);
+        this.waiters.push(() => {
+          clearTimeout(t);
+          r();
+        });
+      });
+    }
+  }
+}
+
+function read(req: IncomingMessage): Promise<string> {
+  return new Promise((resolve) => {
+    let text = "";
+    req.on("data", (d: Buffer) => {
+      text += d.toString();
+    });
+    req.on("end", () => resolve(text));
+  });
+}
+
+let broker: RunningBroker;
+let webhook: Webhook;
+let vars: Record<string, string>;
+const clients: MqttClient[] = [];
+
+async function client(): Promise<MqttClient> {
+  const c = await connect(broker.url, { protocolVersion: 5, clientId: unique("int") });
+  clients.push(c);
+  return c;
+}
+
+async function ruleCounts(name: string) {
+  const res = await fetch(`${broker.httpUrl}/api/stats`, {
+    headers: { authorization: `Bearer ${API_TOKEN}` },
+  });
+  const stats = (await res.json()) as { rules: Record<string, Record<string, number>> };
+  return stats.rules[name];
+}
+
+beforeAll(async () => {
+  webhook = new Webhook(await freePort());
+  await webhook.start();
+  const rules = [
+    {
+      name: "hot",
+      filter: "sensors/+/temp",
+      where: [{ field: "value", op: ">", value: 30 }],
+      shape: "envelope",
+      target: { kind: "queue", binding: "RULES_QUEUE" },
+    },
+    {
+      name: "hook",
+      filter: "hook/#",
+      shape: "envelope",
+      target: { kind: "webhook", url: `http://127.0.0.1:${webhook.port}/in`, secret: "WEBHOOK_SECRET" },
+    },
+  ];
+  vars = { ALLOW_ANONYMOUS: "true", API_TOKEN, WEBHOOK_SECRET: SECRET, RULES: JSON.stringify(rules) };
+  broker = await startBroker({ config: integrationConfigs(), vars });
+}, 90_000);
+
+afterAll(async () => {
+  await Promise.all(clients.splice(0).map((c) => c.endAsync(true)));
+  await broker?.stop();
+  await webhook?.stop();
+});
+
+describe("rules", () => {
+  it("a queue rule sends each matching QoS 1 message once to its Queue, whose consumer receives it", async () => {
+    const watcher = await client();
+    const inbox = new Inbox(watcher);
+    await watcher.subscribeAsync("consumed/#", { qos: 1 });
+    const pub = await client();
+    for (let v = 0; v < 50; v++)
+      await pub.publishAsync("sensors/dev1/temp", JSON.stringify({ value: v }), { qos: 1 });
+    // 31 to 49 match `value > 30`: 19 messages, each with its envelope.
+    const got = await inbox.waitFor(19, 20_000);
+    const values = got.map((m) => {
+      expect(m.topic).toBe("consumed/sensors/dev1/temp");
+      const envelope = JSON.parse(m.payload) as { topic: string; payload: string; qos: number };
+      expect(envelope).toMatchObject({ topic: "sensors/dev1/temp", qos: 1 });
+      return (JSON.parse(envelope.payload) as { value: number }).value;
+    });
+    expect(values.sort((a, b) => a - b)).toEqual(Array.from({ length: 19 }, (_, i) => 31 + i));
+    expect(await ruleCounts("hot")).toMatchObject({ matched: 19, sent: 19, dead: 0, pending: 0 });
+  });
+
+  it("a webhook that fails the first attempts gets every QoS 1 message after retries, signed", async () => {
+    const pub = await client();
+    const topic = `hook/${unique("retry")}`;
+    const before = webhook.bodies.length;
+    webhook.failNext = 2;
+    for (let i = 0; i < 30; i++) await pub.publishAsync(topic, `m${i}`, { qos: 1 });
+    await webhook.waitFor(before + 30, 20_000);
+    const mine = webhook.bodies.filter((b) => b.topic === topic).map((b) => b.payload);
+    // At least once: each message arrived, in the order published.
+    expect([...new Set(mine)]).toEqual(Array.from({ length: 30 }, (_, i) => `m${i}`));
+    expect(webhook.badSignatures).toBe(0);
+    const counts = await ruleCounts("hook");
+    expect(counts?.failed).toBeGreaterThanOrEqual(2);
+    expect(counts).toMatchObject({ dead: 0, pending: 0 });
+  }, 30_000);
+
+  it("QoS 1 messages waiting for a webhook that is down survive a restart of the broker", async () => {
+    const pub = await client();
+    const topic = `hook/${unique("restart")}`;
+    await webhook.stop();
+    for (let i = 0; i < 20; i++) await pub.publishAsync(topic, `r${i}`, { qos: 1 });
+    expect((await ruleCounts("hook"))?.pending).toBeGreaterThan(0);
+    await Promise.all(clients.splice(0).map((c) => c.endAsync(true)));
+    await broker.stop();
+    broker = await startBroker({
+      config: integrationConfigs(),
+      vars,
+      port: broker.port,
+      persistTo: broker.persistTo,
+    });
+    await webhook.start();
+    const deadline = Date.now() + 40_000;
+    while (webhook.bodies.filter((b) => b.topic === topic).length < 20 && Date.now() < deadline)
+      await webhook.waitFor(webhook.bodies.length + 1, 40_000);
+    const mine = webhook.bodies.filter((b) => b.topic === topic).map((b) => b.payload);
+    expect([...new Set(mine)]).toEqual(Array.from({ length: 20 }, (_, i) => `r${i}`));
+  }, 60_000);
+});

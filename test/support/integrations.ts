@@ -1,0 +1,53 @@
+/**
+ * wrangler configurations for the integration tests: the project's own, plus a
+ * producer binding for rules (RULES_QUEUE → nimbus-rules), the broker consuming
+ * nimbus-in (the way in), and a consumer Worker (test/fixtures/integrations/)
+ * standing for a user's. Written under .wrangler/ (ignored by git), next to the
+ * project, since wrangler resolves a configuration's paths from where it is.
+ */
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { join, resolve } from "node:path";
+
+const ROOT = resolve(import.meta.dirname, "../..");
+
+export function integrationConfigs(): string[] {
+  const dir = join(ROOT, ".wrangler", "integrations");
+  mkdirSync(dir, { recursive: true });
+  const project = readFileSync(join(ROOT, "wrangler.toml"), "utf8")
+    .replace('main = "worker/index.ts"', 'main = "../../worker/index.ts"')
+    .replace('directory = "./public"', 'directory = "../../public"')
+    // The console is built by the project's configuration (the e2e projects start it first).
+    .replace(/\[build\][^[]*/, "");
+  const broker = join(dir, "broker.toml");
+  writeFileSync(
+    broker,
+    `${project}
+[[queues.producers]]
+binding = "RULES_QUEUE"
+queue = "nimbus-rules"
+
+[[queues.consumers]]
+queue = "nimbus-in"
+max_batch_size = 100
+max_batch_timeout = 1
+`,
+  );
+  const consumer = join(dir, "consumer.toml");
+  writeFileSync(
+    consumer,
+    `name = "nimbus-test-consumer"
+main = "../../test/fixtures/integrations/consumer.ts"
+compatibility_date = "2026-11-01"
+
+[[queues.consumers]]
+queue = "nimbus-rules"
+max_batch_size = 100
+max_batch_timeout = 1
+
+[[queues.producers]]
+binding = "BACK"
+queue = "nimbus-in"
+`,
+  );
+  return [broker, consumer];
+}
