@@ -38,6 +38,7 @@ export interface BrokerEnv {
   LOG_LEVEL?: string;
   /** Rules (JSON): what leaves the broker for Queues, webhooks and other Workers (rules.ts). */
   RULES?: string;
+  RULES_OUTBOX_BYTES?: string;
 }
 
 export type GatewayPolicy = "random" | "ip";
@@ -45,6 +46,8 @@ export type GatewayPolicy = "random" | "ip";
 export interface BrokerConfig {
   /** RULES, checked: what leaves the broker for other systems. */
   rules: Rule[];
+  /** Bytes of QoS 1/2 messages waiting for rules' targets, per shard; past it they are dead-lettered. */
+  rulesOutboxBytes: number;
   /** TOPIC_SHARDS and SHARD_LEVELS: how topics are spread over the shards. */
   layout: Layout;
   gateways: number;
@@ -188,6 +191,7 @@ export function readConfig(env: BrokerEnv): BrokerConfig {
     authFailuresPerAddress: int("AUTH_FAILURES_PER_MINUTE", 10, 1, 1_000_000),
     authFailuresPerGateway: int("AUTH_FAILURES_PER_MINUTE_GATEWAY", 600, 1, 10_000_000),
     rules: [],
+    rulesOutboxBytes: int("RULES_OUTBOX_BYTES", 256 * 1024 * 1024, 0, 8 * 1024 * 1024 * 1024),
     allowedOrigins: (env.ALLOWED_ORIGINS ?? "")
       .split(",")
       .map((o) => o.trim())

@@ -57,6 +57,8 @@ type Counts = Omit<RuleCounts, "pending">;
 export interface RuleOutboxDeps {
   sql: SqlStorage;
   rules: readonly Rule[];
+  /** RULES_OUTBOX_BYTES: what may wait in the outbox, all rules together. */
+  maxBytes: number;
   env: Record<string, unknown>;
   /** Makes sure the shard's alarm fires no later than `at`. */
   wakeAt: (at: number) => Promise<void>;
@@ -73,6 +75,8 @@ export class RuleOutbox {
   private memoryBytes = 0;
   /** The counters as last written, per rule. */
   private readonly saved = new Map<string, string>();
+  /** What waits in the outbox now (bodies' length, two bytes a character at most). */
+  private outboxBytes: number;
   private flushing: Promise<void> | null = null;
   private again = false;
 
@@ -82,6 +86,8 @@ export class RuleOutbox {
       this.index.add(r.filter, r.name, r);
       this.counts.set(r.name, { matched: 0, sent: 0, failed: 0, dead: 0, dropped: 0 });
     }
+    this.outboxBytes =
+      2 * (deps.sql.exec<{ n: number | null }>("SELECT SUM(LENGTH(body)) AS n FROM rule_outbox").one().n ?? 0);
     for (const row of deps.sql.exec<Counts & { rule: string }>("SELECT * FROM rule_counters")) {
       const { rule, ...counts } = row;
       if (this.counts.has(rule)) this.counts.set(rule, counts);
@@ -114,7 +120,15 @@ export class RuleOutbox {
       }
       any = true;
       if (m.qos > 0) {
+        // A target down for long fills the outbox: past its bound, a message is dead-lettered
+        // (the publish itself still succeeds: an integration does not hold up the broker).
+        if (this.outboxBytes + bytes > this.deps.maxBytes) {
+          c.dead++;
+          log("warn", "rule_outbox_full", { rule: rule.name, bytes: this.outboxBytes });
+          return;
+        }
         this.deps.sql.exec("INSERT INTO rule_outbox (rule, body, due_at) VALUES (?, ?, 0)", rule.name, body);
+        this.outboxBytes += bytes;
         stored = true;
         return;
       }
@@ -215,7 +229,7 @@ export class RuleOutbox {
       const sending = due.slice(0, first.length);
       try {
         await send(rule.target, this.deps.env, first);
-        for (const r of sending) this.deps.sql.exec("DELETE FROM rule_outbox WHERE id = ?", r.id);
+        this.remove(sending);
         c.sent += sending.length;
       } catch (err) {
         c.failed += sending.length;
@@ -227,7 +241,7 @@ export class RuleOutbox {
           error: String(err),
         });
         if (attempts >= MAX_ATTEMPTS) {
-          for (const r of sending) this.deps.sql.exec("DELETE FROM rule_outbox WHERE id = ?", r.id);
+          this.remove(sending);
           c.dead += sending.length;
           log("error", "rule_dead_letter", { rule: rule.name, count: sending.length });
           continue;
@@ -245,6 +259,13 @@ export class RuleOutbox {
     }
     // More than a turn's worth: the others go first, this rule goes on at once.
     this.again = true;
+  }
+
+  private remove(rows: Array<{ id: number; body: string }>): void {
+    for (const r of rows) {
+      this.deps.sql.exec("DELETE FROM rule_outbox WHERE id = ?", r.id);
+      this.outboxBytes -= 2 * r.body.length;
+    }
   }
 
   private async scheduleNext(): Promise<void> {

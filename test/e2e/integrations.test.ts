@@ -16,6 +16,7 @@ import { integrationConfigs } from "../support/integrations.ts";
 
 const API_TOKEN = "integrations-token";
 const SECRET = "webhook-secret";
+const OUTBOX_BYTES = 64 * 1024;
 
 /** A local HTTP server standing for a webhook: fails while told to, records what it accepts. */
 class Webhook {
@@ -120,7 +121,14 @@ beforeAll(async () => {
       target: { kind: "webhook", url: `http://127.0.0.1:${webhook.port}/in`, secret: "WEBHOOK_SECRET" },
     },
   ];
-  vars = { ALLOW_ANONYMOUS: "true", API_TOKEN, WEBHOOK_SECRET: SECRET, RULES: JSON.stringify(rules) };
+  vars = {
+    ALLOW_ANONYMOUS: "true",
+    API_TOKEN,
+    WEBHOOK_SECRET: SECRET,
+    RULES: JSON.stringify(rules),
+    // Small, so a target that is down fills it within one test.
+    RULES_OUTBOX_BYTES: String(OUTBOX_BYTES),
+  };
   broker = await startBroker({ config: integrationConfigs(), vars });
 }, 90_000);
 
@@ -186,5 +194,30 @@ describe("rules", () => {
       await webhook.waitFor(webhook.bodies.length + 1, 40_000);
     const mine = webhook.bodies.filter((b) => b.topic === topic).map((b) => b.payload);
     expect([...new Set(mine)]).toEqual(Array.from({ length: 20 }, (_, i) => `r${i}`));
+  }, 60_000);
+
+  it("a target down for long fills the outbox up to RULES_OUTBOX_BYTES; past it, messages are dead-lettered and counted", async () => {
+    const pub = await client();
+    const topic = `hook/${unique("full")}`;
+    await webhook.stop();
+    const before = (await ruleCounts("hook")) as Record<string, number>;
+    expect(before.pending).toBe(0);
+    const payload = "x".repeat(2000);
+    for (let i = 0; i < 40; i++) await pub.publishAsync(topic, `${i} ${payload}`, { qos: 1 });
+    const after = (await ruleCounts("hook")) as Record<string, number>;
+    const dead = (after.dead ?? 0) - (before.dead ?? 0);
+    // Each message waits or is dead-lettered; a message counts two bytes a character.
+    expect((after.matched ?? 0) - (before.matched ?? 0)).toBe(40);
+    expect((after.pending ?? 0) + dead).toBe(40);
+    expect(dead).toBeGreaterThan(0);
+    expect((after.pending ?? 0) * 2 * payload.length).toBeLessThanOrEqual(OUTBOX_BYTES);
+    // Those that waited arrive once the target is back: the first ones, in order.
+    await webhook.start();
+    const kept = after.pending ?? 0;
+    const deadline = Date.now() + 30_000;
+    while (webhook.bodies.filter((b) => b.topic === topic).length < kept && Date.now() < deadline)
+      await webhook.waitFor(webhook.bodies.length + 1, 30_000);
+    const mine = [...new Set(webhook.bodies.filter((b) => b.topic === topic).map((b) => b.payload))];
+    expect(mine).toEqual(Array.from({ length: kept }, (_, i) => `${i} ${payload}`));
   }, 60_000);
 });
