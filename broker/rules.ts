@@ -38,7 +38,15 @@ export type Target =
   /** An HTTP POST of a JSON array, signed with HMAC-SHA256 of a secret when `secret` names one. */
   | { kind: "webhook"; url: string; secret?: string }
   /** Another Worker through a service binding: the same POST as a webhook. */
-  | { kind: "service"; binding: string; path: string };
+  | { kind: "service"; binding: string; path: string }
+  /**
+   * An R2 bucket binding: newline-delimited JSON objects, one per shard per
+   * `windowSeconds` (or 1,000 messages, whichever comes first), at
+   * `<prefix>YYYY/MM/DD/HH/<shard>-<first message>.ndjson` (README, Integrations).
+   */
+  | { kind: "r2"; binding: string; prefix: string; windowSeconds: number }
+  /** A D1 database binding: a row per message in `table` (its columns: README, Integrations). */
+  | { kind: "d1"; binding: string; table: string };
 
 /** What a rule did, counted at each shard and summed in /api/stats and /metrics. */
 export interface RuleCounts {
@@ -120,10 +128,12 @@ function parseRule(r: unknown, at: string): Rule | string {
       conditions.push(parsed);
     }
   }
-  const shape = o.shape ?? "payload";
-  if (shape !== "payload" && shape !== "envelope") return `${rule}: shape must be "payload" or "envelope"`;
   const target = parseTarget(o.target);
   if (typeof target === "string") return `${rule}: ${target}`;
+  // A D1 row has a column per field of the envelope: it needs them all.
+  const shape = o.shape ?? (target.kind === "d1" ? "envelope" : "payload");
+  if (shape !== "payload" && shape !== "envelope") return `${rule}: shape must be "payload" or "envelope"`;
+  if (target.kind === "d1" && shape !== "envelope") return `${rule}: a d1 target takes the envelope shape`;
   return { name: o.name, filter: o.filter, where: conditions, shape, target };
 }
 
@@ -163,6 +173,22 @@ function parseTarget(t: unknown): Target | string {
         binding,
         path: typeof o.path === "string" && o.path.startsWith("/") ? o.path : "/",
       };
+    case "r2": {
+      if (binding === null) return "an r2 target needs binding (the R2 bucket binding's name)";
+      const prefix = o.prefix ?? "";
+      if (typeof prefix !== "string" || prefix.startsWith("/") || prefix.length > 256)
+        return "an r2 target's prefix is a key prefix (no leading /, at most 256 characters)";
+      const window = o.windowSeconds ?? 60;
+      if (typeof window !== "number" || !Number.isInteger(window) || window < 1 || window > 3600)
+        return "an r2 target's windowSeconds is a whole number from 1 to 3600";
+      return { kind: "r2", binding, prefix, windowSeconds: window };
+    }
+    case "d1": {
+      if (binding === null) return "a d1 target needs binding (the D1 database binding's name)";
+      if (typeof o.table !== "string" || !/^[A-Za-z_][A-Za-z0-9_]{0,63}$/.test(o.table))
+        return "a d1 target needs table, a plain table name (letters, digits, _)";
+      return { kind: "d1", binding, table: o.table };
+    }
     case "webhook": {
       let url: URL;
       try {
@@ -182,7 +208,7 @@ function parseTarget(t: unknown): Target | string {
         : { kind: "webhook", url: url.toString(), secret: o.secret as string };
     }
     default:
-      return `target kind must be queue, webhook or service (got ${JSON.stringify(o.kind)})`;
+      return `target kind must be queue, webhook, service, r2 or d1 (got ${JSON.stringify(o.kind)})`;
   }
 }
 

@@ -167,6 +167,7 @@ export class TopicShard extends DurableObject<Env> {
     this.outbox = new RuleOutbox({
       sql: this.sql,
       rules: this.config.rules,
+      shard: this.shardName,
       maxBytes: this.config.rulesOutboxBytes,
       env: env as unknown as Record<string, unknown>,
       wakeAt: (at) => this.wakeAt(at),

@@ -18,13 +18,14 @@ import { log } from "../../broker/log.ts";
 import type { Message } from "../../broker/message.ts";
 import { meets, type Rule, type RuleCounts, render } from "../../broker/rules.ts";
 import { SubscriptionIndex } from "../../mqtt/index.ts";
-import { limitsOf, send } from "./rule-targets.ts";
+import { limitsOf, type OutgoingItem, send } from "./rule-targets.ts";
 
 export const RULES_SCHEMA = `
 CREATE TABLE IF NOT EXISTS rule_outbox (
   id INTEGER PRIMARY KEY AUTOINCREMENT,
   rule TEXT NOT NULL,
   body TEXT NOT NULL,
+  created_at INTEGER NOT NULL,
   attempts INTEGER NOT NULL DEFAULT 0,
   due_at INTEGER NOT NULL
 );
@@ -57,6 +58,8 @@ type Counts = Omit<RuleCounts, "pending">;
 export interface RuleOutboxDeps {
   sql: SqlStorage;
   rules: readonly Rule[];
+  /** This shard's name: R2 objects and D1 rows carry it (keys are unique per shard). */
+  shard: string;
   /** RULES_OUTBOX_BYTES: what may wait in the outbox, all rules together. */
   maxBytes: number;
   env: Record<string, unknown>;
@@ -70,9 +73,10 @@ export class RuleOutbox {
   private readonly deps: RuleOutboxDeps;
   private readonly index = new SubscriptionIndex<Rule>();
   private readonly counts = new Map<string, Counts>();
-  /** QoS 0 bodies waiting, per rule, and their bytes together. */
-  private readonly memory = new Map<string, string[]>();
+  /** QoS 0 messages waiting, per rule, and their bytes together. */
+  private readonly memory = new Map<string, OutgoingItem[]>();
   private memoryBytes = 0;
+  private memorySeq = 0;
   /** The counters as last written, per rule. */
   private readonly saved = new Map<string, string>();
   /** What waits in the outbox now (bodies' length, two bytes a character at most). */
@@ -119,7 +123,8 @@ export class RuleOutbox {
         return;
       }
       any = true;
-      if (m.qos > 0) {
+      // An archive (R2) keeps QoS 0 too: its window holds messages longer than memory should.
+      if (m.qos > 0 || rule.target.kind === "r2") {
         // A target down for long fills the outbox: past its bound, a message is dead-lettered
         // (the publish itself still succeeds: an integration does not hold up the broker).
         if (this.outboxBytes + bytes > this.deps.maxBytes) {
@@ -127,7 +132,16 @@ export class RuleOutbox {
           log("warn", "rule_outbox_full", { rule: rule.name, bytes: this.outboxBytes });
           return;
         }
-        this.deps.sql.exec("INSERT INTO rule_outbox (rule, body, due_at) VALUES (?, ?, 0)", rule.name, body);
+        // An R2 rule's messages wait for their window to close (its first message's).
+        const now = Date.now();
+        const due = rule.target.kind === "r2" ? now + rule.target.windowSeconds * 1000 : 0;
+        this.deps.sql.exec(
+          "INSERT INTO rule_outbox (rule, body, created_at, due_at) VALUES (?, ?, ?, ?)",
+          rule.name,
+          body,
+          now,
+          due,
+        );
         this.outboxBytes += bytes;
         stored = true;
         return;
@@ -141,7 +155,7 @@ export class RuleOutbox {
         list = [];
         this.memory.set(rule.name, list);
       }
-      list.push(body);
+      list.push({ key: `m${Date.now()}-${++this.memorySeq}`, body, createdAt: Date.now() });
       this.memoryBytes += bytes;
     });
     // Should this object stop before the flush has sent them, the alarm finds them.
@@ -195,10 +209,10 @@ export class RuleOutbox {
     // QoS 0 first: sent once, dropped if that fails.
     const held = this.memory.get(rule.name) ?? [];
     this.memory.delete(rule.name);
-    for (const body of held) this.memoryBytes -= 2 * body.length;
+    for (const item of held) this.memoryBytes -= 2 * item.body.length;
     for (const batch of batches(held, limits)) {
       try {
-        await send(rule.target, this.deps.env, batch);
+        await send(rule.target, this.deps.env, batch, this.deps.shard);
         c.sent += batch.length;
       } catch (err) {
         c.failed += batch.length;
@@ -208,27 +222,27 @@ export class RuleOutbox {
     }
     for (let turn = 0; turn < BATCHES_PER_TURN; turn++) {
       const now = Date.now();
+      if (rule.target.kind === "r2" && !this.windowClosed(rule.name, now, limits.maxItems)) return;
       const rows = this.deps.sql
-        .exec<{ id: number; body: string; attempts: number; due_at: number }>(
-          "SELECT id, body, attempts, due_at FROM rule_outbox WHERE rule = ? ORDER BY id LIMIT ?",
+        .exec<OutboxRow>(
+          "SELECT id, body, created_at, attempts, due_at FROM rule_outbox WHERE rule = ? ORDER BY id LIMIT ?",
           rule.name,
           limits.maxItems,
         )
         .toArray();
-      // In order: a batch waiting for its retry holds back the rule's later messages.
-      const due = [];
+      // In order: a batch waiting for its retry holds back the rule's later messages. An
+      // R2 object takes every message of its window (they were due when the first was).
+      const due: OutboxRow[] = [];
       for (const r of rows) {
-        if (r.due_at > now) break;
+        if (r.due_at > now && rule.target.kind !== "r2") break;
         due.push(r);
       }
-      const [first] = batches(
-        due.map((r) => r.body),
-        limits,
-      );
+      const items = due.map((r) => ({ key: String(r.id).padStart(12, "0"), body: r.body, createdAt: r.created_at }));
+      const [first] = batches(items, limits);
       if (first === undefined) return;
       const sending = due.slice(0, first.length);
       try {
-        await send(rule.target, this.deps.env, first);
+        await send(rule.target, this.deps.env, first, this.deps.shard);
         this.remove(sending);
         c.sent += sending.length;
       } catch (err) {
@@ -259,6 +273,17 @@ export class RuleOutbox {
     }
     // More than a turn's worth: the others go first, this rule goes on at once.
     this.again = true;
+  }
+
+  /** Whether an R2 rule's window is over (its first message is due) or its object is full. */
+  private windowClosed(rule: string, now: number, maxItems: number): boolean {
+    const head = this.deps.sql
+      .exec<{ due_at: number }>("SELECT due_at FROM rule_outbox WHERE rule = ? ORDER BY id LIMIT 1", rule)
+      .toArray()[0];
+    if (head === undefined) return false;
+    if (head.due_at <= now) return true;
+    const n = this.deps.sql.exec<{ n: number }>("SELECT COUNT(*) AS n FROM rule_outbox WHERE rule = ?", rule).one().n;
+    return n >= maxItems;
   }
 
   private remove(rows: Array<{ id: number; body: string }>): void {
@@ -298,12 +323,14 @@ export class RuleOutbox {
   }
 }
 
-/** Bodies cut into batches within a target's limits (a body alone may fill one). */
-function batches(bodies: string[], limits: { maxItems: number; maxBytes: number }): string[][] {
-  const out: string[][] = [];
-  let rest = bodies;
+type OutboxRow = { id: number; body: string; created_at: number; attempts: number; due_at: number };
+
+/** Messages cut into batches within a target's limits (one alone may fill one). */
+function batches(items: OutgoingItem[], limits: { maxItems: number; maxBytes: number }): OutgoingItem[][] {
+  const out: OutgoingItem[][] = [];
+  let rest = items;
   while (rest.length > 0) {
-    const { taken } = takeWithin(rest, (b) => 2 * b.length, limits.maxItems, limits.maxBytes);
+    const { taken } = takeWithin(rest, (i) => 2 * i.body.length, limits.maxItems, limits.maxBytes);
     out.push(taken);
     rest = rest.slice(taken.length);
   }

@@ -14,9 +14,41 @@ export interface TargetLimits {
 }
 
 export function limitsOf(target: Target): TargetLimits {
-  return target.kind === "queue"
-    ? { maxItems: 100, maxBytes: 250_000, maxItemBytes: 127_000 }
-    : { maxItems: 100, maxBytes: 1_000_000, maxItemBytes: 1_900_000 };
+  switch (target.kind) {
+    case "queue":
+      return { maxItems: 100, maxBytes: 250_000, maxItemBytes: 127_000 };
+    case "r2":
+      // One object per window: up to 1,000 messages, 8 MiB.
+      return { maxItems: 1_000, maxBytes: 8 * 2 ** 20, maxItemBytes: 1_900_000 };
+    default:
+      // A POST of 1 MB; a D1 batch of 100 rows (a row holds 2 MB at most).
+      return { maxItems: 100, maxBytes: 1_000_000, maxItemBytes: 1_900_000 };
+  }
+}
+
+/** A rendered message on its way: `key` is unique within its shard (D1's row id, R2's object name). */
+export interface OutgoingItem {
+  key: string;
+  body: string;
+  /** When the shard took the message (epoch ms): R2's object path. */
+  createdAt: number;
+}
+
+/** The envelope shape (rules.ts render), as a D1 row reads it. */
+interface Envelope {
+  topic: string;
+  payload: string | { base64: string };
+  qos: number;
+  retain: boolean;
+  clientId: string | null;
+  userProperties: Array<[string, string]>;
+  time: string;
+}
+
+/** `<prefix>YYYY/MM/DD/HH/<shard>-<key>.ndjson`, the hour of the first message (UTC). */
+export function r2Key(prefix: string, shard: string, first: OutgoingItem): string {
+  const hour = new Date(first.createdAt).toISOString().slice(0, 13).replace(/[-T]/g, "/");
+  return `${prefix}${hour}/${shard}-${first.key}.ndjson`;
 }
 
 /** Header names of a signed POST: the time it was signed, and HMAC-SHA256 of `${time}.${body}` in hex. */
@@ -25,9 +57,48 @@ export const TIMESTAMP_HEADER = "x-nimbus-timestamp";
 /** A POST that takes longer than this failed (and is retried). */
 const POST_TIMEOUT_MS = 10_000;
 
-/** `bodies` as JSON texts (each already rendered by the rule). */
-export async function send(target: Target, env: Record<string, unknown>, bodies: string[]): Promise<void> {
+/** `items` (each already rendered by the rule) from shard `shard`. */
+export async function send(
+  target: Target,
+  env: Record<string, unknown>,
+  items: OutgoingItem[],
+  shard: string,
+): Promise<void> {
+  const bodies = items.map((i) => i.body);
   switch (target.kind) {
+    case "r2": {
+      const [first] = items;
+      if (first === undefined) return;
+      // Named after its first message: sent again after a failure, it replaces itself.
+      await (env[target.binding] as R2Bucket).put(r2Key(target.prefix, shard, first), `${bodies.join("\n")}\n`, {
+        httpMetadata: { contentType: "application/x-ndjson" },
+        customMetadata: { messages: String(items.length) },
+      });
+      return;
+    }
+    case "d1": {
+      const db = env[target.binding] as D1Database;
+      // INSERT OR IGNORE on the message's key: a batch sent again adds no row twice.
+      const insert = db.prepare(
+        `INSERT OR IGNORE INTO ${target.table} (id, topic, payload, qos, retain, client_id, user_properties, time) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+      );
+      await db.batch(
+        items.map((i) => {
+          const e = JSON.parse(i.body) as Envelope;
+          return insert.bind(
+            `${shard}:${i.key}`,
+            e.topic,
+            typeof e.payload === "string" ? e.payload : JSON.stringify(e.payload),
+            e.qos,
+            e.retain ? 1 : 0,
+            e.clientId,
+            JSON.stringify(e.userProperties),
+            e.time,
+          );
+        }),
+      );
+      return;
+    }
     case "queue": {
       const queue = env[target.binding] as Queue;
       await queue.sendBatch(

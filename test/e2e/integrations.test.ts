@@ -95,6 +95,28 @@ async function client(): Promise<MqttClient> {
   return c;
 }
 
+/** Waits until a rule's counts (summed over shards) satisfy `done`. */
+async function waitRule(name: string, done: (c: Record<string, number>) => boolean): Promise<void> {
+  const deadline = Date.now() + 20_000;
+  for (;;) {
+    const c = (await ruleCounts(name)) as Record<string, number>;
+    if (done(c)) return;
+    if (Date.now() > deadline) throw new Error(`rule ${name}: ${JSON.stringify(c)}`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
+/** Asks the consumer Worker about the R2 bucket or the D1 database; its report. */
+async function probe(what: string): Promise<unknown> {
+  const watcher = await client();
+  const inbox = new Inbox(watcher);
+  await watcher.subscribeAsync(`probe-report/${what}`, { qos: 1 });
+  await watcher.publishAsync(`probe/${what}`, "?", { qos: 1 });
+  const [report] = await inbox.waitFor(1, 15_000);
+  await watcher.endAsync();
+  return JSON.parse(report?.payload ?? "null");
+}
+
 async function ruleCounts(name: string) {
   const res = await fetch(`${broker.httpUrl}/api/stats`, {
     headers: { authorization: `Bearer ${API_TOKEN}` },
@@ -115,6 +137,20 @@ beforeAll(async () => {
       target: { kind: "queue", binding: "RULES_QUEUE" },
     },
     {
+      name: "archive",
+      filter: "archive/#",
+      shape: "envelope",
+      target: { kind: "r2", binding: "ARCHIVE", prefix: "mqtt/", windowSeconds: 1 },
+    },
+    { name: "rows", filter: "rows/#", target: { kind: "d1", binding: "DB", table: "mqtt_messages" } },
+    // Asks the consumer Worker what the R2 bucket and D1 database hold (see its file).
+    {
+      name: "probe",
+      filter: "probe/#",
+      shape: "envelope",
+      target: { kind: "queue", binding: "RULES_QUEUE" },
+    },
+    {
       name: "hook",
       filter: "hook/#",
       shape: "envelope",
@@ -123,6 +159,9 @@ beforeAll(async () => {
   ];
   vars = {
     ALLOW_ANONYMOUS: "true",
+    // Rules run at every shard, each for its own topics.
+    TOPIC_SHARDS: "4",
+    GATEWAYS: "2",
     API_TOKEN,
     WEBHOOK_SECRET: SECRET,
     RULES: JSON.stringify(rules),
@@ -157,6 +196,40 @@ describe("rules", () => {
     expect(values.sort((a, b) => a - b)).toEqual(Array.from({ length: 19 }, (_, i) => 31 + i));
     expect(await ruleCounts("hot")).toMatchObject({ matched: 19, sent: 19, dead: 0, pending: 0 });
   });
+
+  it("an R2 rule archives a topic tree as newline-delimited JSON objects, one per shard per window, holding every message", async () => {
+    const pub = await client();
+    for (let i = 0; i < 30; i++)
+      await pub.publishAsync(`archive/site${i % 3}/m`, `a${i}`, { qos: (i % 2) as 0 | 1 });
+    // The window is a second: afterwards the objects are written (the shard's alarm closes it).
+    await waitRule("archive", (c) => c.sent === 30);
+    const report = (await probe("r2")) as { objects: Array<{ key: string; text: string }> };
+    const lines = report.objects.flatMap((o) =>
+      o.text
+        .trimEnd()
+        .split("\n")
+        .map((l) => JSON.parse(l)),
+    );
+    // QoS 0 too: an archive keeps every message.
+    expect(lines.map((l: { payload: string }) => l.payload).sort()).toEqual(
+      Array.from({ length: 30 }, (_, i) => `a${i}`).sort(),
+    );
+    for (const o of report.objects)
+      expect(o.key).toMatch(/^mqtt\/\d{4}\/\d{2}\/\d{2}\/\d{2}\/shard-\d+-\d{12}\.ndjson$/);
+  }, 30_000);
+
+  it("a D1 rule inserts a row per QoS 1 message into the named table", async () => {
+    expect(await probe("d1-init")).toEqual({ ready: true });
+    const pub = await client();
+    for (let i = 0; i < 25; i++)
+      await pub.publishAsync(`rows/dev${i % 5}`, JSON.stringify({ n: i }), { qos: 1 });
+    await waitRule("rows", (c) => c.sent === 25);
+    const { rows } = (await probe("d1")) as { rows: Array<{ topic: string; payload: string; qos: number }> };
+    expect(rows.map((r) => (JSON.parse(r.payload) as { n: number }).n).sort((a, b) => a - b)).toEqual(
+      Array.from({ length: 25 }, (_, i) => i),
+    );
+    expect(rows.every((r) => r.qos === 1 && r.topic.startsWith("rows/dev"))).toBe(true);
+  }, 30_000);
 
   it("a webhook that fails the first attempts gets every QoS 1 message after retries, signed", async () => {
     const pub = await client();

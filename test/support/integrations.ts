@@ -10,6 +10,18 @@ import { join, resolve } from "node:path";
 
 const ROOT = resolve(import.meta.dirname, "../..");
 
+/** The R2 bucket and D1 database both Workers see (local ones, shared by name and id). */
+const STORES = `
+[[r2_buckets]]
+binding = "ARCHIVE"
+bucket_name = "nimbus-archive"
+
+[[d1_databases]]
+binding = "DB"
+database_name = "nimbus-test"
+database_id = "00000000-0000-4000-8000-000000000001"
+`;
+
 export function integrationConfigs(): string[] {
   const dir = join(ROOT, ".wrangler", "integrations");
   mkdirSync(dir, { recursive: true });
@@ -30,7 +42,7 @@ queue = "nimbus-rules"
 queue = "nimbus-in"
 max_batch_size = 100
 max_batch_timeout = 1
-`,
+${STORES}`,
   );
   const consumer = join(dir, "consumer.toml");
   writeFileSync(
@@ -47,7 +59,7 @@ max_batch_timeout = 1
 [[queues.producers]]
 binding = "BACK"
 queue = "nimbus-in"
-`,
+${STORES}`,
   );
   return [broker, consumer];
 }

@@ -39,6 +39,9 @@ describe("parseRules", () => {
       { ...queueRule, name: "kind", target: { kind: "ftp" } },
       { ...queueRule, name: "url", target: { kind: "webhook", url: "ftp://x" } },
       { ...queueRule, name: "nobind", target: { kind: "queue" } },
+      { ...queueRule, name: "win", target: { kind: "r2", binding: "B", windowSeconds: 0 } },
+      { ...queueRule, name: "tbl", target: { kind: "d1", binding: "DB", table: "x; DROP TABLE y" } },
+      { ...queueRule, name: "d1shape", shape: "payload", target: { kind: "d1", binding: "DB", table: "t" } },
       queueRule,
       queueRule,
     ]);
@@ -48,10 +51,13 @@ describe("parseRules", () => {
       'rule "sh": filter cannot be a shared subscription',
       'rule "op": op must be one of == != < <= > >= exists',
       'rule "lt": condition on x: < compares numbers or strings',
-      'rule "kind": target kind must be queue, webhook or service (got "ftp")',
+      'rule "kind": target kind must be queue, webhook, service, r2 or d1 (got "ftp")',
       'rule "url": a webhook\'s url must be http or https',
       'rule "nobind": a queue target needs binding (the producer binding\'s name)',
-      'RULES[9]: the name "r" is used twice',
+      'rule "win": an r2 target\'s windowSeconds is a whole number from 1 to 3600',
+      'rule "tbl": a d1 target needs table, a plain table name (letters, digits, _)',
+      'rule "d1shape": a d1 target takes the envelope shape',
+      'RULES[12]: the name "r" is used twice',
     ]);
     expect(parseRules("{").problems[0]).toMatch(/^RULES is not JSON/);
     expect(parseRules("{}").problems).toEqual(["RULES must be a JSON array of rules"]);
