@@ -14,6 +14,7 @@ const OWN_BROKER = [
   "test/e2e/upgrade.test.ts",
   "test/e2e/reshard.test.ts",
   "test/e2e/integrations.test.ts",
+  "test/e2e/bridge.test.ts",
 ];
 /**
  * Timed against a broker of their own (a flood, then a newcomer's round trip

@@ -2,6 +2,8 @@
  * Broker settings, read from `wrangler.toml` [vars] (all strings there). Every
  * setting has a safe default so a missing var never breaks the broker.
  */
+
+import { type BridgeConfig, parseBridges } from "./bridges.ts";
 import { CLIENT_ID_LENGTH_LIMIT } from "./client-ids.ts";
 import { type Layout, layoutOf } from "./routing.ts";
 import { parseRules, type Rule } from "./rules.ts";
@@ -39,6 +41,8 @@ export interface BrokerEnv {
   /** Rules (JSON): what leaves the broker for Queues, webhooks and other Workers (rules.ts). */
   RULES?: string;
   RULES_OUTBOX_BYTES?: string;
+  /** Bridges to other MQTT brokers (JSON, bridges.ts). */
+  BRIDGES?: string;
 }
 
 export type GatewayPolicy = "random" | "ip";
@@ -46,6 +50,8 @@ export type GatewayPolicy = "random" | "ip";
 export interface BrokerConfig {
   /** RULES, checked: what leaves the broker for other systems. */
   rules: Rule[];
+  /** BRIDGES, checked: other MQTT brokers topics are carried to and from. */
+  bridges: BridgeConfig[];
   /** Bytes of QoS 1/2 messages waiting for rules' targets, per shard; past it they are dead-lettered. */
   rulesOutboxBytes: number;
   /** TOPIC_SHARDS and SHARD_LEVELS: how topics are spread over the shards. */
@@ -191,6 +197,7 @@ export function readConfig(env: BrokerEnv): BrokerConfig {
     authFailuresPerAddress: int("AUTH_FAILURES_PER_MINUTE", 10, 1, 1_000_000),
     authFailuresPerGateway: int("AUTH_FAILURES_PER_MINUTE_GATEWAY", 600, 1, 10_000_000),
     rules: [],
+    bridges: [],
     rulesOutboxBytes: int("RULES_OUTBOX_BYTES", 256 * 1024 * 1024, 0, 8 * 1024 * 1024 * 1024),
     allowedOrigins: (env.ALLOWED_ORIGINS ?? "")
       .split(",")
@@ -199,6 +206,9 @@ export function readConfig(env: BrokerEnv): BrokerConfig {
   };
   const { rules, problems } = parseRules(env.RULES);
   config.rules = rules;
+  const bridged = parseBridges(env.BRIDGES);
+  config.bridges = bridged.bridges;
+  problems.push(...bridged.problems);
   const bindings = env as Record<string, unknown>;
   for (const r of rules) {
     const t = r.target;
@@ -207,6 +217,12 @@ export function readConfig(env: BrokerEnv): BrokerConfig {
       problems.push(`rule "${r.name}": no binding ${t.binding} (declare it in wrangler.toml)`);
     if (t.kind === "webhook" && t.secret !== undefined && typeof bindings[t.secret] !== "string")
       problems.push(`rule "${r.name}": no secret ${t.secret} (wrangler secret put ${t.secret})`);
+  }
+  for (const b of config.bridges) {
+    if (b.passwordSecret !== undefined && typeof bindings[b.passwordSecret] !== "string")
+      problems.push(
+        `bridge "${b.name}": no secret ${b.passwordSecret} (wrangler secret put ${b.passwordSecret})`,
+      );
   }
   const all = [...ints.problems, ...problems];
   if (all.length > 0) throw new ConfigError(all);

@@ -24,3 +24,35 @@ export function parse<T>(text: string): T {
     v !== null && typeof v === "object" && "$b64" in v ? fromBase64((v as { $b64: string }).$b64) : v,
   ) as T;
 }
+
+/**
+ * A setting that holds a JSON array of named entries (RULES, BRIDGES): each entry
+ * parsed by `parse` (a string is its problem) and named once; every problem found.
+ */
+export function namedListSetting<T extends { name: string }>(
+  setting: string,
+  text: string | undefined,
+  max: number,
+  parse: (entry: unknown, at: string) => T | string,
+): { items: T[]; problems: string[] } {
+  if (text === undefined || text.trim() === "") return { items: [], problems: [] };
+  let raw: unknown;
+  try {
+    raw = JSON.parse(text);
+  } catch (err) {
+    return { items: [], problems: [`${setting} is not JSON: ${(err as Error).message}`] };
+  }
+  if (!Array.isArray(raw)) return { items: [], problems: [`${setting} must be a JSON array`] };
+  if (raw.length > max)
+    return { items: [], problems: [`${setting} has ${raw.length} entries; at most ${max}`] };
+  const items: T[] = [];
+  const problems: string[] = [];
+  raw.forEach((entry: unknown, i) => {
+    const parsed = parse(entry, `${setting}[${i}]`);
+    if (typeof parsed === "string") problems.push(parsed);
+    else if (items.some((x) => x.name === parsed.name))
+      problems.push(`${setting}[${i}]: the name "${parsed.name}" is used twice`);
+    else items.push(parsed);
+  });
+  return { items, problems };
+}

@@ -93,8 +93,8 @@ export function allShards(shards: number): number[] {
   return Array.from({ length: shards }, (_, i) => i);
 }
 
-/** A destination at a shard: a gateway (online clients) or a session (offline). */
-export type Destination = `g:${string}` | `s:${string}`;
+/** A destination at a shard: a gateway (online clients), a session (offline), or a bridge. */
+export type Destination = `g:${string}` | `s:${string}` | `b:${string}`;
 
 export const gatewayDestination = (name: string): Destination => `g:${name}`;
 export const sessionDestination = (clientId: string): Destination => `s:${clientId}`;

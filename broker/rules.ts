@@ -13,7 +13,7 @@
  */
 
 import { isWellFormedUtf8, validateTopicFilter } from "../mqtt/index.ts";
-import { toBase64 } from "./json.ts";
+import { namedListSetting, toBase64 } from "./json.ts";
 import type { Message } from "./message.ts";
 
 export type Operator = "==" | "!=" | "<" | "<=" | ">" | ">=" | "exists";
@@ -78,34 +78,8 @@ export const MAX_RULES = 64;
 
 /** Reads `RULES`; every problem found, each naming its rule (empty: all is well). */
 export function parseRules(text: string | undefined): { rules: Rule[]; problems: string[] } {
-  if (text === undefined || text.trim() === "") return { rules: [], problems: [] };
-  let raw: unknown;
-  try {
-    raw = JSON.parse(text);
-  } catch (err) {
-    return { rules: [], problems: [`RULES is not JSON: ${(err as Error).message}`] };
-  }
-  if (!Array.isArray(raw)) return { rules: [], problems: ["RULES must be a JSON array of rules"] };
-  if (raw.length > MAX_RULES)
-    return { rules: [], problems: [`RULES has ${raw.length} rules; at most ${MAX_RULES}`] };
-  const problems: string[] = [];
-  const rules: Rule[] = [];
-  const names = new Set<string>();
-  raw.forEach((r: unknown, i) => {
-    const where = `RULES[${i}]`;
-    const found = parseRule(r, where);
-    if (typeof found === "string") {
-      problems.push(found);
-      return;
-    }
-    if (names.has(found.name)) {
-      problems.push(`${where}: the name "${found.name}" is used twice`);
-      return;
-    }
-    names.add(found.name);
-    rules.push(found);
-  });
-  return { rules, problems };
+  const { items, problems } = namedListSetting("RULES", text, MAX_RULES, parseRule);
+  return { rules: items, problems };
 }
 
 function parseRule(r: unknown, at: string): Rule | string {

@@ -7,6 +7,7 @@ import { type Destination, gatewayName, type Layout, registryName, shardName } f
 import type { OutboundPage, QueuedMessage, SessionState } from "../broker/session-state.ts";
 import { aggregate, type BrokerStats, type GatewayStats, type ShardStats } from "../broker/stats.ts";
 import type { Env } from "../worker/env.ts";
+import type { Bridge } from "./bridge.ts";
 import type { RetainedPage, ShardFilters, SubscribeRequest } from "./registration.ts";
 import type { Registry } from "./registry.ts";
 import type { Session } from "./session.ts";
@@ -109,6 +110,13 @@ export function gatewayStub(env: Namespaces, name: string): GatewayRpc {
 
 export function shardStub(env: Namespaces, index: number): ShardRpc {
   return env.TOPIC_SHARD.get(env.TOPIC_SHARD.idFromName(shardName(index))) as unknown as ShardRpc;
+}
+
+/** The calls a Bridge answers, with its own signatures. */
+export type BridgeRpc = Pick<Bridge, "start" | "status" | "deliver">;
+
+export function bridgeStub(env: Pick<Env, "BRIDGE">, name: string): BridgeRpc {
+  return env.BRIDGE.get(env.BRIDGE.idFromName(name)) as unknown as BridgeRpc;
 }
 
 /** The calls a Registry answers, with its own signatures. */

@@ -39,7 +39,7 @@ import {
 } from "../mqtt/index.ts";
 import type { Env } from "../worker/env.ts";
 import type { RetainedPage, ShardFilters, SubscribeRequest } from "./registration.ts";
-import { callSession, gatewayStub, sessionStub, shardStub } from "./stubs.ts";
+import { bridgeStub, callSession, gatewayStub, sessionStub, shardStub } from "./stubs.ts";
 import {
   type MemberRow,
   type MovedRows,
@@ -618,6 +618,9 @@ export class TopicShard extends DurableObject<Env> {
       if (destination.startsWith("g:")) {
         const gateway = gatewayStub(this.env, name);
         stub = (messages) => gateway.deliver(messages);
+      } else if (destination.startsWith("b:")) {
+        const bridge = bridgeStub(this.env, name);
+        stub = (messages) => bridge.deliver(messages);
       } else {
         const session = sessionStub(this.env, name);
         stub = (messages) => callSession(session, this.counters, (s) => s.enqueue(messages));

@@ -10,7 +10,7 @@ import { type Message, messageBytes, RPC_BATCH_BYTES } from "../broker/message.t
 import { shardsForFilter } from "../broker/routing.ts";
 import type { BrokerStats } from "../broker/stats.ts";
 import type { RetainedPage } from "../durable-objects/registration.ts";
-import { collectStats, registryStub, shardStub } from "../durable-objects/stubs.ts";
+import { bridgeStub, collectStats, registryStub, shardStub } from "../durable-objects/stubs.ts";
 import { isWellFormedUtf8, ReasonCode, validateTopicFilter } from "../mqtt/index.ts";
 import type { Env } from "./env.ts";
 import { openApiDocument } from "./openapi.ts";
@@ -49,6 +49,11 @@ export async function handleApi(request: Request, env: Env, url: URL): Promise<R
     }
     if (path === "/api/retained" && request.method === "GET") return await retained(url, env);
     if (path === "/api/stats" && request.method === "GET") return json(await brokerStats(env));
+    // Each bridge's state and counters; asking starts any that is not running.
+    if (path === "/api/bridges" && request.method === "GET") {
+      const { bridges } = readConfig(env);
+      return json(await Promise.all(bridges.map((b) => bridgeStub(env, b.name).start())));
+    }
     const client = /^\/api\/clients\/([^/]+)$/.exec(path);
     if (client) {
       const id = decodeURIComponent(client[1] as string);

@@ -1,4 +1,5 @@
 import type { BrokerEnv } from "../broker/config.ts";
+import type { Bridge } from "../durable-objects/bridge.ts";
 import type { Gateway } from "../durable-objects/gateway.ts";
 import type { Registry } from "../durable-objects/registry.ts";
 import type { Session } from "../durable-objects/session.ts";
@@ -10,6 +11,7 @@ export interface Env extends BrokerEnv {
   TOPIC_SHARD: DurableObjectNamespace<TopicShard>;
   SESSION: DurableObjectNamespace<Session>;
   REGISTRY: DurableObjectNamespace<Registry>;
+  BRIDGE: DurableObjectNamespace<Bridge>;
   /** Shared secret of the NIMBUS-HMAC-SHA256 authentication method; unset disables it. */
   AUTH_HMAC_SECRET?: string;
   /** "true" lets clients connect without credentials. Off unless set (npm start sets it). */

@@ -6,11 +6,12 @@ import { type BrokerConfig, ConfigError, readConfig } from "../broker/config.ts"
 import { log } from "../broker/log.ts";
 import type { Message as BrokerMessage } from "../broker/message.ts";
 import { fnv1a, gatewayName, shardOf } from "../broker/routing.ts";
-import { shardStub } from "../durable-objects/stubs.ts";
+import { bridgeStub, shardStub } from "../durable-objects/stubs.ts";
 import { handleApi, metrics } from "./api.ts";
 import type { Env } from "./env.ts";
 import { messageOf, type PublishBody } from "./publish-input.ts";
 
+export { Bridge } from "../durable-objects/bridge.ts";
 export { Gateway } from "../durable-objects/gateway.ts";
 export { Registry } from "../durable-objects/registry.ts";
 export { Session } from "../durable-objects/session.ts";
@@ -41,6 +42,12 @@ export default {
     return new Response("not found\n", { status: 404 });
   },
 
+  /** A cron trigger (wrangler.toml [triggers]) makes sure every bridge runs, after a deploy too. */
+  async scheduled(_controller: ScheduledController, env: Env): Promise<void> {
+    const { bridges } = readConfig(env);
+    await Promise.all(bridges.map((b) => bridgeStub(env, b.name).start()));
+  },
+
   /**
    * The way in from Cloudflare Queues: every queue this Worker consumes (wrangler.toml,
    * [[queues.consumers]]) carries messages to publish, each body as POST /api/publish
@@ -68,7 +75,11 @@ export default {
           await shardStub(env, shard).publish(list.map((l) => l.message));
           for (const l of list) l.msg.ack();
         } catch (err) {
-          log("error", "queue_publish_failed", { queue: batch.queue, count: list.length, error: String(err) });
+          log("error", "queue_publish_failed", {
+            queue: batch.queue,
+            count: list.length,
+            error: String(err),
+          });
           for (const l of list) l.msg.retry();
         }
       }),

@@ -3,12 +3,14 @@
  * Nimbus under `wrangler dev`, Mosquitto (Debian's, with a websockets listener)
  * and Aedes (npm, over `ws`).
  */
-import { type ChildProcess, spawn } from "node:child_process";
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+
+import { spawn } from "node:child_process";
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { BrokerStats } from "../../broker/stats.ts";
 import { freePort, startBroker } from "../../test/support/broker.ts";
+import { kill, startMosquitto, waitForPort } from "../../test/support/mosquitto.ts";
 
 export interface Target {
   name: string;
@@ -76,38 +78,16 @@ export async function nimbus(shards: number, gateways: number): Promise<Target> 
 }
 
 export async function mosquitto(): Promise<Target> {
-  const port = await freePort();
-  const dir = mkdtempSync(join(tmpdir(), "nimbus-bench-mosquitto-"));
-  const conf = join(dir, "mosquitto.conf");
-  writeFileSync(
-    conf,
-    [
-      // Debian's mosquitto is built without websockets support, so it is measured
-      // over its native TCP transport (which favours it slightly).
-      `listener ${port} 127.0.0.1`,
-      "allow_anonymous true",
-      "persistence false",
-      "max_queued_messages 20000",
-      "max_inflight_messages 100",
-      "log_type error",
-    ].join("\n"),
-  );
-  const start = async () => {
-    const child = spawn("mosquitto", ["-c", conf], { stdio: ["ignore", "ignore", "pipe"] });
-    await waitForPort(port, child);
-    return child;
-  };
-  let child = await start();
+  // Debian's mosquitto is built without websockets support, so it is measured over
+  // its native TCP transport (which favours it slightly).
+  const m = await startMosquitto({ extra: ["max_queued_messages 20000", "max_inflight_messages 100"] });
   return {
     name: "Mosquitto (TCP)",
-    url: `mqtt://127.0.0.1:${port}`,
-    rss: () => processTreeRss(child.pid),
+    url: m.url,
+    rss: () => processTreeRss(m.pid()),
     // persistence false: sessions live in memory and end with the process.
-    restart: async () => {
-      await kill(child);
-      child = await start();
-    },
-    stop: () => kill(child),
+    restart: () => m.restart(),
+    stop: () => m.stop(),
   };
 }
 
@@ -132,35 +112,6 @@ export async function aedes(): Promise<Target> {
     },
     stop: () => kill(child),
   };
-}
-
-async function waitForPort(port: number, child: ChildProcess): Promise<void> {
-  const deadline = Date.now() + 20_000;
-  while (Date.now() < deadline) {
-    if (child.exitCode !== null) throw new Error(`broker exited with ${child.exitCode}`);
-    const ok = await new Promise<boolean>((resolve) => {
-      import("node:net").then(({ connect }) => {
-        const s = connect(port, "127.0.0.1");
-        s.once("connect", () => {
-          s.destroy();
-          resolve(true);
-        });
-        s.once("error", () => resolve(false));
-      });
-    });
-    if (ok) return;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new Error(`port ${port} never opened`);
-}
-
-function kill(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null) return Promise.resolve();
-  return new Promise((resolve) => {
-    child.once("exit", () => resolve());
-    child.kill("SIGTERM");
-    setTimeout(() => child.kill("SIGKILL"), 3_000);
-  });
 }
 
 /** The fields of a /proc/<pid>/stat line after the command name (state, ppid, …, utime, stime, …). */

@@ -91,7 +91,8 @@ export class RuleOutbox {
       this.counts.set(r.name, { matched: 0, sent: 0, failed: 0, dead: 0, dropped: 0 });
     }
     this.outboxBytes =
-      2 * (deps.sql.exec<{ n: number | null }>("SELECT SUM(LENGTH(body)) AS n FROM rule_outbox").one().n ?? 0);
+      2 *
+      (deps.sql.exec<{ n: number | null }>("SELECT SUM(LENGTH(body)) AS n FROM rule_outbox").one().n ?? 0);
     for (const row of deps.sql.exec<Counts & { rule: string }>("SELECT * FROM rule_counters")) {
       const { rule, ...counts } = row;
       if (this.counts.has(rule)) this.counts.set(rule, counts);
@@ -237,7 +238,11 @@ export class RuleOutbox {
         if (r.due_at > now && rule.target.kind !== "r2") break;
         due.push(r);
       }
-      const items = due.map((r) => ({ key: String(r.id).padStart(12, "0"), body: r.body, createdAt: r.created_at }));
+      const items = due.map((r) => ({
+        key: String(r.id).padStart(12, "0"),
+        body: r.body,
+        createdAt: r.created_at,
+      }));
       const [first] = batches(items, limits);
       if (first === undefined) return;
       const sending = due.slice(0, first.length);
@@ -282,7 +287,9 @@ export class RuleOutbox {
       .toArray()[0];
     if (head === undefined) return false;
     if (head.due_at <= now) return true;
-    const n = this.deps.sql.exec<{ n: number }>("SELECT COUNT(*) AS n FROM rule_outbox WHERE rule = ?", rule).one().n;
+    const n = this.deps.sql
+      .exec<{ n: number }>("SELECT COUNT(*) AS n FROM rule_outbox WHERE rule = ?", rule)
+      .one().n;
     return n >= maxItems;
   }
 

@@ -70,10 +70,14 @@ export async function send(
       const [first] = items;
       if (first === undefined) return;
       // Named after its first message: sent again after a failure, it replaces itself.
-      await (env[target.binding] as R2Bucket).put(r2Key(target.prefix, shard, first), `${bodies.join("\n")}\n`, {
-        httpMetadata: { contentType: "application/x-ndjson" },
-        customMetadata: { messages: String(items.length) },
-      });
+      await (env[target.binding] as R2Bucket).put(
+        r2Key(target.prefix, shard, first),
+        `${bodies.join("\n")}\n`,
+        {
+          httpMetadata: { contentType: "application/x-ndjson" },
+          customMetadata: { messages: String(items.length) },
+        },
+      );
       return;
     }
     case "d1": {

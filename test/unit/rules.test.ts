@@ -60,7 +60,7 @@ describe("parseRules", () => {
       'RULES[12]: the name "r" is used twice',
     ]);
     expect(parseRules("{").problems[0]).toMatch(/^RULES is not JSON/);
-    expect(parseRules("{}").problems).toEqual(["RULES must be a JSON array of rules"]);
+    expect(parseRules("{}").problems).toEqual(["RULES must be a JSON array"]);
     expect(parseRules(undefined)).toEqual({ rules: [], problems: [] });
   });
 });

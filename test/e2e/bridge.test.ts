@@ -1,0 +1,169 @@
+/**
+ * A bridge to a local Mosquitto over TCP (README, Integrations): topics go both
+ * ways with the prefixes applied, a topic bridged both ways does not loop, and
+ * after Mosquitto restarts the bridge connects again and delivers the QoS 1
+ * messages that waited meanwhile.
+ */
+import type { MqttClient } from "mqtt";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { BridgeStatus } from "../../durable-objects/bridge.ts";
+import { type RunningBroker, startBroker } from "../support/broker.ts";
+import { connect, Inbox, unique } from "../support/clients.ts";
+import { type RunningMosquitto, startMosquitto } from "../support/mosquitto.ts";
+
+const API_TOKEN = "bridge-token";
+let broker: RunningBroker;
+let mosquitto: RunningMosquitto;
+const clients: MqttClient[] = [];
+
+async function local(): Promise<MqttClient> {
+  const c = await connect(broker.url, { protocolVersion: 5, clientId: unique("local") });
+  clients.push(c);
+  return c;
+}
+
+/** A client of Mosquitto; `clientId` and clean false keep its session across Mosquitto's restart. */
+async function remote(clientId = unique("remote"), clean = true): Promise<MqttClient> {
+  const c = await connect(mosquitto.url, {
+    protocolVersion: 4,
+    clientId,
+    clean,
+    reconnectPeriod: clean ? 0 : 200,
+  });
+  clients.push(c);
+  return c;
+}
+
+async function bridges(): Promise<BridgeStatus[]> {
+  const res = await fetch(`${broker.httpUrl}/api/bridges`, {
+    headers: { authorization: `Bearer ${API_TOKEN}` },
+  });
+  expect(res.status).toBe(200);
+  return (await res.json()) as BridgeStatus[];
+}
+
+async function connectedAfter(connects: number): Promise<BridgeStatus> {
+  const deadline = Date.now() + 30_000;
+  for (;;) {
+    const [b] = await bridges();
+    if (b !== undefined && b.state === "connected" && b.connects > connects) return b;
+    if (Date.now() > deadline) throw new Error(`bridge not connected: ${JSON.stringify(b)}`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
+beforeAll(async () => {
+  mosquitto = await startMosquitto({ persistence: true });
+  const config = [
+    {
+      name: "plant",
+      host: "127.0.0.1",
+      port: mosquitto.port,
+      keepAlive: 10,
+      topics: [
+        { pattern: "sensors/#", direction: "in", qos: 1, localPrefix: "plant/", remotePrefix: "" },
+        { pattern: "cmd/#", direction: "out", qos: 1, localPrefix: "", remotePrefix: "nimbus/" },
+        { pattern: "both/#", direction: "both", qos: 1 },
+      ],
+    },
+  ];
+  broker = await startBroker({
+    vars: { ALLOW_ANONYMOUS: "true", API_TOKEN, BRIDGES: JSON.stringify(config) },
+  });
+  await connectedAfter(0);
+}, 90_000);
+
+afterAll(async () => {
+  await Promise.all(clients.splice(0).map((c) => c.endAsync(true)));
+  await broker?.stop();
+  await mosquitto?.stop();
+});
+
+describe("a bridge to Mosquitto", () => {
+  it("carries remote topics in and local topics out, with the prefixes applied", async () => {
+    const here = await local();
+    const hereInbox = new Inbox(here);
+    await here.subscribeAsync("plant/#", { qos: 1 });
+    const there = await remote();
+    const thereInbox = new Inbox(there);
+    await there.subscribeAsync("nimbus/#", { qos: 1 });
+
+    await there.publishAsync("sensors/t1", "21.5", { qos: 1 });
+    const [inbound] = await hereInbox.waitFor(1, 10_000);
+    expect(inbound).toMatchObject({ topic: "plant/sensors/t1", payload: "21.5" });
+
+    await here.publishAsync("cmd/valve", "open", { qos: 1 });
+    const [outbound] = await thereInbox.waitFor(1, 10_000);
+    expect(outbound).toMatchObject({ topic: "nimbus/cmd/valve", payload: "open" });
+    const [b] = await bridges();
+    expect(b).toMatchObject({ state: "connected", dropped: 0 });
+    expect(b?.messagesIn).toBeGreaterThanOrEqual(1);
+    expect(b?.messagesOut).toBeGreaterThanOrEqual(1);
+  });
+
+  it("a topic bridged both ways arrives once on each side and does not come back", async () => {
+    const here = await local();
+    const hereInbox = new Inbox(here);
+    await here.subscribeAsync("both/#", { qos: 1 });
+    const there = await remote();
+    const thereInbox = new Inbox(there);
+    await there.subscribeAsync("both/#", { qos: 1 });
+
+    await here.publishAsync("both/from-here", "h", { qos: 1 });
+    await there.publishAsync("both/from-there", "t", { qos: 1 });
+    // Markers after them, on each side: once they arrive, any echo would have too.
+    await thereInbox.waitFor(2, 10_000);
+    await hereInbox.waitFor(2, 10_000);
+    await here.publishAsync("both/marker-here", "m", { qos: 1 });
+    await there.publishAsync("both/marker-there", "m", { qos: 1 });
+    await thereInbox.waitFor(4, 10_000);
+    await hereInbox.waitFor(4, 10_000);
+    expect(hereInbox.messages.map((m) => m.topic).sort()).toEqual(
+      ["both/from-here", "both/from-there", "both/marker-here", "both/marker-there"].sort(),
+    );
+    expect(thereInbox.messages.map((m) => m.topic).sort()).toEqual(
+      ["both/from-here", "both/from-there", "both/marker-here", "both/marker-there"].sort(),
+    );
+  });
+
+  it("resumes after Mosquitto restarts, and delivers the QoS 1 messages that waited meanwhile", async () => {
+    const there = await remote("bridge-test-remote", false);
+    const thereInbox = new Inbox(there);
+    await there.subscribeAsync("nimbus/cmd/#", { qos: 1 });
+    const [before] = await bridges();
+
+    await mosquitto.stop();
+    const here = await local();
+    for (let i = 0; i < 5; i++) await here.publishAsync("cmd/while-down", `d${i}`, { qos: 1 });
+    await mosquitto.start();
+    await connectedAfter(before?.connects ?? 0);
+
+    const got = await thereInbox.waitFor(5, 20_000);
+    expect(got.map((m) => m.payload)).toEqual(["d0", "d1", "d2", "d3", "d4"]);
+    // And in, after the restart.
+    const hereInbox = new Inbox(here);
+    await here.subscribeAsync("plant/sensors/after", { qos: 1 });
+    const sender = await remote();
+    await sender.publishAsync("sensors/after", "back", { qos: 1 });
+    expect((await hereInbox.waitFor(1, 10_000))[0]?.payload).toBe("back");
+  }, 60_000);
+
+  it("while Mosquitto is down, what waits for it is bounded (BRIDGE_QUEUE_BYTES): past it messages are dropped and counted", async () => {
+    const [before] = await bridges();
+    await mosquitto.stop();
+    const here = await local();
+    // 1,000,000 bytes: under MAX_PACKET_SIZE (1 MiB) with the header.
+    const big = Buffer.alloc(1_000_000, 7);
+    for (let i = 0; i < 20; i++) await here.publishAsync("cmd/big", big, { qos: 1 });
+    const [full] = await bridges();
+    // 16 MiB (16,777,216 bytes) hold 16 of them; the other 4 are dropped.
+    expect((full?.dropped ?? 0) - (before?.dropped ?? 0)).toBe(4);
+    expect(full?.queued).toBe(16);
+    await mosquitto.start();
+    await connectedAfter(full?.connects ?? 0);
+    const deadline = Date.now() + 20_000;
+    while ((await bridges())[0]?.queued !== 0 && Date.now() < deadline)
+      await new Promise((r) => setTimeout(r, 200));
+    expect((await bridges())[0]?.queued).toBe(0);
+  }, 60_000);
+});
