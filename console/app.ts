@@ -188,3 +188,62 @@ $("retained-form").addEventListener("submit", async (e) => {
   });
   browser.on("error", (err) => showError(`Browsing retained messages failed: ${err.message}`));
 });
+
+/** Rules and bridges with their counters, from the HTTP API (which needs its token). */
+$("integrations-form").addEventListener("submit", async (e) => {
+  e.preventDefault();
+  const token = ($("api-token") as HTMLInputElement).value;
+  const get = async (path: string) => {
+    const res = await fetch(path, { headers: { authorization: `Bearer ${token}` } });
+    if (!res.ok) throw new Error(`${path} answered ${res.status}`);
+    return res.json();
+  };
+  try {
+    const stats = (await get("/api/stats")) as { rules: Record<string, Record<string, number>> };
+    const bridges = (await get("/api/bridges")) as Array<Record<string, string | number | null>>;
+    fillTable(
+      "rules",
+      Object.entries(stats.rules).map(([name, c]) => [
+        name,
+        c.matched,
+        c.sent,
+        c.failed,
+        c.dead,
+        c.dropped,
+        c.pending,
+      ]),
+    );
+    fillTable(
+      "bridges",
+      bridges.map((b) => [
+        b.name,
+        b.remote,
+        b.state,
+        b.messagesIn,
+        b.messagesOut,
+        b.dropped,
+        b.queued,
+        b.connects,
+        b.lastError ?? "",
+      ]),
+    );
+    showError("");
+  } catch (err) {
+    showError(`Loading rules and bridges failed: ${String(err)}`);
+  }
+});
+
+function fillTable(id: string, rows: Array<Array<string | number | null | undefined>>): void {
+  const body = $(id).querySelector("tbody") as HTMLTableSectionElement;
+  body.replaceChildren(
+    ...rows.map((cells) => {
+      const tr = document.createElement("tr");
+      for (const c of cells) {
+        const td = document.createElement("td");
+        td.textContent = String(c ?? "");
+        tr.append(td);
+      }
+      return tr;
+    }),
+  );
+}

@@ -9,6 +9,7 @@
 import { createHmac } from "node:crypto";
 import { createServer, type IncomingMessage, type Server } from "node:http";
 import type { MqttClient } from "mqtt";
+import { chromium } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { freePort, type RunningBroker, startBroker } from "../support/broker.ts";
 import { connect, Inbox, unique } from "../support/clients.ts";
@@ -292,5 +293,28 @@ describe("rules", () => {
       await webhook.waitFor(webhook.bodies.length + 1, 30_000);
     const mine = [...new Set(webhook.bodies.filter((b) => b.topic === topic).map((b) => b.payload))];
     expect(mine).toEqual(Array.from({ length: kept }, (_, i) => `${i} ${payload}`));
+  }, 60_000);
+
+  it("the console lists the rules with their counters", async () => {
+    const browser = await chromium.launch({
+      executablePath: process.env.CHROMIUM_PATH ?? "/usr/bin/chromium",
+      args: ["--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking"],
+    });
+    try {
+      const page = await browser.newPage();
+      await page.goto(`${broker.httpUrl}/`);
+      await page.fill("#api-token", API_TOKEN);
+      await page.click("#integrations-load");
+      const row = page.locator("#rules tbody tr", { hasText: "hot" });
+      await row.waitFor({ timeout: 10_000 });
+      const hot = (await ruleCounts("hot")) as Record<string, number>;
+      // rule, matched, sent, failed, dead-lettered, dropped, waiting
+      expect(await row.locator("td").allTextContents()).toEqual(
+        ["hot", hot.matched, hot.sent, hot.failed, hot.dead, hot.dropped, hot.pending].map(String),
+      );
+      expect(await page.locator("#rules tbody tr").count()).toBe(5);
+    } finally {
+      await browser.close();
+    }
   }, 60_000);
 });
