@@ -74,8 +74,15 @@ export function openApiDocument() {
       "/api/stats": {
         get: {
           summary:
-            "Connections, subscriptions, messages and bytes, retained, dropped and expired, per shard and gateway",
+            "Connections, subscriptions, messages and bytes, retained, dropped and expired, per shard and gateway; per rule: matched, sent, failed, dead-lettered, dropped, waiting",
           responses: { "200": { description: "statistics" }, ...errors(401) },
+        },
+      },
+      "/api/bridges": {
+        get: {
+          summary:
+            "Each bridge of BRIDGES: its state and counters (asking starts a bridge that is not running)",
+          responses: { "200": { description: "bridges" }, ...errors(401) },
         },
       },
       "/metrics": {

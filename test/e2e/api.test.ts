@@ -185,7 +185,13 @@ describe("HTTP API", () => {
     };
     expect(doc.openapi).toBe("3.1.0");
     expect(Object.keys(doc.paths)).toEqual(
-      expect.arrayContaining(["/api/publish", "/api/retained", "/api/clients/{id}", "/api/stats"]),
+      expect.arrayContaining([
+        "/api/publish",
+        "/api/retained",
+        "/api/clients/{id}",
+        "/api/stats",
+        "/api/bridges",
+      ]),
     );
   });
 });
