@@ -144,6 +144,12 @@ beforeAll(async () => {
       target: { kind: "r2", binding: "ARCHIVE", prefix: "mqtt/", windowSeconds: 1 },
     },
     { name: "rows", filter: "rows/#", target: { kind: "d1", binding: "DB", table: "mqtt_messages" } },
+    {
+      name: "svc",
+      filter: "svc/#",
+      shape: "envelope",
+      target: { kind: "service", binding: "CONSUMER", path: "/in" },
+    },
     // Asks the consumer Worker what the R2 bucket and D1 database hold (see its file).
     {
       name: "probe",
@@ -232,6 +238,19 @@ describe("rules", () => {
     expect(rows.every((r) => r.qos === 1 && r.topic.startsWith("rows/dev"))).toBe(true);
   }, 30_000);
 
+  it("a service rule POSTs matching messages to another Worker through its binding", async () => {
+    const watcher = await client();
+    const inbox = new Inbox(watcher);
+    await watcher.subscribeAsync("via-service/#", { qos: 1 });
+    const pub = await client();
+    for (let i = 0; i < 10; i++) await pub.publishAsync(`svc/dev${i}`, `s${i}`, { qos: 1 });
+    const got = await inbox.waitFor(10, 20_000);
+    expect(got.map((m) => [m.topic, m.payload]).sort()).toEqual(
+      Array.from({ length: 10 }, (_, i) => [`via-service/svc/dev${i}`, `s${i}`]).sort(),
+    );
+    expect(await ruleCounts("svc")).toMatchObject({ matched: 10, sent: 10, dead: 0, pending: 0 });
+  });
+
   it("a webhook that fails the first attempts gets every QoS 1 message after retries, signed", async () => {
     const pub = await client();
     const topic = `hook/${unique("retry")}`;
@@ -312,7 +331,7 @@ describe("rules", () => {
       expect(await row.locator("td").allTextContents()).toEqual(
         ["hot", hot.matched, hot.sent, hot.failed, hot.dead, hot.dropped, hot.pending].map(String),
       );
-      expect(await page.locator("#rules tbody tr").count()).toBe(5);
+      expect(await page.locator("#rules tbody tr").count()).toBe(6);
     } finally {
       await browser.close();
     }

@@ -38,6 +38,10 @@ export function integrationConfigs(): string[] {
 binding = "RULES_QUEUE"
 queue = "nimbus-rules"
 
+[[services]]
+binding = "CONSUMER"
+service = "nimbus-test-consumer"
+
 [[queues.consumers]]
 queue = "nimbus-in"
 max_batch_size = 100
