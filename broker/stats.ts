@@ -21,7 +21,7 @@ export type GatewayCounter =
   | "alarms"
   | "rpc_in"
   | "session_calls"
-  /** Calls made to registries (connects of every client, releases of clean sessions), and their rows. */
+  /** Calls made to registries (connects of every client, clean sessions' ends), and their rows. */
   | "registry_calls"
   | "registry_rows"
   | "ws_in"

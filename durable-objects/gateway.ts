@@ -51,7 +51,7 @@ import { Outbound } from "./gateway/outbound.ts";
 import { GatewayStore } from "./gateway/store.ts";
 import { sysMessages } from "./gateway/sys-topics.ts";
 import { isShared, type RetainedFrom, registerAtShards, unregisterAtShards } from "./registration.ts";
-import type { RegistryClaim, Release } from "./registry.ts";
+import type { Ended, RegistryClaim } from "./registry.ts";
 import type { ClaimRequest } from "./session.ts";
 import {
   callSession,
@@ -83,7 +83,7 @@ export class Gateway extends DurableObject<Env> {
   readonly clients = new Map<string, Connection>();
   private readonly publisher: KeyedBatcher<number, Message, number>;
   /** Ended clean connections, per registry: a storm of disconnects is a few calls. */
-  private readonly releases: KeyedBatcher<string, Release, undefined>;
+  private readonly registryCloses: KeyedBatcher<string, Ended, undefined>;
   private readonly frames = new FrameGatherer((ws, bytes) => this.write(ws, bytes));
   /** Enhanced authentication methods on offer (5.0 4.12). */
   readonly authMethods: AuthMethods;
@@ -133,10 +133,10 @@ export class Gateway extends DurableObject<Env> {
       (shard, messages) => this.shard(shard).publish(messages),
       MESSAGE_BATCH,
     );
-    this.releases = new KeyedBatcher(
+    this.registryCloses = new KeyedBatcher(
       async (registry, ended) => {
         this.counters.add("registry_calls");
-        const rows = await registryStubNamed(this.env, registry).release(ended);
+        const rows = await registryStubNamed(this.env, registry).close(ended);
         if (rows > 0) this.counters.add("registry_rows", rows);
         return undefined;
       },
@@ -163,7 +163,7 @@ export class Gateway extends DurableObject<Env> {
       config: this.config,
       name,
       session: (clientId, call) => this.session(clientId, call),
-      release: (clientId, connId) => this.release(clientId, connId),
+      closeAtRegistry: (clientId, connId) => this.closeAtRegistry(clientId, connId),
       shard: (i) => this.shard(i),
       publish: (m) => this.publishMessage(m),
       unregister: (clientId, filters) => this.unregisterFilters(clientId, filters),
@@ -201,8 +201,8 @@ export class Gateway extends DurableObject<Env> {
   }
 
   /** A clean session's connection ended: its Registry lets the client id go (batched per registry). */
-  release(clientId: string, connId: string): Promise<void> {
-    return this.releases.add(registryName(clientId), { clientId, connId });
+  closeAtRegistry(clientId: string, connId: string): Promise<void> {
+    return this.registryCloses.add(registryName(clientId), { clientId, connId });
   }
 
   /** Calls a client's Session: counted here, with what it reports of its own work. */

@@ -57,7 +57,7 @@ export type RegistryClaim = (
 ) & { rowsWritten: number; session?: SessionUsage };
 
 /** A connection that ended, to be let go if it still holds its client id. */
-export interface Release {
+export interface Ended {
   clientId: string;
   connId: string;
 }
@@ -130,7 +130,7 @@ export class Registry extends DurableObject<Env> {
   }
 
   /** Connections of clean sessions that ended: each lets its client id go, if it still holds it. Rows written. */
-  release(ended: Release[]): number {
+  close(ended: Ended[]): number {
     const rows = this.rowsWritten;
     for (const { clientId, connId } of ended)
       this.sql.exec("DELETE FROM clean WHERE client_id = ? AND conn_id = ?", clientId, connId);

@@ -120,7 +120,7 @@ export function bridgeStub(env: Pick<Env, "BRIDGE">, name: string): BridgeRpc {
 }
 
 /** The calls a Registry answers, with its own signatures. */
-export type RegistryRpc = Pick<Registry, "claim" | "release" | "forgotten" | "info" | "drop">;
+export type RegistryRpc = Pick<Registry, "claim" | "close" | "forgotten" | "info" | "drop">;
 
 export function registryStub(env: Pick<Env, "REGISTRY">, clientId: string): RegistryRpc {
   return registryStubNamed(env, registryName(clientId));

@@ -46,7 +46,7 @@ export interface HandoverDeps {
   name: () => string;
   session: <T>(clientId: string, call: (s: SessionRpc) => Promise<Reply<T>>) => Promise<T>;
   /** A clean session the Registry answers for ended: it lets the client id go. */
-  release: (clientId: string, connId: string) => Promise<void>;
+  closeAtRegistry: (clientId: string, connId: string) => Promise<void>;
   shard: (index: number) => ShardRpc;
   /** Hands a message to the shard of its topic. */
   publish: (message: Message) => Promise<unknown>;
@@ -101,7 +101,7 @@ export class Handover {
       const name = this.deps.name();
       await this.deps.session(clientId, (s) => s.park(name, connId, state, record.expiry, delayedWill));
     } else if (record.registrar === "registry") {
-      await this.deps.release(clientId, connId);
+      await this.deps.closeAtRegistry(clientId, connId);
     } else {
       await this.deps.session(clientId, (s) => s.close(connId));
     }

@@ -95,7 +95,7 @@ export interface ClientRecord {
   will?: Will;
   /** Who the client authenticated as. */
   identity?: Identity;
-  /** Who answers for the connection: told when it ends (Registry.release or the Session). */
+  /** Who answers for the connection: told when it ends (Registry.close or Session.close). */
   registrar: Registrar;
 }
 
