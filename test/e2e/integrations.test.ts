@@ -251,6 +251,15 @@ describe("rules", () => {
     expect(await ruleCounts("svc")).toMatchObject({ matched: 10, sent: 10, dead: 0, pending: 0 });
   });
 
+  it("the way in skips queue messages that are no publish ($SYS, a wildcard, no topic) and publishes the next one", async () => {
+    const watcher = await client();
+    const sys = new Inbox(watcher);
+    await watcher.subscribeAsync("$SYS/broker/forged", { qos: 1 });
+    // The consumer Worker sends three bad bodies, then the report: it arrives, and nothing forged does.
+    expect(await probe("bad-in")).toEqual({ after: true });
+    expect(sys.messages).toEqual([]);
+  });
+
   it("a webhook that fails the first attempts gets every QoS 1 message after retries, signed", async () => {
     const pub = await client();
     const topic = `hook/${unique("retry")}`;
