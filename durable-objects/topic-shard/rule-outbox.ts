@@ -187,7 +187,8 @@ export class RuleOutbox {
       try {
         do {
           this.again = false;
-          for (const rule of this.deps.rules) await this.flushRule(rule);
+          // Side by side: a slow or failing target holds up its own rule only.
+          await Promise.all(this.deps.rules.map((rule) => this.flushRule(rule)));
         } while (this.again);
       } catch (err) {
         log("error", "rules_flush_failed", { error: String(err) });
