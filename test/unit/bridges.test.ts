@@ -1,6 +1,6 @@
 /** BRIDGES (broker/bridges.ts): what it accepts and refuses, and how topics map between the sides. */
 import { describe, expect, it } from "vitest";
-import { mapTopic, parseBridges } from "../../broker/bridges.ts";
+import { MAX_BRIDGES, mapTopic, parseBridges } from "../../broker/bridges.ts";
 
 const topic = { pattern: "sensors/#", direction: "in", qos: 1, localPrefix: "plant/" };
 const parse = (b: unknown) => parseBridges(JSON.stringify(b));
@@ -48,6 +48,12 @@ describe("parseBridges", () => {
       'bridge "v": protocolVersion is 5 or 4',
       'BRIDGES[7]: the name "p" is used twice',
     ]);
+    const many = Array.from({ length: MAX_BRIDGES + 1 }, (_, i) => ({
+      name: `b${i}`,
+      host: "h",
+      topics: [topic],
+    }));
+    expect(parse(many).problems).toEqual([`BRIDGES has ${MAX_BRIDGES + 1} entries; at most ${MAX_BRIDGES}`]);
   });
 });
 

@@ -3,7 +3,7 @@ import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { readConfig } from "../../broker/config.ts";
 import type { Message } from "../../broker/message.ts";
-import { meets, parseRules, render } from "../../broker/rules.ts";
+import { MAX_RULES, meets, parseRules, render } from "../../broker/rules.ts";
 
 const queueRule = { name: "r", filter: "a/#", target: { kind: "queue", binding: "Q" } };
 const parse = (rules: unknown) => parseRules(JSON.stringify(rules));
@@ -62,6 +62,8 @@ describe("parseRules", () => {
     expect(parseRules("{").problems[0]).toMatch(/^RULES is not JSON/);
     expect(parseRules("{}").problems).toEqual(["RULES must be a JSON array"]);
     expect(parseRules(undefined)).toEqual({ rules: [], problems: [] });
+    const many = Array.from({ length: MAX_RULES + 1 }, (_, i) => ({ ...queueRule, name: `r${i}` }));
+    expect(parse(many).problems).toEqual([`RULES has ${MAX_RULES + 1} entries; at most ${MAX_RULES}`]);
   });
 });
 
