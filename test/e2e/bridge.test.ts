@@ -8,6 +8,7 @@ import type { MqttClient } from "mqtt";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { BridgeStatus } from "../../durable-objects/bridge.ts";
 import { type RunningBroker, startBroker } from "../support/broker.ts";
+import { withIntegrationsPanel } from "../support/browser.ts";
 import { connect, Inbox, unique } from "../support/clients.ts";
 import { type RunningMosquitto, startMosquitto } from "../support/mosquitto.ts";
 
@@ -165,5 +166,16 @@ describe("a bridge to Mosquitto", () => {
     while ((await bridges())[0]?.queued !== 0 && Date.now() < deadline)
       await new Promise((r) => setTimeout(r, 200));
     expect((await bridges())[0]?.queued).toBe(0);
+  }, 60_000);
+
+  it("the console shows the bridge, its remote broker and its state", async () => {
+    await withIntegrationsPanel(broker.httpUrl, API_TOKEN, async (page) => {
+      const row = page.locator("#bridges tbody tr", { hasText: "plant" });
+      await row.waitFor({ timeout: 10_000 });
+      const cells = await row.locator("td").allTextContents();
+      // bridge, remote, state, in, out, dropped, waiting, connects, last error
+      expect(cells.slice(0, 3)).toEqual(["plant", `mqtt://127.0.0.1:${mosquitto.port}`, "connected"]);
+      expect(Number(cells[7])).toBeGreaterThanOrEqual(3);
+    });
   }, 60_000);
 });

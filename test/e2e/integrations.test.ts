@@ -9,9 +9,9 @@
 import { createHmac } from "node:crypto";
 import { createServer, type IncomingMessage, type Server } from "node:http";
 import type { MqttClient } from "mqtt";
-import { chromium } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { freePort, type RunningBroker, startBroker } from "../support/broker.ts";
+import { withIntegrationsPanel } from "../support/browser.ts";
 import { connect, Inbox, unique } from "../support/clients.ts";
 import { integrationConfigs } from "../support/integrations.ts";
 
@@ -324,15 +324,7 @@ describe("rules", () => {
   }, 60_000);
 
   it("the console lists the rules with their counters", async () => {
-    const browser = await chromium.launch({
-      executablePath: process.env.CHROMIUM_PATH ?? "/usr/bin/chromium",
-      args: ["--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking"],
-    });
-    try {
-      const page = await browser.newPage();
-      await page.goto(`${broker.httpUrl}/`);
-      await page.fill("#api-token", API_TOKEN);
-      await page.click("#integrations-load");
+    await withIntegrationsPanel(broker.httpUrl, API_TOKEN, async (page) => {
       const row = page.locator("#rules tbody tr", { hasText: "hot" });
       await row.waitFor({ timeout: 10_000 });
       const hot = (await ruleCounts("hot")) as Record<string, number>;
@@ -341,8 +333,6 @@ describe("rules", () => {
         ["hot", hot.matched, hot.sent, hot.failed, hot.dead, hot.dropped, hot.pending].map(String),
       );
       expect(await page.locator("#rules tbody tr").count()).toBe(6);
-    } finally {
-      await browser.close();
-    }
+    });
   }, 60_000);
 });
