@@ -106,12 +106,8 @@ export class Handover {
       await this.deps.session(clientId, (s) => s.close(connId));
     }
     if (store.getClient(clientId)?.connId !== connId) return;
-    // A clean session's unacknowledged shared-subscription messages go to another
-    // member, once this one is unregistered (or the shard could choose it again).
-    const orphans = record.persistent ? [] : [...store.sharedOutboundOf(clientId), ...held];
-    await this.forget(clientId);
-    const shared = orphans.filter((m) => m.target !== undefined);
-    if (shared.length > 0) await this.redistribute(shared);
+    if (record.persistent) await this.forget(clientId);
+    else await this.endClean(clientId, held);
   }
 
   /**
@@ -125,16 +121,6 @@ export class Handover {
     const taken = this.closeTakenOver(clientId, connId);
     if (taken === undefined) return null;
     const { record } = taken;
-    // The old connection did not end with DISCONNECT: its will is published, unless
-    // it has a Will Delay, which the new connection cancels (5.0 3.1.3.2.2). Not
-    // awaited: the Session waiting on this call may be a destination of the will.
-    if (record.will !== undefined) {
-      const will = record.will;
-      store.clearWill(clientId);
-      if (!((will.properties?.willDelayInterval ?? 0) > 0 && record.persistent)) {
-        this.deps.waitUntil(this.publishWill(clientId, will));
-      }
-    }
     const state = record.persistent ? this.stateOf(clientId) : emptySessionState();
     // Until forgetMoved(), messages for this client go on to its Session.
     store.putClient({ ...record, connId: `moved:${connId}`, persistent: true, will: undefined });
@@ -147,22 +133,30 @@ export class Handover {
    * a clean session does not outlive its connection, so any Will Delay is over).
    */
   async discard(clientId: string, connId: string): Promise<void> {
-    const { store } = this.deps;
     const taken = this.closeTakenOver(clientId, connId);
-    if (taken === undefined) return;
-    const { record, held } = taken;
-    if (record.will !== undefined) {
-      store.clearWill(clientId);
-      this.deps.waitUntil(this.publishWill(clientId, record.will));
-    }
-    const orphans = [...store.sharedOutboundOf(clientId), ...held].filter((m) => m.target !== undefined);
+    if (taken !== undefined) await this.endClean(clientId, taken.held);
+  }
+
+  /**
+   * Unregisters a clean session's client and deletes its rows. Its unacknowledged
+   * shared-subscription messages go to another member once it is unregistered (or
+   * the shard could choose it again).
+   */
+  private async endClean(clientId: string, held: Message[]): Promise<void> {
+    const orphans = [...this.deps.store.sharedOutboundOf(clientId), ...held].filter(
+      (m) => m.target !== undefined,
+    );
     await this.forget(clientId);
     if (orphans.length > 0) await this.redistribute(orphans);
   }
 
   /**
    * Closes the client's connection here for a newer one (5.0: DISCONNECT 0x8E
-   * first); its record and held messages, if the record is still that connection's.
+   * first) and publishes its will: the old connection did not end with DISCONNECT.
+   * A persistent session's Will Delay is cancelled by the new connection instead
+   * (5.0 3.1.3.2.2); a clean session ends here, so its will is due. Not awaited:
+   * the Session waiting on the takeover may be a destination of the will. Its record
+   * and held messages, if the record is still that connection's.
    */
   private closeTakenOver(
     clientId: string,
@@ -181,6 +175,12 @@ export class Handover {
       }
       this.deps.closeSocket(conn, 1000, "session taken over");
       log("info", "takeover", { gateway: this.deps.name(), clientId });
+    }
+    const will = record.will;
+    if (will !== undefined) {
+      store.clearWill(clientId);
+      if (!((will.properties?.willDelayInterval ?? 0) > 0 && record.persistent))
+        this.deps.waitUntil(this.publishWill(clientId, will));
     }
     return { record, held };
   }
