@@ -123,6 +123,8 @@ export class TopicShard extends DurableObject<Env> {
 
   /** Which layout this shard holds, and handing rows over when the settings change it. */
   private readonly resharding: Resharding;
+  /** This shard's rows as re-sharding reads, deletes and fills them. */
+  private readonly movable: ShardRows;
   /** Rules: what matches goes to Queues, webhooks and Workers, QoS 1/2 through an outbox. */
   private readonly outbox: RuleOutbox;
 
@@ -154,13 +156,14 @@ export class TopicShard extends DurableObject<Env> {
       .one();
     this.retainedCount = totals.n;
     this.retainedBytes = totals.bytes ?? 0;
+    this.movable = this.movableRows();
     this.resharding = new Resharding({
       sql: ctx.storage.sql,
       self: shardIndexOf(this.shardName),
       target: this.config.layout,
       // Schema 3 is the last release before re-sharding: its rows were placed by the modulo hash.
       legacy: before === 3,
-      rows: this.rows(),
+      rows: this.movable,
       shard: (i) => shardStub(env, i),
       wakeLater: (ms) => void this.wakeAt(Date.now() + ms),
     });
@@ -205,7 +208,7 @@ export class TopicShard extends DurableObject<Env> {
   accept(rows: MovedRows): void {
     this.counters.add("rpc_in");
     assertWithinCall(rows.retained);
-    this.rows().accept(rows);
+    this.movable.accept(rows);
     this.counters.add("rows_received", rows.routes.length + rows.members.length + rows.retained.length);
   }
 
@@ -221,27 +224,11 @@ export class TopicShard extends DurableObject<Env> {
   async subscribe(destination: Destination, req: SubscribeRequest): Promise<RetainedPage> {
     this.counters.add("rpc_in");
     await this.opened();
-    const sql = this.sql;
-    for (const filter of req.filters) {
-      const count = (this.routes.get(filter, destination) ?? 0) + 1;
-      this.routes.add(filter, destination, count);
-      sql.exec(
-        "INSERT OR REPLACE INTO routes (destination, filter, count) VALUES (?, ?, ?)",
-        destination,
-        filter,
-        count,
-      );
-    }
+    for (const filter of req.filters)
+      this.putRoute({ destination, filter, count: (this.routes.get(filter, destination) ?? 0) + 1 });
     for (const raw of req.shared) {
       const { group, filter } = parseShared(raw);
-      this.joinGroup(group, filter, req.clientId, destination);
-      sql.exec(
-        "INSERT OR REPLACE INTO shared_members (grp, filter, client_id, destination) VALUES (?, ?, ?, ?)",
-        group,
-        filter,
-        req.clientId,
-        destination,
-      );
+      this.putMember({ grp: group, filter, client_id: req.clientId, destination });
     }
     return this.retainedMatching(req.retainedFor, null);
   }
@@ -325,6 +312,29 @@ export class TopicShard extends DurableObject<Env> {
     await Promise.all(pending);
   }
 
+  /** A route with its count, in memory and in storage (a subscribe, or a row handed over). */
+  private putRoute(r: RouteRow): void {
+    this.routes.add(r.filter, r.destination, r.count);
+    this.sql.exec(
+      "INSERT OR REPLACE INTO routes (destination, filter, count) VALUES (?, ?, ?)",
+      r.destination,
+      r.filter,
+      r.count,
+    );
+  }
+
+  /** A member of a shared group, in memory and in storage (a subscribe, or a row handed over). */
+  private putMember(m: MemberRow): void {
+    this.joinGroup(m.grp, m.filter, m.client_id, m.destination);
+    this.sql.exec(
+      "INSERT OR REPLACE INTO shared_members (grp, filter, client_id, destination) VALUES (?, ?, ?, ?)",
+      m.grp,
+      m.filter,
+      m.client_id,
+      m.destination,
+    );
+  }
+
   /** Topic traffic waits while this shard still receives its rows of a new layout. */
   private async opened(): Promise<void> {
     const waiting = this.resharding.waiting;
@@ -345,7 +355,7 @@ export class TopicShard extends DurableObject<Env> {
   }
 
   /** This shard's tables as re-sharding reads, deletes and fills them. */
-  private rows(): ShardRows {
+  private movableRows(): ShardRows {
     const sql = this.sql;
     const tables: Record<RowKind, { table: string; place: "topic" | "filter" }> = {
       routes: { table: "routes", place: "filter" },
@@ -385,43 +395,32 @@ export class TopicShard extends DurableObject<Env> {
         return { rows, bytes: 64 + 2 * Object.values(row).join("").length };
       },
       remove: (kind, ids) => {
-        const { table } = tables[kind];
         for (const id of ids) {
-          const row = sql.exec(`SELECT * FROM ${table} WHERE rowid = ?`, id).toArray()[0];
-          if (row === undefined) continue;
-          if (kind === "routes") {
-            const r = row as unknown as RouteRow;
-            this.routes.remove(r.filter, r.destination);
-          } else if (kind === "members") {
-            const m = row as unknown as MemberRow;
-            this.leaveGroup(m.grp, m.filter, m.client_id);
-          } else {
-            this.retainedCount--;
-            this.retainedBytes -= (row.payload as ArrayBuffer).byteLength;
+          if (kind === "retained") {
+            // The key only: the payload stays on disk.
+            const row = sql
+              .exec<{ topic: string }>("SELECT topic FROM retained WHERE rowid = ?", id)
+              .toArray()[0];
+            if (row !== undefined) this.clearRetained(row.topic);
+            continue;
           }
-          sql.exec(`DELETE FROM ${table} WHERE rowid = ?`, id);
+          const row = sql
+            .exec<{ destination: Destination; filter: string; grp?: string; client_id?: string }>(
+              kind === "routes"
+                ? "SELECT destination, filter FROM routes WHERE rowid = ?"
+                : "SELECT destination, filter, grp, client_id FROM shared_members WHERE rowid = ?",
+              id,
+            )
+            .toArray()[0];
+          if (row === undefined) continue;
+          if (kind === "routes") this.routes.remove(row.filter, row.destination);
+          else this.leaveGroup(row.grp as string, row.filter, row.client_id as string);
+          sql.exec(`DELETE FROM ${tables[kind].table} WHERE rowid = ?`, id);
         }
       },
       accept: (moved) => {
-        for (const r of moved.routes) {
-          this.routes.add(r.filter, r.destination, r.count);
-          sql.exec(
-            "INSERT OR REPLACE INTO routes (destination, filter, count) VALUES (?, ?, ?)",
-            r.destination,
-            r.filter,
-            r.count,
-          );
-        }
-        for (const m of moved.members) {
-          this.joinGroup(m.grp, m.filter, m.client_id, m.destination);
-          sql.exec(
-            "INSERT OR REPLACE INTO shared_members (grp, filter, client_id, destination) VALUES (?, ?, ?, ?)",
-            m.grp,
-            m.filter,
-            m.client_id,
-            m.destination,
-          );
-        }
+        for (const r of moved.routes) this.putRoute(r);
+        for (const m of moved.members) this.putMember(m);
         // Past the retained quota too: refusing would lose a message the old shard held.
         for (const m of moved.retained) this.storeRetained(m, { overQuota: true });
       },
@@ -518,7 +517,7 @@ export class TopicShard extends DurableObject<Env> {
       for (const row of sql.exec<MessageRow>("SELECT * FROM retained WHERE topic = ?", topic).toArray()) {
         const m = rowToMessage(row);
         if (isExpired(m, now)) {
-          this.storeRetained({ ...m, payload: new Uint8Array(0) });
+          this.clearRetained(m.topic);
           this.counters.add("retained_expired");
         } else {
           messages.push(m);
@@ -562,6 +561,20 @@ export class TopicShard extends DurableObject<Env> {
     }
   }
 
+  /** Clears a topic's retained message, if it has one. */
+  private clearRetained(topic: string): void {
+    const old = this.sql
+      .exec<{ bytes: number }>("SELECT LENGTH(payload) AS bytes FROM retained WHERE topic = ?", topic)
+      .toArray()[0];
+    if (old !== undefined) this.dropRetained(topic, old.bytes);
+  }
+
+  private dropRetained(topic: string, bytes: number): void {
+    this.sql.exec("DELETE FROM retained WHERE topic = ?", topic);
+    this.retainedCount--;
+    this.retainedBytes -= bytes;
+  }
+
   /**
    * MQTT-3.3.1-5/-10/-11: a retained PUBLISH replaces the topic's message; an empty
    * one clears it. False if keeping it would pass the shard's retained quota.
@@ -572,11 +585,7 @@ export class TopicShard extends DurableObject<Env> {
       .exec<{ bytes: number }>("SELECT LENGTH(payload) AS bytes FROM retained WHERE topic = ?", m.topic)
       .toArray()[0];
     if (m.payload.length === 0) {
-      if (old !== undefined) {
-        sql.exec("DELETE FROM retained WHERE topic = ?", m.topic);
-        this.retainedCount--;
-        this.retainedBytes -= old.bytes;
-      }
+      if (old !== undefined) this.dropRetained(m.topic, old.bytes);
       return true;
     }
     const count = this.retainedCount + (old === undefined ? 1 : 0);
