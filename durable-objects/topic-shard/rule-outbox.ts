@@ -82,6 +82,8 @@ export class RuleOutbox {
   /** What waits in the outbox now (bodies' length, two bytes a character at most). */
   private outboxBytes: number;
   private flushing: Promise<void> | null = null;
+  /** Whether the safety wake for stored messages is set (take). */
+  private armed = false;
   private again = false;
 
   constructor(deps: RuleOutboxDeps) {
@@ -159,8 +161,12 @@ export class RuleOutbox {
       list.push({ key: `m${Date.now()}-${++this.memorySeq}`, body, createdAt: Date.now() });
       this.memoryBytes += bytes;
     });
-    // Should this object stop before the flush has sent them, the alarm finds them.
-    if (stored) this.deps.waitUntil(this.deps.wakeAt(Date.now() + SAFETY_WAKE_MS));
+    // Should this object stop before a flush has sent them, the alarm finds them: armed
+    // once until a flush has scheduled what is left, not for every message.
+    if (stored && !this.armed) {
+      this.armed = true;
+      this.deps.waitUntil(this.deps.wakeAt(Date.now() + SAFETY_WAKE_MS));
+    }
     if (any) this.kick();
   }
 
@@ -194,6 +200,9 @@ export class RuleOutbox {
         log("error", "rules_flush_failed", { error: String(err) });
       } finally {
         this.saveCounts();
+        // Rows stored while this flush ran are either sent by the next (`again`) or due
+        // by the alarm scheduled here: a new safety wake is needed only after it.
+        this.armed = false;
         await this.scheduleNext();
         this.flushing = null;
       }
