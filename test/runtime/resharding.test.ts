@@ -97,6 +97,11 @@ function otherShards(rows: FakeRows, options: { failFirst: boolean }) {
   return { calls, shard };
 }
 
+/** Shard 1 of the 4-shard layout, asked for the 8-shard one. */
+function shardOne(sql: SqlStorage, rows: ShardRows, shard: (i: number) => ReshardingRpc): Resharding {
+  return new Resharding({ sql, self: SELF, target: TO, legacy: false, rows, shard, wakeLater: () => {} });
+}
+
 describe("Resharding at one shard", () => {
   it("sends what moves within a call's bytes, deletes it once received, keeps the rest, and opens", async () => {
     await withStorage("moves", async (sql) => {
@@ -104,15 +109,7 @@ describe("Resharding at one shard", () => {
       const messages = retainedAtSelf(40);
       const rows = new FakeRows(messages);
       const { calls, shard } = otherShards(rows, { failFirst: false });
-      const resharding = new Resharding({
-        sql,
-        self: SELF,
-        target: TO,
-        legacy: false,
-        rows,
-        shard,
-        wakeLater: () => {},
-      });
+      const resharding = shardOne(sql, rows, shard);
       expect(resharding.state().resharding).toBe(true);
       await resharding.waiting;
       expect(resharding.state()).toEqual({ version: 2, resharding: false });
@@ -138,15 +135,7 @@ describe("Resharding at one shard", () => {
 
       // Started again on the same storage: it holds the new layout, so it opens at once,
       // and asked to hand over version 2 again it sends nothing.
-      const again = new Resharding({
-        sql,
-        self: SELF,
-        target: TO,
-        legacy: false,
-        rows,
-        shard,
-        wakeLater: () => {},
-      });
+      const again = shardOne(sql, rows, shard);
       expect(again.waiting).toBeNull();
       const before = calls.length;
       await again.handOver({ version: 2, from: FROM, to: TO });
@@ -160,15 +149,7 @@ describe("Resharding at one shard", () => {
       const messages = retainedAtSelf(12);
       const rows = new FakeRows(messages);
       const { calls, shard } = otherShards(rows, { failFirst: true });
-      const resharding = new Resharding({
-        sql,
-        self: SELF,
-        target: TO,
-        legacy: false,
-        rows,
-        shard,
-        wakeLater: () => {},
-      });
+      const resharding = shardOne(sql, rows, shard);
       await resharding.waiting;
       const moving = messages.filter((m) => shardOf(m.topic, TO) !== SELF).map((m) => m.topic);
       expect(new Set(calls.flatMap((c) => c.topics))).toEqual(new Set(moving));
