@@ -21,7 +21,7 @@ const OWN_BROKER = [
  * within 2 s; a 1 GiB queue): run after everything else, one file at a time, so
  * that other suites do not share the two cores with them.
  */
-const ALONE = ["test/e2e/overload.test.ts"];
+const ALONE = ["test/e2e/overload.test.ts", "test/e2e/burst.test.ts"];
 /** The browser test drives the console once; the broker behind it is the same either way. */
 const ONCE = [...OWN_BROKER, "test/e2e/console.test.ts"];
 const e2e = (name: string, exclude: string[] = []) => ({

@@ -8,8 +8,10 @@
  * sockets and their attachments.
  */
 
+import { TokenBucket } from "../broker/rate-limit.ts";
 import type { SubscriptionOptions } from "../broker/session-state.ts";
 import { type Connected, Connection } from "../durable-objects/gateway/connection.ts";
+import { ConnectionInbound } from "../durable-objects/gateway/inbound.ts";
 import { HeldBudget, OutboundWindow } from "../durable-objects/gateway/outbound-window.ts";
 import { SubscriptionIndex } from "../mqtt/index.ts";
 
@@ -59,7 +61,12 @@ const budget = new HeldBudget(Number.POSITIVE_INFINITY);
 for (let i = 0; i < N; i++) {
   const ws = new FakeSocket();
   const att = attachment(i);
-  const conn = new Connection(ws as unknown as WebSocket, att, MAX_PACKET);
+  const conn = new Connection(
+    ws as unknown as WebSocket,
+    att,
+    MAX_PACKET,
+    (c) => new ConnectionInbound(c, new TokenBucket(100, 200), { release() {} }),
+  );
   conn.save();
   conn.ready = true;
   conn.window = new OutboundWindow([], budget);
@@ -72,7 +79,7 @@ const attachmentBytes = JSON.stringify(attachment(1)).length;
 console.log(`| measure | value |`);
 console.log(`| --- | --- |`);
 console.log(
-  `| JS heap per idle connection (Connection, decoder, window, attachment copy, maps, one subscription) | ${(perConnection / 1024).toFixed(2)} KiB |`,
+  `| JS heap per idle connection (Connection, decoder, inbound state, window, attachment copy, maps, one subscription) | ${(perConnection / 1024).toFixed(2)} KiB |`,
 );
 console.log(
   `| attachment serialized (JSON length; the runtime's limit is 2,048 bytes) | ${attachmentBytes} bytes |`,

@@ -51,8 +51,11 @@ export interface BatchLimits<T> {
 export class KeyedBatcher<K, T, R = void> {
   /** Bytes (as `sizeOf` counts them) of the items added and not yet answered, all keys together. */
   pendingBytes = 0;
-  private roomWaiters: Array<() => void> = [];
+  /** Items added and not yet answered, all keys together. */
+  pendingItems = 0;
   private readonly queues = new Map<K, Pending<T, R>[]>();
+  /** Bytes added and not yet answered, per key. */
+  private readonly keyBytes = new Map<K, number>();
   private readonly busy = new Set<K>();
   private readonly send: (key: K, items: T[]) => Promise<R[] | undefined>;
   private readonly limits: BatchLimits<T>;
@@ -73,15 +76,15 @@ export class KeyedBatcher<K, T, R = void> {
       const size = this.limits.sizeOf(item);
       queue.push({ item, size, resolve, reject });
       this.pendingBytes += size;
+      this.pendingItems++;
+      this.keyBytes.set(key, (this.keyBytes.get(key) ?? 0) + size);
       if (!this.busy.has(key)) void this.flush(key);
     });
   }
 
-  /** Resolves once fewer than `bytes` are pending (at once if they are). */
-  async whenUnder(bytes: number): Promise<void> {
-    while (this.pendingBytes >= bytes) {
-      await new Promise<void>((resolve) => this.roomWaiters.push(resolve));
-    }
+  /** Bytes added for `key` and not yet answered (in the call under way or waiting for the next). */
+  pendingBytesOf(key: K): number {
+    return this.keyBytes.get(key) ?? 0;
   }
 
   /** How many items from the head of `queue` the next call carries (at least one). */
@@ -108,13 +111,17 @@ export class KeyedBatcher<K, T, R = void> {
         } catch (err) {
           for (const p of batch) p.reject(err);
         } finally {
-          for (const p of batch) this.pendingBytes -= p.size;
-          for (const wake of this.roomWaiters.splice(0)) wake();
+          let bytes = 0;
+          for (const p of batch) bytes += p.size;
+          this.pendingBytes -= bytes;
+          this.pendingItems -= batch.length;
+          this.keyBytes.set(key, (this.keyBytes.get(key) ?? bytes) - bytes);
         }
       }
     } finally {
       this.busy.delete(key);
       this.queues.delete(key);
+      this.keyBytes.delete(key);
     }
   }
 }

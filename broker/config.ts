@@ -15,6 +15,7 @@ export interface BrokerEnv {
   GATEWAY_POLICY?: string;
   MAX_PACKET_SIZE?: string;
   MAX_INFLIGHT?: string;
+  RECEIVE_MAXIMUM?: string;
   MAX_QUEUED_MESSAGES?: string;
   SESSION_EXPIRY_DEFAULT?: string;
   MAX_SESSION_EXPIRY?: string;
@@ -62,6 +63,12 @@ export interface BrokerConfig {
   maxPacketSize: number;
   /** Unacknowledged QoS 1/2 messages out to one client at once. */
   maxInflight: number;
+  /**
+   * Unacknowledged QoS 1/2 PUBLISH one client may send us (5.0 Receive Maximum,
+   * sent in CONNACK when below 65,535; the same bound for 3.1.1); past it the
+   * connection ends (0x93).
+   */
+  receiveMaximum: number;
   /** QoS 1/2 messages kept for one offline session; newer ones are dropped past it. */
   maxQueuedMessages: number;
   /** Seconds a 3.1.1 persistent session (clean session 0) lives while offline. */
@@ -163,6 +170,10 @@ export function readConfig(env: BrokerEnv): BrokerConfig {
       " (a stored message is one SQLite row, at most 2 MB on Cloudflare)",
     ),
     maxInflight: int("MAX_INFLIGHT", 100, 1, 65535),
+    // The specification's default (no limit but the packet ids): MQTT.js does not
+    // keep to a server's Receive Maximum, so a burst of its publishes would be a
+    // violation to disconnect. What bounds a client is its bytes (inbound.ts).
+    receiveMaximum: int("RECEIVE_MAXIMUM", 65535, 1, 65535),
     maxQueuedMessages: int("MAX_QUEUED_MESSAGES", 1000, 0, 1_000_000),
     sessionExpiryDefault: int("SESSION_EXPIRY_DEFAULT", 14 * 24 * 3600, 0, 0xffffffff),
     maxSessionExpiry: int("MAX_SESSION_EXPIRY", 14 * 24 * 3600, 0, 0xffffffff),
@@ -181,7 +192,8 @@ export function readConfig(env: BrokerEnv): BrokerConfig {
       MAX_CONNECTIONS_LIMIT,
       " (one Durable Object accepts at most 32,768 WebSockets)",
     ),
-    // As AWS IoT Core allows a connection: 100 publishes a second.
+    // As AWS IoT Core allows a connection: 100 publishes a second. Past it a client
+    // is slowed down (its acknowledgements wait), as EMQX's and HiveMQ's limiters do.
     publishRate: int("PUBLISH_RATE", 100, 1, 1_000_000),
     publishBurst: int("PUBLISH_BURST", 200, 1, 10_000_000),
     outboundQos0Rate: int("OUTBOUND_QOS0_RATE", 4 * 2 ** 20, 1024, 2 ** 31),

@@ -28,6 +28,12 @@ export class TokenBucket {
     return true;
   }
 
+  /** When the next whole token is there (now, if one is). */
+  nextAt(now = Date.now()): number {
+    this.has(now);
+    return this.tokens >= 1 ? now : now + Math.ceil(((1 - this.tokens) / this.rate) * 1000);
+  }
+
   /** Whether a token is there now, without taking it. */
   has(now = Date.now()): boolean {
     this.tokens = Math.min(this.burst, this.tokens + ((now - this.last) / 1000) * this.rate);

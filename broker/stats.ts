@@ -11,7 +11,9 @@ export type GatewayCounter =
   | "dropped_queue_full"
   /** QoS 0 past what a client that does not keep up may be sent (OUTBOUND_QOS0_RATE). */
   | "dropped_qos0"
-  /** QoS 0 received while PUBLISH_QUEUE_BYTES wait to be routed already. */
+  /** QoS 0 received over its client's PUBLISH_RATE. */
+  | "dropped_rate"
+  /** QoS 0 received while a window of messages is on its way to the shards already (inbound.ts). */
   | "dropped_overload"
   | "expired"
   // what Cloudflare bills: WebSocket upgrades and alarms received, calls received
@@ -37,6 +39,8 @@ export type ShardCounter =
   | "deliveries"
   | "retained_refused"
   | "retained_expired"
+  /** QoS 0 not delivered: SHARD_QOS0_BYTES were waiting for its destination already. */
+  | "dropped_overload"
   /** Rows (routes, group members, retained messages) other shards handed over in a re-shard. */
   | "rows_received"
   // billed, as for gateways
@@ -135,7 +139,9 @@ export function aggregate(gateways: GatewayStats[], shards: ShardStats[]): Broke
       g("dropped") +
       g("dropped_queue_full") +
       g("dropped_qos0") +
+      g("dropped_rate") +
       g("dropped_overload") +
+      sh("dropped_overload") +
       sh("retained_refused"),
     expired: g("expired") + sh("retained_expired"),
     rules: sumRules(shards),

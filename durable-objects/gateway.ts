@@ -13,15 +13,9 @@ import { KeyedBatcher } from "../broker/batcher.ts";
 import { type BrokerConfig, readConfig } from "../broker/config.ts";
 import { Counters } from "../broker/counters.ts";
 import { log, setLogLevel, takeLogLines } from "../broker/log.ts";
-import {
-  assertWithinCall,
-  MESSAGE_BATCH,
-  type Message,
-  RPC_BATCH_BYTES,
-  RPC_BATCH_MESSAGES,
-} from "../broker/message.ts";
+import { assertWithinCall, type Message, RPC_BATCH_BYTES, RPC_BATCH_MESSAGES } from "../broker/message.ts";
 import { meteredSql } from "../broker/metered-sql.ts";
-import { gatewayDestination, registryName, shardOf } from "../broker/routing.ts";
+import { gatewayDestination, registryName } from "../broker/routing.ts";
 import type {
   OutboundPage,
   QueuedMessage,
@@ -47,6 +41,7 @@ import { handleConnect, principalOf } from "./gateway/handle-connect.ts";
 import { handlePublish } from "./gateway/handle-publish.ts";
 import { handleSubscribe, handleUnsubscribe } from "./gateway/handle-subscribe.ts";
 import { type Ending, Handover } from "./gateway/handover.ts";
+import { Inbound } from "./gateway/inbound.ts";
 import { Outbound } from "./gateway/outbound.ts";
 import { GatewayStore } from "./gateway/store.ts";
 import { sysMessages } from "./gateway/sys-topics.ts";
@@ -68,10 +63,6 @@ import {
 
 /** How often, at most, lastSeen is written to the attachment (ms). */
 const LAST_SEEN_GRAIN = 5_000;
-/** Undecoded bytes a connected client may have waiting beyond one largest packet. */
-const INPUT_SLACK = 64 * 1024;
-/** Messages received and waiting to be routed to their shards, per gateway (README: bounds). */
-export const PUBLISH_QUEUE_BYTES = 16 * 2 ** 20;
 
 export class Gateway extends DurableObject<Env> {
   readonly config: BrokerConfig;
@@ -81,7 +72,9 @@ export class Gateway extends DurableObject<Env> {
   private readonly connections = new Map<WebSocket, Connection>();
   /** Live connections by client id. */
   readonly clients = new Map<string, Connection>();
-  private readonly publisher: KeyedBatcher<number, Message, number>;
+  /** What the clients send, from the frame to the shard: bounds, rates, turns (inbound.ts). */
+  readonly inbound: Inbound;
+  private readonly shardStubs = new Map<number, ShardRpc>();
   /** Ended clean connections, per registry: a storm of disconnects is a few calls. */
   private readonly registryCloses: KeyedBatcher<string, Ended, undefined>;
   private readonly frames = new FrameGatherer((ws, bytes) => this.write(ws, bytes));
@@ -128,11 +121,19 @@ export class Gateway extends DurableObject<Env> {
     // Shared subscriptions stay out of the local index: a shard picks their member (matchTarget).
     for (const { clientId, filter, options } of this.store.allSubs())
       if (!isShared(filter)) this.index.add(filter, clientId, options);
+    this.inbound = new Inbound({
+      config: this.config,
+      counters: this.counters,
+      publishAt: (shard, messages) =>
+        this.shard(shard)
+          .publish(messages)
+          .catch((err: unknown) => {
+            this.shardFailed(shard);
+            throw err;
+          }),
+      evict: (conn, refusal) => void this.fail(conn, refusal.reasonCode, refusal.why),
+    });
     for (const ws of ctx.getWebSockets()) this.connectionOf(ws);
-    this.publisher = new KeyedBatcher(
-      (shard, messages) => this.shard(shard).publish(messages),
-      MESSAGE_BATCH,
-    );
     this.registryCloses = new KeyedBatcher(
       async (registry, ended) => {
         this.counters.add("registry_calls");
@@ -183,9 +184,24 @@ export class Gateway extends DurableObject<Env> {
 
   // ---- stubs -------------------------------------------------------------
 
-  /** A shard's stub, for one call (the shard counts it as a billed request). */
+  /**
+   * A shard's stub (each call is a billed request, counted at the shard). One per
+   * shard, kept: calls on one stub arrive in order (invariant 3), and making a
+   * stub costs an id's hash and a channel. One that failed is replaced, as a
+   * stub may be broken after an exception.
+   */
   shard(index: number): ShardRpc {
-    return shardStub(this.env, index);
+    let stub = this.shardStubs.get(index);
+    if (stub === undefined) {
+      stub = shardStub(this.env, index);
+      this.shardStubs.set(index, stub);
+    }
+    return stub;
+  }
+
+  /** Forgets a shard's stub after a call on it failed. */
+  private shardFailed(index: number): void {
+    this.shardStubs.delete(index);
   }
 
   /**
@@ -234,7 +250,7 @@ export class Gateway extends DurableObject<Env> {
     const address = request.headers.get("x-nimbus-client-address");
     if (address !== null && address !== "") att.address = address.slice(0, 64);
     server.serializeAttachment(att);
-    this.connections.set(server, new Connection(server, att, this.config.maxPacketSize));
+    this.connections.set(server, this.newConnection(server, att));
     await this.scheduleCheck(att.openedAt + this.config.connectTimeout * 1000);
     return new Response(null, {
       status: 101,
@@ -253,33 +269,21 @@ export class Gateway extends DurableObject<Env> {
       return this.fail(conn, ReasonCode.MalformedPacket, "text WebSocket frame (MQTT-6.0.0-1)");
     }
     this.touch(conn);
-    // Bytes wait undecoded while the connection's earlier packets are handled (a
-    // CONNECT being authenticated, a SUBSCRIBE being registered); a client that
-    // sends faster than that, or more than a packet before its CONNACK, is ended
-    // here, before any of it costs more than its bytes (invariant 6).
-    const bound = this.inputBound(conn);
-    if (conn.decoder.buffered + data.byteLength > bound) {
-      return this.fail(
-        conn,
-        ReasonCode.MessageRateTooHigh,
-        `more than ${bound} bytes received and not yet handled`,
-      );
-    }
+    // What the gateway holds for this connection, this frame included, is bounded
+    // per connection and for the gateway (inbound.ts): past either, it ends here,
+    // before any of it costs more than its bytes (invariant 6).
+    const refusal = this.inbound.admit(conn, data.byteLength);
+    if (refusal !== undefined) return this.fail(conn, refusal.reasonCode, refusal.why);
     conn.decoder.feed(new Uint8Array(data));
-    // Awaited, so the runtime keeps the object for this frame's packets.
+    this.inbound.account(conn.inbound);
+    // The frame that starts a run waits for it, so the runtime keeps the object
+    // for its packets; frames arriving meanwhile join that run and end here.
     await conn.read((next) => this.handleNext(conn, next));
   }
 
-  /**
-   * Undecoded bytes one connection may have waiting: a whole packet of the
-   * largest size and 64 KiB more once connected; before CONNACK, one CONNECT's
-   * worth (nothing but CONNECT and AUTH is read until then).
-   */
-  private inputBound(conn: Connection): number {
-    return conn.ready ? this.config.maxPacketSize + INPUT_SLACK : this.config.maxPacketSize;
-  }
-
   private async handleNext(conn: Connection, next: Packet | DecodeError): Promise<void> {
+    // The packet's bytes are decoded: no longer held as input.
+    this.inbound.account(conn.inbound);
     if ("ok" in next) return this.decodeFailure(conn, next);
     try {
       await this.dispatch(conn, next);
@@ -576,7 +580,9 @@ export class Gateway extends DurableObject<Env> {
     try {
       ws.send(bytes);
     } catch (err) {
-      log("warn", "send_failed", { gateway: this.name, error: String(err) });
+      // Once per socket: a closed socket fails every send after it.
+      if (this.connections.get(ws)?.firstTime("send_failed") ?? true)
+        log("warn", "send_failed", { gateway: this.name, error: String(err) });
     }
   }
 
@@ -604,7 +610,7 @@ export class Gateway extends DurableObject<Env> {
         phase: "awaiting-connect",
         openedAt: Date.now(),
       };
-      conn = new Connection(ws, att, this.config.maxPacketSize);
+      conn = this.newConnection(ws, att);
       if (att.phase === "connected") {
         conn.ready = true;
         const record = this.store.getClient(att.clientId);
@@ -614,6 +620,10 @@ export class Gateway extends DurableObject<Env> {
       this.connections.set(ws, conn);
     }
     return conn;
+  }
+
+  private newConnection(ws: WebSocket, att: Attachment): Connection {
+    return new Connection(ws, att, this.config.maxPacketSize, (conn) => this.inbound.attach(conn));
   }
 
   /** Records activity for keep-alive; the attachment is rewritten only now and then. */
@@ -665,19 +675,9 @@ export class Gateway extends DurableObject<Env> {
 
   // ---- routing -------------------------------------------------------------
 
-  /** Whether the messages waiting to be routed fill PUBLISH_QUEUE_BYTES. */
-  publishQueueFull(): boolean {
-    return this.publisher.pendingBytes >= PUBLISH_QUEUE_BYTES;
-  }
-
-  /** Resolves once the messages waiting to be routed are under PUBLISH_QUEUE_BYTES. */
-  publishQueueRoom(): Promise<void> {
-    return this.publisher.whenUnder(PUBLISH_QUEUE_BYTES);
-  }
-
   /** Hands a message to the shard of its topic; resolves, with the shard's reason code, once it is delivered. */
   publishMessage(message: Message): Promise<number | undefined> {
-    return this.publisher.add(shardOf(message.topic, this.config.layout), message);
+    return this.inbound.route(message);
   }
 
   /**

@@ -101,6 +101,12 @@ interface ShareGroup {
   next: number;
 }
 
+/**
+ * QoS 0 messages waiting for one destination (a call's worth): past it, more
+ * QoS 0 for that destination is dropped and counted (README: bounds).
+ */
+export const SHARD_QOS0_BYTES = RPC_BATCH_BYTES;
+
 /** Hands a batch to a destination: `deliver` on a gateway, `enqueue` on a session. */
 type DeliveryStub = (messages: Message[]) => Promise<void>;
 
@@ -461,30 +467,32 @@ export class TopicShard extends DurableObject<Env> {
       this.outbox.take(m);
       let matched = false;
       // QoS 0 promises nothing once handed on: the publisher need not wait for it
-      // (order still holds, the per-destination queue keeps it).
-      const track = (p: Promise<undefined>) => {
+      // (order still holds, the per-destination queue keeps it). So nothing holds
+      // QoS 0 back but this: past SHARD_QOS0_BYTES waiting for a destination that
+      // does not keep up, it is dropped for that destination and counted. QoS 1/2
+      // waits, and its publisher's acknowledgement with it.
+      const deliver = (dest: Destination, message: Message) => {
         matched = true;
-        if (m.qos > 0) pending.push(p);
-        else p.catch(() => undefined);
+        if (m.qos > 0) {
+          pending.push(this.delivery.add(dest, message));
+        } else if (this.delivery.pendingBytesOf(dest) >= SHARD_QOS0_BYTES) {
+          this.counters.add("dropped_overload");
+        } else {
+          this.delivery.add(dest, message).catch(() => undefined);
+        }
       };
       const seen = new Set<Destination>();
       this.routes.forEachMatch(m.topic, (_count, destination) => {
         const dest = destination as Destination;
         if (seen.has(dest)) return;
         seen.add(dest);
-        track(this.delivery.add(dest, m));
+        deliver(dest, m);
       });
       // One member of each matching shared group gets the message (5.0 4.8.2).
       this.shared.forEachMatch(m.topic, (g) => {
         const member = pickMember(g);
-        if (member !== undefined) {
-          track(
-            this.delivery.add(member.destination, {
-              ...m,
-              target: { clientId: member.clientId, filter: g.raw },
-            }),
-          );
-        }
+        if (member !== undefined)
+          deliver(member.destination, { ...m, target: { clientId: member.clientId, filter: g.raw } });
       });
       // 5.0 3.4.2.1: 0x10 tells the publisher nobody listens (the message was
       // still accepted, and stored if retained), as Mosquitto and HiveMQ answer.

@@ -230,10 +230,19 @@ export async function metrics(request: Request, env: Env): Promise<Response> {
     perGateway((g) => g.counters.dropped_qos0 ?? 0),
   );
   metric(
-    "messages_dropped_overload_total",
-    "QoS 0 messages dropped on arrival: PUBLISH_QUEUE_BYTES were waiting to be routed",
+    "messages_dropped_rate_total",
+    "QoS 0 messages dropped on arrival: over their client's PUBLISH_RATE",
     "counter",
-    perGateway((g) => g.counters.dropped_overload ?? 0),
+    perGateway((g) => g.counters.dropped_rate ?? 0),
+  );
+  metric(
+    "messages_dropped_overload_total",
+    "QoS 0 messages dropped under load: on arrival at a gateway whose routing window was full, or at a shard for a destination with SHARD_QOS0_BYTES waiting",
+    "counter",
+    [
+      ...perGateway((g) => g.counters.dropped_overload ?? 0),
+      ...perShard((x) => x.counters.dropped_overload ?? 0),
+    ],
   );
   metric(
     "messages_expired_total",

@@ -14,6 +14,7 @@ import {
   type ProtocolVersion,
   StreamDecoder,
 } from "../../mqtt/index.ts";
+import type { ConnectionInbound } from "./inbound.ts";
 import type { OutboundWindow } from "./outbound-window.ts";
 
 /** An enhanced authentication exchange (5.0 4.12) under way or completed. */
@@ -83,12 +84,8 @@ export class Connection {
   backlog = false;
   /** Outbound QoS 1/2 in flight and waiting, loaded from storage when first needed. */
   window: OutboundWindow | null = null;
-  /** Inbound QoS 2 packet ids whose PUBLISH is being routed right now. */
-  readonly publishing = new Set<number>();
   /** In-memory last-seen, more precise than the attachment's. */
   lastSeen: number;
-  /** QoS 1 PUBLISH from the client being routed now (towards our Receive Maximum). */
-  inboundQos1 = 0;
   /** The client's topic aliases (alias → topic), loaded from storage when first needed. */
   inboundAliases: Map<number, string> | null = null;
   /**
@@ -96,16 +93,23 @@ export class Connection {
    * the attachment after a hibernation (Connected.auth).
    */
   auth: AuthExchange | undefined;
-  /** PUBLISH rate limit of this connection. */
-  bucket: TokenBucket | undefined;
+  /** What the gateway holds of this connection's input: bytes, waiting publishes, its rate (inbound.ts). */
+  readonly inbound: ConnectionInbound;
   /** Bytes of QoS 0 this client may still be sent (OUTBOUND_QOS0_RATE). */
   qos0Budget: TokenBucket | undefined;
   /** Who the client authenticated as; loaded from storage when first needed. */
   identity: Identity | undefined;
   /** Our topic aliases towards the client (topic → alias), least recently used first. */
   readonly outboundAliases = new Map<string, number>();
+  /** Events of this connection already logged (see `firstTime`). */
+  private logged: Set<string> | undefined;
 
-  constructor(ws: WebSocket, att: Attachment, maxPacketSize: number) {
+  constructor(
+    ws: WebSocket,
+    att: Attachment,
+    maxPacketSize: number,
+    inbound: (conn: Connection) => ConnectionInbound,
+  ) {
     this.ws = ws;
     this.att = att;
     this.lastSeen = att.phase === "connected" ? att.lastSeen : att.openedAt;
@@ -113,6 +117,7 @@ export class Connection {
       maxPacketSize,
       version: att.phase === "connected" ? att.version : 4,
     });
+    this.inbound = inbound(this);
   }
 
   get connected(): Connected | undefined {
@@ -136,9 +141,23 @@ export class Connection {
   detach(): Message[] {
     this.finished = true;
     this.decoder.discard();
+    this.inbound.release();
     const held = this.window?.heldMessages() ?? [];
     this.window?.discardHeld();
     return held;
+  }
+
+  /**
+   * Whether `event` happens on this connection for the first time. Events a
+   * client can repeat with every message (a denied publish, a full queue) are
+   * logged once per connection and counted: Workers Logs bills every line, and a
+   * client must not be able to multiply them.
+   */
+  firstTime(event: string): boolean {
+    this.logged ??= new Set();
+    if (this.logged.has(event)) return false;
+    this.logged.add(event);
+    return true;
   }
 
   save(): void {
@@ -149,11 +168,15 @@ export class Connection {
    * Handles the packets buffered in the decoder in order, each once the one before
    * it is done, so a connection never has more than one packet in hand: bytes wait
    * undecoded (bounded by the caller) and a CONNECT is handled before the next
-   * packet is even decoded. Frames that arrive meanwhile join the run under way.
-   * Resolves when no whole packet is left or the connection is finished.
+   * packet is even decoded. Resolves when no whole packet is left or the
+   * connection is finished. Frames that arrive meanwhile join the run under way
+   * and get undefined: only the frame that started a run waits for it, so a
+   * connection keeps at most one event open however many frames it sends (each
+   * event open holds the runtime's memory, which no bound here would count).
    */
-  read(handle: (next: Packet | DecodeError) => Promise<void> | void): Promise<void> {
-    this.reading ??= this.readAll(handle).finally(() => {
+  read(handle: (next: Packet | DecodeError) => Promise<void> | void): Promise<void> | undefined {
+    if (this.reading !== null) return undefined;
+    this.reading = this.readAll(handle).finally(() => {
       this.reading = null;
     });
     return this.reading;

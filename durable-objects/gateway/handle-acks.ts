@@ -22,6 +22,7 @@ export function handleAck(
   if (p.type === "pubrel") {
     // MQTT-4.3.3-11: PUBCOMP releases the packet id; 0x92 if it was not known.
     const known = gw.store.deleteInboundQos2(clientId, packetId);
+    if (known && conn.inbound.awaitingRelease !== undefined) conn.inbound.awaitingRelease--;
     gw.send(
       conn,
       v5 && !known

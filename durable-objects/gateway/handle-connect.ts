@@ -328,13 +328,14 @@ async function acceptConnect(
   if (v5) {
     connack.properties = {
       maximumPacketSize: gw.config.maxPacketSize,
-      receiveMaximum: gw.config.maxInflight,
       topicAliasMaximum: gw.config.topicAliasMaximum,
       retainAvailable: 1,
       wildcardSubscriptionAvailable: 1,
       subscriptionIdentifiersAvailable: 1,
       sharedSubscriptionAvailable: 1,
     };
+    // Absent means 65,535 (3.2.2.3.3).
+    if (gw.config.receiveMaximum < 65535) connack.properties.receiveMaximum = gw.config.receiveMaximum;
     if (assigned) connack.properties.assignedClientIdentifier = clientId;
     if (conn.auth !== undefined) {
       // 3.2.2.3.17: CONNACK names the method the exchange used.

@@ -1,47 +1,46 @@
 /**
  * PUBLISH from a client (3.1.1 section 3.3, 5.0 section 3.3). The message goes to
- * the shard of its topic; the acknowledgement (PUBACK for QoS 1, PUBREC for
- * QoS 2) is sent once the shard has handed it to every destination that stores
- * it durably. The connection is not held up meanwhile: packets keep flowing.
+ * the shard of its topic through the gateway's inbound path (inbound.ts), which
+ * shapes each connection to its rate; the acknowledgement (PUBACK for QoS 1,
+ * PUBREC for QoS 2) is sent once the shard has handed it to every destination
+ * that stores it durably. The connection is not held up meanwhile: packets keep
+ * flowing.
  */
 import { log } from "../../broker/log.ts";
 import { type Message, messageProperties, newMessageId, ownedBytes } from "../../broker/message.ts";
-import { TokenBucket } from "../../broker/rate-limit.ts";
 import { publishTopicProblem } from "../../broker/topic-limits.ts";
 import { isWellFormedUtf8, type PublishPacket, ReasonCode } from "../../mqtt/index.ts";
 import type { Gateway } from "../gateway.ts";
 import type { Connected, Connection } from "./connection.ts";
+import type { Refusal, Routed } from "./inbound.ts";
 
 export function handlePublish(gw: Gateway, conn: Connection, p: PublishPacket): Promise<void> | undefined {
   const att = conn.connected;
   if (att === undefined) return;
   gw.counters.add("messages_in");
   gw.counters.add("bytes_in", p.payload.length + p.topic.length);
-  conn.bucket ??= new TokenBucket(gw.config.publishRate, gw.config.publishBurst);
-  if (!conn.bucket.take()) {
-    // 5.0: DISCONNECT 0x96 Message rate too high; 3.1.1: the connection is closed.
-    return gw.fail(
-      conn,
-      ReasonCode.MessageRateTooHigh,
-      `more than ${gw.config.publishRate} PUBLISH a second`,
-    );
-  }
+  // Aliases are set in the order packets arrive, by a publish that is then dropped too.
   const topic = resolveTopic(gw, conn, att, p);
   if (typeof topic !== "string") return gw.fail(conn, topic.reasonCode, topic.why);
+  // QoS 0 over the connection's rate, or while the way to the shards is full, is
+  // dropped and counted here, before it costs more than its decoding.
+  if (p.qos === 0 && !gw.inbound.admitQos0(conn)) return;
   const problem = publishTopicProblem(gw.config, topic);
   // 5.0 3.3.2.1: an invalid topic name ends the connection with 0x90.
   if (problem !== null) return gw.fail(conn, ReasonCode.TopicNameInvalid, problem);
 
   const v5 = conn.version === 5;
   const refuse = (reasonCode: number, why: string): Promise<void> | undefined => {
-    log("info", "publish_refused", { gateway: gw.name, clientId: att.clientId, reason: why });
+    if (conn.firstTime("publish_refused"))
+      log("info", "publish_refused", { gateway: gw.name, clientId: att.clientId, reason: why });
     if (p.qos === 0) return gw.fail(conn, reasonCode, why);
     const ack = p.qos === 1 ? "puback" : "pubrec";
     gw.send(conn, { type: ack, packetId: p.packetId, reasonCode, properties: gw.ackProperties(conn, why) });
     return;
   };
   if (!gw.acl.canPublish(gw.principal(conn), topic)) {
-    log("info", "publish_denied", { gateway: gw.name, clientId: att.clientId, topic });
+    if (conn.firstTime("publish_denied"))
+      log("info", "publish_denied", { gateway: gw.name, clientId: att.clientId, topic });
     // 5.0: PUBACK/PUBREC 0x87. 3.1.1 has no such code: the message is acknowledged
     // and dropped, as MQTT-3.3.5-2 allows; QoS 2 still completes its flow.
     if (v5) {
@@ -50,7 +49,7 @@ export function handlePublish(gw: Gateway, conn: Connection, p: PublishPacket): 
     }
     if (p.qos === 1) gw.send(conn, { type: "puback", packetId: p.packetId });
     if (p.qos === 2) {
-      gw.store.addInboundQos2(att.clientId, p.packetId);
+      awaitRelease(gw, conn, att.clientId, p.packetId);
       gw.send(conn, { type: "pubrec", packetId: p.packetId });
     }
     return;
@@ -76,20 +75,14 @@ export function handlePublish(gw: Gateway, conn: Connection, p: PublishPacket): 
   const expiry = p.properties?.messageExpiryInterval;
   if (expiry !== undefined) message.expiresAt = Date.now() + expiry * 1000;
 
-  // Invariant 6: what waits here to be routed is bounded (PUBLISH_QUEUE_BYTES).
-  // Past it, QoS 0 is dropped and counted; QoS 1/2 waits for room, and this
-  // connection's next packets wait with it (its input bound then applies).
-  if (gw.publishQueueFull()) {
-    if (p.qos === 0) {
-      gw.counters.add("dropped_overload");
-      return;
-    }
-    return gw.publishQueueRoom().then(() => route(gw, conn, att, p, message));
-  }
   return route(gw, conn, att, p, message);
 }
 
-/** Hands an accepted PUBLISH to its shard; acknowledges QoS 1/2 once the shard has it (4.3). */
+/**
+ * Hands an accepted PUBLISH to the inbound path: QoS 0 straight on (it was
+ * admitted above), QoS 1/2 in the connection's turn, acknowledged once the shard
+ * has it (4.3).
+ */
 function route(
   gw: Gateway,
   conn: Connection,
@@ -97,58 +90,75 @@ function route(
   p: PublishPacket,
   message: Message,
 ): Promise<void> | undefined {
-  const v5 = conn.version === 5;
   if (p.qos === 0) {
-    gw.publishMessage(message).then(
+    gw.inbound.route(message).then(
       (code) => (refused(code) && conn.version !== 5 ? quotaRefused(gw, conn, "puback", 0, code) : undefined),
       (err) => log("warn", "publish_failed", { clientId: att.clientId, error: String(err) }),
     );
     return;
   }
+  const state = conn.inbound;
   const packetId = p.packetId;
-  if (p.qos === 2 && (conn.publishing.has(packetId) || gw.store.hasInboundQos2(att.clientId, packetId))) {
+  if (p.qos === 2 && (state.qos2.has(packetId) || gw.store.hasInboundQos2(att.clientId, packetId))) {
     // QoS 2, method B of 4.3.3: a PUBLISH sent again with the same packet id before
-    // PUBREL is acknowledged and not routed again (MQTT-4.3.3-9).
-    if (!conn.publishing.has(packetId)) gw.send(conn, { type: "pubrec", packetId });
+    // PUBREL is acknowledged and not routed again (MQTT-4.3.3-9); while the first
+    // is still on its way, its own PUBREC answers both.
+    if (!state.qos2.has(packetId)) gw.send(conn, { type: "pubrec", packetId });
     return;
   }
-  // MQTT-3.3.4-9: more unacknowledged QoS 1/2 PUBLISH than our Receive Maximum.
-  if (
-    v5 &&
-    conn.inboundQos1 + conn.publishing.size + gw.store.inboundQos2Count(att.clientId) >= gw.config.maxInflight
-  ) {
+  // The client may have at most our Receive Maximum QoS 1/2 PUBLISH unacknowledged
+  // (MQTT-3.3.4-7, the client's rule); past it the Server uses DISCONNECT 0x93
+  // (3.3.4). 3.1.1 has no Receive Maximum: the same bound applies and ends the
+  // connection. Acknowledgements wait while the client is over its rate, so this
+  // is what stops a client that does not wait for them.
+  state.awaitingRelease ??= gw.store.inboundQos2Count(att.clientId);
+  if (state.qos1 + state.qos2.size + state.awaitingRelease >= gw.config.receiveMaximum) {
     return gw.fail(
       conn,
       ReasonCode.ReceiveMaximumExceeded,
-      "more unacknowledged PUBLISH than Receive Maximum",
+      `more than ${gw.config.receiveMaximum} unacknowledged QoS 1/2 PUBLISH (Receive Maximum)`,
     );
   }
+  let refusal: Refusal | undefined;
   if (p.qos === 1) {
-    conn.inboundQos1++;
-    gw.publishMessage(message).then(
-      (code) => {
-        conn.inboundQos1--;
-        if (refused(code)) return quotaRefused(gw, conn, "puback", packetId, code);
-        gw.send(conn, acknowledgement("puback", packetId, code, conn.version));
-      },
-      (err) => gw.fail(conn, ReasonCode.UnspecifiedError, `publish failed: ${String(err)}`),
-    );
-    return;
-  }
-  conn.publishing.add(packetId);
-  gw.publishMessage(message).then(
-    (code) => {
-      conn.publishing.delete(packetId);
+    state.qos1++;
+    refusal = gw.inbound.enqueue(conn, message, (routed) => {
+      state.qos1--;
+      const code = settledCode(gw, conn, routed);
+      if (code === null) return;
+      if (refused(code)) return quotaRefused(gw, conn, "puback", packetId, code);
+      gw.send(conn, acknowledgement("puback", packetId, code, conn.version));
+    });
+  } else {
+    state.qos2.add(packetId);
+    refusal = gw.inbound.enqueue(conn, message, (routed) => {
+      state.qos2.delete(packetId);
+      const code = settledCode(gw, conn, routed);
+      if (code === null) return;
       if (refused(code)) return quotaRefused(gw, conn, "pubrec", packetId, code);
-      gw.store.addInboundQos2(att.clientId, packetId);
+      awaitRelease(gw, conn, att.clientId, packetId);
       gw.send(conn, acknowledgement("pubrec", packetId, code, conn.version));
-    },
-    (err) => {
-      conn.publishing.delete(packetId);
-      return gw.fail(conn, ReasonCode.UnspecifiedError, `publish failed: ${String(err)}`);
-    },
-  );
+    });
+  }
+  if (refusal !== undefined) return gw.fail(conn, refusal.reasonCode, refusal.why);
   return;
+}
+
+/** A QoS 2 packet id is stored until its PUBREL (MQTT-4.3.3-9), and counted. */
+function awaitRelease(gw: Gateway, conn: Connection, clientId: string, packetId: number): void {
+  if (gw.store.addInboundQos2(clientId, packetId) && conn.inbound.awaitingRelease !== undefined)
+    conn.inbound.awaitingRelease++;
+}
+
+/**
+ * The shard's reason code for a routed QoS 1/2 message; null when there is no one
+ * to answer (the connection ended meanwhile) or the call failed (it ends now).
+ */
+function settledCode(gw: Gateway, conn: Connection, routed: Routed): number | undefined | null {
+  if (conn.finished) return null;
+  if (routed.ok) return routed.code;
+  void gw.fail(conn, ReasonCode.UnspecifiedError, `publish failed: ${String(routed.error)}`);
+  return null;
 }
 
 /** Whether a shard's answer refuses the message (0x80 and above). */

@@ -146,7 +146,8 @@ export class Outbound {
     // window, new ones are dropped and counted, as a Session does for an offline client.
     if (window.queued + window.waitingCount >= config.maxQueuedMessages) {
       counters.add("dropped_queue_full");
-      log("warn", "queue_full", { gateway: this.deps.name(), clientId: att.clientId });
+      if (conn.firstTime("queue_full"))
+        log("warn", "queue_full", { gateway: this.deps.name(), clientId: att.clientId });
       return;
     }
     if (!att.persistent && window.wait(entry, Date.now())) {
@@ -335,11 +336,12 @@ export class Outbound {
     if (att?.maximumPacketSize !== undefined && bytes.length > att.maximumPacketSize) {
       if (aliased.assigned) conn.outboundAliases.delete(packet.topic);
       counters.add("dropped");
-      log("info", "discarded_too_large", {
-        gateway: this.deps.name(),
-        clientId: att.clientId,
-        bytes: bytes.length,
-      });
+      if (conn.firstTime("discarded_too_large"))
+        log("info", "discarded_too_large", {
+          gateway: this.deps.name(),
+          clientId: att.clientId,
+          bytes: bytes.length,
+        });
       return false;
     }
     frames.send(conn.ws, bytes);

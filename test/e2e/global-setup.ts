@@ -24,8 +24,9 @@ export default async function setup(project: TestProject) {
     CONNECT_TIMEOUT: "3",
     // Small, so the offline queue bound is reached quickly.
     MAX_QUEUED_MESSAGES: "25",
-    // Small, so Receive Maximum is quick to reach; and a keep-alive cap to test.
+    // Small, so both Receive Maximums are quick to reach; and a keep-alive cap to test.
     MAX_INFLIGHT: "20",
+    RECEIVE_MAXIMUM: "20",
     MAX_KEEP_ALIVE: "300",
     // Enables the NIMBUS-HMAC-SHA256 enhanced authentication method.
     AUTH_HMAC_SECRET: "e2e-shared-secret",

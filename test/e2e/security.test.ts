@@ -312,8 +312,16 @@ describe("limits", () => {
     for (const t of ["0", "2", "9"]) await bob5.publishAsync(`${base}/${t}`, "", { qos: 1, retain: true });
   });
 
-  it("answers a client publishing faster than PUBLISH_RATE with DISCONNECT 0x96, and closes 3.1.1", async () => {
+  it("drops and counts QoS 0 published faster than PUBLISH_RATE; the client stays connected", async () => {
     for (const version of [5, 4] as const) {
+      const topic = `public/fast-${version}-${Date.now()}`;
+      const reader = await RawClient.open(url, 5);
+      reader.sendConnect(unique("fast-reader"), {
+        username: "bob",
+        password: new TextEncoder().encode("bob-pw"),
+      });
+      await reader.next("connack");
+      expect((await reader.subscribe(topic, 1)).reasonCodes).toEqual([1]);
       const r = await RawClient.open(url, version);
       r.sendConnect(unique("fast"), {
         protocolVersion: version,
@@ -321,18 +329,33 @@ describe("limits", () => {
         password: new TextEncoder().encode("bob-pw"),
       });
       await r.next("connack");
+      // 60 at once to a broker allowing 20 a second with a burst of 20.
       for (let i = 0; i < 60; i++) {
-        r.send({
-          type: "publish",
-          topic: "public/fast",
-          payload: new Uint8Array(0),
-          qos: 0,
-          dup: false,
-          retain: false,
-        });
+        r.send({ type: "publish", topic, payload: new Uint8Array(0), qos: 0, dup: false, retain: false });
       }
-      if (version === 5) expect((await r.next("disconnect")).reasonCode).toBe(ReasonCode.MessageRateTooHigh);
-      await r.closed;
+      // A QoS 1 marker after them waits for a token and is acknowledged: still connected.
+      r.send({
+        type: "publish",
+        topic,
+        payload: new TextEncoder().encode("marker"),
+        qos: 1,
+        dup: false,
+        retain: false,
+        packetId: 1,
+      });
+      expect((await r.next("puback", 15_000)).packetId).toBe(1);
+      let delivered = 0;
+      for (;;) {
+        const p = await reader.next("publish", 15_000);
+        if (new TextDecoder().decode(p.payload) === "marker") break;
+        delivered++;
+      }
+      // The burst (20) went, and the few tokens earned meanwhile; the rest were dropped.
+      expect(delivered).toBeGreaterThanOrEqual(20);
+      expect(delivered).toBeLessThan(30);
+      expect(r.isClosed).toBe(false);
+      r.close();
+      reader.close();
     }
   });
 

@@ -1,0 +1,384 @@
+/**
+ * Inbound: what a gateway holds of what its clients send, from the frame to the
+ * shard, and how much of it.
+ *
+ * The Hibernation API gives no back-pressure: workerd reads the next frame of a
+ * socket as soon as the event of the last one has run, however long the work it
+ * started takes. So nothing here waits by holding frames back; instead every
+ * byte a connection makes the gateway hold is counted, and bounded:
+ *
+ * - per connection: undecoded input and publishes waiting, at most one largest
+ *   packet before CONNACK and `connectionBytes` more after; past it the
+ *   connection ends (0x96);
+ * - per gateway: `gatewayBytes` over all connections; past it the connection
+ *   holding the most ends (0x89 Server busy), so a flood costs the flooder, not
+ *   its neighbours.
+ *
+ * Over its rate (PUBLISH_RATE, a token bucket per connection) a client is shaped,
+ * not ended: a QoS 1/2 PUBLISH waits here and its PUBACK/PUBREC waits with it, so
+ * a client with a window of its own slows down; QoS 0 over the rate is dropped
+ * and counted. Waiting publishes go on to the shards in turns, one connection's
+ * at a time (round robin), while fewer than a window are on their way: a
+ * connection with a thousand waiting cannot make a newcomer's one wait behind them.
+ */
+import { KeyedBatcher } from "../../broker/batcher.ts";
+import type { BrokerConfig } from "../../broker/config.ts";
+import type { Counters } from "../../broker/counters.ts";
+import {
+  MESSAGE_BATCH,
+  type Message,
+  messageBytes,
+  RPC_BATCH_BYTES,
+  RPC_BATCH_MESSAGES,
+} from "../../broker/message.ts";
+import { TokenBucket } from "../../broker/rate-limit.ts";
+import { shardOf } from "../../broker/routing.ts";
+import type { GatewayCounter } from "../../broker/stats.ts";
+import { ReasonCode } from "../../mqtt/index.ts";
+import type { Connection } from "./connection.ts";
+
+/** The bounds of the inbound path (README: bounds). */
+export interface InboundLimits {
+  /** Bytes a connected client may have waiting here beyond one largest packet. */
+  connectionBytes: number;
+  /** Bytes all connections of a gateway may have waiting here together. */
+  gatewayBytes: number;
+  /**
+   * QoS 1/2 publishes all connections of a gateway may have waiting together:
+   * work the gateway has taken on, a second or two of routing. Memory aside, it
+   * bounds how far behind a newcomer's traffic can fall.
+   */
+  gatewayMessages: number;
+  /** Messages on their way to the shards at once, and their bytes (at least one message goes). */
+  windowMessages: number;
+  windowBytes: number;
+}
+
+export const INBOUND_LIMITS: InboundLimits = {
+  // A burst of 5,000 small publishes from MQTT.js fits, with room.
+  connectionBytes: 2 * 2 ** 20,
+  // With the held outbound messages (HELD_BUDGET_BYTES), half of an isolate's 128 MB;
+  // 40 publishes of 1 MiB arriving at once fit.
+  gatewayBytes: 48 * 2 ** 20,
+  // Four MQTT.js bursts of 5,000 at once fit.
+  gatewayMessages: 20_000,
+  // A call's worth in flight to a shard and another waiting.
+  windowMessages: 2 * RPC_BATCH_MESSAGES,
+  windowBytes: RPC_BATCH_BYTES,
+};
+/** What a waiting publish weighs in memory beyond its bytes in a call (the objects holding it). */
+const WAITING_OVERHEAD = 128;
+/**
+ * How often, at most, the tokens of clients over their rate are handed out (ms).
+ * Coarse on purpose: what several shaped clients send in one tick goes to a shard
+ * in one call instead of one call a message; a shaped client waits anyway.
+ */
+export const SHAPING_TICK_MS = 50;
+
+/** How a message's trip to its shard ended: the shard's reason code, or the call's failure. */
+export type Routed = { ok: true; code: number | undefined } | { ok: false; error: unknown };
+
+/** A QoS 1/2 publish waiting for its connection's next token or for room on the way. */
+interface Waiting {
+  message: Message;
+  bytes: number;
+  settle: (routed: Routed) => void;
+}
+
+/** Why a connection may not hold a frame more. */
+export interface Refusal {
+  reasonCode: number;
+  why: string;
+}
+
+/** What one connection holds of the inbound path; made by Inbound.attach. */
+export class ConnectionInbound {
+  /** PUBLISH packets a second this connection may send (PUBLISH_RATE, PUBLISH_BURST). */
+  readonly bucket: TokenBucket;
+  /** QoS 1 publishes accepted and not acknowledged yet (waiting or on their way). */
+  qos1 = 0;
+  /** Packet ids of QoS 2 publishes accepted and not answered with PUBREC yet. */
+  readonly qos2 = new Set<number>();
+  /**
+   * QoS 2 packet ids stored awaiting PUBREL: read from storage the first time
+   * (a count a PUBLISH would otherwise query), then kept as they come and go.
+   */
+  awaitingRelease: number | undefined;
+  /** Bytes counted for this connection in the gateway's total. */
+  accounted = 0;
+  /**
+   * Over its rate: it found no token for a waiting publish, and has had some
+   * waiting ever since. Such a connection is served at the shaping ticks only.
+   */
+  shaped = false;
+  private waiting: Array<Waiting | undefined> = [];
+  private head = 0;
+  private waitingBytes = 0;
+  readonly conn: Connection;
+  private readonly owner: Pick<Inbound, "release">;
+
+  constructor(conn: Connection, bucket: TokenBucket, owner: Pick<Inbound, "release">) {
+    this.conn = conn;
+    this.bucket = bucket;
+    this.owner = owner;
+  }
+
+  /** Bytes held for this connection now: undecoded input and waiting publishes. */
+  get held(): number {
+    return this.conn.decoder.buffered + this.waitingBytes;
+  }
+
+  get waitingCount(): number {
+    return this.waiting.length - this.head;
+  }
+
+  push(w: Waiting): void {
+    this.waiting.push(w);
+    this.waitingBytes += w.bytes;
+  }
+
+  shift(): Waiting | undefined {
+    if (this.head >= this.waiting.length) return undefined;
+    const w = this.waiting[this.head] as Waiting;
+    this.waiting[this.head++] = undefined;
+    this.waitingBytes -= w.bytes;
+    // Drop the taken slots now and then, not at every take.
+    if (this.head >= 1024 && this.head * 2 >= this.waiting.length) {
+      this.waiting = this.waiting.slice(this.head);
+      this.head = 0;
+    }
+    return w;
+  }
+
+  /** The connection ended: what waits is let go of, unanswered (the client sends it again). */
+  release(): void {
+    this.owner.release(this);
+    this.waiting = [];
+    this.head = 0;
+    this.waitingBytes = 0;
+  }
+}
+
+export interface InboundDeps {
+  config: BrokerConfig;
+  counters: Pick<Counters<GatewayCounter>, "add">;
+  /** Publishes a batch at a shard: one reason code per message. */
+  publishAt: (shard: number, messages: Message[]) => Promise<number[]>;
+  /** Ends a connection that holds too much of the gateway. */
+  evict: (conn: Connection, refusal: Refusal) => void;
+  /** The bounds; INBOUND_LIMITS unless a test sets others. */
+  limits?: InboundLimits;
+}
+
+export class Inbound {
+  /** Bytes held for all connections together (ConnectionInbound.accounted, summed). */
+  private total = 0;
+  /** Connections holding bytes now. */
+  private readonly holders = new Set<ConnectionInbound>();
+  /** QoS 1/2 publishes waiting, all connections together. */
+  private waitingTotal = 0;
+  /** Connections with publishes waiting, in the order they get their next turn. */
+  private readonly turns = new Set<ConnectionInbound>();
+  /** Messages to the shard of their topic, batched per shard (batcher.ts). */
+  private readonly router: KeyedBatcher<number, Message, number>;
+  private tokenTimer: ReturnType<typeof setTimeout> | undefined;
+  private tokenTimerAt = Number.POSITIVE_INFINITY;
+  private readonly deps: InboundDeps;
+  private readonly limits: InboundLimits;
+
+  constructor(deps: InboundDeps) {
+    this.deps = deps;
+    this.limits = deps.limits ?? INBOUND_LIMITS;
+    this.router = new KeyedBatcher((shard, messages) => deps.publishAt(shard, messages), MESSAGE_BATCH);
+  }
+
+  /** The inbound state of a new (or woken) connection. */
+  attach(conn: Connection): ConnectionInbound {
+    const { publishRate, publishBurst } = this.deps.config;
+    return new ConnectionInbound(conn, new TokenBucket(publishRate, publishBurst), this);
+  }
+
+  /** Bytes held for all connections (for tests and stats). */
+  get heldBytes(): number {
+    return this.total;
+  }
+
+  /**
+   * Whether a frame of `bytes` may join what `conn` holds; a refusal ends that
+   * connection. Past the gateway's bound, the connections holding the most are
+   * ended first, down to this one.
+   */
+  admit(conn: Connection, bytes: number): Refusal | undefined {
+    const state = conn.inbound;
+    const limit = this.connectionLimit(conn);
+    if (state.held + bytes > limit) {
+      return {
+        reasonCode: ReasonCode.MessageRateTooHigh,
+        why: `more than ${limit} bytes received and not yet handled`,
+      };
+    }
+    while (this.total + bytes > this.limits.gatewayBytes) {
+      const largest = this.largestHolder();
+      if (largest === undefined || largest === state || largest.accounted <= state.held + bytes) {
+        return { reasonCode: ReasonCode.ServerBusy, why: "the gateway holds as much input as it may" };
+      }
+      largest.conn.decoder.discard();
+      largest.release();
+      this.deps.evict(largest.conn, {
+        reasonCode: ReasonCode.ServerBusy,
+        why: "held the most input when the gateway's bound was reached",
+      });
+    }
+    return undefined;
+  }
+
+  /** Counts what `conn` holds now in the gateway's total (after input arrived or was decoded). */
+  account(state: ConnectionInbound): void {
+    const held = state.conn.finished ? 0 : state.held;
+    this.total += held - state.accounted;
+    state.accounted = held;
+    if (held > 0) this.holders.add(state);
+    else this.holders.delete(state);
+  }
+
+  /** The connection ended (ConnectionInbound.release): nothing of it is held any more. */
+  release(state: ConnectionInbound): void {
+    this.waitingTotal -= state.waitingCount;
+    this.turns.delete(state);
+    this.total -= state.accounted;
+    state.accounted = 0;
+    this.holders.delete(state);
+  }
+
+  /**
+   * A QoS 0 PUBLISH may go on now: within the connection's rate and with room on
+   * the way to the shards; else it is dropped and counted (never waits).
+   */
+  admitQos0(conn: Connection): boolean {
+    const state = conn.inbound;
+    if (state.waitingCount > 0 || !state.bucket.take()) {
+      this.deps.counters.add("dropped_rate");
+      return false;
+    }
+    if (!this.hasRoom()) {
+      this.deps.counters.add("dropped_overload");
+      return false;
+    }
+    return true;
+  }
+
+  /** Sends a message to the shard of its topic (a will, a QoS 0 admitted, a waiting one's turn). */
+  route(message: Message): Promise<number | undefined> {
+    return this.router.add(shardOf(message.topic, this.deps.config.layout), message);
+  }
+
+  /**
+   * A QoS 1/2 publish: it goes on in the connection's turn, once the connection
+   * has a token and there is room on the way; `settle` runs when its shard has it.
+   * With `gatewayMessages` waiting already, the connection with the most waiting
+   * ends (0x96) and this one goes on; a refusal when that is this connection.
+   */
+  enqueue(conn: Connection, message: Message, settle: (routed: Routed) => void): Refusal | undefined {
+    const state = conn.inbound;
+    while (this.waitingTotal >= this.limits.gatewayMessages) {
+      const most = this.mostWaiting();
+      const refusal = {
+        reasonCode: ReasonCode.MessageRateTooHigh,
+        why: `the most publishes waiting when the gateway had ${this.limits.gatewayMessages}`,
+      };
+      if (most === undefined || most === state || most.waitingCount <= state.waitingCount) return refusal;
+      most.conn.decoder.discard();
+      most.release();
+      this.deps.evict(most.conn, refusal);
+    }
+    state.push({ message, bytes: messageBytes(message) + WAITING_OVERHEAD, settle });
+    this.waitingTotal++;
+    this.account(state);
+    this.turns.add(state);
+    this.pump();
+    return undefined;
+  }
+
+  /** Room on the way to the shards for one more message. */
+  private hasRoom(): boolean {
+    return (
+      this.router.pendingItems < this.limits.windowMessages &&
+      this.router.pendingBytes < this.limits.windowBytes
+    );
+  }
+
+  /**
+   * Sends waiting publishes on while there is room, one connection's at a time
+   * (a connection that sent one goes to the back of the turns); a connection
+   * without a token keeps its place until the next shaping tick. `tick`: the
+   * shaping timer's run, which serves shaped connections too.
+   */
+  private pump(tick = false): void {
+    const now = Date.now();
+    let nextToken = Number.POSITIVE_INFINITY;
+    for (const state of this.turns) {
+      if (!this.hasRoom()) return;
+      if (state.conn.finished || state.waitingCount === 0) {
+        state.shaped = false;
+        this.turns.delete(state);
+        continue;
+      }
+      if ((state.shaped && !tick) || !state.bucket.take(now)) {
+        state.shaped = true;
+        nextToken = Math.min(nextToken, state.bucket.nextAt(now));
+        continue;
+      }
+      const w = state.shift() as Waiting;
+      this.waitingTotal--;
+      this.account(state);
+      // To the back of the turns: iteration reaches it again after the others.
+      this.turns.delete(state);
+      if (state.waitingCount > 0) this.turns.add(state);
+      else state.shaped = false;
+      this.route(w.message).then(
+        (code) => this.settled(w, { ok: true, code }),
+        (error) => this.settled(w, { ok: false, error }),
+      );
+    }
+    if (nextToken !== Number.POSITIVE_INFINITY) this.wakeAt(nextToken, now);
+  }
+
+  private settled(w: Waiting, routed: Routed): void {
+    w.settle(routed);
+    if (this.turns.size > 0) this.pump();
+  }
+
+  /** The timer for the next token of a waiting connection (one timer for the gateway), at the next tick. */
+  private wakeAt(next: number, now: number): void {
+    const at = Math.max(next, now + SHAPING_TICK_MS);
+    if (this.tokenTimer !== undefined && this.tokenTimerAt <= at) return;
+    clearTimeout(this.tokenTimer);
+    this.tokenTimerAt = at;
+    this.tokenTimer = setTimeout(
+      () => {
+        this.tokenTimer = undefined;
+        this.tokenTimerAt = Number.POSITIVE_INFINITY;
+        this.pump(true);
+      },
+      Math.max(1, at - now),
+    );
+  }
+
+  private connectionLimit(conn: Connection): number {
+    const { maxPacketSize } = this.deps.config;
+    // Before CONNACK nothing but CONNECT and AUTH is read: one packet's worth.
+    return conn.ready ? maxPacketSize + this.limits.connectionBytes : maxPacketSize;
+  }
+
+  private mostWaiting(): ConnectionInbound | undefined {
+    let most: ConnectionInbound | undefined;
+    for (const t of this.turns) if (most === undefined || t.waitingCount > most.waitingCount) most = t;
+    return most;
+  }
+
+  private largestHolder(): ConnectionInbound | undefined {
+    let largest: ConnectionInbound | undefined;
+    for (const h of this.holders) if (largest === undefined || h.accounted > largest.accounted) largest = h;
+    return largest;
+  }
+}
