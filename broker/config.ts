@@ -3,6 +3,7 @@
  * setting has a safe default so a missing var never breaks the broker.
  */
 
+import { type AclEntry, parseAcl } from "./acl.ts";
 import { type BridgeConfig, parseBridges } from "./bridges.ts";
 import { CLIENT_ID_LENGTH_LIMIT } from "./client-ids.ts";
 import { type Layout, layoutOf } from "./routing.ts";
@@ -43,11 +44,15 @@ export interface BrokerEnv {
   RULES_OUTBOX_BYTES?: string;
   /** Bridges to other MQTT brokers (JSON, bridges.ts). */
   BRIDGES?: string;
+  /** ACL rules (JSON, acl.ts): [{"user": "alice" | "anonymous" | "*", "publish": [...], "subscribe": [...]}]. */
+  ACL?: string;
 }
 
 export type GatewayPolicy = "random" | "ip";
 
 export interface BrokerConfig {
+  /** ACL, checked: rules by principal; undefined when unset (every topic open but `$SYS/`). */
+  acl: AclEntry[] | undefined;
   /** RULES, checked: what leaves the broker for other systems. */
   rules: Rule[];
   /** BRIDGES, checked: other MQTT brokers topics are carried to and from. */
@@ -196,6 +201,7 @@ export function readConfig(env: BrokerEnv): BrokerConfig {
     clientIdPattern: env.CLIENT_ID_PATTERN?.trim() ? env.CLIENT_ID_PATTERN.trim() : undefined,
     authFailuresPerAddress: int("AUTH_FAILURES_PER_MINUTE", 10, 1, 1_000_000),
     authFailuresPerGateway: int("AUTH_FAILURES_PER_MINUTE_GATEWAY", 600, 1, 10_000_000),
+    acl: undefined,
     rules: [],
     bridges: [],
     rulesOutboxBytes: int("RULES_OUTBOX_BYTES", 256 * 1024 * 1024, 0, 8 * 1024 * 1024 * 1024),
@@ -206,6 +212,9 @@ export function readConfig(env: BrokerEnv): BrokerConfig {
   };
   const { rules, problems } = parseRules(env.RULES);
   config.rules = rules;
+  const acl = parseAcl(env.ACL);
+  config.acl = acl.entries;
+  problems.push(...acl.problems);
   const bridged = parseBridges(env.BRIDGES);
   config.bridges = bridged.bridges;
   problems.push(...bridged.problems);

@@ -8,7 +8,7 @@
  * is its verified identity claim, never the CONNECT user name; an enhanced
  * method's is the name it verified.
  */
-import type { AclRules } from "../acl.ts";
+import { type AclRules, aclPatternProblem } from "../acl.ts";
 import { JwtVerifier, looksLikeJwt } from "./jwt.ts";
 import { PasswordFile } from "./passwords.ts";
 
@@ -124,10 +124,11 @@ export class ConnectAuthenticator implements Authenticator {
   }
 }
 
-/** A token's `mqtt` claim: {"publish": [...], "subscribe": [...]} of strings. */
+/** A token's `mqtt` claim: {"publish": [...], "subscribe": [...]} of ACL patterns, checked as the ACL setting's. */
 function aclClaim(value: unknown): AclRules | undefined {
   if (value === null || typeof value !== "object") return undefined;
   const { publish = [], subscribe = [] } = value as Record<string, unknown>;
-  const strings = (x: unknown): x is string[] => Array.isArray(x) && x.every((s) => typeof s === "string");
-  return strings(publish) && strings(subscribe) ? { publish, subscribe } : undefined;
+  const patterns = (x: unknown): x is string[] =>
+    Array.isArray(x) && x.every((s) => aclPatternProblem(s) === null);
+  return patterns(publish) && patterns(subscribe) ? { publish, subscribe } : undefined;
 }

@@ -69,7 +69,9 @@ describe.each(LAYOUTS)("identity, $name", (layout) => {
   const clients: MqttClient[] = [];
 
   beforeAll(async () => {
-    const passwords = await Promise.all(["alice", "bob", "mallory"].map((u) => passwordEntry(u, `${u}-pw`)));
+    const passwords = await Promise.all(
+      ["alice", "bob", "mallory", "#"].map((u) => passwordEntry(u, `${u}-pw`)),
+    );
     vars = {
       TOPIC_SHARDS: layout.shards,
       GATEWAYS: layout.gateways,
@@ -292,6 +294,41 @@ describe.each(LAYOUTS)("identity, $name", (layout) => {
         expect((await r.subscribe("users/alice/#", 1, 3)).reasonCodes).toEqual([1]);
       },
     );
+
+    it("client id %u with user # (each substituted once, neither a pattern) gets nothing beyond its own topics", async () => {
+      const { r, connack } = await connectAs(v, "%u", "#");
+      expect(connack.reasonCode).toBe(0);
+      const denied = v === 5 ? ReasonCode.NotAuthorized : 0x80;
+      const wide = ["devices/#", "devices/+/cmd", "users/#", "users/+/x", "devices/alice-phone/#"];
+      r.send({
+        type: "subscribe",
+        packetId: 1,
+        subscriptions: [...wide, "devices/%u/#"].map((topicFilter) => ({
+          topicFilter,
+          qos: 1 as const,
+          noLocal: false,
+          retainAsPublished: false,
+          retainHandling: 0 as const,
+        })),
+      });
+      // Its own: devices/{client id}/# with the client id as text; nothing through %u.
+      expect((await r.next("suback")).reasonCodes).toEqual([...wide.map(() => denied), 1]);
+      if (v === 5) {
+        for (const [i, topic] of ["devices/alice-phone/cmd", "users/alice/x", "devices/%u/cmd"].entries()) {
+          r.send({
+            type: "publish",
+            topic,
+            payload: utf8("x"),
+            qos: 1,
+            dup: false,
+            retain: false,
+            packetId: 10 + i,
+          });
+          // Its own topic, which it subscribes to: accepted (0x00, left out of the PUBACK).
+          expect((await r.next("puback")).reasonCode ?? 0).toBe(i < 2 ? ReasonCode.NotAuthorized : 0);
+        }
+      }
+    });
 
     it("a client id longer than MAX_CLIENT_ID_LENGTH is refused (0x85 / 2) before any session is claimed, with a clean close", async () => {
       const { r, connack } = await connectAs(v, "x".repeat(65_000), "alice");
