@@ -46,6 +46,10 @@ export interface BrokerEnv {
   BRIDGES?: string;
   /** ACL rules (JSON, acl.ts): [{"user": "alice" | "anonymous" | "*", "publish": [...], "subscribe": [...]}]. */
   ACL?: string;
+  /** JWKS_URL needs JWT_ISSUER and JWT_AUDIENCE (auth/jwt.ts). */
+  JWKS_URL?: string;
+  JWT_ISSUER?: string;
+  JWT_AUDIENCE?: string;
 }
 
 export type GatewayPolicy = "random" | "ip";
@@ -212,6 +216,10 @@ export function readConfig(env: BrokerEnv): BrokerConfig {
   };
   const { rules, problems } = parseRules(env.RULES);
   config.rules = rules;
+  // One identity provider's keys sign every tenant's tokens: the issuer and
+  // audience are what say a token is for this broker.
+  if (env.JWKS_URL?.trim() && (!env.JWT_ISSUER?.trim() || !env.JWT_AUDIENCE?.trim()))
+    problems.push("JWKS_URL needs JWT_ISSUER and JWT_AUDIENCE (else any tenant of the provider gets in)");
   const acl = parseAcl(env.ACL);
   config.acl = acl.entries;
   problems.push(...acl.problems);

@@ -21,17 +21,45 @@ export interface Identity {
   username?: string;
   /** ACL rules from a token's claims. */
   rules?: AclRules;
-  /** How the client proved who it is, for logs. */
+  /** How the client proved who it is: with the name, it makes the principal (ownerOf). */
   via: "anonymous" | "password" | "jwt" | "auth-method";
+  /**
+   * Epoch ms from which the credential no longer lets the client in (a token's
+   * exp plus the leeway): the Gateway ends the connection then. Absent: no end.
+   */
+  expiresAt?: number;
 }
+
+/** The owner key's prefix per way in: a password user "alice" and a token subject "alice" are two principals. */
+const OWNER_PREFIX: Record<Identity["via"], string> = {
+  password: "user:",
+  jwt: "jwt:",
+  "auth-method": "auth:",
+  // A name given under anonymous access with no credential store, unverified.
+  anonymous: "anon:",
+};
 
 /**
  * The owner a session records (Session.claim): one key per principal, so that a
- * client id taken by one principal cannot be claimed by another. A user named
- * "anonymous" is not the anonymous principal.
+ * client id taken by one principal cannot be claimed by another. Each way in
+ * names its principals in a namespace of its own (a token's subject is not the
+ * password user of that name), and a user named "anonymous" is not the anonymous
+ * principal. Password users keep the key every named principal had before.
  */
 export function ownerOf(identity: Identity): string {
-  return identity.username === undefined ? "anonymous" : `user:${identity.username}`;
+  return identity.username === undefined ? "anonymous" : `${OWNER_PREFIX[identity.via]}${identity.username}`;
+}
+
+/**
+ * The owner an earlier release recorded for the same login: every named
+ * principal was `user:<name>`. A session or registry row recorded before
+ * namespaces (and only such a one) may be claimed with it, once: the claim
+ * records the namespaced owner (README, Principals and client ids).
+ */
+export function legacyOwnerOf(owner: string): string {
+  for (const prefix of Object.values(OWNER_PREFIX))
+    if (owner.startsWith(prefix)) return `user:${owner.slice(prefix.length)}`;
+  return owner;
 }
 
 export type AuthResult =
@@ -113,7 +141,7 @@ export class ConnectAuthenticator implements Authenticator {
     if (c.username !== undefined && c.username !== name) {
       return { ok: false, code: "bad-credentials", reason: "user name differs from the token's identity" };
     }
-    const identity: Identity = { username: name, via: "jwt" };
+    const identity: Identity = { username: name, via: "jwt", expiresAt: result.expiresAt };
     const acl = claims.mqtt;
     if (acl !== undefined) {
       const rules = aclClaim(acl);

@@ -221,7 +221,7 @@ describe.each(LAYOUTS)("identity, $name", (layout) => {
       expect(bob.isClosed).toBe(false);
     });
 
-    it("a token is its subject's: another subject is refused the session, the same subject by any method resumes it", async () => {
+    it("a token is its subject's, and a token's subject is not the password user of that name: both are refused the session", async () => {
       const id = unique("bob-token");
       const { r: bob } = await connectAs(v, id, "bob", { cleanStart: false, ...expiryFor(v) });
       await bob.subscribe(`users/bob/${id}/#`, 1);
@@ -233,15 +233,31 @@ describe.each(LAYOUTS)("identity, $name", (layout) => {
         ...(v === 4 ? { username: sub } : {}),
         password: utf8(token({ sub })),
       });
-      const mallory = await connectAs(v, id, undefined, { cleanStart: true, ...asToken("mallory") });
-      expect(mallory.connack.reasonCode).toBe(notAuthorized(v));
-      const asBob = await connectAs(v, id, undefined, {
+      for (const sub of ["mallory", "bob"]) {
+        const other = await connectAs(v, id, undefined, { cleanStart: true, ...asToken(sub) });
+        expect(other.connack.reasonCode).toBe(notAuthorized(v));
+      }
+      // The password user bob still has it; and a token's session is its subject's by token only.
+      const back = await connectAs(v, id, "bob", { cleanStart: false, ...expiryFor(v) });
+      expect(back.connack.sessionPresent).toBe(true);
+      const tokenId = unique("token-bob");
+      const first = await connectAs(v, tokenId, undefined, {
         cleanStart: false,
         ...expiryFor(v),
         ...asToken("bob"),
       });
-      expect(asBob.connack.reasonCode).toBe(0);
-      expect(asBob.connack.sessionPresent).toBe(true);
+      expect(first.connack.reasonCode).toBe(0);
+      first.r.send({ type: "disconnect", reasonCode: 0 });
+      await first.r.closed;
+      expect((await connectAs(v, tokenId, "bob", { cleanStart: true })).connack.reasonCode).toBe(
+        notAuthorized(v),
+      );
+      const again = await connectAs(v, tokenId, undefined, {
+        cleanStart: false,
+        ...expiryFor(v),
+        ...asToken("bob"),
+      });
+      expect(again.connack.sessionPresent).toBe(true);
     });
 
     it("a token's identity cannot be renamed by the CONNECT user name: 3.1.1 code 4, 5.0 0x86", async () => {
