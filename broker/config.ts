@@ -36,6 +36,7 @@ export interface BrokerEnv {
   MAX_CLIENT_ID_LENGTH?: string;
   CLIENT_ID_PATTERN?: string;
   AUTH_FAILURES_PER_MINUTE?: string;
+  AUTH_FAILURES_PER_MINUTE_NETWORK?: string;
   AUTH_FAILURES_PER_MINUTE_GATEWAY?: string;
   /** debug, info (default), warn or error. */
   LOG_LEVEL?: string;
@@ -109,8 +110,13 @@ export interface BrokerConfig {
   maxClientId: number;
   /** Client ids a principal may use: `*` any characters, `%u` its name; unset allows any. */
   clientIdPattern: string | undefined;
-  /** Failed authentications allowed per minute from one address, and per gateway. */
+  /**
+   * Failed authentications allowed per minute from one source (IPv4 address,
+   * IPv6 /64), from one network (IPv4 /24, IPv6 /48), and failed password checks
+   * per gateway (auth/throttle.ts).
+   */
   authFailuresPerAddress: number;
+  authFailuresPerNetwork: number;
   authFailuresPerGateway: number;
 }
 
@@ -204,6 +210,7 @@ export function readConfig(env: BrokerEnv): BrokerConfig {
     ),
     clientIdPattern: env.CLIENT_ID_PATTERN?.trim() ? env.CLIENT_ID_PATTERN.trim() : undefined,
     authFailuresPerAddress: int("AUTH_FAILURES_PER_MINUTE", 10, 1, 1_000_000),
+    authFailuresPerNetwork: int("AUTH_FAILURES_PER_MINUTE_NETWORK", 100, 1, 10_000_000),
     authFailuresPerGateway: int("AUTH_FAILURES_PER_MINUTE_GATEWAY", 600, 1, 10_000_000),
     acl: undefined,
     rules: [],

@@ -119,6 +119,7 @@ export class Gateway extends DurableObject<Env> {
     });
     this.authThrottle = new AuthThrottle({
       perAddress: this.config.authFailuresPerAddress,
+      perNetwork: this.config.authFailuresPerNetwork,
       perGateway: this.config.authFailuresPerGateway,
     });
     this.acl = new Acl(this.config.acl);

@@ -10,6 +10,7 @@
  */
 import { type AclRules, aclPatternProblem } from "../acl.ts";
 import { JwtVerifier, looksLikeJwt } from "./jwt.ts";
+import type { FailureCost } from "./throttle.ts";
 import { PasswordFile } from "./passwords.ts";
 
 export interface Identity {
@@ -64,8 +65,11 @@ export function legacyOwnerOf(owner: string): string {
 
 export type AuthResult =
   | { ok: true; identity: Identity }
-  /** bad-credentials: CONNACK 4 / 0x86; not-authorized: CONNACK 5 / 0x87. */
-  | { ok: false; code: "bad-credentials" | "not-authorized"; reason: string };
+  /**
+   * bad-credentials: CONNACK 4 / 0x86; not-authorized: CONNACK 5 / 0x87. `cost`:
+   * whether a password was checked (PBKDF2), for the failed-login budgets.
+   */
+  | { ok: false; code: "bad-credentials" | "not-authorized"; reason: string; cost: FailureCost };
 
 export interface ConnectCredentials {
   clientId: string;
@@ -109,13 +113,24 @@ export class ConnectAuthenticator implements Authenticator {
       if (c.username !== undefined && c.password !== undefined) {
         if (await this.passwords.verify(c.username, c.password))
           return { ok: true, identity: { username: c.username, via: "password" } };
+        return {
+          ok: false,
+          code: "bad-credentials",
+          reason: "user name or password not accepted",
+          cost: "password",
+        };
       }
-      return { ok: false, code: "bad-credentials", reason: "user name or password not accepted" };
+      return {
+        ok: false,
+        code: "bad-credentials",
+        reason: "user name or password not accepted",
+        cost: "cheap",
+      };
     }
     if (!this.allowAnonymous) {
       return password === undefined
-        ? { ok: false, code: "not-authorized", reason: "anonymous access is off" }
-        : { ok: false, code: "bad-credentials", reason: "user name or password not accepted" };
+        ? { ok: false, code: "not-authorized", reason: "anonymous access is off", cost: "cheap" }
+        : { ok: false, code: "bad-credentials", reason: "user name or password not accepted", cost: "cheap" };
     }
     // Anonymous access and no store for these credentials: let in, as Mosquitto
     // does; a user name given still names the client in ACLs, unverified.
@@ -126,26 +141,37 @@ export class ConnectAuthenticator implements Authenticator {
 
   private async fromToken(c: ConnectCredentials, token: string): Promise<AuthResult> {
     const result = await this.jwt.verify(token);
-    if (!result.ok) return { ok: false, code: "bad-credentials", reason: result.reason };
+    if (!result.ok) return { ok: false, code: "bad-credentials", reason: result.reason, cost: "cheap" };
     const claims = result.claims;
     // A token may bind the client id it is good for.
     const bound = claims.client_id;
     if (bound !== undefined && bound !== c.clientId) {
-      return { ok: false, code: "not-authorized", reason: "token is for another client id" };
+      return { ok: false, code: "not-authorized", reason: "token is for another client id", cost: "cheap" };
     }
     const name = claims[this.identityClaim];
     if (typeof name !== "string" || name === "") {
-      return { ok: false, code: "bad-credentials", reason: `token has no ${this.identityClaim} claim` };
+      return {
+        ok: false,
+        code: "bad-credentials",
+        reason: `token has no ${this.identityClaim} claim`,
+        cost: "cheap",
+      };
     }
     // The token says who the client is: a user name may repeat it, never rename it.
     if (c.username !== undefined && c.username !== name) {
-      return { ok: false, code: "bad-credentials", reason: "user name differs from the token's identity" };
+      return {
+        ok: false,
+        code: "bad-credentials",
+        reason: "user name differs from the token's identity",
+        cost: "cheap",
+      };
     }
     const identity: Identity = { username: name, via: "jwt", expiresAt: result.expiresAt };
     const acl = claims.mqtt;
     if (acl !== undefined) {
       const rules = aclClaim(acl);
-      if (rules === undefined) return { ok: false, code: "bad-credentials", reason: "token's mqtt claim" };
+      if (rules === undefined)
+        return { ok: false, code: "bad-credentials", reason: "token's mqtt claim", cost: "cheap" };
       identity.rules = rules;
     }
     return { ok: true, identity };

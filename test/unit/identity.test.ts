@@ -1,6 +1,6 @@
 /**
  * Identity in Node: principals from every way in, client id rules, ACL
- * substitution of identities that could be patterns, the failed-login throttle,
+ * substitution of identities that could be patterns (the failed-login throttle: throttle.test.ts),
  * and JWT/JWKS hardening (DESIGN.md, Identity).
  */
 import { createHmac } from "node:crypto";
@@ -12,7 +12,6 @@ import { deviceKey, HmacChallenge } from "../../broker/auth/hmac-challenge.ts";
 import { JwtVerifier } from "../../broker/auth/jwt.ts";
 import { MAX_AUTH_STATE } from "../../broker/auth/method.ts";
 import { passwordEntry } from "../../broker/auth/passwords.ts";
-import { AuthThrottle, MAX_TRACKED_ADDRESSES } from "../../broker/auth/throttle.ts";
 import { CLIENT_ID_LENGTH_LIMIT, clientIdAllowed, clientIdShapeProblem } from "../../broker/client-ids.ts";
 import { ConfigError, readConfig } from "../../broker/config.ts";
 import type { Connected } from "../../durable-objects/gateway/connection.ts";
@@ -204,37 +203,6 @@ describe("client ids", () => {
       auth: { method: "NIMBUS-HMAC-SHA256", state: "x".repeat(MAX_AUTH_STATE) },
     };
     expect(serialize(att).length).toBeLessThanOrEqual(2048);
-  });
-});
-
-describe("AuthThrottle", () => {
-  it("refuses an address past its failures until its budget refills, others not", () => {
-    const t = new AuthThrottle({ perAddress: 3, perGateway: 100 }, 0);
-    for (let i = 0; i < 3; i++) {
-      expect(t.allows("a", 0)).toBe(true);
-      t.failed("a", 0);
-    }
-    expect(t.allows("a", 0)).toBe(false);
-    expect(t.allows("b", 0)).toBe(true);
-    // 3 a minute: one more after 20 s
-    expect(t.allows("a", 20_000)).toBe(true);
-  });
-
-  it("refuses everyone past the gateway's failures", () => {
-    const t = new AuthThrottle({ perAddress: 1000, perGateway: 5 }, 0);
-    for (let i = 0; i < 5; i++) t.failed(`addr-${i}`, 0);
-    expect(t.allows("fresh", 0)).toBe(false);
-    expect(t.allows(undefined, 0)).toBe(false);
-  });
-
-  it("tracks at most MAX_TRACKED_ADDRESSES addresses", () => {
-    const t = new AuthThrottle({ perAddress: 1, perGateway: 1e9 }, 0);
-    for (let i = 0; i < MAX_TRACKED_ADDRESSES + 50; i++) t.failed(`10.0.${i >> 8}.${i & 255}`, 0);
-    expect(t.tracked).toBe(MAX_TRACKED_ADDRESSES);
-    // the most recent are the ones remembered
-    expect(
-      t.allows(`10.0.${(MAX_TRACKED_ADDRESSES + 49) >> 8}.${(MAX_TRACKED_ADDRESSES + 49) & 255}`, 0),
-    ).toBe(false);
   });
 });
 
