@@ -10,8 +10,8 @@
  */
 import { type AclRules, aclPatternProblem } from "../acl.ts";
 import { JwtVerifier, looksLikeJwt } from "./jwt.ts";
-import type { FailureCost } from "./throttle.ts";
 import { PasswordFile } from "./passwords.ts";
+import type { FailureCost } from "./throttle.ts";
 
 export interface Identity {
   /**
