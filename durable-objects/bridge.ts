@@ -27,6 +27,7 @@ import { connect } from "cloudflare:sockets";
 import { DurableObject } from "cloudflare:workers";
 import { BridgeInput } from "../broker/bridge-input.ts";
 import { type BridgeConfig, type BridgeTopic, mapTopic } from "../broker/bridges.ts";
+import { RESERVED_CLIENT_ID_PREFIX } from "../broker/client-ids.ts";
 import { type BrokerConfig, readConfig } from "../broker/config.ts";
 import { log, setLogLevel } from "../broker/log.ts";
 import { type Message, newMessageId } from "../broker/message.ts";
@@ -175,8 +176,9 @@ export class Bridge extends DurableObject<Env> {
     await this.start();
   }
 
+  /** Its messages' origin: a client id no client may take (client-ids.ts). */
   private get origin(): string {
-    return `bridge:${this.ctx.id.name}`;
+    return `${RESERVED_CLIENT_ID_PREFIX}${this.ctx.id.name}`;
   }
 
   /** Registers the local side of `out` topics at the shards, once each (routes count subscriptions). */

@@ -98,7 +98,8 @@ beforeAll(async () => {
       host: "127.0.0.1",
       port: hostile.port,
       tls: false,
-      keepAlive: 10,
+      // A PINGREQ every 2.5 s.
+      keepAlive: 5,
       topics: [{ pattern: "#", direction: "in", qos: 1, localPrefix: "", remotePrefix: "up/" }],
     },
   ];
@@ -137,6 +138,13 @@ describe("a bridge to Mosquitto", () => {
     expect(b).toMatchObject({ state: "connected", dropped: 0 });
     expect(b?.messagesIn).toBeGreaterThanOrEqual(1);
     expect(b?.messagesOut).toBeGreaterThanOrEqual(1);
+  });
+
+  it("no client may take a bridge's client id (its messages' origin): CONNACK 0x85 / 2", async () => {
+    for (const protocolVersion of [5, 4] as const) {
+      const refused = connect(broker.url, { protocolVersion, clientId: "bridge:plant", reconnectPeriod: 0 });
+      await expect(refused).rejects.toMatchObject({ code: protocolVersion === 5 ? 0x85 : 2 });
+    }
   });
 
   it("a topic bridged both ways arrives once on each side and does not come back", async () => {
@@ -275,6 +283,15 @@ describe("a bridge to Mosquitto", () => {
     const [marker] = await inbox.waitFor(1, 10_000);
     expect(marker).toMatchObject({ topic: "hostile/marker-2", payload: "m2" });
   }, 60_000);
+
+  it("a CONNACK again does not start another keep-alive timer: PINGREQs stay one per half keep-alive", async () => {
+    for (let i = 0; i < 3; i++) hostile.send(new Uint8Array([0x20, 0x03, 0x00, 0x00, 0x00]));
+    const from = hostile.pings.length;
+    await hostile.pinged(from + 3);
+    const [a, , c] = hostile.pings.slice(from);
+    // Two intervals of 2.5 s; four timers would have sent these three within one.
+    expect((c as number) - (a as number)).toBeGreaterThan(4_000);
+  }, 30_000);
 
   it("the console shows the bridge, its remote broker and its state", async () => {
     await withIntegrationsPanel(broker.httpUrl, API_TOKEN, async (page) => {

@@ -18,6 +18,10 @@ export interface HostileRemote {
   send(bytes: Uint8Array): void;
   /** Packet ids the bridge acknowledged (PUBACK). */
   readonly acked: number[];
+  /** When each PINGREQ arrived (ms, performance.now()). */
+  readonly pings: number[];
+  /** Resolves once `n` PINGREQs in all have arrived. */
+  pinged(n: number): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -57,7 +61,9 @@ export async function startHostileRemote(): Promise<HostileRemote> {
   let connections = 0;
   let subscriptions = 0;
   const acked: number[] = [];
+  const pings: number[] = [];
   const waiters: Array<{ n: number; resolve: () => void }> = [];
+  const pingWaiters: Array<{ n: number; resolve: () => void }> = [];
   const server: Server = createServer((socket) => {
     connections++;
     current = socket;
@@ -67,8 +73,14 @@ export async function startHostileRemote(): Promise<HostileRemote> {
     socket.on("data", (chunk: Buffer) => {
       for (const p of decoder.push(new Uint8Array(chunk)).packets) {
         if (p.type === "connect") reply({ type: "connack", sessionPresent: false, reasonCode: 0 });
-        else if (p.type === "pingreq") reply({ type: "pingresp" });
-        else if (p.type === "puback") acked.push(p.packetId);
+        else if (p.type === "pingreq") {
+          pings.push(performance.now());
+          reply({ type: "pingresp" });
+          for (const w of pingWaiters.splice(0)) {
+            if (pings.length >= w.n) w.resolve();
+            else pingWaiters.push(w);
+          }
+        } else if (p.type === "puback") acked.push(p.packetId);
         else if (p.type === "subscribe") {
           reply({ type: "suback", packetId: p.packetId, reasonCodes: p.subscriptions.map((s) => s.qos) });
           subscriptions++;
@@ -92,6 +104,9 @@ export async function startHostileRemote(): Promise<HostileRemote> {
       subscriptions >= n ? Promise.resolve() : new Promise((resolve) => waiters.push({ n, resolve })),
     send: (bytes) => current?.write(bytes),
     acked,
+    pings,
+    pinged: (n) =>
+      pings.length >= n ? Promise.resolve() : new Promise((resolve) => pingWaiters.push({ n, resolve })),
     stop: async () => {
       current?.destroy();
       await new Promise((r) => server.close(r));

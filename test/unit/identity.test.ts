@@ -168,6 +168,10 @@ describe("client ids", () => {
     expect(clientIdShapeProblem("é".repeat(129), 256)?.code).toBe("invalid");
     expect(clientIdShapeProblem("a\u0001b", 256)?.code).toBe("invalid");
     expect(clientIdShapeProblem("a\u0085b", 256)?.code).toBe("invalid");
+    // A bridge's origin: no client may take it.
+    expect(clientIdShapeProblem("bridge:plant", 256)?.code).toBe("not-allowed");
+    expect(clientIdShapeProblem("bridge:", 256)?.code).toBe("not-allowed");
+    expect(clientIdShapeProblem("my-bridge:plant", 256)).toBeNull();
   });
 
   it("match CLIENT_ID_PATTERN with %u for the principal and * for any run", () => {
