@@ -196,8 +196,8 @@ export class Registry extends DurableObject<Env> {
   /**
    * Sessions stored by a release before registries live at most MAX_SESSION_EXPIRY
    * after the upgrade, and this registry cannot list them: until then, ids it has not
-   * seen go to their Session. Shard 0 knows whether the deployment is that old (its
-   * first layout was placed by the modulo hash of those releases) and since when.
+   * seen go to their Session. Shard 0 knows whether its storage is older than the
+   * registries and since when they decide (topic-shard/deployment.ts).
    */
   private async readLegacyUntil(): Promise<number> {
     const row = this.sql
