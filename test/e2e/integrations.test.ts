@@ -187,6 +187,13 @@ beforeAll(async () => {
       target: { kind: "webhook", url: `http://127.0.0.1:${webhook.port}/in`, secret: "WEBHOOK_SECRET" },
     },
     {
+      // Envelopes to a Queue this Worker consumes: each would be published again, forever.
+      name: "loop",
+      filter: "loop/#",
+      shape: "envelope",
+      target: { kind: "queue", binding: "LOOP_QUEUE" },
+    },
+    {
       name: "moved",
       filter: "moved/#",
       shape: "envelope",
@@ -289,6 +296,20 @@ describe("rules", () => {
     expect(sys.messages).toEqual([]);
   });
 
+  it("a rule sending envelopes to a Queue this Worker consumes does not republish them: an envelope is no message", async () => {
+    const watcher = await client();
+    const inbox = new Inbox(watcher);
+    await watcher.subscribeAsync("loop/#", { qos: 1 });
+    const pub = await client();
+    await pub.publishAsync("loop/once", "1", { qos: 1 });
+    await waitRule("loop", (c) => c.sent === 1);
+    // The consumer's report goes through the same inbound queue after the envelope:
+    // once it is here, the envelope was taken (and refused) before it.
+    expect(await probe("bad-in")).toEqual({ after: true });
+    expect(inbox.messages.map((m) => m.topic)).toEqual(["loop/once"]);
+    expect(await ruleCounts("loop")).toMatchObject({ matched: 1, sent: 1 });
+  });
+
   it("a webhook that fails the first attempts gets every QoS 1 message after retries, signed", async () => {
     const pub = await client();
     const topic = `hook/${unique("retry")}`;
@@ -376,7 +397,7 @@ describe("rules", () => {
       expect(await row.locator("td").allTextContents()).toEqual(
         ["hot", hot.matched, hot.sent, hot.failed, hot.dead, hot.dropped, hot.pending].map(String),
       );
-      expect(await page.locator("#rules tbody tr").count()).toBe(7);
+      expect(await page.locator("#rules tbody tr").count()).toBe(8);
     });
   }, 60_000);
 });

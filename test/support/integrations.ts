@@ -2,7 +2,8 @@
  * wrangler configurations for the integration tests: the project's own, plus a
  * producer binding for rules (RULES_QUEUE → nimbus-rules), the broker consuming
  * nimbus-in (the way in), and a consumer Worker (test/fixtures/integrations/)
- * standing for a user's. Written under .wrangler/ (ignored by git), next to the
+ * standing for a user's; and a producer binding to the broker's own inbound queue
+ * (LOOP_QUEUE → nimbus-in), for a rule that would loop. Written under .wrangler/ (ignored by git), next to the
  * project, since wrangler resolves a configuration's paths from where it is.
  */
 import { createHmac, timingSafeEqual } from "node:crypto";
@@ -38,6 +39,11 @@ export function integrationConfigs(): string[] {
 [[queues.producers]]
 binding = "RULES_QUEUE"
 queue = "nimbus-rules"
+
+# A rule's Queue that this same Worker consumes: its envelopes must not come back as publishes.
+[[queues.producers]]
+binding = "LOOP_QUEUE"
+queue = "nimbus-in"
 
 [[services]]
 binding = "CONSUMER"
