@@ -1,7 +1,7 @@
 /**
  * Bridges to other MQTT brokers (README, Integrations): set in `BRIDGES` (JSON),
  * checked with the configuration. Each bridge is an object that connects out over
- * TCP (TLS on or off), speaks MQTT 3.1.1 to the remote broker, and carries topics
+ * TCP (TLS unless `"tls": false`), speaks MQTT 5.0 or 3.1.1 to the remote broker, and carries topics
  * both ways as Mosquitto's `topic` lines do: `pattern`, a direction, a QoS, and a
  * local and a remote prefix. In: the bridge subscribes to `remotePrefix + pattern`
  * there and publishes here with the remote prefix replaced by the local one. Out:
@@ -51,7 +51,10 @@ function parseBridge(b: unknown, at: string): BridgeConfig | string {
   const it = `bridge "${o.name}"`;
   if (typeof o.host !== "string" || o.host === "")
     return `${it}: host is the remote broker's name or address`;
-  const tls = o.tls === true;
+  // TLS unless the configuration says otherwise: the bridge's password and every
+  // message would otherwise cross the internet in clear.
+  const tls = o.tls ?? true;
+  if (typeof tls !== "boolean") return `${it}: tls is true (the default) or false`;
   const port = o.port ?? (tls ? 8883 : 1883);
   if (typeof port !== "number" || !Number.isInteger(port) || port < 1 || port > 65535)
     return `${it}: port must be 1 to 65535`;

@@ -26,12 +26,24 @@ export function hasControlCharacters(s: string): boolean {
 
 export type ClientIdProblem = { code: "invalid" | "not-allowed"; reason: string };
 
-/** What is wrong with a client id whatever the principal: length or characters. */
+/**
+ * Client ids a client may not take: a bridge publishes here as `bridge:<name>`
+ * (its messages' origin, by which it does not send them back out), so a client
+ * with that id would have its messages kept from the bridge, and could pass for it.
+ */
+export const RESERVED_CLIENT_ID_PREFIX = "bridge:";
+
+/** What is wrong with a client id whatever the principal: length, characters, or reserved. */
 export function clientIdShapeProblem(clientId: string, maxLength: number): ClientIdProblem | null {
   const bytes = utf8Length(clientId);
   if (bytes > maxLength)
     return { code: "invalid", reason: `client id of ${bytes} bytes; at most ${maxLength}` };
   if (hasControlCharacters(clientId)) return { code: "invalid", reason: "client id has control characters" };
+  if (clientId.startsWith(RESERVED_CLIENT_ID_PREFIX))
+    return {
+      code: "not-allowed",
+      reason: `client ids starting "${RESERVED_CLIENT_ID_PREFIX}" are the bridges'`,
+    };
   return null;
 }
 

@@ -3,6 +3,7 @@
  * setting has a safe default so a missing var never breaks the broker.
  */
 
+import { type AclEntry, parseAcl } from "./acl.ts";
 import { type BridgeConfig, parseBridges } from "./bridges.ts";
 import { CLIENT_ID_LENGTH_LIMIT } from "./client-ids.ts";
 import { type Layout, layoutOf } from "./routing.ts";
@@ -36,6 +37,7 @@ export interface BrokerEnv {
   MAX_CLIENT_ID_LENGTH?: string;
   CLIENT_ID_PATTERN?: string;
   AUTH_FAILURES_PER_MINUTE?: string;
+  AUTH_FAILURES_PER_MINUTE_NETWORK?: string;
   AUTH_FAILURES_PER_MINUTE_GATEWAY?: string;
   /** debug, info (default), warn or error. */
   LOG_LEVEL?: string;
@@ -44,11 +46,19 @@ export interface BrokerEnv {
   RULES_OUTBOX_BYTES?: string;
   /** Bridges to other MQTT brokers (JSON, bridges.ts). */
   BRIDGES?: string;
+  /** ACL rules (JSON, acl.ts): [{"user": "alice" | "anonymous" | "*", "publish": [...], "subscribe": [...]}]. */
+  ACL?: string;
+  /** JWKS_URL needs JWT_ISSUER and JWT_AUDIENCE (auth/jwt.ts). */
+  JWKS_URL?: string;
+  JWT_ISSUER?: string;
+  JWT_AUDIENCE?: string;
 }
 
 export type GatewayPolicy = "random" | "ip";
 
 export interface BrokerConfig {
+  /** ACL, checked: rules by principal; undefined when unset (every topic open but `$SYS/`). */
+  acl: AclEntry[] | undefined;
   /** RULES, checked: what leaves the broker for other systems. */
   rules: Rule[];
   /** BRIDGES, checked: other MQTT brokers topics are carried to and from. */
@@ -107,8 +117,13 @@ export interface BrokerConfig {
   maxClientId: number;
   /** Client ids a principal may use: `*` any characters, `%u` its name; unset allows any. */
   clientIdPattern: string | undefined;
-  /** Failed authentications allowed per minute from one address, and per gateway. */
+  /**
+   * Failed authentications allowed per minute from one source (IPv4 address,
+   * IPv6 /64), from one network (IPv4 /24, IPv6 /48), and failed password checks
+   * per gateway (auth/throttle.ts).
+   */
   authFailuresPerAddress: number;
+  authFailuresPerNetwork: number;
   authFailuresPerGateway: number;
 }
 
@@ -207,7 +222,9 @@ export function readConfig(env: BrokerEnv): BrokerConfig {
     ),
     clientIdPattern: env.CLIENT_ID_PATTERN?.trim() ? env.CLIENT_ID_PATTERN.trim() : undefined,
     authFailuresPerAddress: int("AUTH_FAILURES_PER_MINUTE", 10, 1, 1_000_000),
+    authFailuresPerNetwork: int("AUTH_FAILURES_PER_MINUTE_NETWORK", 100, 1, 10_000_000),
     authFailuresPerGateway: int("AUTH_FAILURES_PER_MINUTE_GATEWAY", 600, 1, 10_000_000),
+    acl: undefined,
     rules: [],
     bridges: [],
     rulesOutboxBytes: int("RULES_OUTBOX_BYTES", 256 * 1024 * 1024, 0, 8 * 1024 * 1024 * 1024),
@@ -218,6 +235,13 @@ export function readConfig(env: BrokerEnv): BrokerConfig {
   };
   const { rules, problems } = parseRules(env.RULES);
   config.rules = rules;
+  // One identity provider's keys sign every tenant's tokens: the issuer and
+  // audience are what say a token is for this broker.
+  if (env.JWKS_URL?.trim() && (!env.JWT_ISSUER?.trim() || !env.JWT_AUDIENCE?.trim()))
+    problems.push("JWKS_URL needs JWT_ISSUER and JWT_AUDIENCE (else any tenant of the provider gets in)");
+  const acl = parseAcl(env.ACL);
+  config.acl = acl.entries;
+  problems.push(...acl.problems);
   const bridged = parseBridges(env.BRIDGES);
   config.bridges = bridged.bridges;
   problems.push(...bridged.problems);

@@ -34,6 +34,12 @@ export class TokenBucket {
     return this.tokens >= 1 ? now : now + Math.ceil(((1 - this.tokens) / this.rate) * 1000);
   }
 
+  /** Whether the bucket is full again (nothing taken from it lately). */
+  full(now = Date.now()): boolean {
+    this.has(now);
+    return this.tokens >= this.burst;
+  }
+
   /** Whether a token is there now, without taking it. */
   has(now = Date.now()): boolean {
     this.tokens = Math.min(this.burst, this.tokens + ((now - this.last) / 1000) * this.rate);

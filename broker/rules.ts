@@ -170,8 +170,10 @@ function parseTarget(t: unknown): Target | string {
       } catch {
         return "a webhook target needs url (http or https)";
       }
-      if (url.protocol !== "http:" && url.protocol !== "https:")
-        return "a webhook's url must be http or https";
+      if (url.protocol !== "https:" && !(url.protocol === "http:" && isLoopback(url.hostname)))
+        return "a webhook's url must be https (http only to a loopback host, for local tests): the signed body and its secret's signatures would travel in clear";
+      if (url.username !== "" || url.password !== "")
+        return "a webhook's url carries no credentials (use secret: the body is signed)";
       if (
         o.secret !== undefined &&
         (typeof o.secret !== "string" || !/^[A-Za-z_][A-Za-z0-9_]*$/.test(o.secret))
@@ -184,6 +186,13 @@ function parseTarget(t: unknown): Target | string {
     default:
       return `target kind must be queue, webhook, service, r2 or d1 (got ${JSON.stringify(o.kind)})`;
   }
+}
+
+/** localhost, 127.0.0.0/8 or ::1: where an http:// webhook may go (a test's receiver on this machine). */
+function isLoopback(hostname: string): boolean {
+  return (
+    hostname === "localhost" || hostname === "[::1]" || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(hostname)
+  );
 }
 
 /** Whether a message's payload meets every condition of `where`. */

@@ -25,13 +25,15 @@
  */
 import { connect } from "cloudflare:sockets";
 import { DurableObject } from "cloudflare:workers";
+import { BridgeInput } from "../broker/bridge-input.ts";
 import { type BridgeConfig, type BridgeTopic, mapTopic } from "../broker/bridges.ts";
+import { RESERVED_CLIENT_ID_PREFIX } from "../broker/client-ids.ts";
 import { type BrokerConfig, readConfig } from "../broker/config.ts";
 import { log, setLogLevel } from "../broker/log.ts";
 import { type Message, newMessageId } from "../broker/message.ts";
 import { type Migration, migrate } from "../broker/migrations.ts";
 import { shardOf } from "../broker/routing.ts";
-import { encode, type Packet, StreamDecoder, topicMatches } from "../mqtt/index.ts";
+import { encode, type Packet, topicMatches } from "../mqtt/index.ts";
 import type { Env } from "../worker/env.ts";
 import { registerAtShards, unregisterAtShards } from "./registration.ts";
 import { shardStub } from "./stubs.ts";
@@ -70,6 +72,10 @@ export interface BridgeStatus {
   messagesOut: number;
   /** Messages for the remote broker dropped: BRIDGE_QUEUE_BYTES were waiting. */
   dropped: number;
+  /** Messages from the remote broker dropped: a topic or size this broker refuses (the HTTP API's checks). */
+  refused: number;
+  /** Connections ended for what the remote broker sent: a packet past MAX_PACKET_SIZE, or malformed. */
+  badInput: number;
   queued: number;
   connects: number;
   lastError: string | null;
@@ -89,7 +95,14 @@ export class Bridge extends DurableObject<Env> {
   /** The highest outbox row written to the socket on this connection. */
   private sentThrough = 0;
   private queuedBytes = 0;
-  private readonly counts = { messagesIn: 0, messagesOut: 0, dropped: 0, connects: 0 };
+  private readonly counts = {
+    messagesIn: 0,
+    messagesOut: 0,
+    dropped: 0,
+    refused: 0,
+    badInput: 0,
+    connects: 0,
+  };
   private lastError: string | null = null;
   private pinger: ReturnType<typeof setInterval> | undefined;
 
@@ -163,8 +176,9 @@ export class Bridge extends DurableObject<Env> {
     await this.start();
   }
 
+  /** Its messages' origin: a client id no client may take (client-ids.ts). */
   private get origin(): string {
-    return `bridge:${this.ctx.id.name}`;
+    return `${RESERVED_CLIENT_ID_PREFIX}${this.ctx.id.name}`;
   }
 
   /** Registers the local side of `out` topics at the shards, once each (routes count subscriptions). */
@@ -222,23 +236,36 @@ export class Bridge extends DurableObject<Env> {
       clientId: b.clientId,
       cleanStart: false,
       keepAlive: b.keepAlive,
-      // 5.0: the remote broker keeps the bridge's session (and QoS 1 for it) a week.
-      ...(b.protocolVersion === 5 ? { properties: { sessionExpiryInterval: 7 * 24 * 3600 } } : {}),
+      // 5.0: the remote broker keeps the bridge's session (and QoS 1 for it) a week, and
+      // sends no packet past MAX_PACKET_SIZE: it discards a larger message as if sent
+      // (MQTT-3.1.2-24, -25), rather than the bridge ending the connection at it again and again.
+      ...(b.protocolVersion === 5
+        ? {
+            properties: {
+              sessionExpiryInterval: 7 * 24 * 3600,
+              maximumPacketSize: this.config.maxPacketSize,
+            },
+          }
+        : {}),
       ...(b.username === undefined ? {} : { username: b.username }),
       ...(password === undefined ? {} : { password: new TextEncoder().encode(password) }),
     });
-    const decoder = new StreamDecoder({ version: b.protocolVersion });
+    // Bounded by MAX_PACKET_SIZE: a header announcing more ends the connection unbuffered.
+    const input = new BridgeInput(this.config, b);
     const reader = socket.readable.getReader();
     for (;;) {
       const { value, done } = await reader.read();
       if (done) throw new Error("the remote broker closed the connection");
-      const { packets, error } = decoder.push(value);
-      for (const p of packets) await this.handle(b, p);
-      if (error !== undefined) throw new Error(`the remote broker sent bad bytes: ${error.message}`);
+      const { packets, error } = input.push(value);
+      for (const p of packets) await this.handle(b, input, p);
+      if (error !== undefined) {
+        this.counts.badInput++;
+        throw new Error(`the remote broker sent bad bytes: ${error}`);
+      }
     }
   }
 
-  private async handle(b: BridgeConfig, p: Packet): Promise<void> {
+  private async handle(b: BridgeConfig, input: BridgeInput, p: Packet): Promise<void> {
     switch (p.type) {
       case "connack": {
         if (p.reasonCode !== 0)
@@ -262,16 +289,24 @@ export class Bridge extends DurableObject<Env> {
             })),
           });
         }
+        // One pinger per connection: a CONNACK again (a remote broker's mistake) replaces it.
+        this.stopPinger();
         this.pinger = setInterval(() => this.write({ type: "pingreq" }), (b.keepAlive * 1000) / 2);
         this.pump();
         return;
       }
       case "publish": {
-        const line = b.topics.find(
-          (t) => t.direction !== "out" && topicMatches(`${t.remotePrefix}${t.pattern}`, p.topic),
-        );
-        const topic = line === undefined ? undefined : mapTopic(p.topic, line.remotePrefix, line.localPrefix);
-        if (line !== undefined && topic !== undefined) await this.publishHere(line, topic, p);
+        const inbound = input.inbound(p);
+        if (inbound.ok) await this.publishHere(inbound.line, inbound.topic, p);
+        else if (inbound.problem !== null) {
+          // Dropped and counted, and acknowledged: sent again, it would be refused again.
+          this.counts.refused++;
+          log("warn", "bridge_message_refused", {
+            bridge: b.name,
+            topic: JSON.stringify(p.topic.slice(0, 200)),
+            reason: inbound.problem,
+          });
+        }
         // MQTT-4.3.2: acknowledged once it is ours (a message no line takes is acknowledged too).
         if (p.qos === 1) this.write({ type: "puback", packetId: p.packetId as number, reasonCode: 0 });
         if (p.qos === 2) this.write({ type: "pubrec", packetId: p.packetId as number, reasonCode: 0 });
@@ -367,9 +402,13 @@ export class Bridge extends DurableObject<Env> {
   }
 
   /** Ends the connection's state: what was in flight goes again on the next one, in order. */
-  private close(): void {
+  private stopPinger(): void {
     if (this.pinger !== undefined) clearInterval(this.pinger);
     this.pinger = undefined;
+  }
+
+  private close(): void {
+    this.stopPinger();
     this.inflight.clear();
     this.sentThrough = 0;
     this.writer = undefined;

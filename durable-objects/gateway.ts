@@ -112,9 +112,10 @@ export class Gateway extends DurableObject<Env> {
     });
     this.authThrottle = new AuthThrottle({
       perAddress: this.config.authFailuresPerAddress,
+      perNetwork: this.config.authFailuresPerNetwork,
       perGateway: this.config.authFailuresPerGateway,
     });
-    this.acl = new Acl(env.ACL);
+    this.acl = new Acl(this.config.acl);
     this.counters = new Counters(ctx.storage.sql);
     this.store = new GatewayStore(meteredSql(ctx.storage.sql, (n) => this.counters.add("rows_written", n)));
     this.nameCache = this.store.getMeta("name");

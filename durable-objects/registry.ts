@@ -19,6 +19,7 @@
  *   for a stored session.
  */
 import { DurableObject } from "cloudflare:workers";
+import { legacyOwnerOf } from "../broker/auth/authenticator.ts";
 import { type BrokerConfig, readConfig } from "../broker/config.ts";
 import { log, setLogLevel } from "../broker/log.ts";
 import { meteredSql } from "../broker/metered-sql.ts";
@@ -42,6 +43,11 @@ CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
 `;
 export const REGISTRY_MIGRATIONS: readonly Migration[] = [
   { to: 1, about: "baseline: clean sessions connected, client ids with a Session", sql: SCHEMA },
+  {
+    to: 2,
+    about: "owners namespaced per way in: rows written before hold an earlier release's user:<name>",
+    sql: "ALTER TABLE clean ADD COLUMN namespaced INTEGER NOT NULL DEFAULT 0",
+  },
 ];
 
 /** Who holds a connection once claimed: its Session answers for it, or the registry. */
@@ -62,7 +68,7 @@ export interface Ended {
   connId: string;
 }
 
-type CleanRow = { owner: string; gateway: string; conn_id: string };
+type CleanRow = { owner: string; gateway: string; conn_id: string; namespaced: number };
 
 export class Registry extends DurableObject<Env> {
   private readonly config: BrokerConfig;
@@ -93,7 +99,10 @@ export class Registry extends DurableObject<Env> {
       const rows = this.rowsWritten;
       const clean = this.cleanOf(req.clientId);
       if (clean !== undefined) {
-        if (clean.owner !== req.owner) {
+        // A row from before owners were namespaced holds the same login's older key.
+        const owned =
+          clean.owner === req.owner || (clean.namespaced === 0 && clean.owner === legacyOwnerOf(req.owner));
+        if (!owned) {
           log("warn", "claim_refused", {
             clientId: req.clientId,
             reason: "client id in use by another principal",
@@ -107,7 +116,7 @@ export class Registry extends DurableObject<Env> {
       }
       if (!req.persistent && !(await this.mayHaveSession(req.clientId))) {
         this.sql.exec(
-          "INSERT INTO clean (client_id, owner, gateway, conn_id) VALUES (?, ?, ?, ?)",
+          "INSERT INTO clean (client_id, owner, gateway, conn_id, namespaced) VALUES (?, ?, ?, ?, 1)",
           req.clientId,
           req.owner,
           req.gateway,
@@ -173,7 +182,7 @@ export class Registry extends DurableObject<Env> {
 
   private cleanOf(clientId: string): CleanRow | undefined {
     return this.sql
-      .exec<CleanRow>("SELECT owner, gateway, conn_id FROM clean WHERE client_id = ?", clientId)
+      .exec<CleanRow>("SELECT owner, gateway, conn_id, namespaced FROM clean WHERE client_id = ?", clientId)
       .toArray()[0];
   }
 
@@ -187,8 +196,8 @@ export class Registry extends DurableObject<Env> {
   /**
    * Sessions stored by a release before registries live at most MAX_SESSION_EXPIRY
    * after the upgrade, and this registry cannot list them: until then, ids it has not
-   * seen go to their Session. Shard 0 knows whether the deployment is that old (its
-   * first layout was placed by the modulo hash of those releases) and since when.
+   * seen go to their Session. Shard 0 knows whether its storage is older than the
+   * registries and since when they decide (topic-shard/deployment.ts).
    */
   private async readLegacyUntil(): Promise<number> {
     const row = this.sql

@@ -5,6 +5,7 @@
  * and queued messages, inbound QoS 2 ids, and the expiry alarm.
  */
 import { DurableObject } from "cloudflare:workers";
+import { legacyOwnerOf } from "../broker/auth/authenticator.ts";
 import { type BrokerConfig, readConfig } from "../broker/config.ts";
 import { grantOf } from "../broker/grant.ts";
 import { parse, stringify } from "../broker/json.ts";
@@ -121,6 +122,12 @@ interface Meta {
    * written before sessions had owners: the next claim records its principal.
    */
   owner?: string;
+  /**
+   * Set on records written since owners are namespaced per way in (ownerOf).
+   * Absent: `owner` is an earlier release's `user:<name>`, which the same login
+   * may still claim (legacyOwnerOf); the claim records the namespaced owner.
+   */
+  namespaced?: true;
   ownerGateway: string;
   ownerConn: string;
   online: boolean;
@@ -186,7 +193,11 @@ export class Session extends DurableObject<Env> {
       // Invariant 7: a client id's session, online or offline, is its owner's alone.
       // Another principal is refused before anything is touched: the session, its
       // queue, its will and the connection that has it now stay as they are.
-      if (meta?.owner !== undefined && meta.owner !== req.owner && !ended) {
+      const owned =
+        meta?.owner === undefined ||
+        meta.owner === req.owner ||
+        (meta.namespaced !== true && meta.owner === legacyOwnerOf(req.owner));
+      if (!owned && !ended) {
         log("warn", "claim_refused", {
           clientId: req.clientId,
           reason: "client id owned by another principal",
@@ -222,6 +233,7 @@ export class Session extends DurableObject<Env> {
       meta = {
         clientId: req.clientId,
         owner: req.owner,
+        namespaced: true,
         will: undefined,
         willAt: undefined,
         ownerGateway: req.gateway,

@@ -40,6 +40,7 @@ import {
 import type { Env } from "../worker/env.ts";
 import type { RetainedPage, ShardFilters, SubscribeRequest } from "./registration.ts";
 import { bridgeStub, callSession, gatewayStub, sessionStub, shardStub } from "./stubs.ts";
+import { DEPLOYMENT_SCHEMA, deploymentOrigin, recordDeployment } from "./topic-shard/deployment.ts";
 import {
   type MemberRow,
   type MovedRows,
@@ -84,6 +85,12 @@ export const SHARD_MIGRATIONS: readonly Migration[] = [
     to: 5,
     about: "rules: the outbox of QoS 1/2 messages for their targets, and counters per rule",
     sql: RULES_SCHEMA,
+  },
+  {
+    to: 6,
+    about:
+      "shard 0: when registries began deciding here, and whether older storage was there (their legacy window)",
+    sql: DEPLOYMENT_SCHEMA,
   },
 ];
 /**
@@ -163,6 +170,7 @@ export class TopicShard extends DurableObject<Env> {
     this.retainedCount = totals.n;
     this.retainedBytes = totals.bytes ?? 0;
     this.movable = this.movableRows();
+    if (shardIndexOf(this.shardName) === 0) recordDeployment(ctx.storage.sql, before);
     this.resharding = new Resharding({
       sql: ctx.storage.sql,
       self: shardIndexOf(this.shardName),
@@ -198,10 +206,10 @@ export class TopicShard extends DurableObject<Env> {
     return this.resharding.plan(to);
   }
 
-  /** Shard 0: whether the deployment predates registries, and since when it runs. */
+  /** Shard 0: whether sessions may predate registries, and since when registries decide (deployment.ts). */
   origin(): Origin {
     this.counters.add("rpc_in");
-    return this.resharding.origin();
+    return deploymentOrigin(this.ctx.storage.sql);
   }
 
   /** Sends this shard's rows to their holders under `plan.to` (once per version). */

@@ -2,7 +2,7 @@
  * The HTTP API (bearer token from the API_TOKEN secret) and Prometheus metrics.
  * Errors are JSON: {"error": "...", "status": n}. /api/openapi.json describes it.
  */
-import { constantTimeEqual } from "../broker/auth/passwords.ts";
+import { secretEquals } from "../broker/auth/compare.ts";
 import { readConfig } from "../broker/config.ts";
 import { toBase64 } from "../broker/json.ts";
 import { log } from "../broker/log.ts";
@@ -28,11 +28,11 @@ export function apiError(status: number, error: string): Response {
 }
 
 /** Checks the bearer token; undefined when the request may go on. */
-function unauthorized(request: Request, env: Env): Response | undefined {
+async function unauthorized(request: Request, env: Env): Promise<Response | undefined> {
   if (!env.API_TOKEN) return apiError(503, "the HTTP API is off: set the API_TOKEN secret");
   const header = request.headers.get("Authorization") ?? "";
-  const given = new TextEncoder().encode(header.startsWith("Bearer ") ? header.slice(7) : "");
-  if (!constantTimeEqual(given, new TextEncoder().encode(env.API_TOKEN))) {
+  const given = header.startsWith("Bearer ") ? header.slice(7) : "";
+  if (!(await secretEquals(given, env.API_TOKEN))) {
     return apiError(401, "missing or wrong bearer token");
   }
   return undefined;
@@ -41,7 +41,7 @@ function unauthorized(request: Request, env: Env): Response | undefined {
 export async function handleApi(request: Request, env: Env, url: URL): Promise<Response> {
   const path = url.pathname;
   if (path === "/api/openapi.json") return json(openApiDocument());
-  const denied = unauthorized(request, env);
+  const denied = await unauthorized(request, env);
   if (denied) return denied;
   try {
     if (path === "/api/publish") {
@@ -158,7 +158,7 @@ function brokerStats(env: Env): Promise<BrokerStats> {
 
 /** Prometheus text exposition of /api/stats. */
 export async function metrics(request: Request, env: Env): Promise<Response> {
-  const denied = unauthorized(request, env);
+  const denied = await unauthorized(request, env);
   if (denied) return denied;
   const s = await brokerStats(env);
   const lines: string[] = [];

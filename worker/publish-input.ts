@@ -5,9 +5,9 @@
  * `{ topic, payload | payloadBase64, qos?, retain?, properties? }`.
  */
 import type { BrokerConfig } from "../broker/config.ts";
+import { foreignMessageProblem, foreignTopicProblem } from "../broker/foreign-publish.ts";
 import { type Message, newMessageId } from "../broker/message.ts";
 import { shardOf } from "../broker/routing.ts";
-import { publishTopicProblem } from "../broker/topic-limits.ts";
 import { shardStub } from "../durable-objects/stubs.ts";
 import type { Env } from "./env.ts";
 import { apiProperties } from "./publish-properties.ts";
@@ -21,6 +21,8 @@ export interface PublishBody {
   properties?: unknown;
 }
 
+const BODY_KEYS = new Set(["topic", "payload", "payloadBase64", "qos", "retain", "properties"]);
+
 /** A message, or why the body is not one (with the HTTP status it deserves). */
 export type PublishInput = { ok: true; message: Message } | { ok: false; status: 400 | 403; problem: string };
 
@@ -28,10 +30,16 @@ export type PublishInput = { ok: true; message: Message } | { ok: false; status:
 export function messageOf(body: PublishBody, config: BrokerConfig, acceptor: string): PublishInput {
   const bad = (problem: string, status: 400 | 403 = 400): PublishInput => ({ ok: false, status, problem });
   if (typeof body !== "object" || body === null) return bad("the body must be a JSON object");
+  for (const key of Object.keys(body))
+    if (!BODY_KEYS.has(key))
+      // A rule's envelope (clientId, userProperties, time) is not a message: a Queue
+      // a rule sends envelopes to, consumed by this Worker, would republish forever.
+      return bad(
+        `unknown field ${JSON.stringify(key)} (topic, payload, payloadBase64, qos, retain, properties)`,
+      );
   if (typeof body.topic !== "string") return bad("topic must be a string");
-  const problem = publishTopicProblem(config, body.topic);
-  if (problem !== null) return bad(problem);
-  if (body.topic.startsWith("$SYS")) return bad("$SYS topics are read-only", 403);
+  const topicProblem = foreignTopicProblem(config, body.topic);
+  if (topicProblem !== null) return bad(topicProblem.problem, topicProblem.status);
   const qos = body.qos ?? 0;
   if (qos !== 0 && qos !== 1 && qos !== 2) return bad("qos must be 0, 1 or 2");
   let payload: Uint8Array;
@@ -46,7 +54,10 @@ export function messageOf(body: PublishBody, config: BrokerConfig, acceptor: str
   } else {
     payload = new TextEncoder().encode(JSON.stringify(body.payload));
   }
-  if (payload.byteLength > config.maxPacketSize) return bad(`payload is larger than MAX_PACKET_SIZE`);
+  const checked = apiProperties(body.properties);
+  if (!checked.ok) return bad(checked.problem);
+  const problem = foreignMessageProblem(config, body.topic, payload, checked.properties);
+  if (problem !== null) return bad(problem.problem, problem.status);
   const message: Message = {
     id: newMessageId(acceptor),
     topic: body.topic,
@@ -54,8 +65,6 @@ export function messageOf(body: PublishBody, config: BrokerConfig, acceptor: str
     qos,
     retain: body.retain === true,
   };
-  const checked = apiProperties(body.properties);
-  if (!checked.ok) return bad(checked.problem);
   if (checked.properties !== undefined) message.properties = checked.properties;
   if (checked.messageExpiryInterval !== undefined)
     message.expiresAt = Date.now() + checked.messageExpiryInterval * 1000;

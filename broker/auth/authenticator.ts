@@ -8,9 +8,10 @@
  * is its verified identity claim, never the CONNECT user name; an enhanced
  * method's is the name it verified.
  */
-import type { AclRules } from "../acl.ts";
+import { type AclRules, aclPatternProblem } from "../acl.ts";
 import { JwtVerifier, looksLikeJwt } from "./jwt.ts";
 import { PasswordFile } from "./passwords.ts";
+import type { FailureCost } from "./throttle.ts";
 
 export interface Identity {
   /**
@@ -21,23 +22,54 @@ export interface Identity {
   username?: string;
   /** ACL rules from a token's claims. */
   rules?: AclRules;
-  /** How the client proved who it is, for logs. */
+  /** How the client proved who it is: with the name, it makes the principal (ownerOf). */
   via: "anonymous" | "password" | "jwt" | "auth-method";
+  /**
+   * Epoch ms from which the credential no longer lets the client in (a token's
+   * exp plus the leeway): the Gateway ends the connection then. Absent: no end.
+   */
+  expiresAt?: number;
 }
+
+/** The owner key's prefix per way in: a password user "alice" and a token subject "alice" are two principals. */
+const OWNER_PREFIX: Record<Identity["via"], string> = {
+  password: "user:",
+  jwt: "jwt:",
+  "auth-method": "auth:",
+  // A name given under anonymous access with no credential store, unverified.
+  anonymous: "anon:",
+};
 
 /**
  * The owner a session records (Session.claim): one key per principal, so that a
- * client id taken by one principal cannot be claimed by another. A user named
- * "anonymous" is not the anonymous principal.
+ * client id taken by one principal cannot be claimed by another. Each way in
+ * names its principals in a namespace of its own (a token's subject is not the
+ * password user of that name), and a user named "anonymous" is not the anonymous
+ * principal. Password users keep the key every named principal had before.
  */
 export function ownerOf(identity: Identity): string {
-  return identity.username === undefined ? "anonymous" : `user:${identity.username}`;
+  return identity.username === undefined ? "anonymous" : `${OWNER_PREFIX[identity.via]}${identity.username}`;
+}
+
+/**
+ * The owner an earlier release recorded for the same login: every named
+ * principal was `user:<name>`. A session or registry row recorded before
+ * namespaces (and only such a one) may be claimed with it, once: the claim
+ * records the namespaced owner (README, Principals and client ids).
+ */
+export function legacyOwnerOf(owner: string): string {
+  for (const prefix of Object.values(OWNER_PREFIX))
+    if (owner.startsWith(prefix)) return `user:${owner.slice(prefix.length)}`;
+  return owner;
 }
 
 export type AuthResult =
   | { ok: true; identity: Identity }
-  /** bad-credentials: CONNACK 4 / 0x86; not-authorized: CONNACK 5 / 0x87. */
-  | { ok: false; code: "bad-credentials" | "not-authorized"; reason: string };
+  /**
+   * bad-credentials: CONNACK 4 / 0x86; not-authorized: CONNACK 5 / 0x87. `cost`:
+   * whether a password was checked (PBKDF2), for the failed-login budgets.
+   */
+  | { ok: false; code: "bad-credentials" | "not-authorized"; reason: string; cost: FailureCost };
 
 export interface ConnectCredentials {
   clientId: string;
@@ -81,13 +113,24 @@ export class ConnectAuthenticator implements Authenticator {
       if (c.username !== undefined && c.password !== undefined) {
         if (await this.passwords.verify(c.username, c.password))
           return { ok: true, identity: { username: c.username, via: "password" } };
+        return {
+          ok: false,
+          code: "bad-credentials",
+          reason: "user name or password not accepted",
+          cost: "password",
+        };
       }
-      return { ok: false, code: "bad-credentials", reason: "user name or password not accepted" };
+      return {
+        ok: false,
+        code: "bad-credentials",
+        reason: "user name or password not accepted",
+        cost: "cheap",
+      };
     }
     if (!this.allowAnonymous) {
       return password === undefined
-        ? { ok: false, code: "not-authorized", reason: "anonymous access is off" }
-        : { ok: false, code: "bad-credentials", reason: "user name or password not accepted" };
+        ? { ok: false, code: "not-authorized", reason: "anonymous access is off", cost: "cheap" }
+        : { ok: false, code: "bad-credentials", reason: "user name or password not accepted", cost: "cheap" };
     }
     // Anonymous access and no store for these credentials: let in, as Mosquitto
     // does; a user name given still names the client in ACLs, unverified.
@@ -98,36 +141,48 @@ export class ConnectAuthenticator implements Authenticator {
 
   private async fromToken(c: ConnectCredentials, token: string): Promise<AuthResult> {
     const result = await this.jwt.verify(token);
-    if (!result.ok) return { ok: false, code: "bad-credentials", reason: result.reason };
+    if (!result.ok) return { ok: false, code: "bad-credentials", reason: result.reason, cost: "cheap" };
     const claims = result.claims;
     // A token may bind the client id it is good for.
     const bound = claims.client_id;
     if (bound !== undefined && bound !== c.clientId) {
-      return { ok: false, code: "not-authorized", reason: "token is for another client id" };
+      return { ok: false, code: "not-authorized", reason: "token is for another client id", cost: "cheap" };
     }
     const name = claims[this.identityClaim];
     if (typeof name !== "string" || name === "") {
-      return { ok: false, code: "bad-credentials", reason: `token has no ${this.identityClaim} claim` };
+      return {
+        ok: false,
+        code: "bad-credentials",
+        reason: `token has no ${this.identityClaim} claim`,
+        cost: "cheap",
+      };
     }
     // The token says who the client is: a user name may repeat it, never rename it.
     if (c.username !== undefined && c.username !== name) {
-      return { ok: false, code: "bad-credentials", reason: "user name differs from the token's identity" };
+      return {
+        ok: false,
+        code: "bad-credentials",
+        reason: "user name differs from the token's identity",
+        cost: "cheap",
+      };
     }
-    const identity: Identity = { username: name, via: "jwt" };
+    const identity: Identity = { username: name, via: "jwt", expiresAt: result.expiresAt };
     const acl = claims.mqtt;
     if (acl !== undefined) {
       const rules = aclClaim(acl);
-      if (rules === undefined) return { ok: false, code: "bad-credentials", reason: "token's mqtt claim" };
+      if (rules === undefined)
+        return { ok: false, code: "bad-credentials", reason: "token's mqtt claim", cost: "cheap" };
       identity.rules = rules;
     }
     return { ok: true, identity };
   }
 }
 
-/** A token's `mqtt` claim: {"publish": [...], "subscribe": [...]} of strings. */
+/** A token's `mqtt` claim: {"publish": [...], "subscribe": [...]} of ACL patterns, checked as the ACL setting's. */
 function aclClaim(value: unknown): AclRules | undefined {
   if (value === null || typeof value !== "object") return undefined;
   const { publish = [], subscribe = [] } = value as Record<string, unknown>;
-  const strings = (x: unknown): x is string[] => Array.isArray(x) && x.every((s) => typeof s === "string");
-  return strings(publish) && strings(subscribe) ? { publish, subscribe } : undefined;
+  const patterns = (x: unknown): x is string[] =>
+    Array.isArray(x) && x.every((s) => aclPatternProblem(s) === null);
+  return patterns(publish) && patterns(subscribe) ? { publish, subscribe } : undefined;
 }

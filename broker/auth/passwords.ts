@@ -7,6 +7,7 @@
  * `npm run passwd -- <user> <password>` writes an entry.
  */
 import { fromBase64, toBase64 } from "../json.ts";
+import { timingSafeEqual } from "./compare.ts";
 
 export const PBKDF2_ITERATIONS = 100_000; // the most the Workers runtime allows
 const HASH_BYTES = 32;
@@ -52,7 +53,7 @@ export class PasswordFile {
     const entry = this.entries.get(username);
     const e = entry ?? this.decoy;
     const derived = await derive(password, e.salt, e.iterations);
-    return constantTimeEqual(derived, e.hash) && entry !== undefined;
+    return timingSafeEqual(derived, e.hash) && entry !== undefined;
   }
 }
 
@@ -68,13 +69,6 @@ export async function derive(
     HASH_BYTES * 8,
   );
   return new Uint8Array(bits);
-}
-
-/** Compares without an early exit, so the time taken does not reveal where bytes differ. */
-export function constantTimeEqual(a: Uint8Array, b: Uint8Array): boolean {
-  let diff = a.length ^ b.length;
-  for (let i = 0; i < Math.max(a.length, b.length); i++) diff |= (a[i] ?? 0) ^ (b[i] ?? 0);
-  return diff === 0;
 }
 
 /** A password file entry for `username`, with a fresh random salt. */

@@ -116,7 +116,7 @@ export async function handleConnect(gw: Gateway, conn: Connection, p: ConnectPac
     password: p.password,
   });
   if (!result.ok) {
-    gw.authThrottle.failed(address);
+    gw.authThrottle.failed(address, result.cost);
     const bad = result.code === "bad-credentials";
     return refuse(
       bad ? ReasonCode.BadUserNameOrPassword : ReasonCode.NotAuthorized,
@@ -146,7 +146,7 @@ export async function authStep(gw: Gateway, conn: Connection, step: AuthStep): P
   auth.pending = undefined;
   const p = pending.connect;
   if (step.kind === "failure") {
-    gw.authThrottle.failed(conn.address);
+    gw.authThrottle.failed(conn.address, "cheap");
     return refuseConnect(gw, conn, p, step.reasonCode, null, step.reason);
   }
   // The method verified a name: a user name may repeat it, never rename it.

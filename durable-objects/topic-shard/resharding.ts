@@ -70,6 +70,7 @@ export interface Plan {
 /** The calls a shard answers for re-sharding, outside the gate. */
 export interface ReshardingRpc {
   layoutPlan(to: Layout): Promise<Plan>;
+  /** Shard 0: the deployment's beginning, for the registries (deployment.ts; not re-sharding's, but a shard call). */
   origin(): Promise<Origin>;
   handOver(plan: Plan): Promise<void>;
   accept(rows: MovedRows): Promise<void>;
@@ -132,11 +133,9 @@ type HistoryRow = {
   recorded_at: number;
 };
 
-/** What shard 0 knows of the deployment's beginning (Registry asks it). */
-export interface Origin {
-  predatesRegistries: boolean;
-  since: number;
-}
+import type { Origin } from "./deployment.ts";
+
+export type { Origin };
 
 export class Resharding {
   private readonly deps: ReshardingDeps;
@@ -188,17 +187,6 @@ export class Resharding {
     );
     log("info", "reshard_planned", { version, from: describe(last), to: describe(to) });
     return { version, from: layoutOfRow(last), to };
-  }
-
-  /**
-   * Shard 0: whether the deployment's storage predates this history (a release
-   * before re-sharding and registries, whose first layout is the modulo hash's),
-   * and since when the history runs.
-   */
-  origin(): Origin {
-    const first = this.deps.sql.exec<HistoryRow>("SELECT * FROM layouts WHERE version = 1").toArray()[0];
-    if (first === undefined) throw new Error("no layout history: only shard 0 knows the origin");
-    return { predatesRegistries: first.hash === "modulo", since: first.recorded_at };
   }
 
   /** Sends this shard's rows to their holders under `plan.to`, once per version. */

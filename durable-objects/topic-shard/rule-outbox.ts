@@ -246,6 +246,9 @@ export class RuleOutbox {
       const due: OutboxRow[] = [];
       for (const r of rows) {
         if (r.due_at > now && rule.target.kind !== "r2") break;
+        // A batch sent again goes as it went, the same rows (so a webhook gets the same
+        // webhook-id, and can tell a retry): messages that came since wait for the next.
+        if (rule.target.kind !== "r2" && r.attempts !== (due[0]?.attempts ?? r.attempts)) break;
         due.push(r);
       }
       const items = due.map((r) => ({

@@ -3,6 +3,7 @@
  * `sendBatch`, a webhook's POST, or another Worker's fetch through a service
  * binding. A batch is sent whole or not at all (throws): the outbox retries it.
  */
+import { fromBase64, toBase64 } from "../../broker/json.ts";
 import type { Target } from "../../broker/rules.ts";
 
 /** How much one call to a target carries (Cloudflare Queues: 100 messages, 256 KB a batch, 128 KB a message). */
@@ -51,9 +52,19 @@ export function r2Key(prefix: string, shard: string, first: OutgoingItem): strin
   return `${prefix}${hour}/${shard}-${first.key}.ndjson`;
 }
 
-/** Header names of a signed POST: the time it was signed, and HMAC-SHA256 of `${time}.${body}` in hex. */
-export const SIGNATURE_HEADER = "x-nimbus-signature";
-export const TIMESTAMP_HEADER = "x-nimbus-timestamp";
+/**
+ * Headers of a POST to a webhook, as Standard Webhooks (standardwebhooks.com)
+ * names them, so that its libraries verify what Nimbus sends: `webhook-id`, the
+ * same for every attempt of one batch (so a receiver detects a retry or a
+ * replay), `webhook-timestamp` (Unix seconds) and, with a secret,
+ * `webhook-signature`: `v1,<base64 HMAC-SHA256 of "id.timestamp.body">`.
+ */
+export const ID_HEADER = "webhook-id";
+export const TIMESTAMP_HEADER = "webhook-timestamp";
+export const SIGNATURE_HEADER = "webhook-signature";
+/** The headers of earlier releases, still sent: HMAC-SHA256 of `${time}.${body}` in hex (README, Integrations). */
+export const LEGACY_TIMESTAMP_HEADER = "x-nimbus-timestamp";
+export const LEGACY_SIGNATURE_HEADER = "x-nimbus-signature";
 /** A POST that takes longer than this failed (and is retried). */
 const POST_TIMEOUT_MS = 10_000;
 
@@ -112,7 +123,9 @@ export async function send(
     }
     case "webhook": {
       const secret = target.secret === undefined ? undefined : (env[target.secret] as string);
-      const res = await fetch(target.url, await post(bodies, secret));
+      const init = await post(bodies, { id: deliveryId(shard, items), secret });
+      // A redirect is not followed: the signed body would go where the rule does not say.
+      const res = await fetch(target.url, { ...init, redirect: "manual" });
       await res.body?.cancel();
       if (!res.ok) throw new Error(`webhook answered ${res.status}`);
       return;
@@ -121,7 +134,7 @@ export async function send(
       const service = env[target.binding] as Fetcher;
       const res = await service.fetch(
         `https://${target.binding.toLowerCase()}${target.path}`,
-        await post(bodies),
+        await post(bodies, { id: deliveryId(shard, items) }),
       );
       await res.body?.cancel();
       if (!res.ok) throw new Error(`service answered ${res.status}`);
@@ -130,26 +143,58 @@ export async function send(
   }
 }
 
-async function post(bodies: string[], secret?: string): Promise<RequestInit> {
+/**
+ * The id of one batch's delivery: its shard and the keys of its first and last
+ * message, the same at every attempt (a batch sent again is read again from the
+ * outbox in the same order) and never another batch's.
+ */
+export function deliveryId(shard: string, items: OutgoingItem[]): string {
+  return `nimbus_${shard}_${items[0]?.key ?? ""}_${items.at(-1)?.key ?? ""}`;
+}
+
+async function post(bodies: string[], signing: { id?: string; secret?: string } = {}): Promise<RequestInit> {
   const text = `[${bodies.join(",")}]`;
   const headers: Record<string, string> = { "content-type": "application/json" };
-  if (secret !== undefined) {
-    const time = String(Math.floor(Date.now() / 1000));
+  const time = String(Math.floor(Date.now() / 1000));
+  if (signing.id !== undefined) {
+    headers[ID_HEADER] = signing.id;
     headers[TIMESTAMP_HEADER] = time;
-    headers[SIGNATURE_HEADER] = `sha256=${await hmacHex(secret, `${time}.${text}`)}`;
+  }
+  const secret = signing.secret;
+  if (secret !== undefined) {
+    if (signing.id !== undefined) {
+      const mac = await hmac(webhookKey(secret), `${signing.id}.${time}.${text}`);
+      headers[SIGNATURE_HEADER] = `v1,${toBase64(mac)}`;
+    }
+    headers[LEGACY_TIMESTAMP_HEADER] = time;
+    headers[LEGACY_SIGNATURE_HEADER] = `sha256=${await hmacHex(secret, `${time}.${text}`)}`;
   }
   return { method: "POST", body: text, headers, signal: AbortSignal.timeout(POST_TIMEOUT_MS) };
 }
 
+/**
+ * The key of Standard Webhooks signatures: a secret written `whsec_<base64>` (as
+ * the libraries make them) is those bytes; any other secret is its UTF-8 bytes
+ * (give a library `whsec_` and their base64).
+ */
+export function webhookKey(secret: string): Uint8Array {
+  if (secret.startsWith("whsec_")) {
+    try {
+      return fromBase64(secret.slice("whsec_".length));
+    } catch {
+      // not base64 after all: the text is the key
+    }
+  }
+  return new TextEncoder().encode(secret);
+}
+
+async function hmac(key: Uint8Array, data: string): Promise<Uint8Array> {
+  const k = await crypto.subtle.importKey("raw", key, { name: "HMAC", hash: "SHA-256" }, false, ["sign"]);
+  return new Uint8Array(await crypto.subtle.sign("HMAC", k, new TextEncoder().encode(data)));
+}
+
 /** HMAC-SHA256 of `data` under `secret`, in hex (what a receiver computes to check a POST). */
 export async function hmacHex(secret: string, data: string): Promise<string> {
-  const key = await crypto.subtle.importKey(
-    "raw",
-    new TextEncoder().encode(secret),
-    { name: "HMAC", hash: "SHA-256" },
-    false,
-    ["sign"],
-  );
-  const mac = new Uint8Array(await crypto.subtle.sign("HMAC", key, new TextEncoder().encode(data)));
+  const mac = await hmac(new TextEncoder().encode(secret), data);
   return [...mac].map((b) => b.toString(16).padStart(2, "0")).join("");
 }

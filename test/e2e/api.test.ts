@@ -87,6 +87,18 @@ describe("HTTP API", () => {
       });
       expect(res.status, JSON.stringify(properties).slice(0, 50)).toBe(400);
     }
+    // A message whose PUBLISH would pass MAX_PACKET_SIZE (1 MiB here) with its user
+    // properties, however small its payload; a payload declared UTF-8 that is not;
+    // a field no message has (a rule's envelope is not a message).
+    const heavy = Array.from({ length: 20 }, (_, i) => [`k${i}`, "v".repeat(60_000)]);
+    for (const body of [
+      { topic, payload: "small", qos: 1, properties: { userProperties: heavy } },
+      { topic, payloadBase64: "/w==", qos: 1, properties: { payloadFormatIndicator: 1 } },
+      { topic, payload: "x", qos: 1, clientId: "c", time: "2026-12-03T00:00:00Z" },
+    ]) {
+      const res = await api("/api/publish", { method: "POST", body: JSON.stringify(body) });
+      expect(res.status, JSON.stringify(body).slice(0, 80)).toBe(400);
+    }
     // Correlation data travels as base64 and arrives as bytes.
     const res = await api("/api/publish", {
       method: "POST",

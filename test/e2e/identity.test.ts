@@ -69,7 +69,9 @@ describe.each(LAYOUTS)("identity, $name", (layout) => {
   const clients: MqttClient[] = [];
 
   beforeAll(async () => {
-    const passwords = await Promise.all(["alice", "bob", "mallory"].map((u) => passwordEntry(u, `${u}-pw`)));
+    const passwords = await Promise.all(
+      ["alice", "bob", "mallory", "#"].map((u) => passwordEntry(u, `${u}-pw`)),
+    );
     vars = {
       TOPIC_SHARDS: layout.shards,
       GATEWAYS: layout.gateways,
@@ -219,7 +221,7 @@ describe.each(LAYOUTS)("identity, $name", (layout) => {
       expect(bob.isClosed).toBe(false);
     });
 
-    it("a token is its subject's: another subject is refused the session, the same subject by any method resumes it", async () => {
+    it("a token is its subject's, and a token's subject is not the password user of that name: both are refused the session", async () => {
       const id = unique("bob-token");
       const { r: bob } = await connectAs(v, id, "bob", { cleanStart: false, ...expiryFor(v) });
       await bob.subscribe(`users/bob/${id}/#`, 1);
@@ -231,15 +233,31 @@ describe.each(LAYOUTS)("identity, $name", (layout) => {
         ...(v === 4 ? { username: sub } : {}),
         password: utf8(token({ sub })),
       });
-      const mallory = await connectAs(v, id, undefined, { cleanStart: true, ...asToken("mallory") });
-      expect(mallory.connack.reasonCode).toBe(notAuthorized(v));
-      const asBob = await connectAs(v, id, undefined, {
+      for (const sub of ["mallory", "bob"]) {
+        const other = await connectAs(v, id, undefined, { cleanStart: true, ...asToken(sub) });
+        expect(other.connack.reasonCode).toBe(notAuthorized(v));
+      }
+      // The password user bob still has it; and a token's session is its subject's by token only.
+      const back = await connectAs(v, id, "bob", { cleanStart: false, ...expiryFor(v) });
+      expect(back.connack.sessionPresent).toBe(true);
+      const tokenId = unique("token-bob");
+      const first = await connectAs(v, tokenId, undefined, {
         cleanStart: false,
         ...expiryFor(v),
         ...asToken("bob"),
       });
-      expect(asBob.connack.reasonCode).toBe(0);
-      expect(asBob.connack.sessionPresent).toBe(true);
+      expect(first.connack.reasonCode).toBe(0);
+      first.r.send({ type: "disconnect", reasonCode: 0 });
+      await first.r.closed;
+      expect((await connectAs(v, tokenId, "bob", { cleanStart: true })).connack.reasonCode).toBe(
+        notAuthorized(v),
+      );
+      const again = await connectAs(v, tokenId, undefined, {
+        cleanStart: false,
+        ...expiryFor(v),
+        ...asToken("bob"),
+      });
+      expect(again.connack.sessionPresent).toBe(true);
     });
 
     it("a token's identity cannot be renamed by the CONNECT user name: 3.1.1 code 4, 5.0 0x86", async () => {
@@ -292,6 +310,41 @@ describe.each(LAYOUTS)("identity, $name", (layout) => {
         expect((await r.subscribe("users/alice/#", 1, 3)).reasonCodes).toEqual([1]);
       },
     );
+
+    it("client id %u with user # (each substituted once, neither a pattern) gets nothing beyond its own topics", async () => {
+      const { r, connack } = await connectAs(v, "%u", "#");
+      expect(connack.reasonCode).toBe(0);
+      const denied = v === 5 ? ReasonCode.NotAuthorized : 0x80;
+      const wide = ["devices/#", "devices/+/cmd", "users/#", "users/+/x", "devices/alice-phone/#"];
+      r.send({
+        type: "subscribe",
+        packetId: 1,
+        subscriptions: [...wide, "devices/%u/#"].map((topicFilter) => ({
+          topicFilter,
+          qos: 1 as const,
+          noLocal: false,
+          retainAsPublished: false,
+          retainHandling: 0 as const,
+        })),
+      });
+      // Its own: devices/{client id}/# with the client id as text; nothing through %u.
+      expect((await r.next("suback")).reasonCodes).toEqual([...wide.map(() => denied), 1]);
+      if (v === 5) {
+        for (const [i, topic] of ["devices/alice-phone/cmd", "users/alice/x", "devices/%u/cmd"].entries()) {
+          r.send({
+            type: "publish",
+            topic,
+            payload: utf8("x"),
+            qos: 1,
+            dup: false,
+            retain: false,
+            packetId: 10 + i,
+          });
+          // Its own topic, which it subscribes to: accepted (0x00, left out of the PUBACK).
+          expect((await r.next("puback")).reasonCode ?? 0).toBe(i < 2 ? ReasonCode.NotAuthorized : 0);
+        }
+      }
+    });
 
     it("a client id longer than MAX_CLIENT_ID_LENGTH is refused (0x85 / 2) before any session is claimed, with a clean close", async () => {
       const { r, connack } = await connectAs(v, "x".repeat(65_000), "alice");

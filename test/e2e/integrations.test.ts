@@ -13,10 +13,11 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { freePort, type RunningBroker, startBroker } from "../support/broker.ts";
 import { withIntegrationsPanel } from "../support/browser.ts";
 import { connect, Inbox, unique } from "../support/clients.ts";
-import { integrationConfigs } from "../support/integrations.ts";
+import { integrationConfigs, verifyStandardWebhook } from "../support/integrations.ts";
 
 const API_TOKEN = "integrations-token";
-const SECRET = "webhook-secret";
+/** A Standard Webhooks secret: `whsec_` and the key's base64. */
+const SECRET = `whsec_${Buffer.from("nimbus-e2e-webhook-key-32-bytes!").toString("base64")}`;
 const OUTBOX_BYTES = 64 * 1024;
 
 /** A local HTTP server standing for a webhook: fails while told to, records what it accepts. */
@@ -25,6 +26,11 @@ class Webhook {
   requests = 0;
   failNext = 0;
   badSignatures = 0;
+  /** webhook-id of every POST to /in, and whether it was taken. */
+  readonly attempts: Array<{ id: string; taken: boolean }> = [];
+  /** POSTs that reached where /redirect points: a followed redirect would bring the signed body here. */
+  redirected = 0;
+  redirects = 0;
   private server: Server | undefined;
   private waiters: Array<() => void> = [];
   readonly port: number;
@@ -35,19 +41,36 @@ class Webhook {
   async start(): Promise<void> {
     this.server = createServer(async (req, res) => {
       const text = await read(req);
+      if (req.url === "/redirect") {
+        this.redirects++;
+        res.writeHead(307, { location: "/moved-here" }).end();
+        return;
+      }
+      if (req.url === "/moved-here") {
+        this.redirected++;
+        res.writeHead(204).end();
+        return;
+      }
       this.requests++;
+      const id = String(req.headers["webhook-id"]);
       if (this.failNext > 0) {
         this.failNext--;
+        this.attempts.push({ id, taken: false });
         res.writeHead(503).end();
         return;
       }
+      // As a Standard Webhooks library checks it; and the headers of earlier releases, still sent.
       const time = String(req.headers["x-nimbus-timestamp"]);
       const mac = createHmac("sha256", SECRET).update(`${time}.${text}`).digest("hex");
-      if (req.headers["x-nimbus-signature"] !== `sha256=${mac}`) {
+      if (
+        verifyStandardWebhook(SECRET, req.headers, text) !== null ||
+        req.headers["x-nimbus-signature"] !== `sha256=${mac}`
+      ) {
         this.badSignatures++;
         res.writeHead(401).end();
         return;
       }
+      this.attempts.push({ id, taken: true });
       this.bodies.push(...(JSON.parse(text) as Array<{ topic: string; payload: string }>));
       for (const w of this.waiters.splice(0)) w();
       res.writeHead(204).end();
@@ -163,6 +186,19 @@ beforeAll(async () => {
       shape: "envelope",
       target: { kind: "webhook", url: `http://127.0.0.1:${webhook.port}/in`, secret: "WEBHOOK_SECRET" },
     },
+    {
+      // Envelopes to a Queue this Worker consumes: each would be published again, forever.
+      name: "loop",
+      filter: "loop/#",
+      shape: "envelope",
+      target: { kind: "queue", binding: "LOOP_QUEUE" },
+    },
+    {
+      name: "moved",
+      filter: "moved/#",
+      shape: "envelope",
+      target: { kind: "webhook", url: `http://127.0.0.1:${webhook.port}/redirect`, secret: "WEBHOOK_SECRET" },
+    },
   ];
   vars = {
     ALLOW_ANONYMOUS: "true",
@@ -260,6 +296,20 @@ describe("rules", () => {
     expect(sys.messages).toEqual([]);
   });
 
+  it("a rule sending envelopes to a Queue this Worker consumes does not republish them: an envelope is no message", async () => {
+    const watcher = await client();
+    const inbox = new Inbox(watcher);
+    await watcher.subscribeAsync("loop/#", { qos: 1 });
+    const pub = await client();
+    await pub.publishAsync("loop/once", "1", { qos: 1 });
+    await waitRule("loop", (c) => c.sent === 1);
+    // The consumer's report goes through the same inbound queue after the envelope:
+    // once it is here, the envelope was taken (and refused) before it.
+    expect(await probe("bad-in")).toEqual({ after: true });
+    expect(inbox.messages.map((m) => m.topic)).toEqual(["loop/once"]);
+    expect(await ruleCounts("loop")).toMatchObject({ matched: 1, sent: 1 });
+  });
+
   it("a webhook that fails the first attempts gets every QoS 1 message after retries, signed", async () => {
     const pub = await client();
     const topic = `hook/${unique("retry")}`;
@@ -271,10 +321,25 @@ describe("rules", () => {
     // At least once: each message arrived, in the order published.
     expect([...new Set(mine)]).toEqual(Array.from({ length: 30 }, (_, i) => `m${i}`));
     expect(webhook.badSignatures).toBe(0);
+    // A batch sent again carries the webhook-id of its failed attempts: a receiver can tell.
+    const failed = webhook.attempts.filter((a) => !a.taken).map((a) => a.id);
+    expect(failed).toHaveLength(2);
+    const taken = new Set(webhook.attempts.filter((a) => a.taken).map((a) => a.id));
+    for (const id of failed) expect(taken.has(id)).toBe(true);
+    expect(new Set(webhook.attempts.map((a) => a.id)).size).toBeLessThan(webhook.attempts.length);
     const counts = await ruleCounts("hook");
     expect(counts?.failed).toBeGreaterThanOrEqual(2);
     expect(counts).toMatchObject({ dead: 0, pending: 0 });
   }, 30_000);
+
+  it("a webhook that redirects is not followed: the signed body never reaches where it points, and the attempt failed", async () => {
+    const pub = await client();
+    await pub.publishAsync(`moved/${unique("redirect")}`, "secret reading", { qos: 1 });
+    await waitRule("moved", (c) => (c.failed ?? 0) >= 1);
+    expect(webhook.redirects).toBeGreaterThanOrEqual(1);
+    expect(webhook.redirected).toBe(0);
+    expect(await ruleCounts("moved")).toMatchObject({ sent: 0, pending: 1 });
+  });
 
   it("QoS 1 messages waiting for a webhook that is down survive a restart of the broker", async () => {
     const pub = await client();
@@ -332,7 +397,7 @@ describe("rules", () => {
       expect(await row.locator("td").allTextContents()).toEqual(
         ["hot", hot.matched, hot.sent, hot.failed, hot.dead, hot.dropped, hot.pending].map(String),
       );
-      expect(await page.locator("#rules tbody tr").count()).toBe(6);
+      expect(await page.locator("#rules tbody tr").count()).toBe(8);
     });
   }, 60_000);
 });

@@ -61,9 +61,14 @@ describe("retained messages come a page at a time", () => {
 });
 
 describe("settings past a platform limit", () => {
-  it("are refused at start in plain words: every request, upgrades included, gets 500 naming them", async () => {
+  it("are refused at start in plain words: every request, upgrades included, gets 500 naming them (a malformed ACL too)", async () => {
     const broker = await startBroker({
-      vars: { MAX_PACKET_SIZE: String(32 * 2 ** 20), MAX_CONNECTIONS_PER_GATEWAY: "50000" },
+      vars: {
+        MAX_PACKET_SIZE: String(32 * 2 ** 20),
+        MAX_CONNECTIONS_PER_GATEWAY: "50000",
+        // A list given as a string: refused, not spread into one pattern per character.
+        ACL: JSON.stringify([{ user: "carol", publish: "carol/#" }]),
+      },
       ready: { path: "/api/stats", status: 500 },
     });
     try {
@@ -72,6 +77,7 @@ describe("settings past a platform limit", () => {
       const text = await res.text();
       expect(text).toMatch(/MAX_PACKET_SIZE=33554432 .*2 MB/);
       expect(text).toMatch(/MAX_CONNECTIONS_PER_GATEWAY=50000 .*32,768 WebSockets/);
+      expect(text).toContain('ACL[0] (user "carol"): publish must be a list of topic filters');
       const ws = new WebSocket(broker.url, "mqtt");
       await expect(new Promise((res, rej) => ws.once("open", res).once("error", rej))).rejects.toThrow(/500/);
     } finally {

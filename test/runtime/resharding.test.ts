@@ -177,8 +177,6 @@ describe("Resharding at one shard", () => {
       expect(zero.plan(FROM)).toEqual({ version: 2, from: { ...FROM, hash: "modulo" }, to: FROM });
       expect(zero.plan(TO)).toEqual({ version: 3, from: FROM, to: TO });
       expect(zero.plan(TO).version).toBe(3);
-      // The deployment predates registries: its first layout was the modulo hash's.
-      expect(zero.origin().predatesRegistries).toBe(true);
     });
   });
 });

@@ -6,10 +6,10 @@ const topic = { pattern: "sensors/#", direction: "in", qos: 1, localPrefix: "pla
 const parse = (b: unknown) => parseBridges(JSON.stringify(b));
 
 describe("parseBridges", () => {
-  it("fills in Mosquitto's defaults: port 1883 (8883 with TLS), MQTT 5.0, both directions, QoS 0", () => {
+  it("fills in defaults: TLS on (port 8883; plain needs tls false, port 1883), MQTT 5.0, both directions, QoS 0", () => {
     const { bridges, problems } = parse([
-      { name: "a", host: "h", topics: [topic] },
-      { name: "b", host: "h", tls: true, topics: [{ pattern: "x/#" }] },
+      { name: "a", host: "h", tls: false, topics: [topic] },
+      { name: "b", host: "h", topics: [{ pattern: "x/#" }] },
     ]);
     expect(problems).toEqual([]);
     expect(bridges[0]).toMatchObject({
@@ -19,6 +19,9 @@ describe("parseBridges", () => {
       clientId: "nimbus-bridge-a",
     });
     expect(bridges[1]).toMatchObject({ port: 8883, tls: true });
+    expect(parse([{ name: "c", host: "h", tls: "no", topics: [topic] }]).problems).toEqual([
+      'bridge "c": tls is true (the default) or false',
+    ]);
     expect(bridges[1]?.topics[0]).toEqual({
       pattern: "x/#",
       direction: "both",

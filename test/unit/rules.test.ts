@@ -52,7 +52,7 @@ describe("parseRules", () => {
       'rule "op": op must be one of == != < <= > >= exists',
       'rule "lt": condition on x: < compares numbers or strings',
       'rule "kind": target kind must be queue, webhook, service, r2 or d1 (got "ftp")',
-      'rule "url": a webhook\'s url must be http or https',
+      "rule \"url\": a webhook's url must be https (http only to a loopback host, for local tests): the signed body and its secret's signatures would travel in clear",
       'rule "nobind": a queue target needs binding (the producer binding\'s name)',
       'rule "win": an r2 target\'s windowSeconds is a whole number from 1 to 3600',
       'rule "tbl": a d1 target needs table, a plain table name (letters, digits, _)',
@@ -67,11 +67,30 @@ describe("parseRules", () => {
   });
 });
 
+describe("webhook targets", () => {
+  const hook = (url: string) => parse([{ ...queueRule, target: { kind: "webhook", url } }]);
+  it.each(["http://example.com/in", "http://10.0.0.1/in", "http://127.example.com/", "http://[::2]/"])(
+    "refuses %s: plain http past this machine",
+    (url) => {
+      expect(hook(url).problems[0]).toMatch(/must be https/);
+    },
+  );
+  it.each(["https://example.com/in", "http://127.0.0.1:8080/in", "http://localhost/in", "http://[::1]:9/in"])(
+    "accepts %s",
+    (url) => {
+      expect(hook(url).problems).toEqual([]);
+    },
+  );
+  it("refuses credentials in the url", () => {
+    expect(hook("https://u:p@example.com/").problems[0]).toMatch(/no credentials/);
+  });
+});
+
 describe("readConfig with RULES", () => {
   it("refuses a rule whose binding or secret is not there, naming it", () => {
     const rules = JSON.stringify([
       queueRule,
-      { name: "w", filter: "b", target: { kind: "webhook", url: "http://x/", secret: "HOOK_SECRET" } },
+      { name: "w", filter: "b", target: { kind: "webhook", url: "https://x/", secret: "HOOK_SECRET" } },
     ]);
     expect(() => readConfig({ RULES: rules })).toThrow(
       'rule "r": no binding Q (declare it in wrangler.toml); rule "w": no secret HOOK_SECRET (wrangler secret put HOOK_SECRET)',
