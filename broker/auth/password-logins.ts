@@ -78,6 +78,13 @@ export class PasswordLogins {
       if (decoy) await this.fullCheck(password, DECOY);
       return "unknown";
     }
+    // PBKDF2 pads its HMAC key with zero bytes, so "pw" and "pw\0" derive the same
+    // hash. No stored password ends with one (hashPassword refuses U+0000): such a
+    // password is wrong whatever the hash says, refused after as much work.
+    if (password.at(-1) === 0) {
+      await this.fullCheck(password, DECOY);
+      return "refused";
+    }
     if (this.verifiers !== undefined && record.verifier !== null) {
       const made = await this.verifiers.match(record.verifier, name, hash, password);
       if (made !== null) this.count("logins_verifier");

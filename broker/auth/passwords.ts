@@ -112,8 +112,12 @@ export function constantTimeEqual(a: Uint8Array, b: Uint8Array): boolean {
   return diff === 0;
 }
 
-/** A hash of `password` with a fresh random salt: `pbkdf2-sha256:100000:<salt>:<hash>`. */
+/**
+ * A hash of `password` with a fresh random salt: `pbkdf2-sha256:100000:<salt>:<hash>`.
+ * No U+0000: PBKDF2 pads its key with zero bytes, so "pw\0" would also accept "pw".
+ */
 export async function hashPassword(password: string): Promise<string> {
+  if (password.includes("\0")) throw new Error("a password may not contain U+0000");
   const salt = crypto.getRandomValues(new Uint8Array(SALT_BYTES));
   const hash = await derive(new TextEncoder().encode(password), salt, PBKDF2_ITERATIONS);
   return `pbkdf2-sha256:${PBKDF2_ITERATIONS}:${toBase64(salt)}:${toBase64(hash)}`;

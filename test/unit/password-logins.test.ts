@@ -96,6 +96,22 @@ describe("password logins with a verifier cache", () => {
     expect(pbkdf2).toHaveBeenCalledTimes(3);
   });
 
+  it("a password with zero bytes added is refused after a full check, though PBKDF2 derives the same hash", async () => {
+    const store = new FakeStore();
+    store.hashes.set("alice", await hashPassword("pw"));
+    const { logins: l } = logins(store);
+    const padded = new Uint8Array([...utf8("pw"), 0, 0]);
+    pbkdf2.mockClear();
+    expect(await l.check("alice", padded, true)).toBe("refused");
+    expect(await l.check("alice", utf8("pw\0"), true)).toBe("refused");
+    expect(pbkdf2).toHaveBeenCalledTimes(2);
+    expect(store.verifiers.size).toBe(0);
+    expect(await l.check("alice", utf8("pw"), true)).toBe("accepted");
+    // No hash is made of a password that has one, nor an entry for MQTT_PASSWORDS.
+    await expect(hashPassword("pw\0")).rejects.toThrow(/U\+0000/);
+    await expect(passwordEntry("bob", "a\0b")).rejects.toThrow(/U\+0000/);
+  });
+
   it("a verifier stands in for PBKDF2 entirely: it is made for the name and hash, not checked against them", async () => {
     // The hash belongs to another password: only the verifier can accept "pw".
     const store = new FakeStore();
