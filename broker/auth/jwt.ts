@@ -3,6 +3,7 @@
  * RS256 and ES256 with keys from a JWKS (a URL fetched and cached, or a static JWKS
  * for offline use). Requires exp; checks exp, nbf, iss and aud.
  */
+import { readBounded } from "../bounded-read.ts";
 import { fromBase64 } from "../json.ts";
 
 export interface JwtConfig {
@@ -198,25 +199,6 @@ function parseJwks(text: string): JsonWebKey[] | undefined {
 
 /** The body as text, or undefined if it is longer than `max` bytes. */
 async function boundedText(res: Response, max: number): Promise<string | undefined> {
-  if (res.body === null) return "";
-  const reader = res.body.getReader();
-  const parts: Uint8Array[] = [];
-  let size = 0;
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    size += value.length;
-    if (size > max) {
-      await reader.cancel();
-      return undefined;
-    }
-    parts.push(value);
-  }
-  const all = new Uint8Array(size);
-  let at = 0;
-  for (const p of parts) {
-    all.set(p, at);
-    at += p.length;
-  }
-  return new TextDecoder().decode(all);
+  const bytes = await readBounded(res.body, max);
+  return bytes === undefined ? undefined : new TextDecoder().decode(bytes);
 }
