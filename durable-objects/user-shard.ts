@@ -19,7 +19,8 @@ import {
   type UserRecord,
 } from "../broker/auth/password-logins.ts";
 import { PasswordFile, passwordHashProblem } from "../broker/auth/passwords.ts";
-import { userNameProblem } from "../broker/auth/user-names.ts";
+import { MAX_USER_NAME_BYTES, userNameProblem } from "../broker/auth/user-names.ts";
+import { KeyedBatcher } from "../broker/batcher.ts";
 import { type Migration, migrate } from "../broker/migrations.ts";
 import { fnv1a } from "../broker/routing.ts";
 import type { Env } from "../worker/env.ts";
@@ -32,6 +33,8 @@ import type { Env } from "../worker/env.ts";
 export const USER_SHARDS = 64;
 /** Users one call sets or lists at most (a page of the API, about 400 KB). */
 export const USERS_PER_CALL = 1000;
+/** Names one login lookup call carries at most (two primary-key reads each). */
+const LOOKUPS_PER_CALL = 100;
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS users (
@@ -54,12 +57,28 @@ export function userShardStub(env: Env, shard: number): DurableObjectStub<UserSh
   return env.USERS.get(env.USERS.idFromName(`users-${shard}`));
 }
 
-/** Logins' view of the store: each name's calls go to its bucket. */
+/**
+ * Logins' view of the store: each name's calls go to its bucket. Lookups made
+ * while one to the same bucket is under way go together in the next call, so a
+ * reconnect storm of N users costs about one call per bucket per round trip,
+ * not N calls.
+ */
 export function userLookup(env: Env): UserLookup {
-  const stub = (name: string) => userShardStub(env, userShardOf(name));
+  const lookups = new KeyedBatcher<number, string, UserRecord>(
+    (shard, names) => userShardStub(env, shard).lookup(names),
+    {
+      maxItems: LOOKUPS_PER_CALL,
+      maxBytes: LOOKUPS_PER_CALL * MAX_USER_NAME_BYTES,
+      sizeOf: (name) => name.length,
+    },
+  );
   return {
-    lookup: (name) => stub(name).lookup(name),
-    remember: (name, verifier) => stub(name).remember(name, verifier),
+    lookup: async (name) => {
+      const record = await lookups.add(userShardOf(name), name);
+      if (record === undefined) throw new Error("user store answered no record");
+      return record;
+    },
+    remember: (name, verifier) => userShardStub(env, userShardOf(name)).remember(name, verifier),
   };
 }
 
@@ -99,12 +118,21 @@ export class UserShard extends DurableObject<Env> {
     return this.ctx.storage.sql;
   }
 
-  lookup(name: string): UserRecord {
-    const user = this.sql.exec<{ hash: string }>("SELECT hash FROM users WHERE name = ?", name).toArray()[0];
-    const kept = this.sql
-      .exec<{ verifier: ArrayBuffer }>("SELECT verifier FROM verifiers WHERE name = ?", name)
-      .toArray()[0];
-    return { hash: user?.hash ?? null, verifier: kept === undefined ? null : new Uint8Array(kept.verifier) };
+  /** Each name's hash and verifier, in the order asked. */
+  lookup(names: string[]): UserRecord[] {
+    if (names.length > LOOKUPS_PER_CALL) throw new RangeError(`${names.length} names in one call`);
+    return names.map((name) => {
+      const user = this.sql
+        .exec<{ hash: string }>("SELECT hash FROM users WHERE name = ?", name)
+        .toArray()[0];
+      const kept = this.sql
+        .exec<{ verifier: ArrayBuffer }>("SELECT verifier FROM verifiers WHERE name = ?", name)
+        .toArray()[0];
+      return {
+        hash: user?.hash ?? null,
+        verifier: kept === undefined ? null : new Uint8Array(kept.verifier),
+      };
+    });
   }
 
   /**

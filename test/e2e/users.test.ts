@@ -219,6 +219,21 @@ describe("users added and removed without a restart", () => {
   });
 });
 
+describe("the OpenAPI document", () => {
+  it("describes every users call, and the bounds a client can check before calling", async () => {
+    const doc = (await (await fetch(`${broker.httpUrl}/api/openapi.json`)).json()) as {
+      paths: Record<
+        string,
+        Record<string, { parameters?: Array<{ name: string; schema: { maximum?: number } }> }>
+      >;
+    };
+    expect(Object.keys(doc.paths["/api/users"] ?? {}).sort()).toEqual(["get", "post"]);
+    expect(Object.keys(doc.paths["/api/users/{name}"] ?? {}).sort()).toEqual(["delete", "get", "put"]);
+    const limit = doc.paths["/api/users"]?.get?.parameters?.find((p) => p.name === "limit");
+    expect(limit?.schema.maximum).toBe(1000);
+  });
+});
+
 describe("npm run passwd against a running broker", () => {
   const passwd = (...args: string[]) =>
     run(join(ROOT, "node_modules/.bin/node"), ["scripts/passwd.ts", "--api", broker.httpUrl, ...args], {

@@ -17,19 +17,22 @@ describe("UserShard", () => {
   it("stores a user's hash, keeps a verifier beside it, and drops the verifier when the user changes", async () => {
     const shard = bucket(1);
     const hash = await hashPassword("pw");
-    expect(await shard.lookup("alice")).toEqual({ hash: null, verifier: null });
+    expect(await shard.lookup(["alice"])).toEqual([{ hash: null, verifier: null }]);
     expect(await shard.put([{ name: "alice", hash }], 1000)).toBe(1);
-    expect(await shard.lookup("alice")).toEqual({ hash, verifier: null });
+    expect(await shard.lookup(["alice", "bob"])).toEqual([
+      { hash, verifier: null },
+      { hash: null, verifier: null },
+    ]);
     await shard.remember("alice", new Uint8Array(32).fill(7));
-    expect((await shard.lookup("alice")).verifier).toEqual(new Uint8Array(32).fill(7));
+    expect((await shard.lookup(["alice"]))[0]?.verifier).toEqual(new Uint8Array(32).fill(7));
     // Replaced: the verifier goes, the creation time stays.
     const other = await hashPassword("new");
     expect(await shard.put([{ name: "alice", hash: other }], 2000)).toBe(0);
-    expect(await shard.lookup("alice")).toEqual({ hash: other, verifier: null });
+    expect(await shard.lookup(["alice"])).toEqual([{ hash: other, verifier: null }]);
     expect(await shard.get("alice")).toEqual({ name: "alice", created: 1000, updated: 2000 });
     await shard.remember("alice", new Uint8Array(32).fill(8));
     expect(await shard.remove("alice")).toBe(true);
-    expect(await shard.lookup("alice")).toEqual({ hash: null, verifier: null });
+    expect(await shard.lookup(["alice"])).toEqual([{ hash: null, verifier: null }]);
     expect(await shard.remove("alice")).toBe(false);
     expect(await shard.get("alice")).toBeNull();
   });
