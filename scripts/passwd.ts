@@ -104,7 +104,8 @@ async function viaApi(base: string): Promise<void> {
 
 async function toFile(): Promise<void> {
   const [user, given] = positionals;
-  if (!user) fail(USAGE);
+  const apiOnly = values.remove ?? values.show ?? values.import ?? (values.list ? "--list" : undefined);
+  if (!user || apiOnly !== undefined || positionals.length > 2) fail(USAGE);
   const file = process.env.PASSWORD_FILE ?? "passwords.txt";
   const entry = await passwordEntry(user, readPassword(given)).catch((err: Error) => fail(err.message));
   const lines = existsSync(file)

@@ -15,6 +15,7 @@
 import { log } from "../log.ts";
 import type { LoginVerifiers } from "./login-verifier.ts";
 import { DECOY, matches, type PasswordFile, type PasswordHash, parsePasswordHash } from "./passwords.ts";
+import { userNameProblem } from "./user-names.ts";
 
 /** What the user store knows of a name. */
 export interface UserRecord {
@@ -116,7 +117,8 @@ export class PasswordLogins {
    * check, while the store cannot be reached; anyone else's login fails with it.
    */
   private async recordOf(name: string, inFile: boolean): Promise<UserRecord> {
-    if (this.store === undefined) return NOTHING;
+    // A name the store cannot hold (a CONNECT's user name may have 65,535 bytes) is not asked about.
+    if (this.store === undefined || (!inFile && userNameProblem(name) !== null)) return NOTHING;
     try {
       return await this.store.lookup(name);
     } catch (err) {

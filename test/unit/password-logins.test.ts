@@ -195,6 +195,17 @@ describe("password logins with a verifier cache", () => {
     expect(pbkdf2).not.toHaveBeenCalled();
   });
 
+  it("a name the store cannot hold is not looked up, and costs a decoy's full check", async () => {
+    const store = new FakeStore();
+    const { logins: l } = logins(store);
+    pbkdf2.mockClear();
+    expect(await l.check("x".repeat(65_535), utf8("pw"), true)).toBe("unknown");
+    expect(await l.check("a\nb", utf8("pw"), true)).toBe("unknown");
+    expect(await l.known("x".repeat(257))).toBe(false);
+    expect(store.lookups).toBe(0);
+    expect(pbkdf2).toHaveBeenCalledTimes(2);
+  });
+
   it("a user of the secret still logs in while the store is unreachable; a store user cannot", async () => {
     const store = new FakeStore();
     store.hashes.set("alice", await hashPassword("pw"));
