@@ -18,7 +18,7 @@
  * through the HTTP API in pages of 1,000: a first login (a full check) and a
  * second (the verifier), median and 95th percentile, at each size.
  */
-import { mkdtempSync } from "node:fs";
+import { mkdtempSync, readdirSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
@@ -94,13 +94,46 @@ function connectOne(url: string, clientId: string, user?: User): Promise<MqttCli
   });
 }
 
-/** N clients connect at once; ms from the first CONNECT to the last CONNACK. */
-async function storm(url: string, prefix: string, users: Array<User | undefined>): Promise<number> {
+/**
+ * CPU seconds workerd (the broker's objects and Worker) has used so far: what
+ * a storm costs the broker, less swayed than wall time by whatever else the
+ * machine runs. Linux only (/proc); 0 elsewhere.
+ */
+function workerdCpu(broker: RunningBroker): number {
+  let ticks = 0;
+  try {
+    for (const pid of readdirSync("/proc").filter((d) => /^\d+$/.test(d))) {
+      let stat: string;
+      try {
+        stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+      } catch {
+        continue;
+      }
+      const comm = stat.slice(stat.indexOf("(") + 1, stat.lastIndexOf(")"));
+      const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+      // After the name: state, ppid, pgrp, … utime and stime are the 12th and 13th.
+      if (comm === "workerd" && Number(fields[2]) === broker.pid)
+        ticks += Number(fields[11]) + Number(fields[12]);
+    }
+  } catch {
+    return 0;
+  }
+  return ticks / 100; // USER_HZ
+}
+
+/** N clients connect at once: ms from the first CONNECT to the last CONNACK, and workerd's CPU seconds meanwhile. */
+async function storm(
+  broker: RunningBroker,
+  prefix: string,
+  users: Array<User | undefined>,
+): Promise<{ ms: number; cpu: number }> {
+  const cpu = workerdCpu(broker);
   const started = performance.now();
-  const clients = await Promise.all(users.map((u, i) => connectOne(url, `${prefix}-${i}`, u)));
+  const clients = await Promise.all(users.map((u, i) => connectOne(broker.url, `${prefix}-${i}`, u)));
   const took = performance.now() - started;
+  const used = workerdCpu(broker) - cpu;
   await Promise.all(clients.map((c) => c.endAsync(true)));
-  return took;
+  return { ms: took, cpu: used };
 }
 
 /** The gateways' counters, summed (as test/support's gatewayCounters, with time for a broker just started under load). */
@@ -140,12 +173,12 @@ async function reconnect(): Promise<void> {
   try {
     if (values.source !== "secret") await importUsers(broker, users);
     // They logged in before the restart (in groups, as the storm is measured later).
-    for (let i = 0; i < n; i += 50) await storm(broker.url, `warm-${i}`, users.slice(i, i + 50));
+    for (let i = 0; i < n; i += 50) await storm(broker, `warm-${i}`, users.slice(i, i + 50));
     console.log(
       `${n} users (${values.source}), AUTH_PEPPER ${values.pepper}; each storm follows a restart (wrangler dev, --persist-to)`,
     );
-    const anonymous: number[] = [];
-    const password: number[] = [];
+    const anonymous: Array<{ ms: number; cpu: number }> = [];
+    const password: Array<{ ms: number; cpu: number }> = [];
     const checks: string[] = [];
     for (let r = 0; r < rounds; r++) {
       // Alternate which storm comes first, so that neither always meets a fresher process.
@@ -155,7 +188,7 @@ async function reconnect(): Promise<void> {
         // Both storms meet a broker woken by the same /api/stats call.
         const before = await counters(broker);
         const took = await storm(
-          broker.url,
+          broker,
           `${kind}-${r}`,
           kind === "anonymous" ? users.map(() => undefined) : users,
         );
@@ -167,12 +200,16 @@ async function reconnect(): Promise<void> {
           checks.push(`${moved("logins_full_check")} full checks, ${moved("logins_verifier")} by verifier`);
         }
       }
+      const a = anonymous[r] as { ms: number; cpu: number };
+      const p = password[r] as { ms: number; cpu: number };
       console.log(
-        `round ${r + 1}: anonymous ${ms(anonymous[r] as number)}, password ${ms(password[r] as number)}, ratio ${((password[r] as number) / (anonymous[r] as number)).toFixed(2)} (${checks[r]})`,
+        `round ${r + 1}: anonymous ${ms(a.ms)} (workerd ${a.cpu.toFixed(2)} s CPU), password ${ms(p.ms)} (${p.cpu.toFixed(2)} s CPU), ratio ${(p.ms / a.ms).toFixed(2)} wall, ${(p.cpu / a.cpu).toFixed(2)} CPU (${checks[r]})`,
       );
     }
+    const wall = (xs: Array<{ ms: number }>) => median(xs.map((x) => x.ms));
+    const cpu = (xs: Array<{ cpu: number }>) => median(xs.map((x) => x.cpu));
     console.log(
-      `median: anonymous ${ms(median(anonymous))}, password ${ms(median(password))}, ratio ${(median(password) / median(anonymous)).toFixed(2)}; median of the rounds' ratios ${median(password.map((p, r) => p / (anonymous[r] as number))).toFixed(2)}`,
+      `median: anonymous ${ms(wall(anonymous))}, ${cpu(anonymous).toFixed(2)} s CPU; password ${ms(wall(password))}, ${cpu(password).toFixed(2)} s CPU; ratio ${(wall(password) / wall(anonymous)).toFixed(2)} wall, ${(cpu(password) / cpu(anonymous)).toFixed(2)} CPU; median of the rounds' wall ratios ${median(password.map((p, r) => p.ms / (anonymous[r] as { ms: number }).ms)).toFixed(2)}`,
     );
   } finally {
     await broker.stop();
