@@ -4,6 +4,7 @@
  */
 
 import { type AclEntry, parseAcl } from "./acl.ts";
+import { MIN_PEPPER_BYTES } from "./auth/login-verifier.ts";
 import { type BridgeConfig, parseBridges } from "./bridges.ts";
 import { CLIENT_ID_LENGTH_LIMIT } from "./client-ids.ts";
 import { type Layout, layoutOf } from "./routing.ts";
@@ -39,6 +40,10 @@ export interface BrokerEnv {
   AUTH_FAILURES_PER_MINUTE?: string;
   AUTH_FAILURES_PER_MINUTE_NETWORK?: string;
   AUTH_FAILURES_PER_MINUTE_GATEWAY?: string;
+  /** Secret key of login verifiers (login-verifier.ts), a secret; unset: every login checks in full. */
+  AUTH_PEPPER?: string;
+  /** The pepper before a rotation: its verifiers still count, and are made again with the new one. */
+  AUTH_PEPPER_PREVIOUS?: string;
   /** debug, info (default), warn or error. */
   LOG_LEVEL?: string;
   /** Rules (JSON): what leaves the broker for Queues, webhooks and other Workers (rules.ts). */
@@ -259,6 +264,12 @@ export function readConfig(env: BrokerEnv): BrokerConfig {
       problems.push(
         `bridge "${b.name}": no secret ${b.passwordSecret} (wrangler secret put ${b.passwordSecret})`,
       );
+  }
+  for (const name of ["AUTH_PEPPER", "AUTH_PEPPER_PREVIOUS"] as const) {
+    const pepper = env[name];
+    // A short pepper could be found from one verifier of a password the finder knows.
+    if (pepper && new TextEncoder().encode(pepper).length < MIN_PEPPER_BYTES)
+      problems.push(`${name} has fewer than ${MIN_PEPPER_BYTES} bytes (openssl rand -base64 32)`);
   }
   const all = [...ints.problems, ...problems];
   if (all.length > 0) throw new ConfigError(all);

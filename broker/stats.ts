@@ -31,6 +31,9 @@ export type GatewayCounter =
   // what the sessions this gateway called reported of their own work
   | "session_rows"
   | "session_alarms"
+  /** Password logins: full PBKDF2 checks (decoys included), and logins a verifier accepted in one HMAC. */
+  | "logins_full_check"
+  | "logins_verifier"
   // log lines written (Workers Logs bills each)
   | "log_lines";
 export type ShardCounter =

@@ -60,6 +60,7 @@ import {
   sessionStub,
   shardStub,
 } from "./stubs.ts";
+import { passwordLogins } from "./user-shard.ts";
 
 /** How often, at most, lastSeen is written to the attachment (ms). */
 const LAST_SEEN_GRAIN = 5_000;
@@ -100,7 +101,7 @@ export class Gateway extends DurableObject<Env> {
     this.authMethods = new AuthMethods(env.AUTH_HMAC_SECRET ? [new HmacChallenge(env.AUTH_HMAC_SECRET)] : []);
     this.authenticator = new ConnectAuthenticator({
       allowAnonymous: env.ALLOW_ANONYMOUS === "true",
-      passwords: env.MQTT_PASSWORDS,
+      logins: passwordLogins(env, (counter) => this.counters.add(counter)),
       jwt: {
         secret: env.JWT_SECRET,
         jwks: env.JWKS,

@@ -15,17 +15,8 @@ import { isWellFormedUtf8, ReasonCode, validateTopicFilter } from "../mqtt/index
 import type { Env } from "./env.ts";
 import { openApiDocument } from "./openapi.ts";
 import { messageOf, type PublishBody, route } from "./publish-input.ts";
-
-function json(body: unknown, status = 200, extra: Record<string, string> = {}): Response {
-  return new Response(JSON.stringify(body, null, 2), {
-    status,
-    headers: { "content-type": "application/json; charset=utf-8", ...extra },
-  });
-}
-
-export function apiError(status: number, error: string): Response {
-  return json({ error, status }, status);
-}
+import { apiError, json } from "./responses.ts";
+import { handleUsers } from "./users-api.ts";
 
 /** Checks the bearer token; undefined when the request may go on. */
 async function unauthorized(request: Request, env: Env): Promise<Response | undefined> {
@@ -49,6 +40,7 @@ export async function handleApi(request: Request, env: Env, url: URL): Promise<R
     }
     if (path === "/api/retained" && request.method === "GET") return await retained(url, env);
     if (path === "/api/stats" && request.method === "GET") return json(await brokerStats(env));
+    if (path === "/api/users" || path.startsWith("/api/users/")) return await handleUsers(request, env, url);
     // Each bridge's state and counters; asking starts any that is not running.
     if (path === "/api/bridges" && request.method === "GET") {
       const { bridges } = readConfig(env);

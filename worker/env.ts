@@ -4,6 +4,7 @@ import type { Gateway } from "../durable-objects/gateway.ts";
 import type { Registry } from "../durable-objects/registry.ts";
 import type { Session } from "../durable-objects/session.ts";
 import type { TopicShard } from "../durable-objects/topic-shard.ts";
+import type { UserShard } from "../durable-objects/user-shard.ts";
 
 /** The bindings and vars of `wrangler.toml`. */
 export interface Env extends BrokerEnv {
@@ -12,6 +13,7 @@ export interface Env extends BrokerEnv {
   SESSION: DurableObjectNamespace<Session>;
   REGISTRY: DurableObjectNamespace<Registry>;
   BRIDGE: DurableObjectNamespace<Bridge>;
+  USERS: DurableObjectNamespace<UserShard>;
   /** Shared secret of the NIMBUS-HMAC-SHA256 authentication method; unset disables it. */
   AUTH_HMAC_SECRET?: string;
   /** "true" lets clients connect without credentials. Off unless set (npm start sets it). */

@@ -16,6 +16,7 @@ export { Gateway } from "../durable-objects/gateway.ts";
 export { Registry } from "../durable-objects/registry.ts";
 export { Session } from "../durable-objects/session.ts";
 export { TopicShard } from "../durable-objects/topic-shard.ts";
+export { UserShard } from "../durable-objects/user-shard.ts";
 
 /** Subprotocols MQTT over WebSocket uses (MQTT 5.0 6.0, 3.1.1 6.0; "mqttv3.1" for 3.1). */
 const SUBPROTOCOLS = ["mqtt", "mqttv3.1"];

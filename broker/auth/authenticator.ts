@@ -10,6 +10,7 @@
  */
 import { type AclRules, aclPatternProblem } from "../acl.ts";
 import { JwtVerifier, looksLikeJwt } from "./jwt.ts";
+import { PasswordLogins } from "./password-logins.ts";
 import { PasswordFile } from "./passwords.ts";
 import type { FailureCost } from "./throttle.ts";
 
@@ -83,21 +84,34 @@ export interface Authenticator {
 
 export interface AuthSettings {
   allowAnonymous: boolean;
+  /** MQTT_PASSWORDS alone; `logins` adds the user store and the verifier cache to it. */
   passwords?: string;
+  logins?: PasswordLogins;
   jwt: ConstructorParameters<typeof JwtVerifier>[0];
   /** The claim that names a token's principal (default "sub"). */
   identityClaim?: string;
 }
 
+/** Refused without a password check: it costs the gateway next to nothing. */
+const badCredentials: AuthResult = {
+  ok: false,
+  code: "bad-credentials",
+  reason: "user name or password not accepted",
+  cost: "cheap",
+};
+
+/** Refused after a full password check (a real one, or the decoy of an unknown name). */
+const badPassword: AuthResult = { ...badCredentials, cost: "password" };
+
 export class ConnectAuthenticator implements Authenticator {
   private readonly allowAnonymous: boolean;
-  private readonly passwords: PasswordFile;
+  private readonly passwords: PasswordLogins;
   private readonly jwt: JwtVerifier;
   private readonly identityClaim: string;
 
   constructor(settings: AuthSettings) {
     this.allowAnonymous = settings.allowAnonymous;
-    this.passwords = new PasswordFile(settings.passwords ?? "");
+    this.passwords = settings.logins ?? new PasswordLogins(new PasswordFile(settings.passwords ?? ""));
     this.jwt = new JwtVerifier(settings.jwt);
     this.identityClaim = settings.identityClaim ?? "sub";
   }
@@ -106,34 +120,29 @@ export class ConnectAuthenticator implements Authenticator {
     const password = c.password === undefined ? undefined : new TextDecoder().decode(c.password);
     if (password !== undefined && this.jwt.enabled && looksLikeJwt(password))
       return this.fromToken(c, password);
-    const stores = this.passwords.size > 0 || this.jwt.enabled;
-    if (stores && (c.username !== undefined || password !== undefined)) {
-      // A credential store is configured: whatever is given is checked against it,
-      // so that no one names themselves after a user the store knows.
-      if (c.username !== undefined && c.password !== undefined) {
-        if (await this.passwords.verify(c.username, c.password))
-          return { ok: true, identity: { username: c.username, via: "password" } };
-        return {
-          ok: false,
-          code: "bad-credentials",
-          reason: "user name or password not accepted",
-          cost: "password",
-        };
-      }
-      return {
-        ok: false,
-        code: "bad-credentials",
-        reason: "user name or password not accepted",
-        cost: "cheap",
-      };
+    // A credential list deployed with the broker: whatever is given is checked, so
+    // that no one names themselves after a user it knows.
+    const listed = this.passwords.fileUsers > 0 || this.jwt.enabled;
+    if (c.username !== undefined && c.password !== undefined) {
+      // An unknown name costs a full check whenever it is refused like a wrong password.
+      const decoy = listed || !this.allowAnonymous;
+      const verdict = await this.passwords.check(c.username, c.password, decoy);
+      if (verdict === "accepted") return { ok: true, identity: { username: c.username, via: "password" } };
+      // A refusal after a full check (a decoy's too) draws on the gateway's budget.
+      if (verdict === "refused" || (verdict === "unknown" && decoy)) return badPassword;
+    } else if (listed && (c.username !== undefined || password !== undefined)) {
+      return badCredentials;
+    } else if (c.username !== undefined && this.allowAnonymous && (await this.passwords.known(c.username))) {
+      // Anonymous access does not give a stored user's name to whoever types it.
+      return badCredentials;
     }
     if (!this.allowAnonymous) {
       return password === undefined
         ? { ok: false, code: "not-authorized", reason: "anonymous access is off", cost: "cheap" }
-        : { ok: false, code: "bad-credentials", reason: "user name or password not accepted", cost: "cheap" };
+        : badCredentials;
     }
-    // Anonymous access and no store for these credentials: let in, as Mosquitto
-    // does; a user name given still names the client in ACLs, unverified.
+    // Anonymous access and no user of that name: let in, as Mosquitto does; a user
+    // name given still names the client in ACLs, unverified.
     const identity: Identity = { via: "anonymous" };
     if (c.username !== undefined) identity.username = c.username;
     return { ok: true, identity };

@@ -8,6 +8,8 @@
  * not lock every token holder out once the cache ages); see README, Authentication.
  */
 
+import { readBounded } from "../bounded-read.ts";
+
 /** How long fetched keys are used before they are fetched again. */
 export const JWKS_CACHE_MS = 10 * 60 * 1000;
 /** After any fetch (failed or not), how long until the next one: for an unknown kid, or a retry. */
@@ -88,25 +90,6 @@ export function parseJwks(text: string): JsonWebKey[] | undefined {
 
 /** The body as text, or undefined if it is longer than `max` bytes. */
 async function boundedText(res: Response, max: number): Promise<string | undefined> {
-  if (res.body === null) return "";
-  const reader = res.body.getReader();
-  const parts: Uint8Array[] = [];
-  let size = 0;
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    size += value.length;
-    if (size > max) {
-      await reader.cancel();
-      return undefined;
-    }
-    parts.push(value);
-  }
-  const all = new Uint8Array(size);
-  let at = 0;
-  for (const p of parts) {
-    all.set(p, at);
-    at += p.length;
-  }
-  return new TextDecoder().decode(all);
+  const bytes = await readBounded(res.body, max);
+  return bytes === undefined ? undefined : new TextDecoder().decode(bytes);
 }
