@@ -161,3 +161,47 @@ export async function gatewayCounters(httpUrl: string, apiToken: string): Promis
   }
   return sum;
 }
+
+/** What GET /api/clients/{id} answers: its status and, when 200, its body. */
+export async function clientInfo(
+  httpUrl: string,
+  apiToken: string,
+  clientId: string,
+): Promise<{ status: number; body: { online?: boolean; queued?: number } | null }> {
+  const res = await fetch(`${httpUrl}/api/clients/${encodeURIComponent(clientId)}`, {
+    headers: { authorization: `Bearer ${apiToken}` },
+    signal: AbortSignal.timeout(5_000),
+  });
+  return { status: res.status, body: res.status === 200 ? await res.json() : null };
+}
+
+/**
+ * Resolves once the HTTP API's answer about a client id satisfies `done`: for
+ * waiting until the broker has handled a drop or a removal, where a fixed sleep
+ * would only hope.
+ */
+export async function clientState(
+  httpUrl: string,
+  apiToken: string,
+  clientId: string,
+  done: (info: Awaited<ReturnType<typeof clientInfo>>) => boolean,
+  timeoutMs = 8_000,
+): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const info = await clientInfo(httpUrl, apiToken, clientId);
+    if (done(info)) return;
+    if (Date.now() > deadline) throw new Error(`${clientId}: ${JSON.stringify(info)}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+/** Resolves once the broker has seen `clientId`'s connection end and keeps its session offline. */
+export function offline(httpUrl: string, apiToken: string, clientId: string): Promise<void> {
+  return clientState(
+    httpUrl,
+    apiToken,
+    clientId,
+    ({ status, body }) => status === 200 && body?.online === false,
+  );
+}
