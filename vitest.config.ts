@@ -51,7 +51,13 @@ export default defineConfig({
         plugins: [
           cloudflareTest({
             wrangler: { configPath: "./wrangler.toml" },
-            miniflare: { bindings: { ALLOW_ANONYMOUS: "true", AUTH_HMAC_SECRET: "runtime-secret" } },
+            miniflare: {
+              bindings: {
+                ALLOW_ANONYMOUS: "true",
+                AUTH_HMAC_SECRET: "runtime-secret",
+                API_TOKEN: "runtime-token",
+              },
+            },
           }),
         ],
         test: {
