@@ -5,7 +5,7 @@
 import type { MqttClient } from "mqtt";
 import { afterEach, describe, expect, inject, it } from "vitest";
 import { type ConnectPacket, ReasonCode, type Subscription } from "../../mqtt/index.ts";
-import { offline } from "../support/broker.ts";
+import { clientState, offline } from "../support/broker.ts";
 import {
   afterRetained,
   connect,
@@ -118,7 +118,8 @@ describe("Session Expiry Interval", () => {
     const { r } = await raw(clientId, { cleanStart: false, properties: { sessionExpiryInterval: 300 } });
     r.send({ type: "disconnect", reasonCode: 0, properties: { sessionExpiryInterval: 0 } });
     await r.closed;
-    await sleep(300);
+    // Ended, not kept: the HTTP API knows the client id no more.
+    await clientState(httpUrl, vars.API_TOKEN as string, clientId, ({ status }) => status === 404);
     const again = await raw(clientId, { cleanStart: false });
     expect(again.connack.sessionPresent).toBe(false);
   });
