@@ -50,6 +50,19 @@ export function freePort(): Promise<number> {
 }
 
 export async function startBroker(options: BrokerOptions = {}): Promise<RunningBroker> {
+  // A port free when asked for may be taken before wrangler binds it (other suites
+  // start brokers at the same moment): then the broker starts again on others.
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await launch(options);
+    } catch (err) {
+      const taken = String(err).includes("Address already in use");
+      if (!taken || options.port !== undefined || attempt === 3) throw err;
+    }
+  }
+}
+
+async function launch(options: BrokerOptions): Promise<RunningBroker> {
   const port = options.port ?? (await freePort());
   const inspector = await freePort();
   const persistTo = options.persistTo ?? mkdtempSync(join(tmpdir(), "nimbus-e2e-"));
