@@ -10,7 +10,6 @@ const OWN_BROKER = [
   "test/e2e/security.test.ts",
   "test/e2e/fuzz-wire.test.ts",
   "test/e2e/identity.test.ts",
-  "test/e2e/handover.test.ts",
   "test/e2e/upgrade.test.ts",
   "test/e2e/reshard.test.ts",
   "test/e2e/integrations.test.ts",
@@ -19,10 +18,10 @@ const OWN_BROKER = [
 ];
 /**
  * Timed against a broker of their own (a flood, then a newcomer's round trip
- * within 2 s; a 1 GiB queue): run after everything else, one file at a time, so
- * that other suites do not share the two cores with them.
+ * within 2 s; bursts shaped to the rate; a 1 GiB queue): run after everything else, one file at a time, so
+ * that other suites do not share the two cores with them. They run once.
  */
-const ALONE = ["test/e2e/overload.test.ts", "test/e2e/burst.test.ts"];
+const ALONE = ["test/e2e/overload.test.ts", "test/e2e/burst.test.ts", "test/e2e/handover.test.ts"];
 /** The browser test drives the console once; the broker behind it is the same either way. */
 const ONCE = [...OWN_BROKER, "test/e2e/console.test.ts"];
 const e2e = (name: string, exclude: string[] = []) => ({
@@ -52,7 +51,13 @@ export default defineConfig({
         plugins: [
           cloudflareTest({
             wrangler: { configPath: "./wrangler.toml" },
-            miniflare: { bindings: { ALLOW_ANONYMOUS: "true", AUTH_HMAC_SECRET: "runtime-secret" } },
+            miniflare: {
+              bindings: {
+                ALLOW_ANONYMOUS: "true",
+                AUTH_HMAC_SECRET: "runtime-secret",
+                API_TOKEN: "runtime-token",
+              },
+            },
           }),
         ],
         test: {

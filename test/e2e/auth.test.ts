@@ -100,7 +100,10 @@ describe("enhanced authentication (AUTH)", () => {
       reasonCode: ReasonCode.ContinueAuthentication,
       properties: { authenticationMethod: "OTHER" },
     });
-    await r.closed;
+    // A protocol error before CONNACK: the socket is closed, with no CONNACK and no
+    // DISCONNECT (a server sends none before a CONNACK, MQTT-3.14.0-1).
+    expect((await r.closed).code).toBe(1002);
+    expect(r.drain()).toEqual([]);
   });
 
   it("treats AUTH without an authentication method at CONNECT as a protocol error", async () => {

@@ -59,7 +59,7 @@ async function endedWith(r: RawClient, v: ProtocolVersion, reasonCode: number): 
   return got;
 }
 
-describe("client ids the broker will not keep (MQTT-3.1.3-5)", () => {
+describe("client ids the broker will not keep (MQTT-3.1.3-9; 5.0 MQTT-3.1.3-8)", () => {
   it.each([3, 4, 5] as const)(
     "a 65,000-character client id gets CONNACK 0x85 / 2 and a clean close (level %i)",
     async (v) => {

@@ -1,10 +1,12 @@
 /** The WebSocket upgrade, CONNECT/CONNACK, keep-alive and DISCONNECT, over a real socket. */
 import { describe, expect, inject, it } from "vitest";
 import { ReasonCode } from "../../mqtt/index.ts";
+import { clientInfo, clientState } from "../support/broker.ts";
 import { connect, RawClient, sleep, unique } from "../support/clients.ts";
 
 const url = inject("brokerUrl");
 const httpUrl = inject("brokerHttpUrl");
+const apiToken = inject("brokerVars").API_TOKEN as string;
 
 describe("WebSocket upgrade at /mqtt", () => {
   it("answers a plain GET / (the broker is up)", async () => {
@@ -21,7 +23,7 @@ describe("WebSocket upgrade at /mqtt", () => {
     await expect(RawClient.open(url, 4, "chat")).rejects.toThrow(/400/);
   });
 
-  it.each(["mqtt", "mqttv3.1"])("echoes the %s subprotocol (MQTT-6.0.0-3)", async (protocol) => {
+  it.each(["mqtt", "mqttv3.1"])("echoes the %s subprotocol (MQTT-6.0.0-4)", async (protocol) => {
     const client = await RawClient.open(url, 4, protocol);
     expect(client.ws.protocol).toBe(protocol);
     client.close();
@@ -117,7 +119,7 @@ describe("keep-alive", () => {
     client.close();
   });
 
-  it("closes a silent client after 1.5 × keep-alive (MQTT-3.1.2-24); 5.0 gets DISCONNECT 0x8D", async () => {
+  it("closes a silent client after 1.5 × keep-alive (MQTT-3.1.2-24; 5.0 MQTT-3.1.2-22); 5.0 gets DISCONNECT 0x8D", async () => {
     const v4 = await RawClient.open(url, 4);
     await v4.connect(unique("ka"), { keepAlive: 1 });
     const v5 = await RawClient.open(url, 5);
@@ -143,10 +145,16 @@ describe("keep-alive", () => {
 });
 
 describe("DISCONNECT", () => {
-  it("a client DISCONNECT closes the connection", async () => {
+  it("a client DISCONNECT closes the connection and ends its clean session, sending nothing back (3.14.4)", async () => {
     const client = await RawClient.open(url, 4);
-    await client.connect(unique("bye"));
+    const clientId = unique("bye");
+    await client.connect(clientId);
+    expect((await clientInfo(httpUrl, apiToken, clientId)).body).toMatchObject({ online: true });
     client.send({ type: "disconnect" });
-    await client.closed;
+    // Closed by the broker, normally: the client did not close it.
+    expect((await client.closed).code).toBe(1000);
+    expect(client.drain()).toEqual([]);
+    // The session ended with the connection: the client id is free.
+    await clientState(httpUrl, apiToken, clientId, ({ status }) => status === 404);
   });
 });

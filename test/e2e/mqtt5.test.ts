@@ -5,10 +5,21 @@
 import type { MqttClient } from "mqtt";
 import { afterEach, describe, expect, inject, it } from "vitest";
 import { type ConnectPacket, ReasonCode, type Subscription } from "../../mqtt/index.ts";
-import { connect, dropConnection, Inbox, RawClient, sleep, unique } from "../support/clients.ts";
+import { clientState, offline } from "../support/broker.ts";
+import {
+  afterRetained,
+  connect,
+  dropConnection,
+  Inbox,
+  markerTopic,
+  RawClient,
+  sleep,
+  unique,
+} from "../support/clients.ts";
 
 const url = inject("brokerUrl");
 const vars = inject("brokerVars");
+const httpUrl = inject("brokerHttpUrl");
 const open: MqttClient[] = [];
 const raws: RawClient[] = [];
 
@@ -60,7 +71,7 @@ describe("CONNACK capabilities", () => {
     expect(connack.properties?.responseInformation).toMatch(/^response\//);
   });
 
-  it("sends Server Keep Alive when the client asks for more than allowed (MQTT-3.2.2-21)", async () => {
+  it("sends Server Keep Alive when the client asks for more than allowed (3.2.2.3.14; the client must use it, MQTT-3.2.2-21)", async () => {
     const { connack } = await raw(unique("ska"), { keepAlive: 60_000 });
     expect(connack.properties?.serverKeepAlive).toBe(Number(vars.MAX_KEEP_ALIVE));
   });
@@ -107,12 +118,13 @@ describe("Session Expiry Interval", () => {
     const { r } = await raw(clientId, { cleanStart: false, properties: { sessionExpiryInterval: 300 } });
     r.send({ type: "disconnect", reasonCode: 0, properties: { sessionExpiryInterval: 0 } });
     await r.closed;
-    await sleep(300);
+    // Ended, not kept: the HTTP API knows the client id no more.
+    await clientState(httpUrl, vars.API_TOKEN as string, clientId, ({ status }) => status === 404);
     const again = await raw(clientId, { cleanStart: false });
     expect(again.connack.sessionPresent).toBe(false);
   });
 
-  it("DISCONNECT cannot set one after 0 at CONNECT (MQTT-3.14.2-2)", async () => {
+  it("DISCONNECT cannot set one after 0 at CONNECT: 0x82 (3.14.2.2.2)", async () => {
     const { r } = await raw(unique("exp-bad"));
     r.send({ type: "disconnect", reasonCode: 0, properties: { sessionExpiryInterval: 60 } });
     expect((await r.next("disconnect")).reasonCode).toBe(ReasonCode.ProtocolError);
@@ -132,10 +144,11 @@ describe("Message Expiry Interval (3.3.2.3.3)", () => {
     await sleep(2_200);
     const b = await client({ clientId, clean: false, properties: { sessionExpiryInterval: 300 } });
     const inbox = new Inbox(b);
-    const [m] = await inbox.waitFor(1);
-    await sleep(300);
-    expect(inbox.messages.map((x) => x.payload)).toEqual(["long"]);
-    const left = m?.packet.properties?.messageExpiryInterval as number;
+    // New messages for a resumed session wait behind its queue: the marker comes last.
+    await pub.publishAsync(topic, "marker", { qos: 1 });
+    const before = await inbox.until("marker");
+    expect(before.map((x) => x.payload)).toEqual(["long"]);
+    const left = before[0]?.packet.properties?.messageExpiryInterval as number;
     expect(left).toBeGreaterThan(90);
     expect(left).toBeLessThanOrEqual(98);
   });
@@ -152,8 +165,7 @@ describe("Message Expiry Interval (3.3.2.3.3)", () => {
     const s = await client();
     const inbox = new Inbox(s);
     await s.subscribeAsync(topic, { qos: 1 });
-    await sleep(400);
-    expect(inbox.messages).toEqual([]);
+    expect(await afterRetained(s, inbox, pub, topic)).toEqual([]);
   });
 });
 
@@ -193,7 +205,7 @@ describe("Topic aliases (3.3.2.3.4)", () => {
     ]);
   });
 
-  it("refuses an alias above the maximum with DISCONNECT 0x94 (MQTT-3.3.2-9)", async () => {
+  it("refuses an alias above the maximum with DISCONNECT 0x94 (3.3.4; the client broke MQTT-3.3.2-9)", async () => {
     const { r, connack } = await raw(unique("alias-big"));
     const max = connack.properties?.topicAliasMaximum as number;
     r.send({
@@ -271,53 +283,59 @@ describe("Topic aliases (3.3.2.3.4)", () => {
 });
 
 describe("Receive Maximum (3.3.4)", () => {
-  it("never has more unacknowledged QoS 1 messages out than the client allows (MQTT-3.3.4-7)", async () => {
+  /**
+   * Publishes `n` QoS 1 messages to a raw subscriber that holds every
+   * acknowledgement, and checks that the broker sends exactly `window` of them
+   * at a time: a QoS 0 marker after each round is not held back by the window
+   * (only QoS 1 and 2 count, 4.9), so what arrived before it is all the broker
+   * sent. Then the round is acknowledged, and the next one must fill the window
+   * again, in order (4.6), until all `n` have come. Packet order on the wire is
+   * what the client sees, so the refill must be in before the next marker is sent.
+   */
+  async function fillsWindowExactly(receiveMaximum: number, window: number, n: number) {
     const topic = unique("rm");
-    const { r } = await raw(unique("rm-rx"), { properties: { receiveMaximum: 2 } });
+    const { r } = await raw(unique("rm-rx"), { properties: { receiveMaximum } });
     r.send({ type: "subscribe", packetId: 1, subscriptions: [sub(topic, 1)] });
     await r.next("suback");
     const pub = await client();
-    for (let i = 0; i < 5; i++) await pub.publishAsync(topic, String(i), { qos: 1 });
-    const a = await r.next("publish");
-    const b = await r.next("publish");
-    await sleep(400);
-    expect(r.drain().filter((p) => p.type === "publish")).toEqual([]);
-    r.send({ type: "puback", packetId: a.packetId as number });
-    const c = await r.next("publish");
-    expect([a, b, c].map((p) => text(p.payload))).toEqual(["0", "1", "2"]);
-    await sleep(300);
-    expect(r.drain().filter((p) => p.type === "publish")).toEqual([]);
-  });
-
-  it("refills a full window as the client acknowledges, in order, never past Receive Maximum (MQTT-3.3.4-7)", async () => {
-    const topic = unique("rm8");
-    const { r } = await raw(unique("rm8-rx"), { properties: { receiveMaximum: 8 } });
-    r.send({ type: "subscribe", packetId: 1, subscriptions: [sub(topic, 1)] });
-    await r.next("suback");
-    const pub = await client();
-    // 8 in flight and 22 waiting: within the 25 MAX_QUEUED_MESSAGES of these tests,
-    // which bounds what waits behind the window (limits.test.ts).
-    const n = 30;
     for (let i = 0; i < n; i++) await pub.publishAsync(topic, String(i), { qos: 1 });
     const got: string[] = [];
-    const unacked = new Set<number>();
-    let most = 0;
-    while (got.length < n) {
-      const p = await r.next("publish");
-      got.push(text(p.payload));
-      unacked.add(p.packetId as number);
-      most = Math.max(most, unacked.size);
-      // Acknowledge the oldest as soon as each arrives: the client keeps up.
-      const [oldest] = unacked;
-      unacked.delete(oldest as number);
-      r.send({ type: "puback", packetId: oldest as number });
+    for (let round = 0; got.length < n; round++) {
+      const marker = `marker ${round}`;
+      await pub.publishAsync(topic, marker, { qos: 0 });
+      const held = await r.publishesUntil(marker);
+      const expected = Array.from({ length: Math.min(window, n - got.length) }, (_, i) =>
+        String(got.length + i),
+      );
+      expect(held.map((p) => text(p.payload))).toEqual(expected);
+      got.push(...expected);
+      for (const p of held) r.send({ type: "puback", packetId: p.packetId as number });
+      // One packet is handled at a time: once PINGRESP is in, so are the acks' refills.
+      r.send({ type: "pingreq" });
+      await r.next("pingresp");
     }
-    expect(got).toEqual(Array.from({ length: n }, (_, i) => String(i)));
-    expect(most).toBeLessThanOrEqual(8);
+    // Everything acknowledged: nothing more comes.
+    await pub.publishAsync(topic, "last marker", { qos: 0 });
+    expect(await r.publishesUntil("last marker")).toEqual([]);
+  }
+
+  it("never has more unacknowledged QoS 1 messages out than the client allows (MQTT-3.3.4-9)", async () => {
+    await fillsWindowExactly(2, 2, 5);
   });
 
-  // MQTT-3.3.4-7 is the client's rule; 3.3.4 has the Server answer a breach with 0x93.
-  it("answers a client that exceeds the broker's with DISCONNECT 0x93 (MQTT-3.3.4-7, 3.3.4)", async () => {
+  it("refills a full window as the client acknowledges, in order, never past Receive Maximum (MQTT-3.3.4-9)", async () => {
+    // 8 in flight and 22 waiting: within the 25 MAX_QUEUED_MESSAGES of these tests,
+    // which bounds what waits behind the window (limits.test.ts).
+    await fillsWindowExactly(8, 8, 30);
+  });
+
+  it("sends a client that allows more no more than MAX_INFLIGHT unacknowledged at once", async () => {
+    const max = Number(vars.MAX_INFLIGHT);
+    // MAX_INFLIGHT in flight and 5 waiting, within MAX_QUEUED_MESSAGES.
+    await fillsWindowExactly(65_535, max, max + 5);
+  });
+
+  it("answers a client that exceeds the broker's with DISCONNECT 0x93 (3.3.4; the client broke MQTT-3.3.4-7)", async () => {
     const { r, connack } = await raw(unique("rm-tx"));
     const max = connack.properties?.receiveMaximum as number;
     for (let i = 1; i <= max + 1; i++) {
@@ -350,7 +368,7 @@ describe("Maximum Packet Size (3.1.2.11.4)", () => {
 });
 
 describe("subscription options and identifiers (3.8.3.1, 3.8.2.1.2)", () => {
-  it("sends the subscription identifiers of every matching subscription (MQTT-3.3.4-3)", async () => {
+  it("sends the subscription identifiers of every matching subscription in one copy (MQTT-3.3.4-3, MQTT-3.3.4-4)", async () => {
     const topic = unique("sid");
     const s = await client();
     const inbox = new Inbox(s);
@@ -402,12 +420,15 @@ describe("subscription options and identifiers (3.8.3.1, 3.8.2.1.2)", () => {
     const self = await client();
     const inbox = new Inbox(self);
     await self.subscribeAsync(topic, { qos: 1, nl: true });
+    // Its own marker does come back: No Local is not set on that subscription.
+    await self.subscribeAsync(markerTopic(topic), { qos: 1 });
     await self.publishAsync(topic, "mine", { qos: 1 });
+    await self.publishAsync(markerTopic(topic), "marker", { qos: 1 });
+    expect(await inbox.until("marker")).toEqual([]);
     const other = await client();
     await other.publishAsync(topic, "theirs", { qos: 1 });
-    await inbox.waitFor(1);
-    await sleep(300);
-    expect(inbox.messages.map((m) => m.payload)).toEqual(["theirs"]);
+    await inbox.waitFor(2);
+    expect(inbox.messages.map((m) => m.payload)).toEqual(["marker", "theirs"]);
   });
 
   it("Retain As Published keeps RETAIN on live forwarding (3.8.3.1)", async () => {
@@ -433,8 +454,7 @@ describe("subscription options and identifiers (3.8.3.1, 3.8.2.1.2)", () => {
       const inbox = new Inbox(s);
       await s.subscribeAsync(topic, { qos: 1, rh });
       await s.subscribeAsync(topic, { qos: 1, rh });
-      await sleep(400);
-      return inbox.messages.length;
+      return (await afterRetained(s, inbox, pub, topic)).length;
     };
     expect(await count(0)).toBe(2);
     expect(await count(1)).toBe(1);
@@ -504,7 +524,7 @@ describe("properties travel with the message (3.3.2.3)", () => {
     expect(Buffer.from(m?.packet.properties?.correlationData as Buffer).toString()).toBe("req-42");
   });
 
-  it("refuses a payload that is not UTF-8 though it says so with 0x99 (MQTT-3.3.2-4)", async () => {
+  it("refuses a payload that is not UTF-8 though it says so with 0x99 (3.3.2.3.2 allows it)", async () => {
     const { r } = await raw(unique("pfi"));
     r.send({
       type: "publish",
@@ -612,10 +632,15 @@ describe("Will Delay Interval and will properties (3.1.3.2)", () => {
       },
     };
     dropConnection(await connect(url, options));
-    await sleep(500);
+    await offline(httpUrl, vars.API_TOKEN as string, clientId);
     const back = await connect(url, { ...options, will: undefined });
     open.push(back);
-    await sleep(2_500);
-    expect(inbox.messages).toEqual([]);
+    // The marker: another client's will with the same delay, whose delay starts
+    // later. A will that was not cancelled would have been due first.
+    const marker = { ...options, clientId: unique("wdc-marker") };
+    dropConnection(
+      await connect(url, { ...marker, will: { ...marker.will, payload: Buffer.from("marker") } }),
+    );
+    expect(await inbox.until("marker", 10_000)).toEqual([]);
   });
 });

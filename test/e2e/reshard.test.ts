@@ -235,7 +235,7 @@ describe("re-sharding 4×3 → 8×5 on a live broker", () => {
       ...Array.from({ length: QUEUED_AFTER }, (_, j) => `after-shared-${j}`),
     ]);
 
-    // Retained: each topic once, with its newest value, to exact filters and to `#` (MQTT-3.3.1-5/-10).
+    // Retained: each topic once, with its newest value, to exact filters and to `#` (5.0 MQTT-3.3.1-5, MQTT-3.3.1-9).
     const expected = new Map<string, string>();
     for (let i = 0; i < RETAINED - 1; i++)
       expected.set(retainedTopic(i), latest.get(retainedTopic(i)) ?? `a${i}`);

@@ -1,7 +1,7 @@
 /** Shared subscriptions `$share/{group}/{filter}` (5.0 section 4.8.2). */
 import type { MqttClient } from "mqtt";
 import { afterEach, describe, expect, inject, it } from "vitest";
-import { connect, Inbox, RawClient, sleep, unique } from "../support/clients.ts";
+import { afterRetained, connect, Inbox, markerTopic, RawClient, unique } from "../support/clients.ts";
 
 const url = inject("brokerUrl");
 const open: MqttClient[] = [];
@@ -22,34 +22,41 @@ describe("shared subscriptions", () => {
     const group = unique("g");
     const members = await Promise.all([client(5), client(5), client(4)]);
     const inboxes = members.map((m) => new Inbox(m));
-    for (const m of members) await m.subscribeAsync(`$share/${group}/${topic}/#`, { qos: 1 });
-    const plain = await client(5);
-    const all = new Inbox(plain);
-    await plain.subscribeAsync(`${topic}/#`, { qos: 1 });
+    for (const m of members) {
+      await m.subscribeAsync(`$share/${group}/${topic}/job`, { qos: 1 });
+      // Not shared: each member gets the marker.
+      await m.subscribeAsync(markerTopic(topic), { qos: 1 });
+    }
 
     const pub = await client(5);
     const n = 30;
     for (let i = 0; i < n; i++) await pub.publishAsync(`${topic}/job`, String(i), { qos: 1 });
-    await all.waitFor(n);
-    await sleep(500);
-    const counts = inboxes.map((b) => b.messages.length);
-    const received = inboxes.flatMap((b) => b.messages.map((m) => Number(m.payload))).sort((a, b) => a - b);
-    // every message exactly once across the group (MQTT-4.8.2-…: one member per message)
-    expect(received).toEqual(Array.from({ length: n }, (_, i) => i));
-    // each member got a share
-    for (const c of counts) expect(c).toBeGreaterThan(0);
+    await pub.publishAsync(markerTopic(topic), "marker", { qos: 1 });
+    const shares = await Promise.all(inboxes.map((b) => b.until("marker")));
+    // Every message exactly once across the group, one member per message (4.8.2).
+    expect(
+      shares
+        .flat()
+        .map((m) => Number(m.payload))
+        .sort((a, b) => a - b),
+    ).toEqual(Array.from({ length: n }, (_, i) => i));
+    // Round robin: each member got a share.
+    for (const share of shares) expect(share.length).toBeGreaterThan(0);
   });
 
   it("two groups on the same filter each get every message", async () => {
     const topic = unique("two");
     const [a, b] = await Promise.all([client(), client()]);
     const [ia, ib] = [new Inbox(a), new Inbox(b)];
-    await a.subscribeAsync(`$share/${unique("ga")}/${topic}`, { qos: 1 });
-    await b.subscribeAsync(`$share/${unique("gb")}/${topic}`, { qos: 1 });
+    await a.subscribeAsync([`$share/${unique("ga")}/${topic}`, markerTopic(topic)], { qos: 1 });
+    await b.subscribeAsync([`$share/${unique("gb")}/${topic}`, markerTopic(topic)], { qos: 1 });
     const pub = await client();
     for (let i = 0; i < 5; i++) await pub.publishAsync(topic, String(i), { qos: 1 });
-    await ia.waitFor(5);
-    await ib.waitFor(5);
+    await pub.publishAsync(markerTopic(topic), "marker", { qos: 1 });
+    // Each group, its only member here, gets every message exactly once, in order.
+    const every = ["0", "1", "2", "3", "4"];
+    expect((await ia.until("marker")).map((m) => m.payload)).toEqual(every);
+    expect((await ib.until("marker")).map((m) => m.payload)).toEqual(every);
   });
 
   it("does not send retained messages to a shared subscription (4.8.2)", async () => {
@@ -59,8 +66,7 @@ describe("shared subscriptions", () => {
     const s = await client();
     const inbox = new Inbox(s);
     await s.subscribeAsync(`$share/${unique("g")}/${topic}`, { qos: 1 });
-    await sleep(400);
-    expect(inbox.messages).toEqual([]);
+    expect(await afterRetained(s, inbox, pub, topic)).toEqual([]);
   });
 
   it("hands a leaving member's unacknowledged messages to another member", async () => {

@@ -46,7 +46,7 @@ describe.each(releases)("storage written by release %s", (release) => {
       // The 3.1.1 session is there with its queue (and the message just published)...
       const stored = await (await clientInfo(SESSION_311.clientId)).json();
       expect(stored).toMatchObject({ online: false, persistent: true, queued: QUEUED.length + 1 });
-      // ...and a clean connection with its client id discards it (MQTT-3.1.2-4), although the
+      // ...and a clean connection with its client id discards it (MQTT-3.1.2-6), although the
       // client id's registry, newer than that storage, never saw it: ids it has not seen go to
       // their Session while sessions of the older release may live.
       const clean = await connect(broker.url, {

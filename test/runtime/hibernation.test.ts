@@ -96,7 +96,7 @@ describe("A clean session's messages in flight and waiting", () => {
     await publish(1);
     const first = await received();
     expect(first.text).toBe("m1");
-    await publish(2); // waits: MQTT-3.3.4-7, Receive Maximum 1
+    await publish(2); // waits: MQTT-3.3.4-9, Receive Maximum 1
     expect(await storedOutbound("held-sub")).toBe(0);
 
     // Held past SPILL_AFTER_MS: both written, so hibernation cannot lose them.
@@ -117,7 +117,7 @@ describe("A clean session's messages in flight and waiting", () => {
     pub.ws.close();
   });
 
-  it("never takes a packet id still in flight after the object woke up (MQTT-2.3.1-2)", async () => {
+  it("never takes a packet id still in flight after the object woke up (MQTT-2.3.1-4)", async () => {
     const sub = await TestClient.connected("held-ids", 4);
     await sub.subscribe("ids/#");
     const pub = await TestClient.connected("ids-pub", 4);

@@ -1,8 +1,10 @@
 /**
  * Inside workerd: retained messages come back a page at a time, each page at most
  * a call's worth (RPC_BATCH_BYTES), however much a shard holds; a wildcard that
- * matches nothing reads topics only, a bounded number per call (invariant 6).
+ * matches nothing reads topics only, a bounded number per call (invariant 6). The
+ * HTTP API's /api/retained answers at most a call's worth, and says so.
  */
+import { SELF } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { type Message, messageBytes, RPC_BATCH_BYTES } from "../../broker/message.ts";
@@ -13,13 +15,13 @@ import type { Env } from "../../worker/env.ts";
 const shard: ShardRpc = shardStub(env as unknown as Env, 0);
 const MiB = 2 ** 20;
 
-async function store(topics: string[], bytes: number): Promise<void> {
+async function store(topics: string[], bytes: number, fill?: number): Promise<void> {
   // Four 1 MiB messages a call keeps each call well under its limit.
   for (let i = 0; i < topics.length; i += 4) {
     const batch: Message[] = topics.slice(i, i + 4).map((topic) => ({
       id: `r-${topic}`,
       topic,
-      payload: new Uint8Array(bytes).fill(topic.length),
+      payload: new Uint8Array(bytes).fill(fill ?? topic.length),
       qos: 0,
       retain: true,
     }));
@@ -67,5 +69,27 @@ describe("retained messages a page at a time", () => {
       expect(pageBytes(p) - messageBytes(p.messages.at(-1) as Message)).toBeLessThan(RPC_BATCH_BYTES);
     expect(pages.length).toBeGreaterThanOrEqual(3);
     expect(pages.flatMap((p) => p.messages.map((m) => m.topic))).toEqual(topics);
+  });
+});
+
+describe("GET /api/retained", () => {
+  it("answers at most 8 MiB of messages, and says with x-nimbus-truncated that more matched", async () => {
+    const topics = Array.from({ length: 9 }, (_, i) => `api-retained/${String(i).padStart(2, "0")}`);
+    await store(topics, MiB, 0x61); // text: the answer carries it as a JSON string
+    const get = (filter: string) =>
+      SELF.fetch(`http://nimbus.test/api/retained?filter=${encodeURIComponent(filter)}`, {
+        headers: { authorization: `Bearer ${(env as unknown as Env).API_TOKEN}` },
+      });
+    const all = await get("api-retained/#");
+    expect(all.status).toBe(200);
+    expect(all.headers.get("x-nimbus-truncated")).toBe("true");
+    const body = (await all.json()) as Array<{ topic: string; payload: string }>;
+    // Each weighs a little over 1 MiB in a call: seven fit in 8 MiB, the eighth would not.
+    expect(body.map((m) => m.topic)).toEqual(topics.slice(0, 7));
+    expect(body.every((m) => m.payload.length === MiB)).toBe(true);
+    // A narrower filter gets all it matches, and no header.
+    const one = await get(topics[8] as string);
+    expect(one.headers.get("x-nimbus-truncated")).toBeNull();
+    expect(((await one.json()) as Array<{ topic: string }>).map((m) => m.topic)).toEqual([topics[8]]);
   });
 });

@@ -50,6 +50,19 @@ export function freePort(): Promise<number> {
 }
 
 export async function startBroker(options: BrokerOptions = {}): Promise<RunningBroker> {
+  // A port free when asked for may be taken before wrangler binds it (other suites
+  // start brokers at the same moment): then the broker starts again on others.
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await launch(options);
+    } catch (err) {
+      const taken = String(err).includes("Address already in use");
+      if (!taken || options.port !== undefined || attempt === 3) throw err;
+    }
+  }
+}
+
+async function launch(options: BrokerOptions): Promise<RunningBroker> {
   const port = options.port ?? (await freePort());
   const inspector = await freePort();
   const persistTo = options.persistTo ?? mkdtempSync(join(tmpdir(), "nimbus-e2e-"));
@@ -160,4 +173,48 @@ export async function gatewayCounters(httpUrl: string, apiToken: string): Promis
     for (const [k, v] of Object.entries(g.counters)) sum[k] = (sum[k] ?? 0) + v;
   }
   return sum;
+}
+
+/** What GET /api/clients/{id} answers: its status and, when 200, its body. */
+export async function clientInfo(
+  httpUrl: string,
+  apiToken: string,
+  clientId: string,
+): Promise<{ status: number; body: { online?: boolean; queued?: number } | null }> {
+  const res = await fetch(`${httpUrl}/api/clients/${encodeURIComponent(clientId)}`, {
+    headers: { authorization: `Bearer ${apiToken}` },
+    signal: AbortSignal.timeout(5_000),
+  });
+  return { status: res.status, body: res.status === 200 ? await res.json() : null };
+}
+
+/**
+ * Resolves once the HTTP API's answer about a client id satisfies `done`: for
+ * waiting until the broker has handled a drop or a removal, where a fixed sleep
+ * would only hope.
+ */
+export async function clientState(
+  httpUrl: string,
+  apiToken: string,
+  clientId: string,
+  done: (info: Awaited<ReturnType<typeof clientInfo>>) => boolean,
+  timeoutMs = 8_000,
+): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const info = await clientInfo(httpUrl, apiToken, clientId);
+    if (done(info)) return;
+    if (Date.now() > deadline) throw new Error(`${clientId}: ${JSON.stringify(info)}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+/** Resolves once the broker has seen `clientId`'s connection end and keeps its session offline. */
+export function offline(httpUrl: string, apiToken: string, clientId: string): Promise<void> {
+  return clientState(
+    httpUrl,
+    apiToken,
+    clientId,
+    ({ status, body }) => status === 200 && body?.online === false,
+  );
 }

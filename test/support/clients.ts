@@ -6,6 +6,7 @@ import {
   encode,
   type Packet,
   type ProtocolVersion,
+  type PublishPacket,
   type QoS,
   StreamDecoder,
 } from "../../mqtt/index.ts";
@@ -59,13 +60,17 @@ export class Inbox {
 
   /** Resolves once `n` messages in all have arrived. */
   async waitFor(n: number, timeoutMs = 8_000): Promise<Received[]> {
+    await this.waitUntil(() => this.messages.length >= n, `${n} messages`, timeoutMs);
+    return this.messages.slice(0, n);
+  }
+
+  /** Resolves once `done` holds of the messages so far; `what` names it in the error. */
+  async waitUntil(done: (messages: Received[]) => boolean, what: string, timeoutMs = 8_000): Promise<void> {
     const deadline = Date.now() + timeoutMs;
-    while (this.messages.length < n) {
+    while (!done(this.messages)) {
       const left = deadline - Date.now();
       if (left <= 0) {
-        throw new Error(
-          `expected ${n} messages, got ${this.messages.length}: ${JSON.stringify(this.summary())}`,
-        );
+        throw new Error(`expected ${what}, got ${this.messages.length}: ${JSON.stringify(this.summary())}`);
       }
       await new Promise<void>((resolve) => {
         const timer = setTimeout(resolve, left);
@@ -75,7 +80,18 @@ export class Inbox {
         });
       });
     }
-    return this.messages.slice(0, n);
+  }
+
+  /**
+   * What arrived before the message whose payload is `marker`, once the marker has
+   * arrived (it is left out). This proves a negative where sleeping would only hope:
+   * send the marker after what must not arrive, so that the broker's order puts it
+   * behind (see `markerTopic`), and what came before it is all that will come.
+   */
+  async until(marker: string, timeoutMs = 8_000): Promise<Received[]> {
+    const at = () => this.messages.findIndex((m) => m.payload === marker);
+    await this.waitUntil(() => at() >= 0, `the marker ${JSON.stringify(marker)}`, timeoutMs);
+    return this.messages.slice(0, at());
   }
 
   summary() {
@@ -101,6 +117,30 @@ export async function subackCodes(
     if (packet?.granted === undefined) throw err;
     return packet.granted;
   }
+}
+
+/**
+ * A topic for a marker that follows messages to `topic`: the same first level, so
+ * the same shard in every layout (SHARD_LEVELS is 1 in these tests). One
+ * publisher's messages to one shard reach each subscriber in the order they were
+ * published (4.6), so once the marker is in, whatever that publisher sent before
+ * it to `topic` is in too, or was never sent.
+ */
+export function markerTopic(topic: string): string {
+  return `${topic.split("/")[0]}/marker`;
+}
+
+/**
+ * What a subscriber has received once the retained messages of its last
+ * subscription are all in: a SUBACK is sent only after the retained messages of
+ * the SUBSCRIBE before it (one packet is handled at a time), so a marker published
+ * after a second SUBACK comes after them. `topic` names the marker's shard.
+ */
+export async function afterRetained(sub: MqttClient, inbox: Inbox, pub: MqttClient, topic: string) {
+  await sub.subscribeAsync(markerTopic(topic), { qos: 1 });
+  const marker = unique("marker");
+  await pub.publishAsync(markerTopic(topic), marker, { qos: 1 });
+  return inbox.until(marker);
 }
 
 export function sleep(ms: number): Promise<void> {
@@ -229,6 +269,20 @@ export class RawClient {
           resolve();
         });
       });
+    }
+  }
+
+  /**
+   * The PUBLISH packets that arrive before the one whose payload is `marker` (taken
+   * with it, and left out); other packets stay queued. See Inbox.until.
+   */
+  async publishesUntil(marker: string, timeoutMs = 8_000): Promise<PublishPacket[]> {
+    const before: PublishPacket[] = [];
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const p = await this.next("publish", Math.max(1, deadline - Date.now()));
+      if (new TextDecoder().decode(p.payload) === marker) return before;
+      before.push(p);
     }
   }
 

@@ -3,11 +3,13 @@ import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { KeyedBatcher } from "../../broker/batcher.ts";
 import {
+  assertWithinCall,
   MESSAGE_BATCH,
   type Message,
   messageBytes,
   ownedBytes,
   RPC_BATCH_BYTES,
+  RPC_CALL_LIMIT,
 } from "../../broker/message.ts";
 
 describe("KeyedBatcher", () => {
@@ -56,6 +58,27 @@ describe("KeyedBatcher", () => {
     expect(calls.reduce((a, b) => a + b, 0)).toBeGreaterThan(40 * 2 ** 20);
     for (const bytes of calls) expect(bytes).toBeLessThanOrEqual(RPC_BATCH_BYTES);
     expect(calls.length).toBeGreaterThanOrEqual(5);
+  });
+});
+
+describe("assertWithinCall", () => {
+  it("takes a call of exactly 32 MiB of messages and refuses one byte more", () => {
+    const message = (payload: number): Message => ({
+      id: "m",
+      topic: "t",
+      payload: new Uint8Array(payload),
+      qos: 1,
+      retain: false,
+    });
+    const overhead = messageBytes(message(0));
+    expect(() => assertWithinCall([message(RPC_CALL_LIMIT - overhead)])).not.toThrow();
+    expect(() => assertWithinCall([message(RPC_CALL_LIMIT - overhead + 1)])).toThrow(RangeError);
+    // Counted over the whole call: 32 messages of 1 MiB and one more byte's worth.
+    const mebibyte = message(2 ** 20 - overhead);
+    expect(() => assertWithinCall(Array(32).fill(mebibyte))).not.toThrow();
+    expect(() => assertWithinCall([...Array(32).fill(mebibyte), message(0)])).toThrow(
+      /over Cloudflare's 32 MiB/,
+    );
   });
 });
 

@@ -42,7 +42,7 @@ describe("OutboundWindow", () => {
     expect(w.idle).toBe(false);
   });
 
-  it("never hands out a packet id in flight (MQTT-2.3.1-2)", () => {
+  it("never hands out a packet id in flight (MQTT-2.3.1-4; 5.0 MQTT-2.2.1-4)", () => {
     const w = new OutboundWindow([{ seq: 1, packetId: 1, state: "sent", qos: 1 }], unbounded());
     const id = w.freePacketId() as number;
     expect(id).toBe(2);

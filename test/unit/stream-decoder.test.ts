@@ -79,7 +79,7 @@ describe("StreamDecoder", () => {
 });
 
 describe("StreamDecoder refuses a bad first byte at once", () => {
-  it("does not wait for the body of a reserved packet type (MQTT-2.2.2-2)", () => {
+  it("does not wait for the body of a reserved packet type (2.2.1: type 0 is forbidden)", () => {
     const decoder = new StreamDecoder({ version: 4 });
     // type 0 announcing 100 bytes, only 3 arrive
     expect(decoder.push(hex("00 64 01 02 03")).error?.reasonCode).toBe(ReasonCode.MalformedPacket);
