@@ -4,25 +4,40 @@
  * TopicShards deliver to it once per batch; it fans out to its own clients.
  */
 import { DurableObject } from "cloudflare:workers";
+
 import { Acl, type Principal } from "../broker/acl.ts";
+
 import { type Authenticator, ConnectAuthenticator, type Identity } from "../broker/auth/authenticator.ts";
+
 import { HmacChallenge } from "../broker/auth/hmac-challenge.ts";
+
 import { AuthMethods } from "../broker/auth/method.ts";
+
 import { AuthThrottle } from "../broker/auth/throttle.ts";
+
 import { KeyedBatcher } from "../broker/batcher.ts";
+
 import { type BrokerConfig, readConfig } from "../broker/config.ts";
+
 import { Counters } from "../broker/counters.ts";
+
 import { log, setLogLevel, takeLogLines } from "../broker/log.ts";
+
 import { assertWithinCall, type Message, RPC_BATCH_BYTES, RPC_BATCH_MESSAGES } from "../broker/message.ts";
+
 import { meteredSql } from "../broker/metered-sql.ts";
+
 import { gatewayDestination, registryName } from "../broker/routing.ts";
+
 import type {
   OutboundPage,
   QueuedMessage,
   SessionState,
   SubscriptionOptions,
 } from "../broker/session-state.ts";
+
 import type { GatewayCounter, GatewayStats } from "../broker/stats.ts";
+
 import {
   type DecodeError,
   type DisconnectPacket,
@@ -32,7 +47,17 @@ import {
   reasonName,
   SubscriptionIndex,
 } from "../mqtt/index.ts";
+
 import type { Env } from "../worker/env.ts";
+import type {
+  ClaimRequest,
+  Ended,
+  GatewayRpc,
+  RegistryClaim,
+  Reply,
+  SessionRpc,
+  ShardRpc,
+} from "./contracts.ts";
 import { type Attachment, Connection } from "./gateway/connection.ts";
 import { FrameGatherer } from "./gateway/frames.ts";
 import { handleAck } from "./gateway/handle-acks.ts";
@@ -46,17 +71,12 @@ import { Outbound } from "./gateway/outbound.ts";
 import { GatewayStore } from "./gateway/store.ts";
 import { sysMessages } from "./gateway/sys-topics.ts";
 import { isShared, type RetainedFrom, registerAtShards, unregisterAtShards } from "./registration.ts";
-import type { Ended, RegistryClaim } from "./registry.ts";
-import type { ClaimRequest } from "./session.ts";
 import {
   callSession,
   collectStats,
   meterSession,
-  type Reply,
   registryStub,
   registryStubNamed,
-  type SessionRpc,
-  type ShardRpc,
   sessionStub,
   shardStub,
 } from "./stubs.ts";
@@ -65,7 +85,7 @@ import { passwordLogins } from "./user-shard.ts";
 /** How often, at most, lastSeen is written to the attachment (ms). */
 const LAST_SEEN_GRAIN = 5_000;
 
-export class Gateway extends DurableObject<Env> {
+export class Gateway extends DurableObject<Env> implements GatewayRpc {
   readonly config: BrokerConfig;
   readonly store: GatewayStore;
   /** filter → clientId → options, for this gateway's clients only. */

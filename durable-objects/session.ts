@@ -5,11 +5,17 @@
  * and queued messages, inbound QoS 2 ids, and the expiry alarm.
  */
 import { DurableObject } from "cloudflare:workers";
+
 import { legacyOwnerOf } from "../broker/auth/authenticator.ts";
+
 import { type BrokerConfig, readConfig } from "../broker/config.ts";
+
 import { grantOf } from "../broker/grant.ts";
+
 import { parse, stringify } from "../broker/json.ts";
+
 import { log, setLogLevel } from "../broker/log.ts";
+
 import {
   assertWithinCall,
   isExpired,
@@ -24,10 +30,15 @@ import {
   rowToMessage,
   willMessage,
 } from "../broker/message.ts";
+
 import { meteredSql } from "../broker/metered-sql.ts";
+
 import { type Migration, migrate } from "../broker/migrations.ts";
+
 import { Mutex } from "../broker/mutex.ts";
+
 import { sessionDestination, shardOf } from "../broker/routing.ts";
+
 import {
   assertPageWithinCall,
   emptyPage,
@@ -41,18 +52,22 @@ import {
   type SessionState,
   type SubscriptionOptions,
 } from "../broker/session-state.ts";
+
 import { ReasonCode, topicMatches, type Will } from "../mqtt/index.ts";
+
 import type { Env } from "../worker/env.ts";
+import type {
+  ClaimRequest,
+  ClaimResult,
+  GatewayRpc,
+  Reply,
+  SessionInfo,
+  SessionRpc,
+  SessionUsage,
+  ShardRpc,
+} from "./contracts.ts";
 import { isShared, matchingFilter, registerAtShards, unregisterAtShards } from "./registration.ts";
-import {
-  type GatewayRpc,
-  gatewayStub,
-  type Reply,
-  registryStub,
-  type SessionUsage,
-  type ShardRpc,
-  shardStub,
-} from "./stubs.ts";
+import { gatewayStub, registryStub, shardStub } from "./stubs.ts";
 
 // The session's record lives in the object's key-value storage; these tables hold
 // a persistent session's data and are created when first needed, so that a clean
@@ -77,42 +92,6 @@ export const SESSION_MIGRATIONS: readonly Migration[] = [
 const QUEUE_GAP = 2 ** 32;
 /** The key of the session's record (Meta) in key-value storage. */
 const META_KEY = "session";
-
-export interface SessionInfo {
-  clientId: string;
-  /** The principal the session belongs to ("user:alice", "anonymous"). */
-  owner: string | null;
-  online: boolean;
-  gateway: string | null;
-  persistent: boolean;
-  subscriptions: string[];
-  /** Offline: messages queued; online: messages in flight at the gateway. */
-  queued: number;
-  expiresAt: number | null;
-}
-
-export interface ClaimRequest {
-  clientId: string;
-  /** The principal connecting (ownerOf): only the session's owner may claim it. */
-  owner: string;
-  gateway: string;
-  connId: string;
-  cleanStart: boolean;
-  persistent: boolean;
-  /** Seconds the session lives after the connection ends. */
-  expiry: number;
-}
-
-export type ClaimResult =
-  /** Another principal owns this client id's session: nothing was changed. */
-  | { granted: false }
-  | {
-      granted: true;
-      sessionPresent: boolean;
-      state: SessionState;
-      /** The new gateway must call switched() once it has registered at the shards. */
-      switchNeeded: boolean;
-    };
 
 /** The session's record, kept in the meta table. */
 interface Meta {
@@ -146,7 +125,7 @@ interface Meta {
   willAt?: number;
 }
 
-export class Session extends DurableObject<Env> {
+export class Session extends DurableObject<Env> implements SessionRpc {
   private readonly config: BrokerConfig;
   private readonly lock = new Mutex();
   private schemaReady = false;
@@ -575,7 +554,7 @@ export class Session extends DurableObject<Env> {
     let slot = oldest === null ? null : oldest - QUEUE_GAP;
     this.sql.exec("DELETE FROM subs");
     this.sql.exec("DELETE FROM inbound_qos2");
-    for (const [filter, options] of state.subscriptions) {
+    for (const { filter, options } of state.subscriptions) {
       this.sql.exec(
         "INSERT OR REPLACE INTO subs (filter, options) VALUES (?, ?)",
         filter,
@@ -610,7 +589,8 @@ export class Session extends DurableObject<Env> {
       .exec<{ packet_id: number }>("SELECT packet_id FROM inbound_qos2")
       .toArray()
       .map((r) => r.packet_id);
-    return { subscriptions: this.subscriptions(), outbound: this.queuePage(QUEUE_START), inboundQos2 };
+    const subscriptions = this.subscriptions().map(([filter, options]) => ({ filter, options }));
+    return { subscriptions, outbound: this.queuePage(QUEUE_START), inboundQos2 };
   }
 
   /** The queue after row `after`, a call's worth (the gateway drops what expires meanwhile). */

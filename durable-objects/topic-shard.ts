@@ -5,10 +5,15 @@
  * call per batch, however many clients sit behind that destination.
  */
 import { DurableObject } from "cloudflare:workers";
+
 import { KeyedBatcher } from "../broker/batcher.ts";
+
 import { type BrokerConfig, readConfig } from "../broker/config.ts";
+
 import { Counters } from "../broker/counters.ts";
+
 import { log, setLogLevel, takeLogLines } from "../broker/log.ts";
+
 import {
   assertWithinCall,
   isExpired,
@@ -25,11 +30,17 @@ import {
   RPC_BATCH_MESSAGES,
   rowToMessage,
 } from "../broker/message.ts";
+
 import { meteredSql } from "../broker/metered-sql.ts";
+
 import { type Migration, migrate, storedSchemaVersion } from "../broker/migrations.ts";
+
 import type { Place } from "../broker/placement.ts";
+
 import { type Destination, type Layout, shardIndexOf } from "../broker/routing.ts";
+
 import type { ShardCounter, ShardStats } from "../broker/stats.ts";
+
 import {
   hasWildcard,
   parseSubscriptionFilter,
@@ -37,21 +48,22 @@ import {
   SubscriptionIndex,
   topicMatches,
 } from "../mqtt/index.ts";
+
 import type { Env } from "../worker/env.ts";
-import type { RetainedPage, ShardFilters, SubscribeRequest } from "./registration.ts";
+import type {
+  MemberRow,
+  MovedRows,
+  Origin,
+  Plan,
+  RetainedPage,
+  RouteRow,
+  ShardFilters,
+  ShardRpc,
+  SubscribeRequest,
+} from "./contracts.ts";
 import { bridgeStub, callSession, gatewayStub, sessionStub, shardStub } from "./stubs.ts";
 import { DEPLOYMENT_SCHEMA, deploymentOrigin, recordDeployment } from "./topic-shard/deployment.ts";
-import {
-  type MemberRow,
-  type MovedRows,
-  type Origin,
-  type Plan,
-  RESHARDING_SCHEMA,
-  Resharding,
-  type RouteRow,
-  type RowKind,
-  type ShardRows,
-} from "./topic-shard/resharding.ts";
+import { RESHARDING_SCHEMA, Resharding, type RowKind, type ShardRows } from "./topic-shard/resharding.ts";
 import { RULES_SCHEMA, RuleOutbox } from "./topic-shard/rule-outbox.ts";
 
 const SCHEMA = `
@@ -117,7 +129,7 @@ export const SHARD_QOS0_BYTES = RPC_BATCH_BYTES;
 /** Hands a batch to a destination: `deliver` on a gateway, `enqueue` on a session. */
 type DeliveryStub = (messages: Message[]) => Promise<void>;
 
-export class TopicShard extends DurableObject<Env> {
+export class TopicShard extends DurableObject<Env> implements ShardRpc {
   /** filter → destination → number of subscriptions behind it. */
   private readonly routes = new SubscriptionIndex<number>();
   /** inner filter → share name → group. */
@@ -186,7 +198,7 @@ export class TopicShard extends DurableObject<Env> {
       rules: this.config.rules,
       shard: this.shardName,
       maxBytes: this.config.rulesOutboxBytes,
-      env: env as unknown as Record<string, unknown>,
+      env,
       wakeAt: (at) => this.wakeAt(at),
       waitUntil: (p) => ctx.waitUntil(p),
     });
@@ -401,12 +413,35 @@ export class TopicShard extends DurableObject<Env> {
           rows.retained.push(m);
           return { rows, bytes: messageBytes(m) };
         }
-        const { table } = tables[kind];
-        const row = sql.exec(`SELECT * FROM ${table} WHERE rowid = ?`, id).toArray()[0];
-        if (row === undefined) return undefined;
-        if (kind === "routes") rows.routes.push(row as unknown as RouteRow);
-        else rows.members.push(row as unknown as MemberRow);
-        return { rows, bytes: 64 + 2 * Object.values(row).join("").length };
+        if (kind === "routes") {
+          const r = sql
+            .exec<{ destination: string; filter: string; count: number }>(
+              "SELECT destination, filter, count FROM routes WHERE rowid = ?",
+              id,
+            )
+            .toArray()[0];
+          if (r === undefined) return undefined;
+          const route: RouteRow = {
+            destination: r.destination as Destination,
+            filter: r.filter,
+            count: r.count,
+          };
+          rows.routes.push(route);
+          return { rows, bytes: 64 + 2 * (r.destination.length + r.filter.length) };
+        }
+        const m = sql
+          .exec<{ grp: string; filter: string; client_id: string; destination: string }>(
+            "SELECT grp, filter, client_id, destination FROM shared_members WHERE rowid = ?",
+            id,
+          )
+          .toArray()[0];
+        if (m === undefined) return undefined;
+        const member: MemberRow = { ...m, destination: m.destination as Destination };
+        rows.members.push(member);
+        return {
+          rows,
+          bytes: 64 + 2 * (m.grp.length + m.filter.length + m.client_id.length + m.destination.length),
+        };
       },
       remove: (kind, ids) => {
         for (const id of ids) {

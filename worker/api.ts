@@ -3,13 +3,19 @@
  * Errors are JSON: {"error": "...", "status": n}. /api/openapi.json describes it.
  */
 import { secretEquals } from "../broker/auth/compare.ts";
+
 import { readConfig } from "../broker/config.ts";
+
 import { toBase64 } from "../broker/json.ts";
+
 import { log } from "../broker/log.ts";
+
 import { type Message, messageBytes, RPC_BATCH_BYTES } from "../broker/message.ts";
+
 import { shardsForFilter } from "../broker/routing.ts";
+
 import type { BrokerStats } from "../broker/stats.ts";
-import type { RetainedPage } from "../durable-objects/registration.ts";
+import type { RetainedPage } from "../durable-objects/contracts.ts";
 import { bridgeStub, collectStats, registryStub, shardStub } from "../durable-objects/stubs.ts";
 import { isWellFormedUtf8, ReasonCode, validateTopicFilter } from "../mqtt/index.ts";
 import type { Env } from "./env.ts";

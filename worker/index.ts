@@ -3,8 +3,11 @@
  * socket to a Gateway object. It keeps no state between requests.
  */
 import { type BrokerConfig, ConfigError, readConfig } from "../broker/config.ts";
+
 import { log } from "../broker/log.ts";
+
 import type { Message as BrokerMessage } from "../broker/message.ts";
+
 import { fnv1a, gatewayName, shardOf } from "../broker/routing.ts";
 import { bridgeStub, shardStub } from "../durable-objects/stubs.ts";
 import { handleApi, metrics } from "./api.ts";

@@ -262,7 +262,7 @@ async function acceptConnect(
     identity,
     registrar: claim.registrar,
   });
-  for (const [filter, options] of state.subscriptions) {
+  for (const { filter, options } of state.subscriptions) {
     if (allowed.subscription(filter)) gw.addSubscription(clientId, filter, options);
   }
   for (const id of state.inboundQos2) gw.store.addInboundQos2(clientId, id);

@@ -18,10 +18,15 @@
  * them all.
  */
 import { KeyedBatcher } from "../../broker/batcher.ts";
+
 import type { BrokerConfig } from "../../broker/config.ts";
+
 import { log } from "../../broker/log.ts";
+
 import { MESSAGE_BATCH, type Message, willMessage } from "../../broker/message.ts";
+
 import { shardOf } from "../../broker/routing.ts";
+
 import {
   emptySessionState,
   type OutboundPage,
@@ -29,8 +34,9 @@ import {
   type SessionState,
   type SubscriptionOptions,
 } from "../../broker/session-state.ts";
+
 import { type Packet, ReasonCode, type SubscriptionIndex, type Will } from "../../mqtt/index.ts";
-import type { Reply, SessionRpc, ShardRpc } from "../stubs.ts";
+import type { Reply, SessionRpc, ShardRpc } from "../contracts.ts";
 import type { Connection } from "./connection.ts";
 import type { ClientRecord, GatewayStore } from "./store.ts";
 
@@ -204,7 +210,7 @@ export class Handover {
   private stateOf(clientId: string): SessionState {
     const { store } = this.deps;
     return {
-      subscriptions: store.subsOf(clientId),
+      subscriptions: store.subsOf(clientId).map(([filter, options]) => ({ filter, options })),
       outbound: store.outboundPage(clientId, QUEUE_START),
       inboundQos2: store.inboundQos2Of(clientId),
     };

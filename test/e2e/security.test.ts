@@ -3,8 +3,11 @@
  * broker of its own configured as a deploy would be (anonymous access off).
  */
 import { createHmac, generateKeyPairSync, type KeyObject, sign } from "node:crypto";
+
 import type { IClientOptions, MqttClient } from "mqtt";
+
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+
 import WebSocket from "ws";
 import { passwordEntry } from "../../broker/auth/passwords.ts";
 import { type ConnectPacket, ConnectReturnCode, type PublishPacket, ReasonCode } from "../../mqtt/index.ts";

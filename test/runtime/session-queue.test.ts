@@ -5,11 +5,13 @@
  * the rest.
  */
 import { env } from "cloudflare:workers";
+
 import { describe, expect, it } from "vitest";
+
 import type { Message } from "../../broker/message.ts";
+
 import { emptyPage, type OutboundMessage, type OutboundPage } from "../../broker/session-state.ts";
-import type { ClaimResult } from "../../durable-objects/session.ts";
-import type { SessionRpc } from "../../durable-objects/stubs.ts";
+import type { ClaimResult, SessionRpc } from "../../durable-objects/contracts.ts";
 import type { Env } from "../../worker/env.ts";
 
 const bindings = env as unknown as Env;
@@ -53,7 +55,11 @@ describe("a Session's queue, a page at a time", () => {
     await s.park(
       GATEWAY,
       "conn-a",
-      { subscriptions: [["queue/#", subscription]], outbound: emptyPage(), inboundQos2: [] },
+      {
+        subscriptions: [{ filter: "queue/#", options: subscription }],
+        outbound: emptyPage(),
+        inboundQos2: [],
+      },
       3600,
     );
     // 600 queued while offline: more than one page (500 messages a call).
@@ -74,7 +80,7 @@ describe("a Session's queue, a page at a time", () => {
       GATEWAY,
       "conn-b",
       {
-        subscriptions: [["queue/#", subscription]],
+        subscriptions: [{ filter: "queue/#", options: subscription }],
         outbound: { entries: atGateway, through: 500, more: false },
         inboundQos2: [],
       },
