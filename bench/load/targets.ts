@@ -19,6 +19,10 @@ export interface Target {
   stats?: () => Promise<BrokerStats>;
   /** Nimbus only: gateways and shards, the objects awake during a scenario. */
   objects?: number;
+  /** Nimbus only: wrangler's inspector (the isolates' heap). */
+  inspectorPort?: () => number;
+  /** Nimbus only: resident memory of the largest workerd process, bytes. */
+  workerdRss?: () => number;
   /** Resident memory of the broker's processes, bytes (for memory per connection). */
   rss(): number;
   /**
@@ -42,28 +46,50 @@ export function storageDir(): string {
   return mkdtempSync(join(storage === "tmpfs" ? "/dev/shm" : tmpdir(), "nimbus-bench-"));
 }
 
-export async function nimbus(shards: number, gateways: number): Promise<Target> {
+/** The settings the throughput scenarios run with: no per-client rate or queue bound in the way. */
+const THROUGHPUT = {
+  MAX_QUEUED_MESSAGES: "20000",
+  PUBLISH_RATE: "100000",
+  PUBLISH_BURST: "100000",
+  // The benchmark measures throughput, not the per-client QoS 0 bound.
+  OUTBOUND_QOS0_RATE: String(2 ** 31),
+};
+
+export const API_TOKEN = "bench-token";
+
+/**
+ * Nimbus with `shards` topic shards and `gateways` gateways, anonymous clients and the
+ * API on. `settings`: "throughput" (the load scenarios' lifted bounds) or "defaults"
+ * (what a new user starts with); `vars` are set over either.
+ */
+export async function nimbus(
+  shards: number,
+  gateways: number,
+  options: { settings?: "throughput" | "defaults"; vars?: Record<string, string>; name?: string } = {},
+): Promise<Target> {
   const dir = storageDir();
   const vars = {
     ALLOW_ANONYMOUS: "true",
     TOPIC_SHARDS: String(shards),
     GATEWAYS: String(gateways),
     LOG_LEVEL: "warn",
-    MAX_QUEUED_MESSAGES: "20000",
-    PUBLISH_RATE: "100000",
-    PUBLISH_BURST: "100000",
-    // The benchmark measures throughput, not the per-client QoS 0 bound.
-    OUTBOUND_QOS0_RATE: String(2 ** 31),
-    API_TOKEN: "bench-token",
+    API_TOKEN,
+    ...(options.settings === "defaults" ? {} : THROUGHPUT),
+    ...options.vars,
   };
   let broker = await startBroker({ persistTo: dir, vars });
   return {
-    name: `Nimbus ${shards}×${gateways}`,
+    name: options.name ?? `Nimbus ${shards}×${gateways}`,
     url: broker.url,
     objects: shards + gateways,
+    inspectorPort: () => broker.inspectorPort,
+    workerdRss: () => largestWorkerdRss(broker.pid),
     stats: async () =>
       (await (
-        await fetch(`${broker.httpUrl}/api/stats`, { headers: { Authorization: "Bearer bench-token" } })
+        await fetch(`${broker.httpUrl}/api/stats`, {
+          headers: { Authorization: `Bearer ${API_TOKEN}` },
+          signal: AbortSignal.timeout(30_000),
+        })
       ).json()) as BrokerStats,
     rss: () => processTreeRss(broker.pid),
     restart: async () => {
@@ -177,4 +203,19 @@ export function processTreeRss(pid: number | undefined): number {
     }
   }
   return total;
+}
+
+/** Resident memory of the largest workerd under a process (the one running the broker's isolate), bytes. */
+export function largestWorkerdRss(pid: number | undefined): number {
+  let largest = 0;
+  for (const p of processTree(pid)) {
+    try {
+      if (readFileSync(`/proc/${p}/comm`, "utf8").trim() !== "workerd") continue;
+      const kb = /VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${p}/status`, "utf8"))?.[1];
+      largest = Math.max(largest, Number(kb ?? 0) * 1024);
+    } catch {
+      // gone
+    }
+  }
+  return largest;
 }
