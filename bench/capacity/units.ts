@@ -40,17 +40,26 @@ export interface MessageRow extends Omit<Units, "objects"> {
   dollarsPerMillion: number;
 }
 
-/** A connect and subscribe (one filter) of a raw client, and what an idle connection holds. */
+/** Units of one operation, per client. */
+export type OpUnits = Pick<
+  Units,
+  | "requests"
+  | "wsIn"
+  | "rowsWritten"
+  | "logLines"
+  | "gatewayEvents"
+  | "shardCallsIn"
+  | "registryCalls"
+  | "sessionCalls"
+>;
+
+/** A raw client's connect and subscribe (one filter), and its disconnect; what an idle connection holds. */
 export interface ConnectRow {
   layout: Layout;
   sessions: Sessions;
   clients: number;
-  requests: number;
-  wsIn: number;
-  rowsWritten: number;
-  logLines: number;
-  /** The same for the clients' disconnects. */
-  disconnect: { requests: number; rowsWritten: number; logLines: number };
+  connect: OpUnits;
+  disconnect: OpUnits;
   /** Isolate heap per idle connection after a garbage collection, bytes (NaN if the inspector did not answer). */
   heapBytes: number;
 }

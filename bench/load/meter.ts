@@ -22,6 +22,12 @@ export interface Units {
   gatewayCallsIn: number;
   /** Calls received by shards (publishes and subscribes from gateways). */
   shardCallsIn: number;
+  /** Calls made to registries (each connect's claim, a clean session's end). */
+  registryCalls: number;
+  /** Calls made to Session objects (persistent sessions), by gateways and shards. */
+  sessionCalls: number;
+  /** Events at all gateways: WebSocket messages, calls, upgrades, alarms. */
+  gatewayEvents: number;
   /** Events a second (WebSocket messages, calls, upgrades, alarms) at the busiest gateway. */
   busiestGatewayEvents: number;
   /** Calls a second at the busiest shard. */
@@ -89,15 +95,17 @@ export class Meter {
     const seconds = (after.at - before.at) / 1000;
     const reads = after.reads - before.reads;
     const o = this.overhead.perObject * reads;
-    const byName = <T extends { counters: Partial<Record<string, number>> }>(
-      list: T[],
-      key: (t: T) => string,
-    ) => new Map(list.map((t) => [key(t), t]));
-    const gBefore = byName(b.gateways, (g) => g.gateway);
-    const sBefore = byName(b.shards, (s: ShardStats) => s.shard);
-    const gCalls = a.gateways.map((g) => get(g, "rpc_in") - get(gBefore.get(g.gateway), "rpc_in") - o);
-    const sCalls = a.shards.map((s) => get(s, "rpc_in") - get(sBefore.get(s.shard), "rpc_in") - o);
-    const gEvents = a.gateways.map((g) => gatewayEvents(g) - gatewayEvents(gBefore.get(g.gateway)) - o);
+    // Per object: what counter k grew by, minus `less` (the stats reads' calls).
+    const gBefore = new Map(b.gateways.map((g) => [g.gateway, g]));
+    const sBefore = new Map(b.shards.map((x) => [x.shard, x]));
+    const perGateway = (f: (g: GatewayStats | undefined) => number, less = 0) =>
+      a.gateways.map((g) => f(g) - f(gBefore.get(g.gateway)) - less);
+    const perShard = (f: (x: ShardStats | undefined) => number, less = 0) =>
+      a.shards.map((x) => f(x) - f(sBefore.get(x.shard)) - less);
+    const counter = (k: string) => (c: Counted | undefined) => get(c, k);
+    const gCalls = perGateway(counter("rpc_in"), o);
+    const sCalls = perShard(counter("rpc_in"), o);
+    const gEvents = perGateway(gatewayEvents, o);
     const sum = (xs: number[]) => xs.reduce((x, y) => x + y, 0);
     const rate = (xs: number[]) => (xs.length === 0 || seconds <= 0 ? 0 : Math.max(...xs) / seconds);
     return {
@@ -111,6 +119,9 @@ export class Meter {
       logLines: a.billing.logLines - b.billing.logLines,
       gatewayCallsIn: sum(gCalls),
       shardCallsIn: sum(sCalls),
+      registryCalls: sum(perGateway(counter("registry_calls"))),
+      sessionCalls: sum(perGateway(counter("session_calls"))) + sum(perShard(counter("session_calls"))),
+      gatewayEvents: sum(gEvents),
       busiestGatewayEvents: rate(gEvents),
       busiestShardCalls: rate(sCalls),
     };

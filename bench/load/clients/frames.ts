@@ -150,6 +150,11 @@ export class FrameCounter {
     }
   }
 
+  /** Drops every connection, as a broker going away does. */
+  dropAll(): void {
+    for (const ws of this.wss.clients) ws.terminate();
+  }
+
   async close(): Promise<void> {
     for (const ws of this.wss.clients) ws.terminate();
     await new Promise<void>((resolve) => this.wss.close(() => resolve()));

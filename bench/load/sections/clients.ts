@@ -14,6 +14,7 @@ import type {
   Layout,
   MeasuredUnits,
   MessageRow,
+  OpUnits,
   PacketFrames,
   PingRow,
   Sessions,
@@ -24,7 +25,7 @@ import { FrameCounter, type FrameCounts } from "../clients/frames.ts";
 import { allLibraries, type ClientLibrary } from "../clients/libraries.ts";
 import { runFleet } from "../clients/run.ts";
 import { isolateHeap } from "../inspector.ts";
-import { dollarsPerMillion, Meter } from "../meter.ts";
+import { dollarsPerMillion, Meter, type Units } from "../meter.ts";
 import { chromiumVersion, fixed, int, machine, money, pahoVersion, pkg, table } from "../report.ts";
 import { nimbus, type Target } from "../targets.ts";
 
@@ -140,17 +141,22 @@ async function measureConnects(
   let s2 = await meter.settled();
   const deadline = Date.now() + 10_000;
   while (Date.now() < deadline && s2.stats.connections > s0.stats.connections) s2 = await meter.settled();
-  const on = meter.units(s0, s1);
-  const off = meter.units(s1, s2);
+  const each = (u: Units): OpUnits => ({
+    requests: u.requests / n,
+    wsIn: u.wsIn / n,
+    rowsWritten: u.rowsWritten / n,
+    logLines: u.logLines / n,
+    gatewayEvents: u.gatewayEvents / n,
+    shardCallsIn: u.shardCallsIn / n,
+    registryCalls: u.registryCalls / n,
+    sessionCalls: u.sessionCalls / n,
+  });
   return {
     layout,
     sessions,
     clients: n,
-    requests: on.requests / n,
-    wsIn: on.wsIn / n,
-    rowsWritten: on.rowsWritten / n,
-    logLines: on.logLines / n,
-    disconnect: { requests: off.requests / n, rowsWritten: off.rowsWritten / n, logLines: off.logLines / n },
+    connect: each(meter.units(s0, s1)),
+    disconnect: each(meter.units(s1, s2)),
     heapBytes: (heapAfter - heapBefore) / n,
   };
 }
@@ -221,6 +227,9 @@ async function measureMessages(
       logLines: u.logLines,
       gatewayCallsIn: u.gatewayCallsIn,
       shardCallsIn: u.shardCallsIn,
+      registryCalls: u.registryCalls,
+      sessionCalls: u.sessionCalls,
+      gatewayEvents: u.gatewayEvents,
       busiestGatewayEvents: u.busiestGatewayEvents,
       busiestShardCalls: u.busiestShardCalls,
       latencyP50: quantile(sorted, 0.5),
@@ -348,24 +357,38 @@ function render(u: MeasuredUnits, sizes: ClientSizes): string {
     [
       "layout",
       "sessions",
-      "requests / connect + subscribe",
+      "operation",
+      "billed requests",
+      "of which registry calls",
+      "shard calls",
+      "session calls",
+      "gateway events",
       "WS messages in",
       "rows written",
       "log lines",
-      "disconnect: requests, rows",
-      "isolate heap / idle connection",
     ],
-    u.connects.map((c) => [
-      layoutName(c.layout),
-      c.sessions,
-      fixed(c.requests, 2),
-      fixed(c.wsIn, 2),
-      fixed(c.rowsWritten, 2),
-      fixed(c.logLines, 2),
-      `${fixed(c.disconnect.requests, 2)}, ${fixed(c.disconnect.rowsWritten, 2)}`,
-      Number.isFinite(c.heapBytes) ? `${(c.heapBytes / 1024).toFixed(1)} KiB` : "–",
-    ]),
+    u.connects.flatMap((c) =>
+      (["connect", "disconnect"] as const).map((op) => [
+        layoutName(c.layout),
+        c.sessions,
+        op === "connect" ? "connect + subscribe" : "disconnect",
+        fixed(c[op].requests, 2),
+        fixed(c[op].registryCalls, 2),
+        fixed(c[op].shardCallsIn, 2),
+        fixed(c[op].sessionCalls, 2),
+        fixed(c[op].gatewayEvents, 2),
+        fixed(c[op].wsIn, 2),
+        fixed(c[op].rowsWritten, 2),
+        fixed(c[op].logLines, 2),
+      ]),
+    ),
   );
+  const heap = u.connects
+    .map(
+      (c) =>
+        `${layoutName(c.layout)} ${c.sessions}: ${Number.isFinite(c.heapBytes) ? `${(c.heapBytes / 1024).toFixed(1)} KiB` : "–"}`,
+    )
+    .join("; ");
   const pings = table(
     ["layout", "pings", "requests / ping", "WS messages in / ping"],
     u.pings.map((p) => [layoutName(p.layout), int(p.pings), fixed(p.requests, 3), fixed(p.wsIn, 2)]),
@@ -394,9 +417,11 @@ function render(u: MeasuredUnits, sizes: ClientSizes): string {
     "",
     messages,
     "",
-    "### A connect, a disconnect, a ping (raw client)",
+    "### A connect, a disconnect, a ping (raw client), per client",
     "",
     connects,
+    "",
+    `Isolate heap per idle connection (after a garbage collection, the Worker and every object together): ${heap}.`,
     "",
     pings,
   ].join("\n");
