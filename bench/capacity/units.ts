@@ -38,6 +38,8 @@ export interface MessageRow extends Omit<Units, "objects"> {
   latencyP99: number;
   /** At unit prices without allowances, every object counted awake (bench/load/meter.ts). */
   dollarsPerMillion: number;
+  /** CPU the busiest workerd process used in the phase, ms (under wrangler dev: all objects share it). */
+  workerdCpuMs: number;
 }
 
 /** Units of one operation, per client. */

@@ -95,5 +95,8 @@ export function table(header: string[], rows: string[][]): string {
 }
 
 export const fixed = (x: number, digits = 2) => (Number.isFinite(x) ? x.toFixed(digits) : "–");
-export const money = (x: number) => (Number.isFinite(x) ? `$${x.toFixed(x < 1 ? 3 : 2)}` : "–");
+export const money = (x: number) =>
+  Number.isFinite(x)
+    ? `$${x.toLocaleString("en-US", { minimumFractionDigits: x < 1 ? 3 : 2, maximumFractionDigits: x < 1 ? 3 : 2 })}`
+    : "–";
 export const int = (x: number) => (Number.isFinite(x) ? Math.round(x).toLocaleString("en-US") : "–");

@@ -23,6 +23,8 @@ export interface Target {
   inspectorPort?: () => number;
   /** Nimbus only: resident memory of the largest workerd process, bytes. */
   workerdRss?: () => number;
+  /** Nimbus only: CPU time each workerd process has used, ms, by process id. */
+  workerdCpu?: () => Map<number, number>;
   /** Resident memory of the broker's processes, bytes (for memory per connection). */
   rss(): number;
   /**
@@ -84,6 +86,7 @@ export async function nimbus(
     objects: shards + gateways,
     inspectorPort: () => broker.inspectorPort,
     workerdRss: () => largestWorkerdRss(broker.pid),
+    workerdCpu: () => workerdCpuMs(broker.pid),
     stats: async () =>
       (await (
         await fetch(`${broker.httpUrl}/api/stats`, {
@@ -205,12 +208,33 @@ export function processTreeRss(pid: number | undefined): number {
   return total;
 }
 
+const isWorkerd = (pid: number) => {
+  try {
+    return readFileSync(`/proc/${pid}/comm`, "utf8").trim() === "workerd";
+  } catch {
+    return false;
+  }
+};
+
+/** CPU time (user + system) of each workerd under a process, ms. */
+export function workerdCpuMs(pid: number | undefined): Map<number, number> {
+  const out = new Map<number, number>();
+  for (const p of processTree(pid).filter(isWorkerd)) {
+    try {
+      const fields = statFields(readFileSync(`/proc/${p}/stat`, "utf8"));
+      out.set(p, (Number(fields[11]) + Number(fields[12])) * 10); // 100 clock ticks a second
+    } catch {
+      // gone
+    }
+  }
+  return out;
+}
+
 /** Resident memory of the largest workerd under a process (the one running the broker's isolate), bytes. */
 export function largestWorkerdRss(pid: number | undefined): number {
   let largest = 0;
-  for (const p of processTree(pid)) {
+  for (const p of processTree(pid).filter(isWorkerd)) {
     try {
-      if (readFileSync(`/proc/${p}/comm`, "utf8").trim() !== "workerd") continue;
       const kb = /VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${p}/status`, "utf8"))?.[1];
       largest = Math.max(largest, Number(kb ?? 0) * 1024);
     } catch {

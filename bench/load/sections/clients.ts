@@ -206,8 +206,11 @@ async function measureMessages(
   const fleet = await lib.open(plan);
   try {
     const before = await meter.settled();
+    const cpuBefore = t.workerdCpu?.() ?? new Map<number, number>();
     const run = await runFleet(fleet, plan, traffic);
     const after = await meter.settled();
+    const cpuAfter = t.workerdCpu?.() ?? new Map<number, number>();
+    const workerdCpuMs = Math.max(0, ...[...cpuAfter].map(([pid, ms]) => ms - (cpuBefore.get(pid) ?? ms)));
     const u = { ...meter.units(before, after), seconds: run.seconds };
     const sorted = run.latencies.sort((a, b) => a - b);
     return {
@@ -235,6 +238,7 @@ async function measureMessages(
       latencyP50: quantile(sorted, 0.5),
       latencyP99: quantile(sorted, 0.99),
       dollarsPerMillion: dollarsPerMillion(u).total,
+      workerdCpuMs,
     };
   } finally {
     await fleet.close();
