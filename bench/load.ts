@@ -29,6 +29,7 @@ import {
   type Sizes,
 } from "./load/scenarios.ts";
 import { CLIENTS_FULL, CLIENTS_QUICK, clientsSection } from "./load/sections/clients.ts";
+import { OVERLOAD_FULL, OVERLOAD_QUICK, overloadSection } from "./load/sections/overload.ts";
 import { aedes, mosquitto, nimbus, type Target } from "./load/targets.ts";
 
 const flag = (name: string) => process.argv.includes(`--${name}`);
@@ -177,4 +178,9 @@ if (parts.includes("clients")) {
   const section = await clientsSection(quick ? CLIENTS_QUICK : CLIENTS_FULL, quick);
   console.log(section);
   writeSection(resultsFile, "clients", section);
+}
+if (parts.includes("overload")) {
+  const section = await overloadSection(quick ? OVERLOAD_QUICK : OVERLOAD_FULL, quick);
+  console.log(section);
+  writeSection(resultsFile, "overload", section);
 }
