@@ -30,6 +30,7 @@ import {
 } from "./load/scenarios.ts";
 import { CLIENTS_FULL, CLIENTS_QUICK, clientsSection } from "./load/sections/clients.ts";
 import { OVERLOAD_FULL, OVERLOAD_QUICK, overloadSection } from "./load/sections/overload.ts";
+import { STORMS_FULL, STORMS_QUICK, stormsSection } from "./load/sections/storms.ts";
 import { aedes, mosquitto, nimbus, type Target } from "./load/targets.ts";
 
 const flag = (name: string) => process.argv.includes(`--${name}`);
@@ -183,4 +184,9 @@ if (parts.includes("overload")) {
   const section = await overloadSection(quick ? OVERLOAD_QUICK : OVERLOAD_FULL, quick);
   console.log(section);
   writeSection(resultsFile, "overload", section);
+}
+if (parts.includes("storms")) {
+  const section = await stormsSection(quick ? STORMS_QUICK : STORMS_FULL, quick);
+  console.log(section);
+  writeSection(resultsFile, "storms", section);
 }

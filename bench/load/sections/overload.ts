@@ -246,7 +246,7 @@ async function overloadRun(cap: "default" | "lifted", qos: 0 | 1, s: OverloadSiz
     })();
     const freshOnes: Array<Promise<Fresh>> = [];
     for (let at = s.freshEveryMs / 2; at < s.floodSeconds * 1000; at += s.freshEveryMs) {
-      await new Promise((r) => setTimeout(r, start + at - Date.now()));
+      await new Promise((r) => setTimeout(r, Math.max(0, start + at - Date.now())));
       freshOnes.push(fresh(t, `${topic}-fresh${freshOnes.length}`, at));
     }
     const ends = await Promise.all(floods);
