@@ -176,7 +176,18 @@ async function compareBrokers(): Promise<void> {
 
 if (parts.includes("brokers")) await compareBrokers();
 if (parts.includes("clients")) {
-  const section = await clientsSection(quick ? CLIENTS_QUICK : CLIENTS_FULL, quick);
+  // `--slots N`, `--seconds S`: other fleet sizes (publishers, seconds of spread traffic).
+  const value = (name: string) => {
+    const at = process.argv.indexOf(`--${name}`);
+    return at > 0 ? Number(process.argv[at + 1]) : undefined;
+  };
+  const base = quick ? CLIENTS_QUICK : CLIENTS_FULL;
+  const sizes = {
+    ...base,
+    slots: value("slots") ?? base.slots,
+    spreadSeconds: value("seconds") ?? base.spreadSeconds,
+  };
+  const section = await clientsSection(sizes, quick);
   console.log(section);
   writeSection(resultsFile, "clients", section);
 }
