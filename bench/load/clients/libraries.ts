@@ -87,6 +87,17 @@ export const mqttjsNode = (): ClientLibrary => inProcess("MQTT.js (Node)", mqttj
 export const mqttjsWhole = (): ClientLibrary =>
   inProcess("MQTT.js (Node) + connectWholePackets", mqttjsKit(connectWholePackets));
 
+/**
+ * A fleet has several pages, and Chromium throttles the timers of pages that are not
+ * in front: a page's publishes would bunch into bursts once a second.
+ */
+const UNTHROTTLED = [
+  "--disable-background-timer-throttling",
+  "--disable-renderer-backgrounding",
+  "--disable-backgrounding-occluded-windows",
+  "--disable-features=IntensiveWakeUpThrottling",
+];
+
 /** Clients a page holds: Chromium opens at most 255 WebSockets to one host per profile. */
 const SLOTS_PER_PAGE = 100;
 
@@ -98,7 +109,7 @@ export function mqttjsChromium(): ClientLibrary {
     name: "MQTT.js (Chromium)",
     open: async (plan) => {
       script ??= await bundlePage();
-      browser ??= await launchChromium();
+      browser ??= await launchChromium(UNTHROTTLED);
       const b = browser;
       const pages = await Promise.all(
         slices(plan.slots, SLOTS_PER_PAGE).map(async (slice) => {
