@@ -10,8 +10,10 @@
  * 0.1], --fan-out [2], --qos1 share of QoS 1 [1], --persistent share [0], --keep-alive s
  * [60], --payload bytes [64], --topic bytes [32], --reconnects per client a month [30],
  * --rules share of messages a rule forwards [0], --mqtt 3.1.1|5.0 [3.1.1], --client
- * library as measured ["MQTT.js (Node)"], --units file [bench/units.json],
- * --heap-per-connection bytes [measured].
+ * library as measured ["MQTT.js (Node)"], --broker the client whose runs give the broker's
+ * calls and rows ["raw (one frame a packet)"], --units file [bench/units.json],
+ * --heap-per-connection bytes [measured], --recovery s: also enough gateways and shards that
+ * every client is back within that time after a deploy [no bound].
  */
 import { parseArgs } from "node:util";
 import {
@@ -46,8 +48,10 @@ const { values: flags } = parseArgs({
     rules: { type: "string", default: "0" },
     mqtt: { type: "string", default: "3.1.1" },
     client: { type: "string", default: "MQTT.js (Node)" },
+    broker: { type: "string" },
     units: { type: "string", default: UNITS_FILE },
     "heap-per-connection": { type: "string" },
+    recovery: { type: "string" },
     table: { type: "boolean", default: false },
   },
 });
@@ -61,7 +65,7 @@ const num = (name: keyof typeof flags, fallback?: number): number => {
 };
 
 const measured = readUnits(flags.units);
-const base = unitCosts(measured, flags.client);
+const base = unitCosts(measured, flags.client, flags.broker);
 const units: UnitCosts =
   flags["heap-per-connection"] === undefined
     ? base
@@ -82,6 +86,8 @@ function workload(clients: number, rate?: number): Workload {
     version: flags.mqtt === "5.0" || flags.mqtt === "5" ? 5 : 4,
   };
 }
+
+const recoveryBound = flags.recovery === undefined ? Number.POSITIVE_INFINITY : num("recovery");
 
 const pct = (x: number) => `${(x * 100).toFixed(x < 0.1 ? 1 : 0)}%`;
 const layoutText = (g: number, s: number) => `GATEWAYS=${int(g)}, TOPIC_SHARDS=${int(s)}`;
@@ -109,7 +115,7 @@ function mostLoaded(share: Record<string, number>): string {
 }
 
 function report(w: Workload): string {
-  const layout = recommend(w, units);
+  const layout = recommend(w, units, recoveryBound);
   const header = [
     `# ${int(w.clients)} clients, ${int(w.messagesPerSecond)} messages a second`,
     "",
@@ -181,7 +187,7 @@ function sizes(): string {
       clients,
       flags.rate === undefined ? undefined : (num("rate") * clients) / num("clients"),
     );
-    const layout = recommend(w, units);
+    const layout = recommend(w, units, recoveryBound);
     if (layout === undefined)
       return [int(clients), int(w.messagesPerSecond), "none within bounds", "–", "–", "–", "–", "–", "–"];
     const l = loadAt(w, units, layout);

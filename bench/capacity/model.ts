@@ -104,8 +104,22 @@ const largest = <T extends { layout: Layout }>(rows: T[]): T | undefined =>
     undefined,
   );
 
-/** The unit costs of `client` from a benchmark's measurements: its spread-traffic rows at the largest layout measured. */
-export function unitCosts(m: MeasuredUnits, client: string): UnitCosts {
+/** The client whose runs give the broker's own units: one frame a packet, so the client adds no load of its own. */
+export const RAW_CLIENT = "raw (one frame a packet)";
+
+/**
+ * The unit costs of `client` from a benchmark's measurements: its frames per packet,
+ * and the broker's units (calls on each hop, other requests and rows per delivery, CPU
+ * per event) from `broker`'s spread-traffic runs at the largest layout measured. The
+ * broker's units come from the raw client unless told: a library that sends more
+ * frames overloads a small layout under wrangler dev, and an overloaded broker batches
+ * more, which would be taken for its behaviour at any load.
+ */
+export function unitCosts(
+  m: MeasuredUnits,
+  client: string,
+  broker = m.frames[RAW_CLIENT] ? RAW_CLIENT : client,
+): UnitCosts {
   const frames = m.frames[client];
   if (frames === undefined) {
     throw new Error(
@@ -115,7 +129,7 @@ export function unitCosts(m: MeasuredUnits, client: string): UnitCosts {
   const spread = (sessions: Sessions): MessageRow | undefined =>
     largest(
       m.messages.filter(
-        (r) => r.client === client && r.traffic === "spread" && r.sessions === sessions && r.delivered > 0,
+        (r) => r.client === broker && r.traffic === "spread" && r.sessions === sessions && r.delivered > 0,
       ),
     );
   const clean = spread("clean");
@@ -143,7 +157,7 @@ export function unitCosts(m: MeasuredUnits, client: string): UnitCosts {
   return {
     client,
     measuredAt: m.measuredAt,
-    basis: `${client}, spread traffic at ${layoutName(clean.layout)} (${Math.round(clean.published / clean.seconds)} msg/s)${
+    basis: `frames of ${client}; the broker's units from ${broker}, spread traffic at ${layoutName(clean.layout)} (${Math.round(clean.published / clean.seconds)} msg/s)${
       persistent === clean ? "; no persistent run: persistent priced as clean" : ""
     }${m.quick ? "; a quick run (small sizes)" : ""}`,
     frames: { 4: f("3.1.1"), 5: f("5.0") },
@@ -246,10 +260,16 @@ export function againstHalf(l: Load): Record<string, number> {
  * The smallest layout that keeps every gateway and shard at or under half of each
  * limit: gateways for sockets, heap and events; shards for calls. Fewer objects mean
  * more messages per pair and so more batching, so gateways and shards are grown
- * together until neither needs more. Undefined when even the settings' largest
- * layout leaves an object over half a limit.
+ * together until neither needs more. With `recoverySeconds`, also enough of them that
+ * every client is back within that time after a deploy (registries, 64 of them, are
+ * not grown: a recovery they bound stays as long). Undefined when even the settings'
+ * largest layout leaves an object over half a limit.
  */
-export function recommend(w: Workload, u: UnitCosts): Layout | undefined {
+export function recommend(
+  w: Workload,
+  u: UnitCosts,
+  recoverySeconds = Number.POSITIVE_INFINITY,
+): Layout | undefined {
   let layout: Layout = {
     shards: 1,
     gateways: Math.max(
@@ -262,8 +282,12 @@ export function recommend(w: Workload, u: UnitCosts): Layout | undefined {
   };
   for (let step = 0; step < 200; step++) {
     const l = loadAt(w, u, layout);
-    const g = Math.max(l.perGateway.events / HALF.events, l.perGateway.heapBytes / HALF.heapBytes);
-    const s = l.perShard.calls / HALF.events;
+    let g = Math.max(l.perGateway.events / HALF.events, l.perGateway.heapBytes / HALF.heapBytes);
+    let s = l.perShard.calls / HALF.events;
+    const recovery = deployRecovery(w, u, layout);
+    const late = recovery.seconds / recoverySeconds;
+    if (late > 1 && recovery.boundBy === "gateways") g = Math.max(g, late);
+    if (late > 1 && recovery.boundBy === "shards") s = Math.max(s, late);
     if (g <= 1 && s <= 1) return within(l) ? layout : undefined;
     layout = {
       gateways: g > 1 ? Math.ceil(layout.gateways * Math.min(g, 2)) : layout.gateways,

@@ -18,6 +18,7 @@ import {
   hop,
   loadAt,
   publishBytes,
+  RAW_CLIENT,
   recommend,
   type UnitCosts,
   unitCosts,
@@ -219,6 +220,15 @@ describe("the layout", () => {
     expect(layout).toEqual({ shards: 1, gateways: 3 });
   });
 
+  it("with a bound on deploy recovery, grows the kind of object that bounds it", () => {
+    // 100,000 idle clients: 7 gateways for the sockets and 1 shard take 114 s and 200 s to see everyone back.
+    const w = workload({ clients: 100_000, messagesPerSecond: 0, keepAliveSeconds: 1_000 });
+    expect(recommend(w, simple)).toEqual({ shards: 1, gateways: 7 });
+    const layout = recommend(w, simple, 60);
+    expect(layout).toEqual({ shards: 4, gateways: 14 });
+    if (layout !== undefined) expect(deployRecovery(w, simple, layout).seconds).toBeLessThanOrEqual(60);
+  });
+
   it("finds none when the settings' largest layout is not enough", () => {
     expect(recommend(workload({ clients: 1_000, messagesPerSecond: 1e9 }), simple)).toBeUndefined();
   });
@@ -298,6 +308,25 @@ describe("unit costs from a benchmark's measurements", () => {
     expect(u.frames[5].publish).toBe(6);
     expect(u.heapPerConnection).toBe(2_048);
     expect(u.connect.persistent).toBe(u.connect.clean);
+  });
+
+  it("with the raw client measured, takes the broker's units from its runs and only the frames from the library", () => {
+    const withRaw: MeasuredUnits = {
+      ...measured,
+      frames: {
+        ...measured.frames,
+        [RAW_CLIENT]: { "3.1.1": { connect: 1, subscribe: 1, publish: 1, puback: 1, overall: 1 } },
+      },
+      messages: [
+        ...measured.messages,
+        row({ client: RAW_CLIENT, layout: { shards: 2, gateways: 2 }, shardCallsIn: 100 }),
+      ],
+    };
+    const u = unitCosts(withRaw, "lib");
+    expect(u.frames[4].publish).toBe(6);
+    expect(u.gatewayToShard.measuredCalls).toBe(1);
+    expect(u.gatewayToShard.window).toBe(0);
+    expect(unitCosts(withRaw, "lib", "lib").gatewayToShard.measuredCalls).toBe(0.5);
   });
 
   it("refuses a client library the file does not hold", () => {
