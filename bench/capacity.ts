@@ -15,6 +15,7 @@
  * --heap-per-connection bytes [measured], --recovery s: also enough gateways and shards that
  * every client is back within that time after a deploy [no bound].
  */
+import { relative } from "node:path";
 import { parseArgs } from "node:util";
 import {
   againstHalf,
@@ -120,7 +121,7 @@ function report(w: Workload): string {
     `# ${int(w.clients)} clients, ${int(w.messagesPerSecond)} messages a second`,
     "",
     `Fan-out ${w.fanOut}, QoS 1 share ${w.qos1Share}, persistent sessions ${w.persistentShare}, keep-alive ${w.keepAliveSeconds} s, payload ${w.payloadBytes} B on a ${w.topicBytes}-byte topic, ${w.reconnectsPerMonth} reconnects a client a month, MQTT ${w.version === 4 ? "3.1.1" : "5.0"}.`,
-    `Unit counts: ${flags.units}, measured ${measured.measuredAt} (${units.basis}). Prices read ${READ_ON} (bench/capacity/prices.ts).`,
+    `Unit counts: ${relative(process.cwd(), flags.units)}, measured ${measured.measuredAt} (${units.basis}). Prices read ${READ_ON} (bench/capacity/prices.ts).`,
     "",
   ];
   if (layout === undefined) {
