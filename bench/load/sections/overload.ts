@@ -208,6 +208,8 @@ interface OverloadRow {
   /** After the flood: until a marker published then reached the subscriber, s (NaN: not within 60 s). */
   drainSeconds: number;
   heapPeak: number;
+  /** Reads of the heap during the flood that the inspector answered within 2 s, and those it did not. */
+  heapReads: { answered: number; silent: number };
   heapAfter: number;
   rssBefore: number;
   rssPeak: number;
@@ -235,12 +237,16 @@ async function overloadRun(cap: "default" | "lifted", qos: 0 | 1, s: OverloadSiz
     );
     // Sampled until the flood is over: the isolates' heap (each read bounded) and workerd's memory.
     let heapPeak = 0;
+    const heapReads = { answered: 0, silent: 0 };
     let rssPeak = rssBefore;
     const sampling = (async () => {
       while (Date.now() < until + 500) {
         rssPeak = Math.max(rssPeak, t.workerdRss?.() ?? 0);
         const heap = await isolateHeap(port, { timeoutMs: 2_000 });
-        if (Number.isFinite(heap)) heapPeak = Math.max(heapPeak, heap);
+        if (Number.isFinite(heap)) {
+          heapPeak = Math.max(heapPeak, heap);
+          heapReads.answered++;
+        } else heapReads.silent++;
         await new Promise((r) => setTimeout(r, 200));
       }
     })();
@@ -289,6 +295,7 @@ async function overloadRun(cap: "default" | "lifted", qos: 0 | 1, s: OverloadSiz
       deliveredPerSecond: receivedDuring / (floodMs / 1000),
       drainSeconds,
       heapPeak,
+      heapReads,
       heapAfter,
       rssBefore,
       rssPeak,
@@ -344,7 +351,7 @@ export async function overloadSection(s: OverloadSizes, quick: boolean): Promise
       int(r.sent),
       int(r.deliveredPerSecond),
       Number.isFinite(r.drainSeconds) ? `${fixed(r.drainSeconds, 1)} s` : "not within 60 s",
-      `${mib(r.heapPeak)} / ${mib(r.heapAfter)}`,
+      `${mib(r.heapPeak)} / ${mib(r.heapAfter)}${r.heapReads.silent > 0 ? ` (${r.heapReads.silent} of ${r.heapReads.answered + r.heapReads.silent} reads unanswered)` : ""}`,
       `${mib(r.rssBefore)} / ${mib(r.rssPeak)}`,
       ...freshText(r),
       Number.isFinite(r.statsMs) ? ms(r.statsMs) : "no answer in 10 s",
