@@ -132,6 +132,13 @@ export class Session extends DurableObject<Env> implements SessionRpc {
   /** What this object did that is billed, since its last answer (see SessionUsage). */
   private usage: SessionUsage = { rowsWritten: 0, alarms: 0 };
   private readonly metered: SqlStorage;
+  /**
+   * The last row of the queue handed to the client's gateway (queuePage). Those
+   * rows stay here until it asks for the next page, in case the answer is lost,
+   * but they wait here no more: MAX_QUEUED_MESSAGES counts only the rows after
+   * this. In memory: an object that starts again counts every row, as before.
+   */
+  private handedThrough = QUEUE_START;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
@@ -415,7 +422,7 @@ export class Session extends DurableObject<Env> implements SessionRpc {
     let dropped = 0;
     // Counted once per batch, not per message: a long queue must not make each
     // arrival scan it.
-    let length = this.queueLength();
+    let length = this.waitingLength();
     for (const entry of accepted) {
       if (length >= this.config.maxQueuedMessages) {
         dropped++;
@@ -479,6 +486,7 @@ export class Session extends DurableObject<Env> implements SessionRpc {
     this.usage.rowsWritten++;
     await this.ctx.storage.deleteAll();
     this.schemaReady = false;
+    this.handedThrough = QUEUE_START;
     // Its registry sends the client id's clean connects past this object again.
     try {
       await registryStub(this.env, meta.clientId).forgotten(meta.clientId);
@@ -500,6 +508,7 @@ export class Session extends DurableObject<Env> implements SessionRpc {
     this.sql.exec("DELETE FROM subs");
     this.sql.exec("DELETE FROM queue");
     this.sql.exec("DELETE FROM inbound_qos2");
+    this.handedThrough = QUEUE_START;
   }
 
   private subscriptions(): Array<[string, SubscriptionOptions]> {
@@ -511,6 +520,13 @@ export class Session extends DurableObject<Env> implements SessionRpc {
 
   private queueLength(): number {
     return this.sql.exec<{ n: number }>("SELECT COUNT(*) AS n FROM queue").one().n;
+  }
+
+  /** The rows of the queue not handed to the client's gateway yet. */
+  private waitingLength(): number {
+    return this.sql
+      .exec<{ n: number }>("SELECT COUNT(*) AS n FROM queue WHERE seq > ?", this.handedThrough)
+      .one().n;
   }
 
   /**
@@ -552,6 +568,8 @@ export class Session extends DurableObject<Env> implements SessionRpc {
   ): Promise<void> {
     const oldest = this.sql.exec<{ seq: number | null }>("SELECT MIN(seq) AS seq FROM queue").one().seq;
     let slot = oldest === null ? null : oldest - QUEUE_GAP;
+    // What the gateway had, and what was handed to it, waits here again.
+    this.handedThrough = QUEUE_START;
     this.sql.exec("DELETE FROM subs");
     this.sql.exec("DELETE FROM inbound_qos2");
     for (const { filter, options } of state.subscriptions) {
@@ -593,12 +611,15 @@ export class Session extends DurableObject<Env> implements SessionRpc {
     return { subscriptions, outbound: this.queuePage(QUEUE_START), inboundQos2 };
   }
 
-  /** The queue after row `after`, a call's worth (the gateway drops what expires meanwhile). */
+  /**
+   * The queue after row `after`, a call's worth, handed to the client's gateway
+   * (the gateway drops what expires meanwhile).
+   */
   private queuePage(after: number): OutboundPage {
     const rows = this.sql.exec<
       MessageRow & { seq: number; packet_id: number | null; state: string; sub_ids: string }
     >("SELECT * FROM queue WHERE seq > ? ORDER BY seq LIMIT ?", after, MESSAGE_BATCH.maxItems + 1);
-    return pageOf(rows, after, (r) => ({
+    const page = pageOf(rows, after, (r) => ({
       seq: r.seq,
       entry: {
         packetId: r.packet_id,
@@ -607,6 +628,8 @@ export class Session extends DurableObject<Env> implements SessionRpc {
         message: rowToMessage(r),
       },
     }));
+    this.handedThrough = page.through;
+    return page;
   }
 
   // ---- shards --------------------------------------------------------------
