@@ -47,21 +47,27 @@ async function takeAll(s: SessionRpc, connId: string, first: OutboundPage): Prom
   }
 }
 
+/** A Session whose client subscribed to queue/# (QoS 1) on conn-a, and left. */
+async function offline(clientId: string): Promise<SessionRpc> {
+  const s = session(clientId);
+  await s.claim(claim(clientId, "conn-a"));
+  await s.park(
+    GATEWAY,
+    "conn-a",
+    {
+      subscriptions: [{ filter: "queue/#", options: subscription }],
+      outbound: emptyPage(),
+      inboundQos2: [],
+    },
+    3600,
+  );
+  return s;
+}
+
 describe("a Session's queue, a page at a time", () => {
   it("a client that leaves after its gateway took the first page gets the whole queue back, in order, the gateway's state kept", async () => {
     const clientId = "queue-leaver";
-    const s = session(clientId);
-    await s.claim(claim(clientId, "conn-a"));
-    await s.park(
-      GATEWAY,
-      "conn-a",
-      {
-        subscriptions: [{ filter: "queue/#", options: subscription }],
-        outbound: emptyPage(),
-        inboundQos2: [],
-      },
-      3600,
-    );
+    const s = await offline(clientId);
     // 600 queued while offline: more than one page (500 messages a call).
     await s.enqueue(Array.from({ length: 300 }, (_, i) => message(i)));
     await s.enqueue(Array.from({ length: 300 }, (_, i) => message(300 + i)));
@@ -103,18 +109,7 @@ describe("a Session's queue, a page at a time", () => {
     // MAX_QUEUED_MESSAGES is 1000 here (its default): the offline client's queue is full.
     const max = 1000;
     const clientId = "queue-live-behind-backlog";
-    const s = session(clientId);
-    await s.claim(claim(clientId, "conn-a"));
-    await s.park(
-      GATEWAY,
-      "conn-a",
-      {
-        subscriptions: [{ filter: "queue/#", options: subscription }],
-        outbound: emptyPage(),
-        inboundQos2: [],
-      },
-      3600,
-    );
+    const s = await offline(clientId);
     for (let i = 0; i < max; i += 250) await s.enqueue(Array.from({ length: 250 }, (_, j) => message(i + j)));
     // Over the bound while offline: the newest is dropped.
     await s.enqueue([message(max)]);
