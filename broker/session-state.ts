@@ -62,7 +62,7 @@ export interface SessionState {
 
 /**
  * Where a queue's pages start: before every row. Not 0: a Session numbers the
- * messages a gateway hands back below its oldest row (Session.absorb), which
+ * messages a gateway hands back below its oldest row (StoredState.absorb), which
  * may be below zero.
  */
 export const QUEUE_START = Number.MIN_SAFE_INTEGER;

@@ -47,21 +47,27 @@ async function takeAll(s: SessionRpc, connId: string, first: OutboundPage): Prom
   }
 }
 
+/** A Session whose client subscribed to queue/# (QoS 1) on conn-a, and left. */
+async function offline(clientId: string): Promise<SessionRpc> {
+  const s = session(clientId);
+  await s.claim(claim(clientId, "conn-a"));
+  await s.park(
+    GATEWAY,
+    "conn-a",
+    {
+      subscriptions: [{ filter: "queue/#", options: subscription }],
+      outbound: emptyPage(),
+      inboundQos2: [],
+    },
+    3600,
+  );
+  return s;
+}
+
 describe("a Session's queue, a page at a time", () => {
   it("a client that leaves after its gateway took the first page gets the whole queue back, in order, the gateway's state kept", async () => {
     const clientId = "queue-leaver";
-    const s = session(clientId);
-    await s.claim(claim(clientId, "conn-a"));
-    await s.park(
-      GATEWAY,
-      "conn-a",
-      {
-        subscriptions: [{ filter: "queue/#", options: subscription }],
-        outbound: emptyPage(),
-        inboundQos2: [],
-      },
-      3600,
-    );
+    const s = await offline(clientId);
     // 600 queued while offline: more than one page (500 messages a call).
     await s.enqueue(Array.from({ length: 300 }, (_, i) => message(i)));
     await s.enqueue(Array.from({ length: 300 }, (_, i) => message(300 + i)));
@@ -96,6 +102,38 @@ describe("a Session's queue, a page at a time", () => {
     // The gateway's row, not the Session's older copy: sent, with its packet id (MQTT-4.4.0-1).
     expect(all[0]).toMatchObject({ state: "sent", packetId: 7 });
     expect(all.slice(1).every((e) => e.state === "queued")).toBe(true);
+    expect((await s.drop()).result).toBe(true);
+  });
+
+  it("a live message for a client whose queue is still coming is kept while the rows not yet handed out leave room (MAX_QUEUED_MESSAGES counts only those)", async () => {
+    // MAX_QUEUED_MESSAGES is 1000 here (its default): the offline client's queue is full.
+    const max = 1000;
+    const clientId = "queue-live-behind-backlog";
+    const s = await offline(clientId);
+    for (let i = 0; i < max; i += 250) await s.enqueue(Array.from({ length: 250 }, (_, j) => message(i + j)));
+    // Over the bound while offline: the newest is dropped.
+    await s.enqueue([message(max)]);
+    expect((await s.info()).result?.queued).toBe(max);
+
+    // The client is back: its gateway has the first page (500 rows, still stored
+    // here until it asks for the next). The test's gateway does not know the
+    // client, so it refuses live messages as a gateway does while the client's
+    // queue is still coming (Connection.backlog): the Session queues them.
+    const back = (await s.claim(claim(clientId, "conn-b"))).result as Extract<ClaimResult, { granted: true }>;
+    const first = back.state.outbound;
+    expect(first.entries).toHaveLength(500);
+    const live = (n: number) => ({ message: message(n), subscriptionIds: [] });
+    // 500 rows wait here not yet handed out: room for 500 more, the last dropped.
+    await s.append([live(2000)]);
+    await s.append(Array.from({ length: 500 }, (_, i) => live(2001 + i)));
+
+    const rest = await takeAll(s, "conn-b", (await s.switched("conn-b", first.through)).result);
+    const ids = [...first.entries, ...rest].map((e) => e.message.id);
+    expect(ids).toHaveLength(max + 500);
+    expect(ids).toEqual([
+      ...Array.from({ length: max }, (_, i) => `m${i}`),
+      ...Array.from({ length: 500 }, (_, i) => `m${2000 + i}`),
+    ]);
     expect((await s.drop()).result).toBe(true);
   });
 });
