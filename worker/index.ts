@@ -3,12 +3,11 @@
  * socket to a Gateway object. It keeps no state between requests.
  */
 import { type BrokerConfig, ConfigError, readConfig } from "../broker/config.ts";
-
+import { type ClientPlace, pickGateway } from "../broker/gateways.ts";
 import { log } from "../broker/log.ts";
 
 import type { Message as BrokerMessage } from "../broker/message.ts";
-
-import { fnv1a, gatewayName, shardOf } from "../broker/routing.ts";
+import { shardOf } from "../broker/routing.ts";
 import { bridgeStub, shardStub } from "../durable-objects/stubs.ts";
 import { handleApi, metrics } from "./api.ts";
 import type { Env } from "./env.ts";
@@ -113,25 +112,34 @@ function upgrade(request: Request, env: Env, config: BrokerConfig): Promise<Resp
   if (origin !== null && allowed.length > 0 && !allowed.includes(origin)) {
     return new Response("origin not allowed\n", { status: 403 });
   }
-  const name = pickGateway(request, config);
+  const address = request.headers.get("CF-Connecting-IP") ?? "";
+  const { name, locationHint } = pickGateway(
+    config.placement,
+    config.gateways,
+    placeOf(request, address),
+    Math.random(),
+  );
   const headers = new Headers(request.headers);
   headers.set("x-nimbus-gateway", name);
   headers.set("x-nimbus-subprotocol", protocol);
   // Set by Cloudflare, not by the client: failed authentications are limited per address.
-  headers.set("x-nimbus-client-address", request.headers.get("CF-Connecting-IP") ?? "");
-  const stub = env.GATEWAY.get(env.GATEWAY.idFromName(name));
+  headers.set("x-nimbus-client-address", address);
+  // A region's gateway is created in its region: the hint counts only at creation (DESIGN.md, "Placement").
+  const id = env.GATEWAY.idFromName(name);
+  const stub = locationHint === undefined ? env.GATEWAY.get(id) : env.GATEWAY.get(id, { locationHint });
   return stub.fetch(new Request(request.url, { method: "GET", headers }));
 }
 
 /**
- * Gateway policy: "random" spreads sockets evenly over GATEWAYS objects; "ip"
- * hashes the client address, so one client (and its reconnects) keeps a gateway.
+ * Where Cloudflare says the upgrade comes from, for GATEWAY_POLICY=region
+ * (`request.cf` is set by Cloudflare; under `wrangler dev`, a stand-in).
  */
-function pickGateway(request: Request, config: BrokerConfig): string {
-  if (config.gateways <= 1) return gatewayName(0);
-  if (config.gatewayPolicy === "ip") {
-    const ip = request.headers.get("CF-Connecting-IP") ?? "";
-    return gatewayName(fnv1a(ip) % config.gateways);
-  }
-  return gatewayName(Math.floor(Math.random() * config.gateways));
+function placeOf(request: Request, address: string): ClientPlace {
+  const cf = request.cf;
+  return {
+    continent: typeof cf?.continent === "string" ? cf.continent : undefined,
+    country: typeof cf?.country === "string" ? cf.country : undefined,
+    longitude: typeof cf?.longitude === "string" ? cf.longitude : undefined,
+    address,
+  };
 }
