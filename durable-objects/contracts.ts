@@ -10,7 +10,7 @@ import type { UserRecord } from "../broker/auth/password-logins.ts";
 import type { Message } from "../broker/message.ts";
 import type { Destination, Layout } from "../broker/routing.ts";
 import type { OutboundPage, QueuedMessage, SessionState } from "../broker/session-state.ts";
-import type { GatewayStats, ShardStats } from "../broker/stats.ts";
+import type { BrokerStats, GatewayStats, ShardStats } from "../broker/stats.ts";
 import type { Will } from "../mqtt/index.ts";
 
 // ---- gateways -------------------------------------------------------------
@@ -284,4 +284,11 @@ export interface UserShardRpc extends Rpc.DurableObjectBranded {
   remove(name: string): boolean;
   get(name: string): UserInfo | null;
   page(after: string | null, limit: number): UserPage;
+}
+
+// ---- statistics -----------------------------------------------------------
+
+export interface StatsHubRpc extends Rpc.DurableObjectBranded {
+  /** The broker's statistics, collected at most `maxAgeMs` ago (one collection shared by all askers). */
+  current(maxAgeMs: number): Promise<BrokerStats>;
 }

@@ -2,7 +2,8 @@
  * Stubs for calls between objects, typed by the contracts their classes implement
  * (contracts.ts): the compiler checks every call against the class that answers.
  */
-import { gatewayName, type Layout, registryName, shardName } from "../broker/routing.ts";
+import { type GatewayPlacement, gatewayNames } from "../broker/gateways.ts";
+import { type Layout, registryName, shardName } from "../broker/routing.ts";
 
 import { aggregate, type BrokerStats } from "../broker/stats.ts";
 
@@ -16,6 +17,7 @@ import type {
   SessionRpc,
   SessionUsage,
   ShardRpc,
+  StatsHubRpc,
 } from "./contracts.ts";
 
 export type GatewayStub = DurableObjectStub<GatewayRpc>;
@@ -49,14 +51,15 @@ export function meterSession(meter: SessionMeter, usage: SessionUsage): void {
 
 type Namespaces = Pick<Env, "GATEWAY" | "TOPIC_SHARD" | "SESSION">;
 
-/** Statistics of every gateway and shard, summed (for /api/stats, /metrics, $SYS). */
+/**
+ * Statistics of every gateway and shard, summed: G + S calls. Only the StatsHub
+ * collects (stats-hub.ts); everyone else asks it (`brokerStats`).
+ */
 export async function collectStats(
   env: Namespaces,
-  config: { gateways: number; layout: Layout },
+  config: { gateways: number; placement: GatewayPlacement; layout: Layout },
 ): Promise<BrokerStats> {
-  const gateways = await Promise.all(
-    Array.from({ length: config.gateways }, (_, i) => gatewayStub(env, gatewayName(i)).stats()),
-  );
+  const gateways = await Promise.all(gatewayNames(config).map((name) => gatewayStub(env, name).stats()));
   const shards = await Promise.all(
     Array.from({ length: config.layout.shards }, (_, i) => shardStub(env, i).stats()),
   );
@@ -86,3 +89,12 @@ export function registryStubNamed(env: Pick<Env, "REGISTRY">, name: string): Reg
 export function sessionStub(env: Pick<Env, "SESSION">, clientId: string): SessionStub {
   return env.SESSION.get(env.SESSION.idFromName(clientId));
 }
+
+/** The broker's statistics from the StatsHub, at most `maxAgeMs` old: one call. */
+export function brokerStats(env: Pick<Env, "STATS">, maxAgeMs: number): Promise<BrokerStats> {
+  const hub: DurableObjectStub<StatsHubRpc> = env.STATS.get(env.STATS.idFromName(STATS_HUB_NAME));
+  return hub.current(maxAgeMs);
+}
+
+/** The one StatsHub of a deployment. */
+export const STATS_HUB_NAME = "stats";

@@ -16,7 +16,12 @@ import { shardsForFilter } from "../broker/routing.ts";
 
 import type { BrokerStats } from "../broker/stats.ts";
 import type { RetainedPage } from "../durable-objects/contracts.ts";
-import { bridgeStub, collectStats, registryStub, shardStub } from "../durable-objects/stubs.ts";
+import {
+  bridgeStub,
+  registryStub,
+  shardStub,
+  brokerStats as statsFromHub,
+} from "../durable-objects/stubs.ts";
 import { isWellFormedUtf8, ReasonCode, validateTopicFilter } from "../mqtt/index.ts";
 import type { Env } from "./env.ts";
 import { openApiDocument } from "./openapi.ts";
@@ -151,7 +156,8 @@ function jsonProperties(props: Record<string, unknown>): Record<string, unknown>
 }
 
 function brokerStats(env: Env): Promise<BrokerStats> {
-  return collectStats(env, readConfig(env));
+  // Collected by the StatsHub at most once a second, however often the API is polled.
+  return statsFromHub(env, 1000);
 }
 
 /** Prometheus text exposition of /api/stats. */

@@ -6,6 +6,7 @@ import type {
   RegistryRpc,
   SessionRpc,
   ShardRpc,
+  StatsHubRpc,
   UserShardRpc,
 } from "../durable-objects/contracts.ts";
 
@@ -18,6 +19,7 @@ export interface Env extends BrokerEnv {
   REGISTRY: DurableObjectNamespace<RegistryRpc>;
   BRIDGE: DurableObjectNamespace<BridgeRpc>;
   USERS: DurableObjectNamespace<UserShardRpc>;
+  STATS: DurableObjectNamespace<StatsHubRpc>;
   /** Shared secret of the NIMBUS-HMAC-SHA256 authentication method; unset disables it. */
   AUTH_HMAC_SECRET?: string;
   /** "true" lets clients connect without credentials. Off unless set (npm start sets it). */

@@ -17,6 +17,7 @@ export { Bridge } from "../durable-objects/bridge.ts";
 export { Gateway } from "../durable-objects/gateway.ts";
 export { Registry } from "../durable-objects/registry.ts";
 export { Session } from "../durable-objects/session.ts";
+export { StatsHub } from "../durable-objects/stats-hub.ts";
 export { TopicShard } from "../durable-objects/topic-shard.ts";
 export { UserShard } from "../durable-objects/user-shard.ts";
 

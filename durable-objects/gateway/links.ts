@@ -13,8 +13,8 @@ import type { Env } from "../../worker/env.ts";
 import type { ClaimRequest, Ended, RegistryClaim, Reply } from "../contracts.ts";
 import { type RetainedFrom, registerAtShards, unregisterAtShards } from "../registration.ts";
 import {
+  brokerStats,
   callSession,
-  collectStats,
   meterSession,
   registryStub,
   registryStubNamed,
@@ -118,8 +118,8 @@ export class Links {
     return unregisterAtShards((i) => this.shard(i), config, this.deps.destination(), clientId, filters);
   }
 
-  /** Statistics of every gateway and shard ($SYS). */
+  /** The broker's statistics for $SYS: the StatsHub's, at most one interval old (one call). */
   stats(): Promise<BrokerStats> {
-    return collectStats(this.deps.env, this.deps.config);
+    return brokerStats(this.deps.env, this.deps.config.sysInterval * 1000);
   }
 }
