@@ -1,6 +1,6 @@
 /**
- * A small live line chart in SVG, drawn by hand: the last `capacity` values,
- * scaled to the largest of them. Values are numbers only, so nothing a client sent
+ * A small live line chart in SVG, drawn by hand: the last `capacity` values (100
+ * polls: 5 minutes), scaled to the largest of them. Values are numbers only, so nothing a client sent
  * reaches the markup.
  */
 import { niceCeiling } from "./scale.ts";
@@ -23,7 +23,7 @@ export class LineChart {
    * `box` receives the SVG; `value` shows the latest value, formatted. The chart's
    * `data-latest` and `data-points` attributes say what it shows (for tests).
    */
-  constructor(box: HTMLElement, value: HTMLElement, format: (n: number) => string, capacity = 150) {
+  constructor(box: HTMLElement, value: HTMLElement, format: (n: number) => string, capacity = 100) {
     this.box = box;
     this.value = value;
     this.format = format;
