@@ -94,6 +94,8 @@ describe("web console", () => {
 /** A console page with the operator view watching, with the API token. */
 async function openOperatorView(): Promise<Page> {
   const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+  // Within the test's 30 s, so that a failure leaves its screenshot.
+  page.setDefaultTimeout(10_000);
   await page.goto(`${http}/`);
   await page.fill("#api-token", apiToken);
   await page.click("#operator-start");
@@ -196,7 +198,8 @@ describe("operator view", () => {
 
   it("shows client ids and topic filters from clients as text, never as markup", async () => {
     // Both are the client's to choose: a page that put them in as HTML would run this.
-    const clientId = `<img src=x onerror="window.__xss=1">${unique("x")}`;
+    // "/", "%", "?" and "#" too: the lookup must send the id as one path segment.
+    const clientId = `<img src=x onerror="window.__xss=1"> /%?#${unique("x")}`;
     const filter = "<script>window.__xss=2</script>/#";
     const client: MqttClient = await connect(url, { clientId, protocolVersion: 5 });
     await client.subscribeAsync(filter, { qos: 0 });
