@@ -59,7 +59,8 @@ export async function handleApi(request: Request, env: Env, url: URL): Promise<R
     }
     const client = /^\/api\/clients\/([^/]+)$/.exec(path);
     if (client) {
-      const id = decodeURIComponent(client[1] as string);
+      const id = decodedSegment(client[1] as string);
+      if (id === null) return apiError(400, "the client id is not well-formed percent-encoded UTF-8");
       if (request.method === "GET") {
         const info = await registryStub(env, id).info(id);
         return info === null ? apiError(404, `no session for client id ${JSON.stringify(id)}`) : json(info);
@@ -76,6 +77,15 @@ export async function handleApi(request: Request, env: Env, url: URL): Promise<R
   } catch (err) {
     log("error", "api_error", { path, error: String(err) });
     return apiError(500, "internal error");
+  }
+}
+
+/** A path segment percent-decoded; null when it is not well-formed (decodeURIComponent throws). */
+function decodedSegment(segment: string): string | null {
+  try {
+    return decodeURIComponent(segment);
+  } catch {
+    return null;
   }
 }
 

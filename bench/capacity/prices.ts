@@ -35,6 +35,8 @@
  *   per client).
  */
 
+import { PRICES } from "../../broker/prices.ts";
+
 export const READ_ON = "2026-12-03";
 
 export const CLOUDFLARE = {
@@ -42,16 +44,16 @@ export const CLOUDFLARE = {
   monthlyMinimum: 5,
   workerRequest: { included: 10e6, price: 0.3 / 1e6 },
   workerCpuMs: { included: 30e6, price: 0.02 / 1e6 },
-  doRequest: { included: 1e6, price: 0.15 / 1e6 },
+  doRequest: { included: 1e6, price: PRICES.request },
   /** Incoming WebSocket messages are billed 20 to one request. */
-  wsMessagesPerRequest: 20,
-  gbSecond: { included: 400_000, price: 12.5 / 1e6 },
+  wsMessagesPerRequest: PRICES.wsMessagesPerRequest,
+  gbSecond: { included: 400_000, price: PRICES.gbSecond },
   /** Duration is billed at 128 MB an object, whatever it uses. */
-  objectGb: 0.128,
-  rowWritten: { included: 50e6, price: 1.0 / 1e6 },
+  objectGb: PRICES.objectGb,
+  rowWritten: { included: 50e6, price: PRICES.rowWritten },
   rowRead: { included: 25e9, price: 0.001 / 1e6 },
   storedGbMonth: { included: 5, price: 0.2 },
-  logLine: { included: 20e6, price: 0.6 / 1e6 },
+  logLine: { included: 20e6, price: PRICES.logLine },
 } as const;
 
 export const CLOUDFLARE_LIMITS = {

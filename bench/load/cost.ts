@@ -1,28 +1,12 @@
 /**
  * The cost model: what Cloudflare would bill for a scenario, from the counters
  * every gateway and shard keeps, at Cloudflare's published Durable Objects prices
- * (bench/capacity/prices.ts says where each comes from), per million messages
- * delivered, without the monthly allowances (a scenario's marginal cost); beside AWS
- * IoT Core's $1.00 per million messages, where each publish and each delivery counts.
+ * (as of late 2026, see README), per million messages delivered; beside AWS IoT
+ * Core's $1.00 per million messages, where each publish and each delivery counts.
+ * The prices: broker/prices.ts.
  */
+import { PRICES } from "../../broker/prices.ts";
 import type { BrokerStats } from "../../broker/stats.ts";
-import { AWS_IOT, CLOUDFLARE } from "../capacity/prices.ts";
-
-export const PRICES = {
-  /** $ per Durable Object request (RPC call, fetch, alarm). */
-  request: CLOUDFLARE.doRequest.price,
-  /** Incoming WebSocket messages are billed 20 to one request. */
-  wsMessagesPerRequest: CLOUDFLARE.wsMessagesPerRequest,
-  /** $ per SQLite row written. */
-  rowWritten: CLOUDFLARE.rowWritten.price,
-  /** $ per GB-second of duration; an object is billed at 128 MB. */
-  gbSecond: CLOUDFLARE.gbSecond.price,
-  objectGb: CLOUDFLARE.objectGb,
-  /** Workers Logs: $ per log line past the included volume. */
-  logLine: CLOUDFLARE.logLine.price,
-  /** AWS IoT Core: $ per message (publish or delivery) in the first billion a month. */
-  awsMessage: AWS_IOT.messageTiers[0].price,
-};
 
 export interface Cost {
   delivered: number;

@@ -5,8 +5,9 @@
  * Reading /api/stats itself calls every gateway and shard once; that is measured when
  * the meter is made and taken out of every phase.
  */
+
+import { PRICES } from "../../broker/prices.ts";
 import type { BrokerStats, GatewayStats, ShardStats } from "../../broker/stats.ts";
-import { PRICES } from "./cost.ts";
 
 export interface Units {
   seconds: number;
