@@ -194,7 +194,12 @@ export interface SessionRpc extends Rpc.DurableObjectBranded {
   info(): Promise<Reply<SessionInfo | null>>;
   drop(): Promise<Reply<boolean>>;
   enqueue(messages: Message[]): Promise<Reply<void>>;
-  append(entries: QueuedMessage[]): Promise<Reply<void>>;
+  /**
+   * Messages its gateway matched already. `heldBy`: the connection that is still
+   * taking the queue (its gateway holds newer messages back behind it): they are
+   * queued without being offered back to that gateway.
+   */
+  append(entries: QueuedMessage[], heldBy?: string): Promise<Reply<void>>;
 }
 
 // ---- registries -----------------------------------------------------------

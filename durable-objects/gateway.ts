@@ -276,10 +276,16 @@ export class Gateway extends DurableObject<Env> implements GatewayRpc {
     this.counters.add("rpc_in");
     assertWithinCall(messages);
     this.reconcile();
-    // Clients no longer here whose Session keeps their messages.
+    // Clients no longer here whose Session keeps their messages, and clients here
+    // whose queue is still coming from it (they go behind the queue, at once).
     const forward = this.outbound.fanOut(messages);
     await Promise.all(
-      [...forward].map(([clientId, list]) => this.links.session(clientId, (s) => s.append(list))),
+      [...forward].map(([clientId, list]) => {
+        const conn = this.sockets.clients.get(clientId);
+        const heldBy =
+          conn !== undefined && !conn.finished && conn.backlog ? conn.connected?.connId : undefined;
+        return this.links.session(clientId, (s) => s.append(list, heldBy));
+      }),
     );
   }
 

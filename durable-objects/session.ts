@@ -164,8 +164,8 @@ export class Session extends DurableObject<Env> implements SessionRpc {
   }
 
   /** Messages for the client that its gateway matched already. */
-  append(entries: QueuedMessage[]): Promise<Reply<void>> {
-    return this.serve(() => this.inbox.append(entries));
+  append(entries: QueuedMessage[], heldBy?: string): Promise<Reply<void>> {
+    return this.serve(() => this.inbox.append(entries, heldBy));
   }
 
   /** What the HTTP API shows of this client: online where, subscriptions, queued messages. */

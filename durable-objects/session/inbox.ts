@@ -61,21 +61,26 @@ export class Inbox {
    * just moved, or its queue is still on its way to the gateway): queued as
    * granted there, since subscriptions made meanwhile are known only there.
    */
-  async append(entries: QueuedMessage[]): Promise<void> {
+  async append(entries: QueuedMessage[], heldBy?: string): Promise<void> {
     assertWithinCall(entries.map((e) => e.message));
     const record = this.deps.readRecord();
     if (record === undefined) return;
     const now = Date.now();
+    // The gateway that sent them holds newer messages back while its connection
+    // takes the queue: offering them back to it would only be refused (one more
+    // hop each way), so they are queued at once, behind the queue.
+    const offer = heldBy === undefined || heldBy !== record.ownerConn;
     await this.keep(
       record,
       entries.filter((e) => e.message.qos > 0 && !isExpired(e.message, now)),
+      offer,
     );
   }
 
-  /** Passes accepted messages to the client's gateway while it is online, else queues them. */
-  private async keep(record: SessionRecord, accepted: QueuedMessage[]): Promise<void> {
+  /** Passes accepted messages to the client's gateway while it is online (when `offer`), else queues them. */
+  private async keep(record: SessionRecord, accepted: QueuedMessage[], offer = true): Promise<void> {
     if (accepted.length === 0) return;
-    if (record.online && (await this.deps.deliverTo(record, accepted))) return;
+    if (offer && record.online && (await this.deps.deliverTo(record, accepted))) return;
     const dropped = this.deps.keep(accepted);
     if (dropped > 0)
       log("warn", "queue_full", { clientId: record.clientId, dropped, max: this.deps.maxQueued });

@@ -137,3 +137,25 @@ describe("a Session's queue, a page at a time", () => {
     expect((await s.drop()).result).toBe(true);
   });
 });
+
+describe("messages its gateway holds back behind a queue still on its way", () => {
+  it("are queued at once, not offered back to that gateway (no hop gateway → Session → gateway → Session)", async () => {
+    const clientId = "held-back";
+    const s = await offline(clientId);
+    // The client is back on conn-b: online at GATEWAY, its queue not taken yet.
+    await s.claim(claim(clientId, "conn-b"));
+    const gateway = bindings.GATEWAY.get(bindings.GATEWAY.idFromName(GATEWAY));
+    const calls = async () => (await gateway.stats()).counters.rpc_in ?? 0;
+    const before = await calls();
+    const entries = [{ message: message(1), subscriptionIds: [] }];
+    await s.append(entries, "conn-b");
+    // Our own stats call only: the Session did not call the gateway's deliverTo.
+    expect((await calls()) - before).toBe(1);
+    const page = (await s.switched("conn-b", 0)).result;
+    expect((await takeAll(s, "conn-b", page)).map((e) => e.message.id)).toContain("m1");
+    // Without heldBy (a gateway the client left), the Session offers them to its gateway first.
+    const again = await calls();
+    await s.append([{ message: message(2), subscriptionIds: [] }]);
+    expect((await calls()) - again).toBe(2);
+  });
+});
