@@ -5,12 +5,14 @@
 
 import { type AclEntry, parseAcl } from "./acl.ts";
 import { MIN_PEPPER_BYTES } from "./auth/login-verifier.ts";
+import { readUpgradeLoginSettings, type UpgradeLoginEnv } from "./auth/upgrade-logins.ts";
 import { type BridgeConfig, parseBridges } from "./bridges.ts";
 import { CLIENT_ID_LENGTH_LIMIT } from "./client-ids.ts";
 import { type Layout, layoutOf } from "./routing.ts";
 import { parseRules, type Rule } from "./rules.ts";
 
-export interface BrokerEnv {
+/** The vars and secrets of wrangler.toml the broker reads (the upgrade's logins' among them). */
+export interface BrokerEnv extends UpgradeLoginEnv {
   TOPIC_SHARDS?: string;
   SHARD_LEVELS?: string;
   GATEWAYS?: string;
@@ -33,7 +35,6 @@ export interface BrokerEnv {
   PUBLISH_RATE?: string;
   PUBLISH_BURST?: string;
   OUTBOUND_QOS0_RATE?: string;
-  ALLOWED_ORIGINS?: string;
   SYS_INTERVAL?: string;
   MAX_CLIENT_ID_LENGTH?: string;
   CLIENT_ID_PATTERN?: string;
@@ -53,10 +54,6 @@ export interface BrokerEnv {
   BRIDGES?: string;
   /** ACL rules (JSON, acl.ts): [{"user": "alice" | "anonymous" | "*", "publish": [...], "subscribe": [...]}]. */
   ACL?: string;
-  /** JWKS_URL needs JWT_ISSUER and JWT_AUDIENCE (auth/jwt.ts). */
-  JWKS_URL?: string;
-  JWT_ISSUER?: string;
-  JWT_AUDIENCE?: string;
 }
 
 export type GatewayPolicy = "random" | "ip";
@@ -244,6 +241,7 @@ export function readConfig(env: BrokerEnv): BrokerConfig {
   // audience are what say a token is for this broker.
   if (env.JWKS_URL?.trim() && (!env.JWT_ISSUER?.trim() || !env.JWT_AUDIENCE?.trim()))
     problems.push("JWKS_URL needs JWT_ISSUER and JWT_AUDIENCE (else any tenant of the provider gets in)");
+  problems.push(...readUpgradeLoginSettings(env).problems);
   const acl = parseAcl(env.ACL);
   config.acl = acl.entries;
   problems.push(...acl.problems);
