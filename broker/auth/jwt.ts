@@ -109,7 +109,9 @@ export class JwtVerifier {
     // RFC 7515 4.1.11: extensions the token says must be understood; none are.
     if (header.crit !== undefined) return { ok: false, reason: "JWT crit header not understood" };
     const signed = new TextEncoder().encode(`${h}.${p}`);
-    const valid = await this.checkSignature(header, signed, fromBase64Url(s));
+    const signature = decoded(s);
+    if (signature === undefined) return { ok: false, reason: "JWT signature is not base64url" };
+    const valid = await this.checkSignature(header, signed, signature);
     if (valid !== true) return { ok: false, reason: valid };
     if (claims === null || typeof claims !== "object" || Array.isArray(claims))
       return { ok: false, reason: "JWT claims are not an object" };
@@ -193,10 +195,19 @@ function keysFor(keys: JsonWebKey[], alg: AsymmetricAlg, kid: string | undefined
     if ("crv" in want && k.crv !== want.crv) return false;
     if (k.use !== undefined && k.use !== "sig") return false;
     if (k.key_ops !== undefined && !k.key_ops.includes("verify")) return false;
-    if (alg === "RS256" && (typeof k.n !== "string" || fromBase64Url(k.n).length * 8 < MIN_RSA_BITS))
+    if (alg === "RS256" && (typeof k.n !== "string" || (decoded(k.n)?.length ?? 0) * 8 < MIN_RSA_BITS))
       return false;
     return true;
   });
+}
+
+/** Bytes of base64url, or undefined for text that is none (a token's or a JWKS's, from outside). */
+function decoded(text: string): Uint8Array | undefined {
+  try {
+    return fromBase64Url(text);
+  } catch {
+    return undefined;
+  }
 }
 
 /** Only the public members: a JWKS that (wrongly) carries a private key is not imported as one. */
