@@ -24,7 +24,12 @@ export const MAX_SESSION_COOKIE_BYTES = 512;
 /** Seconds of clock skew tolerated on `exp`, as for tokens. */
 const LEEWAY_SECONDS = 30;
 
-const SHAPE = /^v1\.([A-Za-z0-9_-]+)\.(\d{1,12})\.([A-Za-z0-9_-]{43})$/;
+/**
+ * The whole value, anchored. A 32-byte signature is 43 characters, the last of
+ * which carries two padding bits that must be 0 (RFC 4648 3.5): one spelling per
+ * cookie, so that no two values pass for the same.
+ */
+const SHAPE = /^v1\.([A-Za-z0-9_-]+)\.(\d{1,12})\.([A-Za-z0-9_-]{42}[AEIMQUYcgkosw048])$/;
 const strictUtf8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
 
 export type SessionCookieResult =

@@ -177,7 +177,7 @@ describe("session cookie (UPGRADE_SESSION_SECRET)", () => {
     for (const forged of [
       `${v}.${admin}.${exp}.${sig}`,
       `${v}.${name}.${Number(exp) + 86_400}.${sig}`,
-      `${v}.${name}.${exp}.${sig.slice(0, -1)}${sig.endsWith("A") ? "B" : "A"}`,
+      `${v}.${name}.${exp}.${sig.slice(0, 20)}${sig[20] === "A" ? "B" : "A"}${sig.slice(21)}`,
       mintedByApp("alice", SECONDS + 60, "t".repeat(32)),
     ])
       expect(await cookies.verify(forged)).toEqual({ ok: false, reason: "session cookie signature" });
@@ -189,6 +189,16 @@ describe("session cookie (UPGRADE_SESSION_SECRET)", () => {
     expect(await cookies.verify(hs256({ sub: "alice" }, SESSION_SECRET))).toEqual(shape);
     expect(await cookies.verify(mintedByApp("alice", SECONDS + 60).replace(/^v1/, "v2"))).toEqual(shape);
     expect(await cookies.verify(`v1.YQ.-5.${"A".repeat(43)}`)).toEqual(shape);
+    // The last character of a 32-byte signature carries two padding bits, which must be 0:
+    // one cookie, one spelling.
+    const value = mintedByApp("alice", SECONDS + 60);
+    const last = value.at(-1) as string;
+    const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    const respelled = `${value.slice(0, -1)}${alphabet[alphabet.indexOf(last) + 1]}`;
+    expect(Buffer.from(respelled.split(".")[3] as string, "base64url")).toEqual(
+      Buffer.from(value.split(".")[3] as string, "base64url"),
+    );
+    expect(await cookies.verify(respelled)).toEqual(shape);
     // The longest name a principal may have makes a cookie within the bound; one byte more is refused.
     const longest = mintedByApp("n".repeat(256), SECONDS + 60);
     expect(longest.length).toBeLessThanOrEqual(MAX_SESSION_COOKIE_BYTES);
