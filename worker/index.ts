@@ -5,11 +5,12 @@
 import { type BrokerConfig, ConfigError, readConfig } from "../broker/config.ts";
 import { log } from "../broker/log.ts";
 import type { Message as BrokerMessage } from "../broker/message.ts";
-import { fnv1a, gatewayName, shardOf } from "../broker/routing.ts";
+import { shardOf } from "../broker/routing.ts";
 import { bridgeStub, shardStub } from "../durable-objects/stubs.ts";
 import { handleApi, metrics } from "./api.ts";
 import type { Env } from "./env.ts";
 import { messageOf, type PublishBody } from "./publish-input.ts";
+import { upgradeDecision, upgradeLoginsFor } from "./upgrade.ts";
 
 export { Bridge } from "../durable-objects/bridge.ts";
 export { Gateway } from "../durable-objects/gateway.ts";
@@ -18,11 +19,8 @@ export { Session } from "../durable-objects/session.ts";
 export { TopicShard } from "../durable-objects/topic-shard.ts";
 export { UserShard } from "../durable-objects/user-shard.ts";
 
-/** Subprotocols MQTT over WebSocket uses (MQTT 5.0 6.0, 3.1.1 6.0; "mqttv3.1" for 3.1). */
-const SUBPROTOCOLS = ["mqtt", "mqttv3.1"];
-
 export default {
-  async fetch(request: Request, env: Env): Promise<Response> {
+  async fetch(request: Request<unknown, IncomingRequestCfProperties>, env: Env): Promise<Response> {
     let config: BrokerConfig;
     try {
       // Settings past a platform limit are refused whole, at once and in plain words.
@@ -88,47 +86,17 @@ export default {
   },
 } satisfies ExportedHandler<Env>;
 
-function upgrade(request: Request, env: Env, config: BrokerConfig): Promise<Response> | Response {
-  if (request.headers.get("Upgrade")?.toLowerCase() !== "websocket") {
-    return new Response("MQTT needs a WebSocket upgrade\n", {
-      status: 426,
-      headers: { Upgrade: "websocket" },
-    });
-  }
-  const offered = (request.headers.get("Sec-WebSocket-Protocol") ?? "")
-    .split(",")
-    .map((p) => p.trim())
-    .filter((p) => p !== "");
-  const protocol = offered.find((p) => SUBPROTOCOLS.includes(p));
-  if (protocol === undefined) {
-    return new Response("WebSocket subprotocol must be mqtt (or mqttv3.1)\n", { status: 400 });
-  }
-  // Browsers send Origin; with an allow-list configured, only those origins may
-  // open a socket. Devices and servers send no Origin and are not affected.
-  const origin = request.headers.get("Origin");
-  const allowed = config.allowedOrigins;
-  if (origin !== null && allowed.length > 0 && !allowed.includes(origin)) {
-    return new Response("origin not allowed\n", { status: 403 });
-  }
-  const name = pickGateway(request, config);
-  const headers = new Headers(request.headers);
-  headers.set("x-nimbus-gateway", name);
-  headers.set("x-nimbus-subprotocol", protocol);
-  // Set by Cloudflare, not by the client: failed authentications are limited per address.
-  headers.set("x-nimbus-client-address", request.headers.get("CF-Connecting-IP") ?? "");
-  const stub = env.GATEWAY.get(env.GATEWAY.idFromName(name));
-  return stub.fetch(new Request(request.url, { method: "GET", headers }));
-}
-
 /**
- * Gateway policy: "random" spreads sockets evenly over GATEWAYS objects; "ip"
- * hashes the client address, so one client (and its reconnects) keeps a gateway.
+ * A WebSocket upgrade: checked, its login read (upgrade.ts), and handed to a
+ * Gateway object, or refused.
  */
-function pickGateway(request: Request, config: BrokerConfig): string {
-  if (config.gateways <= 1) return gatewayName(0);
-  if (config.gatewayPolicy === "ip") {
-    const ip = request.headers.get("CF-Connecting-IP") ?? "";
-    return gatewayName(fnv1a(ip) % config.gateways);
-  }
-  return gatewayName(Math.floor(Math.random() * config.gateways));
+async function upgrade(
+  request: Request<unknown, IncomingRequestCfProperties>,
+  env: Env,
+  config: BrokerConfig,
+): Promise<Response> {
+  const decision = await upgradeDecision(request, config, upgradeLoginsFor(env), request.cf);
+  if (decision.kind === "refuse") return decision.response;
+  const stub = env.GATEWAY.get(env.GATEWAY.idFromName(decision.gateway));
+  return stub.fetch(decision.request);
 }
