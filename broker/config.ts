@@ -8,6 +8,7 @@ import { MIN_PEPPER_BYTES } from "./auth/login-verifier.ts";
 import { readUpgradeLoginSettings, type UpgradeLoginEnv } from "./auth/upgrade-logins.ts";
 import { type BridgeConfig, parseBridges } from "./bridges.ts";
 import { CLIENT_ID_LENGTH_LIMIT } from "./client-ids.ts";
+import type { PresenceSettings } from "./presence.ts";
 import { type Layout, layoutOf } from "./routing.ts";
 import { parseRules, type Rule } from "./rules.ts";
 
@@ -54,6 +55,10 @@ export interface BrokerEnv extends UpgradeLoginEnv {
   BRIDGES?: string;
   /** ACL rules (JSON, acl.ts): [{"user": "alice" | "anonymous" | "*", "publish": [...], "subscribe": [...]}]. */
   ACL?: string;
+  /** "true": $SYS/presence/ events at each connect and disconnect (presence.ts). */
+  PRESENCE?: string;
+  /** "true": presence events carry the client's address. */
+  PRESENCE_ADDRESS?: string;
 }
 
 export type GatewayPolicy = "random" | "ip";
@@ -127,6 +132,8 @@ export interface BrokerConfig {
   authFailuresPerAddress: number;
   authFailuresPerNetwork: number;
   authFailuresPerGateway: number;
+  /** PRESENCE and PRESENCE_ADDRESS: connected and disconnected events under `$SYS/presence/`. */
+  presence: PresenceSettings;
 }
 
 /**
@@ -226,6 +233,7 @@ export function readConfig(env: BrokerEnv): BrokerConfig {
     authFailuresPerAddress: int("AUTH_FAILURES_PER_MINUTE", 10, 1, 1_000_000),
     authFailuresPerNetwork: int("AUTH_FAILURES_PER_MINUTE_NETWORK", 100, 1, 10_000_000),
     authFailuresPerGateway: int("AUTH_FAILURES_PER_MINUTE_GATEWAY", 600, 1, 10_000_000),
+    presence: { enabled: false, address: false },
     acl: undefined,
     rules: [],
     bridges: [],
@@ -241,6 +249,14 @@ export function readConfig(env: BrokerEnv): BrokerConfig {
   // audience are what say a token is for this broker.
   if (env.JWKS_URL?.trim() && (!env.JWT_ISSUER?.trim() || !env.JWT_AUDIENCE?.trim()))
     problems.push("JWKS_URL needs JWT_ISSUER and JWT_AUDIENCE (else any tenant of the provider gets in)");
+  const flag = (name: "PRESENCE" | "PRESENCE_ADDRESS") => {
+    const value = env[name]?.trim();
+    if (value === undefined || value === "" || value === "false") return false;
+    if (value === "true") return true;
+    problems.push(`${name}=${value} is neither true nor false`);
+    return false;
+  };
+  config.presence = { enabled: flag("PRESENCE"), address: flag("PRESENCE_ADDRESS") };
   problems.push(...readUpgradeLoginSettings(env).problems);
   const acl = parseAcl(env.ACL);
   config.acl = acl.entries;
