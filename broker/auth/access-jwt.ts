@@ -42,13 +42,15 @@ export function accessTeamDomain(setting: string): string | undefined {
 export class AccessVerifier {
   private readonly jwt: JwtVerifier;
 
-  /** `teamDomain` as accessTeamDomain gives it; `aud` the Access application's AUD tag. */
-  constructor(teamDomain: string, aud: string) {
-    this.jwt = new JwtVerifier({
-      jwksUrl: `https://${teamDomain}/cdn-cgi/access/certs`,
-      issuer: `https://${teamDomain}`,
-      audience: aud,
-    });
+  /**
+   * `teamDomain` as accessTeamDomain gives it; `aud` the Access application's AUD
+   * tag; `jwks` the team's keys as a JWKS document instead of fetching them
+   * (ACCESS_JWKS: offline development and tests; Access rotates its keys every six
+   * weeks, so a deployment fetches them).
+   */
+  constructor(teamDomain: string, aud: string, jwks?: string) {
+    const keys = jwks === undefined ? { jwksUrl: `https://${teamDomain}/cdn-cgi/access/certs` } : { jwks };
+    this.jwt = new JwtVerifier({ ...keys, issuer: `https://${teamDomain}`, audience: aud });
   }
 
   /** The verifier's JWKS (for tests of its fetches). */

@@ -29,6 +29,7 @@
 import { ACCESS_COOKIE, ACCESS_HEADER, AccessVerifier, accessTeamDomain } from "./access-jwt.ts";
 import { tokenLogin } from "./authenticator.ts";
 import { type CertPrincipal, certificateLogin, type PresentedCertificate } from "./client-cert.ts";
+import { parseJwks } from "./jwks.ts";
 import { type JwtConfig, JwtVerifier, looksLikeJwt } from "./jwt.ts";
 import { cookieValues, MIN_SESSION_SECRET_BYTES, SessionCookies } from "./session-cookie.ts";
 import { encodeUpgradeIdentity, type UpgradeIdentity, type UpgradeLoginVia } from "./upgrade-identity.ts";
@@ -42,6 +43,8 @@ export interface UpgradeLoginEnv {
   /** Cloudflare Access: the team (`<team>.cloudflareaccess.com`) and the application's AUD tag, both or neither. */
   ACCESS_TEAM_DOMAIN?: string;
   ACCESS_AUD?: string;
+  /** The team's keys as a JWKS document, instead of fetching them (offline development, tests). */
+  ACCESS_JWKS?: string;
   /** Client certificates (mTLS): "cn" or "fingerprint" names the principal; unset: not read. */
   CLIENT_CERT_PRINCIPAL?: string;
   /** The issuer's DN (RFC 2253) client certificates must have; unset: any the zone's mTLS verified. */
@@ -62,7 +65,7 @@ export interface UpgradeLoginEnv {
 
 export interface UpgradeLoginSettings {
   session?: { secret: string; cookie: string };
-  access?: { teamDomain: string; aud: string };
+  access?: { teamDomain: string; aud: string; jwks?: string };
   certificate?: { principal: CertPrincipal; issuer?: string };
   queryToken?: { jwt: JwtConfig; identityClaim: string };
   /** ALLOWED_ORIGINS: pages whose ambient credentials count, besides the broker's own origin. */
@@ -113,7 +116,13 @@ export function readUpgradeLoginSettings(env: UpgradeLoginEnv): {
       );
     else if (domain === undefined)
       problems.push(`ACCESS_TEAM_DOMAIN=${team} is not <team>.cloudflareaccess.com`);
-    else settings.access = { teamDomain: domain, aud };
+    else {
+      const jwks = set(env.ACCESS_JWKS);
+      if (jwks !== undefined && parseJwks(jwks) === undefined) problems.push("ACCESS_JWKS is not a JWKS");
+      settings.access = jwks === undefined ? { teamDomain: domain, aud } : { teamDomain: domain, aud, jwks };
+    }
+  } else if (set(env.ACCESS_JWKS) !== undefined) {
+    problems.push("ACCESS_JWKS needs ACCESS_TEAM_DOMAIN and ACCESS_AUD");
   }
   const cert = set(env.CLIENT_CERT_PRINCIPAL);
   if (cert !== undefined) {
@@ -161,7 +170,8 @@ export class UpgradeLogins {
   constructor(settings: UpgradeLoginSettings) {
     this.settings = settings;
     this.sessions = settings.session && new SessionCookies(settings.session.secret);
-    this.access = settings.access && new AccessVerifier(settings.access.teamDomain, settings.access.aud);
+    const access = settings.access;
+    this.access = access && new AccessVerifier(access.teamDomain, access.aud, access.jwks);
     this.queryJwt = settings.queryToken && new JwtVerifier(settings.queryToken.jwt);
   }
 

@@ -324,6 +324,18 @@ describe("Cloudflare Access (ACCESS_TEAM_DOMAIN, ACCESS_AUD)", () => {
     expect(team.fetches).toBe(2);
   });
 
+  it("with ACCESS_JWKS the team's keys are those given, nothing is fetched, and issuer and audience still hold", async () => {
+    const key = rsaKey("k1");
+    const team = accessTeam([]);
+    const v = new AccessVerifier(TEAM, AUD, JSON.stringify({ keys: [key.jwk] }));
+    expect((await v.verify(accessToken(key))).ok).toBe(true);
+    expect(await v.verify(accessToken(key, { aud: ["other"] }))).toMatchObject({ ok: false });
+    expect(await v.verify(accessToken(key, { iss: "https://evil.cloudflareaccess.com" }))).toMatchObject({
+      ok: false,
+    });
+    expect(team.fetches).toBe(0);
+  });
+
   it("the team domain is read from what an operator may write, and nothing else", () => {
     for (const written of ["acme", "ACME.cloudflareaccess.com", "https://acme.cloudflareaccess.com/"])
       expect(accessTeamDomain(written)).toBe(TEAM);
@@ -705,6 +717,8 @@ describe("settings", () => {
     [{ ACCESS_TEAM_DOMAIN: "acme" }, /ACCESS_TEAM_DOMAIN and ACCESS_AUD go together/],
     [{ ACCESS_AUD: AUD }, /ACCESS_TEAM_DOMAIN and ACCESS_AUD go together/],
     [{ ACCESS_TEAM_DOMAIN: "evil.example/x", ACCESS_AUD: AUD }, /is not <team>.cloudflareaccess.com/],
+    [{ ACCESS_TEAM_DOMAIN: "acme", ACCESS_AUD: AUD, ACCESS_JWKS: "{}" }, /ACCESS_JWKS is not a JWKS/],
+    [{ ACCESS_JWKS: '{"keys":[]}' }, /ACCESS_JWKS needs ACCESS_TEAM_DOMAIN and ACCESS_AUD/],
     [{ CLIENT_CERT_PRINCIPAL: "subject" }, /neither cn nor fingerprint/],
     [{ CLIENT_CERT_ISSUER: "CN=CA" }, /CLIENT_CERT_ISSUER needs CLIENT_CERT_PRINCIPAL/],
     [{ UPGRADE_QUERY_TOKEN: "true" }, /needs a JWT key/],
