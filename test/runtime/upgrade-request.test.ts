@@ -20,6 +20,7 @@ import { readUpgradeLoginSettings, UpgradeLogins } from "../../broker/auth/upgra
 import { readConfig } from "../../broker/config.ts";
 import type { Env } from "../../worker/env.ts";
 import { type UpgradeDecision, upgradeDecision } from "../../worker/upgrade.ts";
+import { CERT_NOT_AFTER, presentedCertificate } from "../support/certificates.ts";
 
 const bindings = env as unknown as Env;
 const gateway = () => bindings.GATEWAY.get(bindings.GATEWAY.idFromName("gateway-0"));
@@ -36,15 +37,7 @@ const FORGED = {
   "X-Nimbus-Anything": "1",
 };
 
-const verifiedCert: PresentedCertificate = {
-  certPresented: "1",
-  certVerified: "SUCCESS",
-  certRevoked: "0",
-  certSubjectDNRFC2253: "CN=device-17,O=Acme",
-  certIssuerDNRFC2253: "CN=Acme Device CA,O=Acme",
-  certFingerprintSHA256: "af363dc85bc942a892d3cee9796190fdb36d89cd588a4f1cb17c74a943439714",
-  certNotAfter: "Dec 22 19:39:00 2099 GMT",
-};
+const verifiedCert = presentedCertificate();
 
 function logins(): UpgradeLogins {
   const { settings, problems } = readUpgradeLoginSettings({
@@ -123,7 +116,7 @@ describe("what the Gateway is told", () => {
     const expected: Identity = {
       username: "device-17",
       via: "certificate",
-      expiresAt: Date.UTC(2099, 11, 22, 19, 39),
+      expiresAt: CERT_NOT_AFTER,
     };
     expect(login).toEqual({ identity: expected });
     for (const h of ["cookie", "cf-access-jwt-assertion", "authorization"])

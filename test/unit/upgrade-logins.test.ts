@@ -11,12 +11,7 @@ import { serialize } from "node:v8";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { AccessVerifier, accessTeamDomain, MAX_ACCESS_TOKEN_BYTES } from "../../broker/auth/access-jwt.ts";
 import { ConnectAuthenticator, legacyOwnerOf, ownerOf } from "../../broker/auth/authenticator.ts";
-import {
-  certificateLogin,
-  notAfter,
-  type PresentedCertificate,
-  parseDn,
-} from "../../broker/auth/client-cert.ts";
+import { certificateLogin, notAfter, parseDn } from "../../broker/auth/client-cert.ts";
 import { cookieValues, MAX_SESSION_COOKIE_BYTES, SessionCookies } from "../../broker/auth/session-cookie.ts";
 import {
   encodeUpgradeIdentity,
@@ -34,6 +29,7 @@ import {
 } from "../../broker/auth/upgrade-logins.ts";
 import { ConfigError, readConfig } from "../../broker/config.ts";
 import type { AwaitingConnect } from "../../durable-objects/gateway/connection.ts";
+import { CERT_NOT_AFTER, presentedCertificate } from "../support/certificates.ts";
 
 const NOW = new Date("2026-12-03T08:00:00Z").getTime();
 const SECONDS = Math.floor(NOW / 1000);
@@ -112,16 +108,7 @@ function accessTeam(keys: RsaKey[]) {
   return served;
 }
 
-const cert = (over: Partial<Record<keyof PresentedCertificate, string>> = {}): PresentedCertificate => ({
-  certPresented: "1",
-  certVerified: "SUCCESS",
-  certRevoked: "0",
-  certSubjectDNRFC2253: "CN=device-17,OU=Sensors,O=Acme,C=US",
-  certIssuerDNRFC2253: "CN=Acme Device CA,O=Acme,C=US",
-  certFingerprintSHA256: "AF363DC85BC942A892D3CEE9796190FDB36D89CD588A4F1CB17C74A943439714",
-  certNotAfter: "Dec 22 19:39:00 2028 GMT",
-  ...over,
-});
+const cert = presentedCertificate;
 
 function upgradeRequest(headers: Record<string, string> = {}, url = BROKER): Request {
   return new Request(url, {
@@ -348,7 +335,7 @@ describe("Cloudflare Access (ACCESS_TEAM_DOMAIN, ACCESS_AUD)", () => {
 
 describe("client certificates (CLIENT_CERT_PRINCIPAL)", () => {
   it("a verified certificate names cert:<CN>, or its fingerprint, until its notAfter", () => {
-    const end = Date.UTC(2028, 11, 22, 19, 39, 0);
+    const end = CERT_NOT_AFTER;
     expect(certificateLogin(cert(), { principal: "cn" })).toEqual({
       ok: true,
       name: "device-17",

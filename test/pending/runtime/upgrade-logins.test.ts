@@ -17,21 +17,14 @@ import type { PresentedCertificate } from "../../../broker/auth/client-cert.ts";
 import type { Gateway } from "../../../durable-objects/gateway.ts";
 import { ReasonCode } from "../../../mqtt/index.ts";
 import type { Env } from "../../../worker/env.ts";
+import { CERT_NOT_AFTER, presentedCertificate } from "../../support/certificates.ts";
 import { connectPacket } from "../../support/packets.ts";
 import { TestClient } from "../../support/workerd-client.ts";
 
 const bindings = env as unknown as Env;
 const gateway = () => bindings.GATEWAY.get(bindings.GATEWAY.idFromName("gateway-0"));
 
-const verified: PresentedCertificate = {
-  certPresented: "1",
-  certVerified: "SUCCESS",
-  certRevoked: "0",
-  certSubjectDNRFC2253: "CN=device-17,O=Acme",
-  certIssuerDNRFC2253: "CN=Acme Device CA,O=Acme",
-  certFingerprintSHA256: "af363dc85bc942a892d3cee9796190fdb36d89cd588a4f1cb17c74a943439714",
-  certNotAfter: "Dec 22 19:39:00 2099 GMT",
-};
+const verified = presentedCertificate();
 
 /** A socket through the Worker, with `cf` as Cloudflare's edge would set it. */
 async function open(headers: Record<string, string>, tls?: PresentedCertificate): Promise<TestClient> {
@@ -58,7 +51,7 @@ describe("client certificates through the Worker and the Gateway", () => {
     expect(await storedIdentity("cert-dev-17")).toEqual({
       username: "device-17",
       via: "certificate",
-      expiresAt: Date.UTC(2099, 11, 22, 19, 39),
+      expiresAt: CERT_NOT_AFTER,
     });
     const renamed = await open({}, verified);
     renamed.send(connectPacket("cert-renamed", 5, { username: "admin" }), 5);
