@@ -32,7 +32,12 @@ import { type CertPrincipal, certificateLogin, type PresentedCertificate } from 
 import { parseJwks } from "./jwks.ts";
 import { type JwtConfig, JwtVerifier, looksLikeJwt } from "./jwt.ts";
 import { cookieValues, MIN_SESSION_SECRET_BYTES, SessionCookies } from "./session-cookie.ts";
-import { encodeUpgradeIdentity, type UpgradeIdentity, type UpgradeLoginVia } from "./upgrade-identity.ts";
+import {
+  encodeUpgradeIdentity,
+  type UpgradeIdentity,
+  type UpgradeLoginVia,
+  upgradeIdentityProblem,
+} from "./upgrade-identity.ts";
 
 /** The settings these logins read (wrangler.toml vars and secrets; BrokerEnv extends it). */
 export interface UpgradeLoginEnv {
@@ -217,6 +222,11 @@ export class UpgradeLogins {
   }
 
   private outcome(login: UpgradeIdentity, passedOver: string[]): UpgradeOutcome {
+    // What the Gateway would not read back (upgradeIdentityOf) is said here, with why:
+    // a token's claim naming no principal a name may be, a client_id too long to keep.
+    const problem = upgradeIdentityProblem(login);
+    if (problem !== null)
+      return { kind: "refused", reason: `login's ${problem} is not one a principal may have` };
     const header = encodeUpgradeIdentity(login);
     if (header === undefined)
       return {

@@ -554,6 +554,12 @@ describe("which login an upgrade request makes", () => {
         clientId: "dave-phone",
       },
     });
+    // A subject no principal may have (control characters, past 256 bytes): refused with why.
+    for (const sub of ["a\u0001b", "n".repeat(257)])
+      expect(await l.identify(upgradeRequest({}, `${BROKER}?token=${hs256({ sub })}`), undefined)).toEqual({
+        kind: "refused",
+        reason: "login's username is not one a principal may have",
+      });
     const many = Array.from({ length: 100 }, (_, i) => `devices/${i}/#`);
     const large = await l.identify(
       upgradeRequest({}, `${BROKER}?token=${hs256({ sub: "dave", mqtt: { subscribe: many } })}`),
