@@ -1,15 +1,19 @@
 /**
  * `npm run bench`: the same load scenarios against Nimbus (one shard and gateway,
  * and several of each) under `wrangler dev`, Mosquitto and Aedes, all on loopback.
- * Prints one markdown table and writes it, with the machine and versions, to
- * bench/results.md. `--quick` runs small sizes (CI's smoke run); `--only <words>` runs the
- * scenarios whose name contains them and only prints the table.
+ * Prints one markdown table and writes it, with the machine and versions, to its
+ * section of bench/results.md. `--only <words>` runs the scenarios whose name contains
+ * them and only prints the table.
+ *
+ * The other parts, each into a section of its own: `--clients` (real client libraries,
+ * spread traffic, layouts, and bench/units.json for `npm run capacity`), `--overload`
+ * (floods with and without the rate cap), `--storms` (reconnect storms against Mosquitto
+ * and Aedes, password logins); `--brokers` the comparison alone, `--all` every part.
+ * `--quick` runs small sizes into bench/results-quick.md: every part unless some are named
+ * (CI's smoke run).
  */
-import { execFileSync } from "node:child_process";
-import { readFileSync, writeFileSync } from "node:fs";
-import { cpus, totalmem } from "node:os";
-import { join } from "node:path";
 import { type Cost, costOf } from "./load/cost.ts";
+import { machine, mosquittoVersion, pkg, QUICK_RESULTS, RESULTS, writeSection } from "./load/report.ts";
 import {
   connectMany,
   FULL,
@@ -24,12 +28,25 @@ import {
   retainedBurst,
   type Sizes,
 } from "./load/scenarios.ts";
-import { aedes, mosquitto, nimbus, storage, type Target } from "./load/targets.ts";
+import { CLIENTS_FULL, CLIENTS_QUICK, clientsSection } from "./load/sections/clients.ts";
+import { OVERLOAD_FULL, OVERLOAD_QUICK, overloadSection } from "./load/sections/overload.ts";
+import { STORMS_FULL, STORMS_QUICK, stormsSection } from "./load/sections/storms.ts";
+import { aedes, mosquitto, nimbus, type Target } from "./load/targets.ts";
 
-const quick = process.argv.includes("--quick");
+const flag = (name: string) => process.argv.includes(`--${name}`);
+const quick = flag("quick");
 const onlyAt = process.argv.indexOf("--only");
 const only = onlyAt > 0 ? process.argv[onlyAt + 1] : undefined;
 const sizes: Sizes = quick ? QUICK : FULL;
+const resultsFile = quick ? QUICK_RESULTS : RESULTS;
+// The parts asked for; none named: the broker comparison, or with --quick (CI's smoke run) every part.
+const named = ["brokers", "clients", "overload", "storms"].filter(flag);
+const parts =
+  named.length > 0 && !flag("all")
+    ? named
+    : flag("all") || quick
+      ? ["brokers", "clients", "overload", "storms"]
+      : ["brokers"];
 
 type Row = Record<string, Result>;
 const costs: Array<{ target: string; scenario: string; cost: Cost; whole: Cost }> = [];
@@ -104,67 +121,83 @@ async function measure(start: () => Promise<Target>): Promise<string> {
   }
 }
 
-const names: string[] = [];
-names.push(await measure(() => nimbus(1, 1)));
-names.push(await measure(() => nimbus(4, 3)));
-names.push(await measure(mosquitto));
-names.push(await measure(aedes));
+async function compareBrokers(): Promise<void> {
+  const names: string[] = [];
+  names.push(await measure(() => nimbus(1, 1)));
+  names.push(await measure(() => nimbus(4, 3)));
+  names.push(await measure(mosquitto));
+  names.push(await measure(aedes));
 
-const [n1, , mq, ae] = names as [string, string, string, string];
-const ratio = (row: Row, other: string) => {
-  const a = row[n1];
-  const b = row[other];
-  if (!a || !b || !Number.isFinite(a.value) || !Number.isFinite(b.value) || b.value === 0) return "–";
-  return `${(a.value / b.value).toFixed(2)}×`;
-};
-const header = ["scenario", ...names, `${n1} / Mosquitto`, `${n1} / Aedes`];
-const lines = [`| ${header.join(" | ")} |`, `| ${header.map(() => "---").join(" | ")} |`];
-for (const [scenario, row] of rows) {
-  lines.push(
-    `| ${[scenario, ...names.map((n) => row[n]?.text ?? "–"), ratio(row, mq), ratio(row, ae)].join(" | ")} |`,
-  );
-}
-const money = (x: number) => (Number.isFinite(x) ? `$${x.toFixed(4)}` : "–");
-const costLines = [
-  "Message phase (every client connected and subscribed); the last but one column prices the whole run, connects and subscribes included.",
-  "",
-  "| target | scenario | delivered | DO requests | WS messages in | rows written | log lines | object-seconds | Nimbus per million delivered | whole run per million delivered | AWS IoT Core per million delivered |",
-  "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
-  ...costs.map(
-    ({ target, scenario: s, cost: c, whole }) =>
-      `| ${target} | ${s} | ${c.delivered} | ${c.requests} | ${c.wsIn} | ${c.rowsWritten} | ${c.logLines} | ${c.objectSeconds.toFixed(1)} | ${money(c.perMillion)} | ${money(whole.perMillion)} | ${money(c.awsPerMillion)} |`,
-  ),
-];
-const table = `${lines.join("\n")}\n\n### Cost on Cloudflare\n\n${costLines.join("\n")}`;
-console.log(table);
-
-const version = (cmd: string, args: string[]) => {
-  try {
-    return execFileSync(cmd, args, { encoding: "utf8" }).split("\n")[0]?.trim() ?? "?";
-  } catch (err) {
-    return String((err as { stdout?: string }).stdout ?? "?").split("\n")[0] ?? "?";
+  const [n1, , mq, ae] = names as [string, string, string, string];
+  const ratio = (row: Row, other: string) => {
+    const a = row[n1];
+    const b = row[other];
+    if (!a || !b || !Number.isFinite(a.value) || !Number.isFinite(b.value) || b.value === 0) return "–";
+    return `${(a.value / b.value).toFixed(2)}×`;
+  };
+  const header = ["scenario", ...names, `${n1} / Mosquitto`, `${n1} / Aedes`];
+  const lines = [`| ${header.join(" | ")} |`, `| ${header.map(() => "---").join(" | ")} |`];
+  for (const [scenario, row] of rows) {
+    lines.push(
+      `| ${[scenario, ...names.map((n) => row[n]?.text ?? "–"), ratio(row, mq), ratio(row, ae)].join(" | ")} |`,
+    );
   }
-};
-const pkg = (name: string) =>
-  (
-    JSON.parse(readFileSync(join(import.meta.dirname, "../node_modules", name, "package.json"), "utf8")) as {
-      version: string;
-    }
-  ).version;
-const machine = [
-  `- date: ${new Date().toISOString()}${quick ? " (quick run: small sizes)" : ""}`,
-  `- machine: ${cpus().length} × ${cpus()[0]?.model ?? "?"}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB`,
-  `- node ${process.version}; wrangler ${pkg("wrangler")} (workerd ${pkg("workerd")}); ${version("mosquitto", ["-h"])}; aedes ${pkg("aedes")}`,
-  "- all on loopback; the load generator is one Node process (raw `ws` + the Nimbus codec)",
-  storage === "tmpfs"
-    ? "- Nimbus's local SQLite files on tmpfs, as Mosquitto and Aedes keep their state in memory (`-- --disk`: on disk)"
-    : "- Nimbus's local SQLite files on disk: every commit waits for an fsync",
-  "- rates: higher is better; times and memory: lower is better; ratios are Nimbus 1×1 over the other broker",
-].join("\n");
-// A run of some scenarios (--only) is printed, not recorded: results.md is the whole run.
-if (only === undefined) {
-  writeFileSync(
-    join(import.meta.dirname, quick ? "results-quick.md" : "results.md"),
-    `# Load benchmark\n\n\`npm run bench${quick ? " -- --quick" : ""}\`\n\n${machine}\n\n${table}\n`,
+  const money = (x: number) => (Number.isFinite(x) ? `$${x.toFixed(4)}` : "–");
+  const costLines = [
+    "Message phase (every client connected and subscribed); the last but one column prices the whole run, connects and subscribes included.",
+    "",
+    "| target | scenario | delivered | DO requests | WS messages in | rows written | log lines | object-seconds | Nimbus per million delivered | whole run per million delivered | AWS IoT Core per million delivered |",
+    "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ...costs.map(
+      ({ target, scenario: s, cost: c, whole }) =>
+        `| ${target} | ${s} | ${c.delivered} | ${c.requests} | ${c.wsIn} | ${c.rowsWritten} | ${c.logLines} | ${c.objectSeconds.toFixed(1)} | ${money(c.perMillion)} | ${money(whole.perMillion)} | ${money(c.awsPerMillion)} |`,
+    ),
+  ];
+  const table = `${lines.join("\n")}\n\n### Cost on Cloudflare\n\n${costLines.join("\n")}`;
+  console.log(table);
+
+  const about = machine(
+    [
+      `- ${mosquittoVersion()}; aedes ${pkg("aedes")}`,
+      "- all on loopback; the load generator is one Node process (raw `ws` + the Nimbus codec)",
+      "- rates: higher is better; times and memory: lower is better; ratios are Nimbus 1×1 over the other broker",
+    ],
+    quick,
   );
+  // A run of some scenarios (--only) is printed, not recorded: the section is the whole run.
+  if (only === undefined) {
+    writeSection(
+      resultsFile,
+      "brokers",
+      `## Nimbus, Mosquitto and Aedes\n\n\`npm run bench${quick ? " -- --quick" : ""}\`\n\n${about}\n\n${table}`,
+    );
+  }
+}
+
+if (parts.includes("brokers")) await compareBrokers();
+if (parts.includes("clients")) {
+  // `--slots N`, `--seconds S`: other fleet sizes (publishers, seconds of spread traffic).
+  const value = (name: string) => {
+    const at = process.argv.indexOf(`--${name}`);
+    return at > 0 ? Number(process.argv[at + 1]) : undefined;
+  };
+  const base = quick ? CLIENTS_QUICK : CLIENTS_FULL;
+  const sizes = {
+    ...base,
+    slots: value("slots") ?? base.slots,
+    spreadSeconds: value("seconds") ?? base.spreadSeconds,
+  };
+  const section = await clientsSection(sizes, quick);
+  console.log(section);
+  writeSection(resultsFile, "clients", section);
+}
+if (parts.includes("overload")) {
+  const section = await overloadSection(quick ? OVERLOAD_QUICK : OVERLOAD_FULL, quick);
+  console.log(section);
+  writeSection(resultsFile, "overload", section);
+}
+if (parts.includes("storms")) {
+  const section = await stormsSection(quick ? STORMS_QUICK : STORMS_FULL, quick);
+  console.log(section);
+  writeSection(resultsFile, "storms", section);
 }

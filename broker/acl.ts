@@ -137,7 +137,7 @@ function parseEntry(e: unknown, i: number): AclEntry | string {
   return { user: o.user, ...lists };
 }
 
-export class Acl {
+export class Acl implements AclSource {
   /** undefined: no ACL configured, everything allowed but writing to $SYS. */
   private readonly entries: readonly AclEntry[] | undefined;
 
@@ -178,4 +178,15 @@ export class Acl {
       return x !== undefined && filterCovers(x, filter);
     });
   }
+}
+
+/**
+ * Where authorization decisions come from, as the Gateway asks them: an
+ * asynchronous seam (Aedes' authorizePublish/authorizeSubscribe), so that a
+ * source may look rules up elsewhere. The broker's own is `Acl`: a token's
+ * claims when the principal carries rules, else the ACL setting.
+ */
+export interface AclSource {
+  canPublish(p: Principal, topic: string): boolean | Promise<boolean>;
+  canSubscribe(p: Principal, filter: string): boolean | Promise<boolean>;
 }

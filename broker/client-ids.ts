@@ -10,7 +10,7 @@
  * created its session is the Session's to enforce (Session.claim).
  */
 import { utf8Length } from "../mqtt/wire/utf8.ts";
-import type { Identity } from "./auth/authenticator.ts";
+import type { Identity } from "./auth/identity.ts";
 
 /** The largest MAX_CLIENT_ID_LENGTH: room for the rest of the attachment (test/unit/attachment.test.ts). */
 export const CLIENT_ID_LENGTH_LIMIT = 512;

@@ -8,6 +8,7 @@ import { MIN_PEPPER_BYTES } from "./auth/login-verifier.ts";
 import { readUpgradeLoginSettings, type UpgradeLoginEnv } from "./auth/upgrade-logins.ts";
 import { type BridgeConfig, parseBridges } from "./bridges.ts";
 import { CLIENT_ID_LENGTH_LIMIT } from "./client-ids.ts";
+import { type GatewayPlacement, parseGatewayRegions } from "./gateways.ts";
 import type { PresenceSettings } from "./presence.ts";
 import { type Layout, layoutOf } from "./routing.ts";
 import { parseRules, type Rule } from "./rules.ts";
@@ -18,6 +19,10 @@ export interface BrokerEnv extends UpgradeLoginEnv {
   SHARD_LEVELS?: string;
   GATEWAYS?: string;
   GATEWAY_POLICY?: string;
+  /** With GATEWAY_POLICY=region: the regions that have gateways, e.g. "enam:8,weur:4,oc" (gateways.ts). */
+  GATEWAY_REGIONS?: string;
+  /** Calls one request may make to other objects: the plan's subrequest limit (SUBREQUESTS_FREE). */
+  SUBREQUEST_LIMIT?: string;
   MAX_PACKET_SIZE?: string;
   MAX_INFLIGHT?: string;
   RECEIVE_MAXIMUM?: string;
@@ -61,8 +66,6 @@ export interface BrokerEnv extends UpgradeLoginEnv {
   PRESENCE_ADDRESS?: string;
 }
 
-export type GatewayPolicy = "random" | "ip";
-
 export interface BrokerConfig {
   /** ACL, checked: rules by principal; undefined when unset (every topic open but `$SYS/`). */
   acl: AclEntry[] | undefined;
@@ -74,8 +77,15 @@ export interface BrokerConfig {
   rulesOutboxBytes: number;
   /** TOPIC_SHARDS and SHARD_LEVELS: how topics are spread over the shards. */
   layout: Layout;
+  /** Gateway objects in all: GATEWAYS, or under GATEWAY_POLICY=region the sum over GATEWAY_REGIONS. */
   gateways: number;
-  gatewayPolicy: GatewayPolicy;
+  /** How an upgrade picks its gateway, and (region) which gateways there are (gateways.ts). */
+  placement: GatewayPlacement;
+  /**
+   * Calls one request may make to other objects (SUBREQUEST_LIMIT): what a
+   * fan-out to every gateway and shard from one request must stay within.
+   */
+  subrequestLimit: number;
   /** Largest packet accepted from a client, bytes. */
   maxPacketSize: number;
   /** Unacknowledged QoS 1/2 messages out to one client at once. */
@@ -144,6 +154,21 @@ export interface BrokerConfig {
 export const MAX_PACKET_SIZE_LIMIT = 1_900_000;
 export const MAX_CONNECTIONS_LIMIT = 32_768;
 
+/**
+ * Subrequests one invocation may make (Cloudflare's Workers limits page and its
+ * changelog of 2026-02-11, read 2026-12-03): a call to a Durable Object is one, for
+ * the caller (the callee has a budget of its own). Workers Free: 1,000 calls to
+ * Cloudflare services (and 50 to the Internet); Paid: 10,000 by default, up to
+ * 10 million with `[limits] subrequests` in wrangler.toml. The default holds on
+ * every plan; SUBREQUEST_LIMIT says what the account has.
+ */
+export const SUBREQUESTS_FREE = 1_000;
+export const SUBREQUESTS_PAID_DEFAULT = 10_000;
+export const SUBREQUESTS_MAX = 10_000_000;
+/** Objects of a class, each on its own: more would be no use before a fan-out to them is paged. */
+export const MAX_GATEWAYS = 4096;
+export const MAX_TOPIC_SHARDS = 1024;
+
 /** Settings that cannot be used: the Worker answers 500 with them, and objects do not start. */
 export class ConfigError extends Error {
   readonly problems: string[];
@@ -181,11 +206,18 @@ export function readConfig(env: BrokerEnv): BrokerConfig {
     ints.get(name, fallback, min, max, why);
   const config: BrokerConfig = {
     layout: layoutOf({
-      topicShards: int("TOPIC_SHARDS", 1, 1, 1024),
+      topicShards: int("TOPIC_SHARDS", 1, 1, MAX_TOPIC_SHARDS),
       shardLevels: int("SHARD_LEVELS", 1, 1, 16),
     }),
-    gateways: int("GATEWAYS", 1, 1, 4096),
-    gatewayPolicy: env.GATEWAY_POLICY === "ip" ? "ip" : "random",
+    gateways: int("GATEWAYS", 1, 1, MAX_GATEWAYS),
+    placement: { policy: "random" },
+    subrequestLimit: int(
+      "SUBREQUEST_LIMIT",
+      SUBREQUESTS_FREE,
+      1,
+      SUBREQUESTS_MAX,
+      " (Workers Free: 1,000 calls to Cloudflare services a request; Paid: 10,000, or what [limits] subrequests says)",
+    ),
     maxPacketSize: int(
       "MAX_PACKET_SIZE",
       1024 * 1024,
@@ -245,6 +277,7 @@ export function readConfig(env: BrokerEnv): BrokerConfig {
   };
   const { rules, problems } = parseRules(env.RULES);
   config.rules = rules;
+  problems.push(...placeGateways(env, config));
   // One identity provider's keys sign every tenant's tokens: the issuer and
   // audience are what say a token is for this broker.
   if (env.JWKS_URL?.trim() && (!env.JWT_ISSUER?.trim() || !env.JWT_AUDIENCE?.trim()))
@@ -288,4 +321,44 @@ export function readConfig(env: BrokerEnv): BrokerConfig {
   const all = [...ints.problems, ...problems];
   if (all.length > 0) throw new ConfigError(all);
   return config;
+}
+
+/**
+ * GATEWAY_POLICY and GATEWAY_REGIONS into `config.placement` (and, for regions,
+ * the total into `config.gateways`); the problems. Then the bound every request
+ * that calls all gateways and all shards (statistics for /api/stats, /metrics and
+ * $SYS) must keep: one call each, within the plan's subrequest limit.
+ */
+function placeGateways(env: BrokerEnv, config: BrokerConfig): string[] {
+  const problems: string[] = [];
+  const policy = env.GATEWAY_POLICY?.trim() || "random";
+  const listed = env.GATEWAY_REGIONS?.trim() ?? "";
+  if (policy === "random" || policy === "ip") {
+    config.placement = { policy };
+    if (listed !== "")
+      problems.push(`GATEWAY_REGIONS is used only with GATEWAY_POLICY=region (it is ${policy})`);
+  } else if (policy === "region") {
+    const parsed = parseGatewayRegions(listed, config.gateways, MAX_GATEWAYS);
+    if (listed === "") problems.push("GATEWAY_POLICY=region needs GATEWAY_REGIONS (e.g. enam:4,weur:4,oc:1)");
+    else problems.push(...parsed.problems);
+    const [first, ...rest] = parsed.regions;
+    if (first !== undefined && parsed.problems.length === 0) {
+      config.placement = { policy, regions: [first, ...rest] };
+      config.gateways = parsed.regions.reduce((sum, r) => sum + r.gateways, 0);
+      if (config.gateways > MAX_GATEWAYS)
+        problems.push(`GATEWAY_REGIONS: ${config.gateways} gateways in all, more than ${MAX_GATEWAYS}`);
+    }
+  } else {
+    problems.push(`GATEWAY_POLICY=${policy} is not random, ip or region`);
+  }
+  const calls = config.gateways + config.layout.shards;
+  if (calls > config.subrequestLimit)
+    problems.push(
+      `${config.gateways} gateways and ${config.layout.shards} topic shards are ${calls} calls from one request ` +
+        `(statistics call every gateway and every shard), more than SUBREQUEST_LIMIT=${config.subrequestLimit}: ` +
+        `Workers Free allows ${SUBREQUESTS_FREE.toLocaleString("en-US")} calls to other objects a request, ` +
+        `Paid ${SUBREQUESTS_PAID_DEFAULT.toLocaleString("en-US")} unless [limits] subrequests says more; ` +
+        "set SUBREQUEST_LIMIT to your plan's, or use fewer objects",
+    );
+  return problems;
 }

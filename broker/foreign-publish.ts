@@ -11,7 +11,7 @@
  */
 import { encode, isWellFormedUtf8 } from "../mqtt/index.ts";
 import type { BrokerConfig } from "./config.ts";
-import type { MessageProperties } from "./message.ts";
+import { type MessageProperties, packetProperties } from "./message.ts";
 import { publishTopicProblem } from "./topic-limits.ts";
 
 /** Why the message cannot be published; 403 for a `$` topic, 400 for the rest. */
@@ -37,7 +37,7 @@ export function publishSize(topic: string, payload: Uint8Array, properties?: Mes
       packetId: 1,
       dup: false,
       retain: false,
-      properties,
+      properties: packetProperties(properties),
     },
     5,
   ).length;

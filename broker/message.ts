@@ -6,8 +6,27 @@
 import type { PublishProperties, QoS, Will } from "../mqtt/index.ts";
 import { parse, stringify } from "./json.ts";
 
-/** The 5.0 properties a message carries end to end (3.3.2.3); aliases and ids are per hop. */
-export type MessageProperties = Omit<PublishProperties, "topicAlias" | "subscriptionIdentifiers">;
+/**
+ * The 5.0 properties a message carries end to end (3.3.2.3); aliases and ids are
+ * per hop. User Properties are [name, value] pairs, typed here as the arrays they
+ * are when they cross between objects (RPC types and JSON have no tuples); the
+ * codec's pair type is made again where a packet is written (`packetProperties`).
+ */
+export type MessageProperties = Omit<
+  PublishProperties,
+  "topicAlias" | "subscriptionIdentifiers" | "userProperties"
+> & { userProperties?: string[][] };
+
+/** A message's properties as a PUBLISH carries them, User Properties as the codec's pairs. */
+export function packetProperties(p: MessageProperties | undefined): PublishProperties {
+  if (p === undefined) return {};
+  const { userProperties, ...rest } = p;
+  if (userProperties === undefined) return rest;
+  return {
+    ...rest,
+    userProperties: userProperties.map((pair): [string, string] => [pair[0] ?? "", pair[1] ?? ""]),
+  };
+}
 
 export interface Message {
   id: string;
@@ -157,7 +176,7 @@ export function messageBytes(m: Message): number {
   if (p !== undefined) {
     bytes += 2 * ((p.contentType?.length ?? 0) + (p.responseTopic?.length ?? 0));
     bytes += p.correlationData?.byteLength ?? 0;
-    for (const [k, v] of p.userProperties ?? []) bytes += 2 * (k.length + v.length) + 16;
+    for (const [k = "", v = ""] of p.userProperties ?? []) bytes += 2 * (k.length + v.length) + 16;
   }
   return bytes;
 }

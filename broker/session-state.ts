@@ -46,8 +46,14 @@ export interface OutboundPage {
 }
 
 /** A session's state handed from one holder to the next; its messages come a page at a time. */
+/** A subscription as a session's state carries it between objects. */
+export interface Subscription {
+  filter: string;
+  options: SubscriptionOptions;
+}
+
 export interface SessionState {
-  subscriptions: Array<[filter: string, options: SubscriptionOptions]>;
+  subscriptions: Subscription[];
   /** The first page of unacknowledged and queued messages to the client. */
   outbound: OutboundPage;
   /** QoS 2 packet ids received from the client and not yet released. */
@@ -56,7 +62,7 @@ export interface SessionState {
 
 /**
  * Where a queue's pages start: before every row. Not 0: a Session numbers the
- * messages a gateway hands back below its oldest row (Session.absorb), which
+ * messages a gateway hands back below its oldest row (StoredState.absorb), which
  * may be below zero.
  */
 export const QUEUE_START = Number.MIN_SAFE_INTEGER;

@@ -10,7 +10,10 @@ import { utf8Length } from "../mqtt/wire/utf8.ts";
 import { hasControlCharacters } from "./client-ids.ts";
 import type { BrokerConfig } from "./config.ts";
 
-export function topicLimitProblem(config: BrokerConfig, topic: string): string | null {
+/** The configured bounds on topics. */
+export type TopicLimits = Pick<BrokerConfig, "maxTopicLength" | "maxTopicLevels">;
+
+export function topicLimitProblem(config: TopicLimits, topic: string): string | null {
   if (hasControlCharacters(topic)) return "topic with control characters";
   if (utf8Length(topic) > config.maxTopicLength) return `topic longer than ${config.maxTopicLength} bytes`;
   let levels = 1;
@@ -20,6 +23,6 @@ export function topicLimitProblem(config: BrokerConfig, topic: string): string |
 }
 
 /** Why a topic cannot be published to: the specification's rules, then the configured bounds. */
-export function publishTopicProblem(config: BrokerConfig, topic: string): string | null {
+export function publishTopicProblem(config: TopicLimits, topic: string): string | null {
   return validateTopicName(topic) ?? topicLimitProblem(config, topic);
 }

@@ -2,9 +2,12 @@
  * The Nimbus web console: MQTT.js in the browser over the same /mqtt endpoint
  * every app uses. Connect, subscribe and watch, publish with 5.0 properties,
  * browse retained messages, and see the connection's state and errors in words.
+ * With the API token, the operator view (operator/): live charts, a cost meter,
+ * the client list.
  */
 import mqtt, { type IClientPublishOptions, type MqttClient } from "mqtt";
 import { topicMatches } from "../mqtt/topics/validate.ts";
+import { startOperatorView } from "./operator/view.ts";
 import { describeReason } from "./reasons.ts";
 
 const $ = <T extends HTMLElement>(id: string) => document.getElementById(id) as T;
@@ -247,3 +250,5 @@ function fillTable(id: string, rows: Array<Array<string | number | null | undefi
     }),
   );
 }
+
+startOperatorView();

@@ -24,17 +24,29 @@
  * billed for its duration (README, Integrations).
  */
 import { connect } from "cloudflare:sockets";
+
 import { DurableObject } from "cloudflare:workers";
+
 import { BridgeInput } from "../broker/bridge-input.ts";
+
 import { type BridgeConfig, type BridgeTopic, mapTopic } from "../broker/bridges.ts";
+
 import { RESERVED_CLIENT_ID_PREFIX } from "../broker/client-ids.ts";
+
 import { type BrokerConfig, readConfig } from "../broker/config.ts";
+
 import { log, setLogLevel } from "../broker/log.ts";
+
 import { type Message, newMessageId } from "../broker/message.ts";
+
 import { type Migration, migrate } from "../broker/migrations.ts";
+
 import { shardOf } from "../broker/routing.ts";
+
 import { encode, type Packet, topicMatches } from "../mqtt/index.ts";
+
 import type { Env } from "../worker/env.ts";
+import type { BridgeRpc, BridgeState, BridgeStatus } from "./contracts.ts";
 import { registerAtShards, unregisterAtShards } from "./registration.ts";
 import { shardStub } from "./stubs.ts";
 
@@ -61,27 +73,7 @@ const LAST_RETRY_MS = 60_000;
 /** The watchdog: while the bridge runs, its alarm is never further away than this. */
 const WATCHDOG_MS = 60_000;
 
-export type BridgeState = "stopped" | "connecting" | "connected" | "waiting";
-
-export interface BridgeStatus {
-  name: string;
-  state: BridgeState;
-  remote: string;
-  /** Messages received from the remote broker and published here, and sent there. */
-  messagesIn: number;
-  messagesOut: number;
-  /** Messages for the remote broker dropped: BRIDGE_QUEUE_BYTES were waiting. */
-  dropped: number;
-  /** Messages from the remote broker dropped: a topic or size this broker refuses (the HTTP API's checks). */
-  refused: number;
-  /** Connections ended for what the remote broker sent: a packet past MAX_PACKET_SIZE, or malformed. */
-  badInput: number;
-  queued: number;
-  connects: number;
-  lastError: string | null;
-}
-
-export class Bridge extends DurableObject<Env> {
+export class Bridge extends DurableObject<Env> implements BridgeRpc {
   private readonly config: BrokerConfig;
   private readonly bridge: BridgeConfig | undefined;
   private state: BridgeState = "stopped";
@@ -226,9 +218,7 @@ export class Bridge extends DurableObject<Env> {
     await socket.opened;
     this.writer = socket.writable.getWriter();
     const password =
-      b.passwordSecret === undefined
-        ? undefined
-        : (this.env as unknown as Record<string, string>)[b.passwordSecret];
+      b.passwordSecret === undefined ? undefined : String(Reflect.get(this.env, b.passwordSecret) ?? "");
     this.write({
       type: "connect",
       protocolVersion: b.protocolVersion,

@@ -5,32 +5,11 @@
  * each message. A call per shard carries all of a client's filters for it.
  */
 import type { Message } from "../broker/message.ts";
+
 import { type Destination, type Layout, shardsForFilter } from "../broker/routing.ts";
+
 import { parseSubscriptionFilter } from "../mqtt/index.ts";
-import type { ShardRpc } from "./stubs.ts";
-
-export interface ShardFilters {
-  /** Plain filters: one more (or one less) subscription behind the destination. */
-  filters: string[];
-  /** Shared subscriptions of the client, as written: `$share/{group}/{filter}`. */
-  shared: string[];
-  clientId: string;
-}
-
-export interface SubscribeRequest extends ShardFilters {
-  /** Plain filters whose retained messages are wanted back. */
-  retainedFor: string[];
-}
-
-/**
- * Retained messages a page at a time: a shard answers at most a call's worth
- * (RPC_BATCH_BYTES, RPC_BATCH_MESSAGES) and says where to go on from.
- */
-export interface RetainedPage {
-  messages: Message[];
-  /** Where the next page starts (ask retainedPage with it); null when that was all. */
-  next: string | null;
-}
+import type { RetainedPage, ShardRpc, SubscribeRequest } from "./contracts.ts";
 
 /** The first page of retained messages a shard answered a subscribe with. */
 export interface RetainedFrom {

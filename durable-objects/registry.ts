@@ -19,17 +19,26 @@
  *   for a stored session.
  */
 import { DurableObject } from "cloudflare:workers";
+
 import { legacyOwnerOf } from "../broker/auth/authenticator.ts";
+
 import { type BrokerConfig, readConfig } from "../broker/config.ts";
+
 import { log, setLogLevel } from "../broker/log.ts";
+
 import { meteredSql } from "../broker/metered-sql.ts";
+
 import { type Migration, migrate } from "../broker/migrations.ts";
+
 import { KeyedMutex } from "../broker/mutex.ts";
+
 import { emptySessionState } from "../broker/session-state.ts";
+
 import { ReasonCode } from "../mqtt/index.ts";
+
 import type { Env } from "../worker/env.ts";
-import type { ClaimRequest, ClaimResult, SessionInfo } from "./session.ts";
-import { gatewayStub, type SessionUsage, sessionStub, shardStub } from "./stubs.ts";
+import type { ClaimRequest, Ended, RegistryClaim, RegistryRpc, SessionInfo } from "./contracts.ts";
+import { gatewayStub, sessionStub, shardStub } from "./stubs.ts";
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS clean (
@@ -50,27 +59,9 @@ export const REGISTRY_MIGRATIONS: readonly Migration[] = [
   },
 ];
 
-/** Who holds a connection once claimed: its Session answers for it, or the registry. */
-export type Registrar = "registry" | "session";
-
-/**
- * A claim's answer, with what was billed beyond the call: rows the registry wrote,
- * and, when the claim went on to the client id's Session, what it did.
- */
-export type RegistryClaim = (
-  | { granted: false }
-  | (Extract<ClaimResult, { granted: true }> & { registrar: Registrar })
-) & { rowsWritten: number; session?: SessionUsage };
-
-/** A connection that ended, to be let go if it still holds its client id. */
-export interface Ended {
-  clientId: string;
-  connId: string;
-}
-
 type CleanRow = { owner: string; gateway: string; conn_id: string; namespaced: number };
 
-export class Registry extends DurableObject<Env> {
+export class Registry extends DurableObject<Env> implements RegistryRpc {
   private readonly config: BrokerConfig;
   private readonly locks = new KeyedMutex<string>();
   /**

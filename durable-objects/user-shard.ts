@@ -11,19 +11,29 @@
  * here, since what is stored is read by every login.
  */
 import { DurableObject } from "cloudflare:workers";
+
 import { LoginVerifiers } from "../broker/auth/login-verifier.ts";
+
 import {
   type LoginCounter,
   PasswordLogins,
   type UserLookup,
   type UserRecord,
 } from "../broker/auth/password-logins.ts";
+
 import { PasswordFile, passwordHashProblem } from "../broker/auth/passwords.ts";
+
 import { MAX_USER_NAME_BYTES, userNameProblem } from "../broker/auth/user-names.ts";
+
 import { KeyedBatcher } from "../broker/batcher.ts";
+
 import { type Migration, migrate } from "../broker/migrations.ts";
+
 import { fnv1a } from "../broker/routing.ts";
+
 import type { Env } from "../worker/env.ts";
+
+import type { NewUser, UserInfo, UserPage, UserShardRpc } from "./contracts.ts";
 
 /**
  * Buckets of user names. 1,000,000 users are about 15,600 rows (3 MB) a bucket;
@@ -53,7 +63,7 @@ export function userShardOf(name: string): number {
   return fnv1a(name) % USER_SHARDS;
 }
 
-export function userShardStub(env: Env, shard: number): DurableObjectStub<UserShard> {
+export function userShardStub(env: Pick<Env, "USERS">, shard: number): DurableObjectStub<UserShardRpc> {
   return env.USERS.get(env.USERS.idFromName(`users-${shard}`));
 }
 
@@ -90,25 +100,7 @@ export function passwordLogins(env: Env, count: (counter: LoginCounter) => void)
   return new PasswordLogins(new PasswordFile(env.MQTT_PASSWORDS ?? ""), userLookup(env), verifiers, count);
 }
 
-/** A user as the API shows one: never the hash. Times in ms since 1970. */
-export type UserInfo = {
-  name: string;
-  created: number;
-  updated: number;
-};
-
-export interface NewUser {
-  name: string;
-  hash: string;
-}
-
-export interface UserPage {
-  users: UserInfo[];
-  /** More users follow the last one in this bucket. */
-  more: boolean;
-}
-
-export class UserShard extends DurableObject<Env> {
+export class UserShard extends DurableObject<Env> implements UserShardRpc {
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
     migrate(ctx.storage.sql, "UserShard", USER_SHARD_MIGRATIONS);

@@ -18,13 +18,13 @@
  * through the HTTP API in pages of 1,000: a first login (a full check) and a
  * second (the verifier), median and 95th percentile, at each size.
  */
-import { mkdtempSync, readdirSync, readFileSync } from "node:fs";
+import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import mqtt, { type MqttClient } from "mqtt";
 import { hashPassword, passwordEntry } from "../broker/auth/passwords.ts";
-import { type RunningBroker, startBroker } from "../test/support/broker.ts";
+import { workerdCpu as cpuOf, type RunningBroker, startBroker } from "../test/support/broker.ts";
 import { RawClient } from "../test/support/clients.ts";
 
 const TOKEN = "bench-token";
@@ -94,31 +94,10 @@ function connectOne(url: string, clientId: string, user?: User): Promise<MqttCli
   });
 }
 
-/**
- * CPU seconds workerd (the broker's objects and Worker) has used so far: what
- * a storm costs the broker, less swayed than wall time by whatever else the
- * machine runs. Linux only (/proc); 0 elsewhere.
- */
+/** CPU seconds both workerd processes of the broker have used so far (test/support/broker.ts). */
 function workerdCpu(broker: RunningBroker): number {
-  let ticks = 0;
-  try {
-    for (const pid of readdirSync("/proc").filter((d) => /^\d+$/.test(d))) {
-      let stat: string;
-      try {
-        stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-      } catch {
-        continue;
-      }
-      const comm = stat.slice(stat.indexOf("(") + 1, stat.lastIndexOf(")"));
-      const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-      // After the name: state, ppid, pgrp, … utime and stime are the 12th and 13th.
-      if (comm === "workerd" && Number(fields[2]) === broker.pid)
-        ticks += Number(fields[11]) + Number(fields[12]);
-    }
-  } catch {
-    return 0;
-  }
-  return ticks / 100; // USER_HZ
+  const { runtime, proxy } = cpuOf(broker);
+  return runtime + proxy;
 }
 
 /** N clients connect at once: ms from the first CONNECT to the last CONNACK, and workerd's CPU seconds meanwhile. */

@@ -3,14 +3,25 @@
  * Errors are JSON: {"error": "...", "status": n}. /api/openapi.json describes it.
  */
 import { secretEquals } from "../broker/auth/compare.ts";
+
 import { readConfig } from "../broker/config.ts";
+
 import { toBase64 } from "../broker/json.ts";
+
 import { log } from "../broker/log.ts";
+
 import { type Message, messageBytes, RPC_BATCH_BYTES } from "../broker/message.ts";
+
 import { shardsForFilter } from "../broker/routing.ts";
+
 import type { BrokerStats } from "../broker/stats.ts";
-import type { RetainedPage } from "../durable-objects/registration.ts";
-import { bridgeStub, collectStats, registryStub, shardStub } from "../durable-objects/stubs.ts";
+import type { RetainedPage } from "../durable-objects/contracts.ts";
+import {
+  bridgeStub,
+  registryStub,
+  shardStub,
+  brokerStats as statsFromHub,
+} from "../durable-objects/stubs.ts";
 import { isWellFormedUtf8, ReasonCode, validateTopicFilter } from "../mqtt/index.ts";
 import type { Env } from "./env.ts";
 import { openApiDocument } from "./openapi.ts";
@@ -48,7 +59,8 @@ export async function handleApi(request: Request, env: Env, url: URL): Promise<R
     }
     const client = /^\/api\/clients\/([^/]+)$/.exec(path);
     if (client) {
-      const id = decodeURIComponent(client[1] as string);
+      const id = decodedSegment(client[1] as string);
+      if (id === null) return apiError(400, "the client id is not well-formed percent-encoded UTF-8");
       if (request.method === "GET") {
         const info = await registryStub(env, id).info(id);
         return info === null ? apiError(404, `no session for client id ${JSON.stringify(id)}`) : json(info);
@@ -65,6 +77,15 @@ export async function handleApi(request: Request, env: Env, url: URL): Promise<R
   } catch (err) {
     log("error", "api_error", { path, error: String(err) });
     return apiError(500, "internal error");
+  }
+}
+
+/** A path segment percent-decoded; null when it is not well-formed (decodeURIComponent throws). */
+function decodedSegment(segment: string): string | null {
+  try {
+    return decodeURIComponent(segment);
+  } catch {
+    return null;
   }
 }
 
@@ -145,7 +166,8 @@ function jsonProperties(props: Record<string, unknown>): Record<string, unknown>
 }
 
 function brokerStats(env: Env): Promise<BrokerStats> {
-  return collectStats(env, readConfig(env));
+  // Collected by the StatsHub at most once a second, however often the API is polled.
+  return statsFromHub(env, 1000);
 }
 
 /** Prometheus text exposition of /api/stats. */

@@ -1,19 +1,25 @@
 import type { BrokerEnv } from "../broker/config.ts";
-import type { Bridge } from "../durable-objects/bridge.ts";
-import type { Gateway } from "../durable-objects/gateway.ts";
-import type { Registry } from "../durable-objects/registry.ts";
-import type { Session } from "../durable-objects/session.ts";
-import type { TopicShard } from "../durable-objects/topic-shard.ts";
-import type { UserShard } from "../durable-objects/user-shard.ts";
+
+import type {
+  BridgeRpc,
+  GatewayRpc,
+  RegistryRpc,
+  SessionRpc,
+  ShardRpc,
+  StatsHubRpc,
+  UserShardRpc,
+} from "../durable-objects/contracts.ts";
 
 /** The bindings and vars of `wrangler.toml`. */
 export interface Env extends BrokerEnv {
-  GATEWAY: DurableObjectNamespace<Gateway>;
-  TOPIC_SHARD: DurableObjectNamespace<TopicShard>;
-  SESSION: DurableObjectNamespace<Session>;
-  REGISTRY: DurableObjectNamespace<Registry>;
-  BRIDGE: DurableObjectNamespace<Bridge>;
-  USERS: DurableObjectNamespace<UserShard>;
+  // Typed by the contracts each class implements (durable-objects/contracts.ts).
+  GATEWAY: DurableObjectNamespace<GatewayRpc>;
+  TOPIC_SHARD: DurableObjectNamespace<ShardRpc>;
+  SESSION: DurableObjectNamespace<SessionRpc>;
+  REGISTRY: DurableObjectNamespace<RegistryRpc>;
+  BRIDGE: DurableObjectNamespace<BridgeRpc>;
+  USERS: DurableObjectNamespace<UserShardRpc>;
+  STATS: DurableObjectNamespace<StatsHubRpc>;
   /** Shared secret of the NIMBUS-HMAC-SHA256 authentication method; unset disables it. */
   AUTH_HMAC_SECRET?: string;
   /** "true" lets clients connect without credentials. Off unless set (npm start sets it). */

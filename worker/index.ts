@@ -16,6 +16,7 @@ export { Bridge } from "../durable-objects/bridge.ts";
 export { Gateway } from "../durable-objects/gateway.ts";
 export { Registry } from "../durable-objects/registry.ts";
 export { Session } from "../durable-objects/session.ts";
+export { StatsHub } from "../durable-objects/stats-hub.ts";
 export { TopicShard } from "../durable-objects/topic-shard.ts";
 export { UserShard } from "../durable-objects/user-shard.ts";
 
@@ -97,6 +98,9 @@ async function upgrade(
 ): Promise<Response> {
   const decision = await upgradeDecision(request, config, upgradeLoginsFor(env), request.cf);
   if (decision.kind === "refuse") return decision.response;
-  const stub = env.GATEWAY.get(env.GATEWAY.idFromName(decision.gateway));
+  const { name, locationHint } = decision.gateway;
+  // A region's gateway is created in its region: the hint counts only at creation (DESIGN.md, "Placement").
+  const id = env.GATEWAY.idFromName(name);
+  const stub = locationHint === undefined ? env.GATEWAY.get(id) : env.GATEWAY.get(id, { locationHint });
   return stub.fetch(decision.request);
 }

@@ -86,13 +86,21 @@ export function openApiDocument() {
       "/api/clients/{id}": {
         get: {
           summary: "A client's session: online, gateway, subscriptions, queued count",
-          parameters: [{ name: "id", in: "path", required: true, schema: { type: "string" } }],
-          responses: { "200": { description: "the session" }, ...errors(401, 404) },
+          parameters: [
+            {
+              name: "id",
+              in: "path",
+              required: true,
+              description: "the client id, percent-encoded as one segment (400 when not well-formed)",
+              schema: { type: "string" },
+            },
+          ],
+          responses: { "200": { description: "the session" }, ...errors(400, 401, 404) },
         },
         delete: {
           summary: "Disconnect the client (DISCONNECT 0x98) and drop its session",
           parameters: [{ name: "id", in: "path", required: true, schema: { type: "string" } }],
-          responses: { "200": { description: "dropped" }, ...errors(401, 404) },
+          responses: { "200": { description: "dropped" }, ...errors(400, 401, 404) },
         },
       },
       "/api/users": {

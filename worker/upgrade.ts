@@ -19,8 +19,8 @@ import {
   UpgradeLogins,
 } from "../broker/auth/upgrade-logins.ts";
 import type { BrokerConfig } from "../broker/config.ts";
+import { type ClientPlace, type GatewayPick, pickGateway } from "../broker/gateways.ts";
 import { log } from "../broker/log.ts";
-import { fnv1a, gatewayName } from "../broker/routing.ts";
 
 /** Subprotocols MQTT over WebSocket uses (MQTT 5.0 6.0, 3.1.1 6.0; "mqttv3.1" for 3.1). */
 const SUBPROTOCOLS = ["mqtt", "mqttv3.1"];
@@ -32,18 +32,26 @@ const CREDENTIAL_HEADERS = ["cookie", "cf-access-jwt-assertion", "authorization"
 
 export type UpgradeDecision =
   | { kind: "refuse"; response: Response }
-  /** Hand `request` to the Gateway named `gateway`. */
-  | { kind: "forward"; gateway: string; request: Request };
+  /** Hand `request` to the Gateway `gateway` names (created at its location hint, if any). */
+  | { kind: "forward"; gateway: GatewayPick; request: Request };
+
+/** What the upgrade reads of `request.cf`: where the client is, and its certificate's verdict. */
+export interface UpgradeCf {
+  continent?: unknown;
+  country?: unknown;
+  longitude?: unknown;
+  tlsClientAuth?: PresentedCertificate;
+}
 
 /**
- * What to do with a request to /mqtt. `cf` is the request's `cf` object
- * (`request.cf` on Cloudflare), where a client certificate's verdict is.
+ * What to do with a request to /mqtt. `cf` is the request's `cf` object, set by
+ * Cloudflare (under `wrangler dev`, a stand-in).
  */
 export async function upgradeDecision(
   request: Request,
   config: BrokerConfig,
   logins: UpgradeLogins,
-  cf: { tlsClientAuth?: PresentedCertificate } | undefined,
+  cf: UpgradeCf | undefined,
 ): Promise<UpgradeDecision> {
   if (request.headers.get("Upgrade")?.toLowerCase() !== "websocket") {
     const response = new Response("MQTT needs a WebSocket upgrade\n", {
@@ -78,30 +86,30 @@ export async function upgradeDecision(
   if (outcome !== undefined && outcome.passedOver.length > 0)
     log("info", "upgrade_login_passed_over", { reasons: outcome.passedOver });
 
-  const name = pickGateway(address, config);
+  const gateway = pickGateway(config.placement, config.gateways, placeOf(cf, address), Math.random());
   const headers = new Headers();
   for (const [key, value] of request.headers) {
     if (key.startsWith(OWN_HEADERS) || CREDENTIAL_HEADERS.includes(key)) continue;
     headers.append(key, value);
   }
-  headers.set("x-nimbus-gateway", name);
+  headers.set("x-nimbus-gateway", gateway.name);
   headers.set("x-nimbus-subprotocol", protocol);
   // Set by Cloudflare, not by the client: failed authentications are limited per address.
   headers.set("x-nimbus-client-address", address);
   if (outcome?.kind === "login") headers.set(UPGRADE_IDENTITY_HEADER, outcome.header);
   const url = new URL(request.url);
   url.searchParams.delete(QUERY_TOKEN_PARAMETER);
-  return { kind: "forward", gateway: name, request: new Request(url, { method: "GET", headers }) };
+  return { kind: "forward", gateway, request: new Request(url, { method: "GET", headers }) };
 }
 
-/**
- * Gateway policy: "random" spreads sockets evenly over GATEWAYS objects; "ip"
- * hashes the client address, so one client (and its reconnects) keeps a gateway.
- */
-function pickGateway(address: string, config: BrokerConfig): string {
-  if (config.gateways <= 1) return gatewayName(0);
-  if (config.gatewayPolicy === "ip") return gatewayName(fnv1a(address) % config.gateways);
-  return gatewayName(Math.floor(Math.random() * config.gateways));
+/** Where Cloudflare says the upgrade comes from, for GATEWAY_POLICY=region. */
+function placeOf(cf: UpgradeCf | undefined, address: string): ClientPlace {
+  return {
+    continent: typeof cf?.continent === "string" ? cf.continent : undefined,
+    country: typeof cf?.country === "string" ? cf.country : undefined,
+    longitude: typeof cf?.longitude === "string" ? cf.longitude : undefined,
+    address,
+  };
 }
 
 /**

@@ -13,16 +13,12 @@
  * the secret's: the API neither sets nor removes them (409).
  */
 import { hashPassword, PasswordFile, passwordHashProblem } from "../broker/auth/passwords.ts";
+
 import { userNameProblem } from "../broker/auth/user-names.ts";
+
 import { fromBase64, toBase64 } from "../broker/json.ts";
-import {
-  type NewUser,
-  USER_SHARDS,
-  USERS_PER_CALL,
-  type UserInfo,
-  userShardOf,
-  userShardStub,
-} from "../durable-objects/user-shard.ts";
+import type { NewUser, UserInfo } from "../durable-objects/contracts.ts";
+import { USER_SHARDS, USERS_PER_CALL, userShardOf, userShardStub } from "../durable-objects/user-shard.ts";
 import { boundedJson } from "./bounded-body.ts";
 import type { Env } from "./env.ts";
 import { apiError, json } from "./responses.ts";

@@ -90,7 +90,14 @@ export class LoadClient {
   static async connect(
     url: string,
     clientId: string,
-    options: { clean?: boolean; version?: ProtocolVersion } = {},
+    options: {
+      clean?: boolean;
+      version?: ProtocolVersion;
+      /** 5.0 Session Expiry Interval, seconds (a persistent 5.0 session needs one). */
+      expiry?: number;
+      username?: string;
+      password?: string;
+    } = {},
   ) {
     const version = options.version ?? 4;
     const c = await LoadClient.open(url, version);
@@ -101,6 +108,9 @@ export class LoadClient {
       clientId,
       cleanStart: options.clean ?? true,
       keepAlive: 120,
+      ...(options.username === undefined ? {} : { username: options.username }),
+      ...(options.password === undefined ? {} : { password: new TextEncoder().encode(options.password) }),
+      ...(options.expiry === undefined ? {} : { properties: { sessionExpiryInterval: options.expiry } }),
     });
     const connack = (await c.next("connack")) as Extract<Packet, { type: "connack" }>;
     if (connack.reasonCode !== 0) throw new Error(`CONNACK ${connack.reasonCode}`);
@@ -151,14 +161,29 @@ export class LoadClient {
   }
 
   async subscribe(filter: string, qos: QoS): Promise<void> {
+    await this.subscribeMany([filter], qos);
+  }
+
+  /** One SUBSCRIBE for every filter; resolves on its SUBACK. */
+  async subscribeMany(filters: string[], qos: QoS): Promise<void> {
     this.send({
       type: "subscribe",
       packetId: this.id(),
-      subscriptions: [
-        { topicFilter: filter, qos, noLocal: false, retainAsPublished: false, retainHandling: 0 },
-      ],
+      subscriptions: filters.map((topicFilter) => ({
+        topicFilter,
+        qos,
+        noLocal: false,
+        retainAsPublished: false,
+        retainHandling: 0,
+      })),
     });
     await this.next("suback");
+  }
+
+  /** PINGREQ; resolves on PINGRESP. */
+  async ping(): Promise<void> {
+    this.send({ type: "pingreq" });
+    await this.next("pingresp");
   }
 
   /** QoS 0 resolves at once; QoS 1 on PUBACK. */

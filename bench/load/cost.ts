@@ -3,24 +3,10 @@
  * every gateway and shard keeps, at Cloudflare's published Durable Objects prices
  * (as of late 2026, see README), per million messages delivered; beside AWS IoT
  * Core's $1.00 per million messages, where each publish and each delivery counts.
+ * The prices: broker/prices.ts.
  */
+import { PRICES } from "../../broker/prices.ts";
 import type { BrokerStats } from "../../broker/stats.ts";
-
-export const PRICES = {
-  /** $ per Durable Object request (RPC call, fetch, alarm). */
-  request: 0.15 / 1e6,
-  /** Incoming WebSocket messages are billed 20 to one request. */
-  wsMessagesPerRequest: 20,
-  /** $ per SQLite row written. */
-  rowWritten: 1.0 / 1e6,
-  /** $ per GB-second of duration; an object is billed at 128 MB. */
-  gbSecond: 12.5 / 1e6,
-  objectGb: 0.128,
-  /** Workers Logs: $ per log line past the included volume. */
-  logLine: 0.6 / 1e6,
-  /** AWS IoT Core: $ per message (publish or delivery). */
-  awsMessage: 1.0 / 1e6,
-};
 
 export interface Cost {
   delivered: number;

@@ -250,13 +250,17 @@ export async function offlineQueue(t: Target, s: Sizes): Promise<Result> {
   return time(elapsed, complete);
 }
 
-/** Connects clients `ids[i]` (persistent when `persistent(i)`), `parallel` connects at a time, each subscribed. */
-async function connectAll(
+/**
+ * Connects clients `ids[i]` (persistent when `persistent(i)`, with `credentials(i)` if
+ * given), `parallel` connects at a time, each subscribed.
+ */
+export async function connectAll(
   t: Target,
   ids: string[],
   persistent: (i: number) => boolean,
   filter: (i: number) => string,
   parallel: number,
+  credentials: (i: number) => { username: string; password: string } | undefined = () => undefined,
 ): Promise<LoadClient[]> {
   const clients: LoadClient[] = [];
   let next = 0;
@@ -267,7 +271,10 @@ async function connectAll(
         // As clients do, a refused or reset attempt is tried again after a moment.
         for (let attempt = 1; ; attempt++) {
           try {
-            const c = await LoadClient.connect(t.url, ids[i] as string, { clean: !persistent(i) });
+            const c = await LoadClient.connect(t.url, ids[i] as string, {
+              clean: !persistent(i),
+              ...credentials(i),
+            });
             // A resumed session has its subscription already (MQTT-3.2.2-2).
             if (!c.sessionPresent) await c.subscribe(filter(i), 1);
             clients[i] = c;

@@ -11,36 +11,14 @@
  * method's is the name it verified.
  */
 import { type AclRules, aclPatternProblem } from "../acl.ts";
+import type { Identity } from "./identity.ts";
 import { type JwtClaims, JwtVerifier, looksLikeJwt } from "./jwt.ts";
 import { PasswordLogins } from "./password-logins.ts";
 import { PasswordFile } from "./passwords.ts";
 import type { FailureCost } from "./throttle.ts";
 import { boundLogin, identityAtConnect, type UpgradeIdentity } from "./upgrade-identity.ts";
 
-export interface Identity {
-  /**
-   * The principal's name: the user name a password was checked for, a token's
-   * identity claim, the name an enhanced method verified, or (anonymous access
-   * with no credential store) the user name the client gave. Absent: anonymous.
-   */
-  username?: string;
-  /** ACL rules from a token's claims. */
-  rules?: AclRules;
-  /** How the client proved who it is: with the name, it makes the principal (ownerOf). */
-  via: "anonymous" | "password" | "jwt" | "auth-method" | UpgradeVia;
-  /**
-   * Epoch ms from which the credential no longer lets the client in (a token's
-   * exp plus the leeway): the Gateway ends the connection then. Absent: no end.
-   */
-  expiresAt?: number;
-}
-
-/**
- * Ways in that only the WebSocket upgrade carries (upgrade-logins.ts): an HMAC-signed
- * session cookie, a Cloudflare Access assertion, a client certificate verified by
- * Cloudflare's mTLS. A token in the upgrade's query string is a JWT like any other ("jwt").
- */
-export type UpgradeVia = "session" | "access" | "certificate";
+export type { Identity };
 
 /** The owner key's prefix per way in: a password user "alice" and a token subject "alice" are two principals. */
 const OWNER_PREFIX: Record<Identity["via"], string> = {

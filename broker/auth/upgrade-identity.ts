@@ -16,7 +16,8 @@
 import { utf8Length } from "../../mqtt/wire/utf8.ts";
 import { type AclRules, aclPatternProblem } from "../acl.ts";
 import { CLIENT_ID_LENGTH_LIMIT } from "../client-ids.ts";
-import type { AuthResult, ConnectCredentials, Identity } from "./authenticator.ts";
+import type { AuthResult, ConnectCredentials } from "./authenticator.ts";
+import type { Identity } from "./identity.ts";
 import { userNameProblem } from "./user-names.ts";
 
 /** The request header the Worker sets on an upgrade it verified a login for. */

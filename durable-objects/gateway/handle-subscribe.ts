@@ -1,114 +1,95 @@
 /**
- * SUBSCRIBE and UNSUBSCRIBE (sections 3.8 and 3.10). Subscriptions go into the
- * gateway's local table and, for filters new to this client, are registered at
- * their shards before SUBACK; retained messages follow the SUBACK.
+ * SUBSCRIBE and UNSUBSCRIBE (sections 3.8 and 3.10), carried out: what is granted
+ * is broker/protocol/subscribe.ts's decision. Subscriptions go into the gateway's
+ * local table and, for filters new to this client, are registered at their
+ * shards before SUBACK; retained messages follow the SUBACK.
  */
+import type { AclSource, Principal } from "../../broker/acl.ts";
+import type { BrokerConfig } from "../../broker/config.ts";
 import { grantOf } from "../../broker/grant.ts";
 import { type Message, newMessageId } from "../../broker/message.ts";
+import type { CloseReason } from "../../broker/protocol/close.ts";
+import { decideSubscribe, matchingFilters, wantsRetained } from "../../broker/protocol/subscribe.ts";
 import type { SubscriptionOptions } from "../../broker/session-state.ts";
-import { topicLimitProblem } from "../../broker/topic-limits.ts";
-import {
-  parseSubscriptionFilter,
-  ReasonCode,
-  SubackFailure311,
-  type SubscribePacket,
-  topicMatches,
-  type UnsubscribePacket,
-} from "../../mqtt/index.ts";
-import type { Gateway } from "../gateway.ts";
+import { ReasonCode, type SubscribePacket, topicMatches, type UnsubscribePacket } from "../../mqtt/index.ts";
 import { matchingFilter, retainedPages } from "../registration.ts";
 import type { Connection } from "./connection.ts";
+import type { Links } from "./links.ts";
+import type { Outbound } from "./outbound.ts";
+import type { GatewayStore } from "./store.ts";
+import type { LocalSubscriptions } from "./subscriptions.ts";
 import { isSysFilter } from "./sys-topics.ts";
+import type { Wire } from "./wire.ts";
 
-export async function handleSubscribe(gw: Gateway, conn: Connection, p: SubscribePacket): Promise<void> {
+/** What handling SUBSCRIBE and UNSUBSCRIBE needs of the gateway. */
+export interface SubscribeDeps {
+  config: BrokerConfig;
+  store: Pick<GatewayStore, "subscriptionCount" | "hasSub">;
+  acl: AclSource;
+  principal(conn: Connection): Principal;
+  subscriptions: Pick<LocalSubscriptions, "add" | "remove">;
+  links: Pick<Links, "registerFilters" | "unregisterFilters" | "shard">;
+  outbound: Pick<Outbound, "gathered" | "deliver">;
+  wire: Pick<Wire, "send" | "ackProperties">;
+  close(conn: Connection, reason: CloseReason): Promise<void>;
+  /** Sends $SYS values now (a new $SYS subscriber gets them at once, then every SYS_INTERVAL). */
+  publishSys(): Promise<void>;
+  name(): string;
+}
+
+export async function handleSubscribe(d: SubscribeDeps, conn: Connection, p: SubscribePacket): Promise<void> {
   const att = conn.connected;
   if (att === undefined) return;
-  const v5 = conn.version === 5;
-  const subscriptionId = p.properties?.subscriptionIdentifiers?.[0];
-  const reasonCodes: number[] = [];
-  const problems: string[] = [];
-  const accepted: Array<[string, SubscriptionOptions]> = [];
-  let held = gw.store.subscriptionCount(att.clientId);
-  // MQTT-3.9.3: a failure code per refused filter (one code for all in 3.1.1); the others are granted.
-  const refuse = (code5: number, filter: string, why: string) => {
-    reasonCodes.push(v5 ? code5 : SubackFailure311);
-    problems.push(`${JSON.stringify(filter.slice(0, 64))}: ${why}`);
-  };
-  for (const s of p.subscriptions) {
-    const parsed = parseSubscriptionFilter(s.topicFilter);
-    const tooBig = topicLimitProblem(gw.config, s.topicFilter);
-    if (tooBig !== null) {
-      refuse(ReasonCode.TopicFilterInvalid, s.topicFilter, tooBig);
-      continue;
-    }
-    if ("problem" in parsed) {
-      refuse(ReasonCode.TopicFilterInvalid, s.topicFilter, parsed.problem);
-      continue;
-    }
-    if (parsed.shareGroup !== undefined && s.noLocal) {
-      // MQTT-3.8.3-4: No Local on a shared subscription is a Protocol Error.
-      return gw.fail(conn, ReasonCode.ProtocolError, "No Local set on a shared subscription (MQTT-3.8.3-4)");
-    }
-    const options: SubscriptionOptions = {
-      qos: s.qos,
-      noLocal: s.noLocal,
-      retainAsPublished: s.retainAsPublished,
-      retainHandling: s.retainHandling,
-    };
-    if (subscriptionId !== undefined) options.subscriptionId = subscriptionId;
-    if (!gw.acl.canSubscribe(gw.principal(conn), parsed.filter)) {
-      refuse(ReasonCode.NotAuthorized, s.topicFilter, "not authorized");
-      continue;
-    }
-    const isNew = !gw.store.hasSub(att.clientId, s.topicFilter);
-    if (isNew && held >= gw.config.maxSubscriptions) {
-      // A quota, not a protocol fault: this filter is refused, the session goes on.
-      refuse(
-        ReasonCode.QuotaExceeded,
-        s.topicFilter,
-        `more than ${gw.config.maxSubscriptions} subscriptions`,
-      );
-      continue;
-    }
-    if (isNew) held++;
-    accepted.push([s.topicFilter, options]);
-    reasonCodes.push(s.qos);
+  const { clientId } = att;
+  // The ACL is asked first (it may be asynchronous), for each filter that parses.
+  const principal = d.principal(conn);
+  const allowed = new Map<string, boolean>();
+  for (const matching of matchingFilters(p)) {
+    if (matching !== null && !allowed.has(matching))
+      allowed.set(matching, await d.acl.canSubscribe(principal, matching));
   }
-
-  // MQTT-3.8.4-3: a subscription to a filter the client already has replaces it.
-  const existing = new Set(accepted.filter(([f]) => gw.store.hasSub(att.clientId, f)).map(([f]) => f));
-  for (const [filter, options] of accepted) gw.addSubscription(att.clientId, filter, options);
-  // Retain Handling (5.0 3.8.3.1): 0 always, 1 only for a new subscription, 2 never.
-  const retainedFor = accepted
-    .filter(([f, o]) => o.retainHandling === 0 || (o.retainHandling === 1 && !existing.has(f)))
-    .map(([f]) => f);
-  const retained = await gw.registerFilters(
-    att.clientId,
-    accepted.map(([f]) => f).filter((f) => !existing.has(f)),
+  const decision = decideSubscribe(
+    p,
+    {
+      version: conn.version,
+      held: d.store.subscriptionCount(clientId),
+      has: (filter) => d.store.hasSub(clientId, filter),
+      allowed: (matching) => allowed.get(matching) === true,
+    },
+    d.config,
+  );
+  if (decision.kind === "close") return d.close(conn, decision.reason);
+  const { granted, reasonCodes, problems } = decision;
+  for (const g of granted) d.subscriptions.add(clientId, g.filter, g.options);
+  const retainedFor = granted.filter(wantsRetained).map((g) => g.filter);
+  const retained = await d.links.registerFilters(
+    clientId,
+    granted.filter((g) => !g.replaces).map((g) => g.filter),
     retainedFor,
   );
-  const properties = problems.length > 0 ? gw.ackProperties(conn, problems.join("; ")) : undefined;
-  gw.send(conn, { type: "suback", packetId: p.packetId, reasonCodes, properties });
-  const subs = accepted.filter(([f]) => retainedFor.includes(f));
+  const properties = problems.length > 0 ? d.wire.ackProperties(conn, problems.join("; ")) : undefined;
+  d.wire.send(conn, { type: "suback", packetId: p.packetId, reasonCodes, properties });
+  const subs = granted
+    .filter((g) => retainedFor.includes(g.filter))
+    .map((g): [string, SubscriptionOptions] => [g.filter, g.options]);
   // A page at a time, the next asked for once this one is handed to the client.
   for (const from of retained) {
-    for await (const page of retainedPages((i) => gw.shard(i), from)) {
+    for await (const page of retainedPages((i) => d.links.shard(i), from)) {
       if (conn.finished) return;
-      sendRetained(gw, conn, page, subs);
+      sendRetained(d, conn, page, subs);
     }
   }
-  // $SYS values go out at once to a new subscriber, then every SYS_INTERVAL.
-  if (accepted.some(([f]) => isSysFilter(f))) await gw.publishSys();
+  if (granted.some((g) => isSysFilter(g.filter))) await d.publishSys();
 }
 
 /** MQTT-3.3.1-6/-8: retained messages go to the new subscriber with RETAIN set. */
 function sendRetained(
-  gw: Gateway,
+  d: SubscribeDeps,
   conn: Connection,
   retained: Message[],
   subs: Array<[string, SubscriptionOptions]>,
 ) {
-  gw.outbound.gathered(() => {
+  d.outbound.gathered(() => {
     for (const m of retained) {
       const matching = subs.filter(([filter]) => topicMatches(matchingFilter(filter), m.topic));
       // Not a forwarding of a publish: No Local does not apply (clientId undefined).
@@ -120,9 +101,9 @@ function sendRetained(
       // Each sending of a retained message is a delivery of its own: a fresh id, so
       // that a second subscription does not look like a duplicate of the first.
       if (grant !== undefined)
-        gw.outbound.deliver(
+        d.outbound.deliver(
           conn,
-          { ...m, id: newMessageId(gw.name) },
+          { ...m, id: newMessageId(d.name()) },
           grant.qos,
           grant.subscriptionIds,
           true,
@@ -131,20 +112,24 @@ function sendRetained(
   });
 }
 
-export async function handleUnsubscribe(gw: Gateway, conn: Connection, p: UnsubscribePacket): Promise<void> {
+export async function handleUnsubscribe(
+  d: SubscribeDeps,
+  conn: Connection,
+  p: UnsubscribePacket,
+): Promise<void> {
   const att = conn.connected;
   if (att === undefined) return;
   const reasonCodes: number[] = [];
   const removed: string[] = [];
   for (const filter of p.topicFilters) {
-    if (gw.removeSubscription(att.clientId, filter)) {
+    if (d.subscriptions.remove(att.clientId, filter)) {
       removed.push(filter);
       reasonCodes.push(ReasonCode.Success);
     } else {
       reasonCodes.push(ReasonCode.NoSubscriptionExisted);
     }
   }
-  await gw.unregisterFilters(att.clientId, removed);
+  await d.links.unregisterFilters(att.clientId, removed);
   // MQTT-3.10.4-4: UNSUBACK even when nothing was unsubscribed.
-  gw.send(conn, { type: "unsuback", packetId: p.packetId, reasonCodes });
+  d.wire.send(conn, { type: "unsuback", packetId: p.packetId, reasonCodes });
 }

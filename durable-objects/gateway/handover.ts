@@ -18,9 +18,13 @@
  * them all.
  */
 import { KeyedBatcher } from "../../broker/batcher.ts";
+
 import type { BrokerConfig } from "../../broker/config.ts";
+
 import { log } from "../../broker/log.ts";
+
 import { MESSAGE_BATCH, type Message, willMessage } from "../../broker/message.ts";
+import type { CloseReason } from "../../broker/protocol/close.ts";
 import { shardOf } from "../../broker/routing.ts";
 import {
   emptySessionState,
@@ -29,8 +33,9 @@ import {
   type SessionState,
   type SubscriptionOptions,
 } from "../../broker/session-state.ts";
-import { type Packet, ReasonCode, type SubscriptionIndex, type Will } from "../../mqtt/index.ts";
-import type { Reply, SessionRpc, ShardRpc } from "../stubs.ts";
+import type { SubscriptionIndex, Will } from "../../mqtt/index.ts";
+import type { Reply } from "../contracts.ts";
+import type { SessionStub, ShardStub } from "../stubs.ts";
 import type { Connection } from "./connection.ts";
 import type { ClientRecord, GatewayStore } from "./store.ts";
 
@@ -44,15 +49,15 @@ export interface HandoverDeps {
   clients: Map<string, Connection>;
   config: BrokerConfig;
   name: () => string;
-  session: <T>(clientId: string, call: (s: SessionRpc) => Promise<Reply<T>>) => Promise<T>;
+  session: <T>(clientId: string, call: (s: SessionStub) => Promise<Reply<T>>) => Promise<T>;
   /** A clean session the Registry answers for ended: it lets the client id go. */
   closeAtRegistry: (clientId: string, connId: string) => Promise<void>;
-  shard: (index: number) => ShardRpc;
+  shard: (index: number) => ShardStub;
   /** Hands a message to the shard of its topic. */
   publish: (message: Message) => Promise<unknown>;
   unregister: (clientId: string, filters: string[]) => Promise<void>;
-  send: (conn: Connection, packet: Packet) => void;
-  closeSocket: (conn: Connection, code: number, reason: string) => void;
+  /** Says goodbye to a connection that is taken over (closer.ts): DISCONNECT 0x8E, the close frame. */
+  farewell: (conn: Connection, reason: CloseReason) => void;
   waitUntil: (promise: Promise<unknown>) => void;
 }
 
@@ -170,10 +175,7 @@ export class Handover {
     if (conn !== undefined && conn.connected?.connId === connId && !conn.finished) {
       held = conn.detach();
       clients.delete(clientId);
-      if (conn.version === 5 && conn.ready) {
-        this.deps.send(conn, { type: "disconnect", reasonCode: ReasonCode.SessionTakenOver });
-      }
-      this.deps.closeSocket(conn, 1000, "session taken over");
+      this.deps.farewell(conn, { kind: "taken-over" });
       log("info", "takeover", { gateway: this.deps.name(), clientId });
     }
     const will = record.will;
@@ -204,7 +206,7 @@ export class Handover {
   private stateOf(clientId: string): SessionState {
     const { store } = this.deps;
     return {
-      subscriptions: store.subsOf(clientId),
+      subscriptions: store.subsOf(clientId).map(([filter, options]) => ({ filter, options })),
       outbound: store.outboundPage(clientId, QUEUE_START),
       inboundQos2: store.inboundQos2Of(clientId),
     };

@@ -10,7 +10,7 @@ import type { BrokerConfig } from "../../broker/config.ts";
 import type { Counters } from "../../broker/counters.ts";
 import { addMatch, type Grant } from "../../broker/grant.ts";
 import { log } from "../../broker/log.ts";
-import { isExpired, type Message } from "../../broker/message.ts";
+import { isExpired, type Message, packetProperties } from "../../broker/message.ts";
 import { TokenBucket } from "../../broker/rate-limit.ts";
 import type { OutboundMessage, QueuedMessage, SubscriptionOptions } from "../../broker/session-state.ts";
 import type { GatewayCounter } from "../../broker/stats.ts";
@@ -352,7 +352,7 @@ export class Outbound {
 
   /** The PUBLISH for a message, with the remaining expiry interval (5.0 3.3.2.3.3). */
   publishPacket(m: Message, subscriptionIds: number[], packetId: number, dup = false): PublishPacket {
-    const props: NonNullable<PublishPacket["properties"]> = { ...m.properties };
+    const props: NonNullable<PublishPacket["properties"]> = packetProperties(m.properties);
     if (m.expiresAt !== undefined)
       props.messageExpiryInterval = Math.max(0, Math.ceil((m.expiresAt - Date.now()) / 1000));
     if (subscriptionIds.length > 0) props.subscriptionIdentifiers = subscriptionIds;

@@ -5,8 +5,11 @@
  */
 
 import type { Identity } from "../../broker/auth/authenticator.ts";
+
 import { takeWithin } from "../../broker/batcher.ts";
+
 import { parse, stringify } from "../../broker/json.ts";
+
 import {
   MESSAGE_BATCH,
   MESSAGE_COLUMN_DEFS,
@@ -19,7 +22,9 @@ import {
   messageValues,
   rowToMessage,
 } from "../../broker/message.ts";
+
 import { type Migration, migrate } from "../../broker/migrations.ts";
+
 import {
   type OutboundMessage,
   type OutboundPage,
@@ -27,8 +32,9 @@ import {
   pageOf,
   type SubscriptionOptions,
 } from "../../broker/session-state.ts";
+
 import type { Will } from "../../mqtt/index.ts";
-import type { Registrar } from "../registry.ts";
+import type { Registrar } from "../contracts.ts";
 import { type HeldBudget, type OutboundRow, OutboundWindow } from "./outbound-window.ts";
 
 const SCHEMA = `
@@ -277,7 +283,7 @@ export class GatewayStore {
    * (pageOf: read a row at a time, a call's worth at most).
    */
   outboundPage(clientId: string, after: number): OutboundPage {
-    const rows = this.sql.exec<Row>(
+    const rows = this.sql.exec<StoredOutbound>(
       "SELECT * FROM outbound WHERE client_id = ? AND seq > ? ORDER BY seq LIMIT ?",
       clientId,
       after,
@@ -291,7 +297,7 @@ export class GatewayStore {
 
   /** A client's messages in flight (sent or released), read as they are used. */
   *inFlightOf(clientId: string): Generator<OutboundEntry> {
-    const rows = this.sql.exec<Row>(
+    const rows = this.sql.exec<StoredOutbound>(
       "SELECT * FROM outbound WHERE client_id = ? AND state != 'queued' ORDER BY seq",
       clientId,
     );
@@ -300,7 +306,7 @@ export class GatewayStore {
 
   /** A client's messages for shared subscriptions (a member leaving passes them on). */
   *sharedOutboundOf(clientId: string): Generator<Message> {
-    const rows = this.sql.exec<Row>(
+    const rows = this.sql.exec<StoredOutbound>(
       "SELECT * FROM outbound WHERE client_id = ? AND target IS NOT NULL ORDER BY seq",
       clientId,
     );
@@ -312,7 +318,7 @@ export class GatewayStore {
    * most `limit` of them and `maxBytes` together (one at least).
    */
   queuedOf(clientId: string, fromSeq: number, limit: number, maxBytes: number): OutboundEntry[] {
-    const rows = this.sql.exec<Row>(
+    const rows = this.sql.exec<StoredOutbound>(
       "SELECT * FROM outbound WHERE client_id = ? AND seq >= ? AND state = 'queued' ORDER BY seq LIMIT ?",
       clientId,
       fromSeq,
@@ -406,12 +412,21 @@ function toClient(row: Row): ClientRecord {
   return c;
 }
 
-function toOutbound(row: Row): OutboundEntry {
+/** A row of the outbound table: a stored message and where it stands. */
+type StoredOutbound = MessageRow & {
+  seq: number;
+  client_id: string;
+  packet_id: number | null;
+  state: string;
+  sub_ids: string;
+};
+
+function toOutbound(row: StoredOutbound): OutboundEntry {
   return {
-    seq: row.seq as number,
-    packetId: (row.packet_id as number | null) ?? null,
+    seq: row.seq,
+    packetId: row.packet_id ?? null,
     state: row.state as OutboundState,
-    subscriptionIds: row.sub_ids === "" ? [] : String(row.sub_ids).split(",").map(Number),
-    message: rowToMessage(row as unknown as MessageRow),
+    subscriptionIds: row.sub_ids === "" ? [] : row.sub_ids.split(",").map(Number),
+    message: rowToMessage(row),
   };
 }

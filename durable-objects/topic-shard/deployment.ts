@@ -1,3 +1,4 @@
+import type { Origin } from "../contracts.ts";
 /**
  * Shard 0's record of the deployment's beginning, for the registries (DESIGN.md,
  * "Sessions stored by an earlier release"). A registry cannot list the Session
@@ -14,14 +15,6 @@
  * began with re-sharding, a release before registries, and says nothing of
  * when registries came).
  */
-
-/** What shard 0 knows of the deployment's beginning (Registry asks it). */
-export interface Origin {
-  /** Sessions may have been stored by a release before registries. */
-  predatesRegistries: boolean;
-  /** Epoch ms from which registries decide who holds a client id. */
-  since: number;
-}
 
 export const DEPLOYMENT_SCHEMA = `
 CREATE TABLE IF NOT EXISTS deployment (

@@ -17,32 +17,13 @@
  * - An alarm keeps a shard that is waiting alive and retries after a failure.
  */
 import { log } from "../../broker/log.ts";
-import type { Message } from "../../broker/message.ts";
+
 import { RPC_BATCH_BYTES, RPC_BATCH_MESSAGES } from "../../broker/message.ts";
+
 import { moveOf, type Place } from "../../broker/placement.ts";
-import { allShards, type Destination, type Layout, sameLayout } from "../../broker/routing.ts";
 
-/** A route: `count` subscriptions to `filter` behind a destination. */
-export interface RouteRow {
-  destination: Destination;
-  filter: string;
-  count: number;
-}
-
-/** A member of a shared subscription group (`filter` is the filter inside `$share/grp/`). */
-export interface MemberRow {
-  grp: string;
-  filter: string;
-  client_id: string;
-  destination: Destination;
-}
-
-/** Rows handed from one shard to another in one call. */
-export interface MovedRows {
-  routes: RouteRow[];
-  members: MemberRow[];
-  retained: Message[];
-}
+import { allShards, type Layout, sameLayout } from "../../broker/routing.ts";
+import type { MovedRows, Origin, Plan, ReshardingRpc } from "../contracts.ts";
 
 export type RowKind = keyof MovedRows;
 const KINDS: readonly RowKind[] = ["routes", "members", "retained"];
@@ -57,23 +38,6 @@ export interface ShardRows {
   remove(kind: RowKind, ids: number[]): void;
   /** Stores rows handed over by another shard, replacing any with the same key. */
   accept(rows: MovedRows): void;
-}
-
-/** A re-shard: its number in shard 0's history, and the layouts it goes between. */
-export interface Plan {
-  version: number;
-  /** null: nothing came before (a new deployment), so there is nothing to move. */
-  from: Layout | null;
-  to: Layout;
-}
-
-/** The calls a shard answers for re-sharding, outside the gate. */
-export interface ReshardingRpc {
-  layoutPlan(to: Layout): Promise<Plan>;
-  /** Shard 0: the deployment's beginning, for the registries (deployment.ts; not re-sharding's, but a shard call). */
-  origin(): Promise<Origin>;
-  handOver(plan: Plan): Promise<void>;
-  accept(rows: MovedRows): Promise<void>;
 }
 
 export interface ReshardingDeps {
@@ -132,8 +96,6 @@ type HistoryRow = {
   levels: number;
   recorded_at: number;
 };
-
-import type { Origin } from "./deployment.ts";
 
 export type { Origin };
 

@@ -62,7 +62,7 @@ export interface RuleOutboxDeps {
   shard: string;
   /** RULES_OUTBOX_BYTES: what may wait in the outbox, all rules together. */
   maxBytes: number;
-  env: Record<string, unknown>;
+  env: object;
   /** Makes sure the shard's alarm fires no later than `at`. */
   wakeAt: (at: number) => Promise<void>;
   /** Keeps the object alive while a flush runs after its call returned. */

@@ -69,19 +69,14 @@ export const LEGACY_SIGNATURE_HEADER = "x-nimbus-signature";
 const POST_TIMEOUT_MS = 10_000;
 
 /** `items` (each already rendered by the rule) from shard `shard`. */
-export async function send(
-  target: Target,
-  env: Record<string, unknown>,
-  items: OutgoingItem[],
-  shard: string,
-): Promise<void> {
+export async function send(target: Target, env: object, items: OutgoingItem[], shard: string): Promise<void> {
   const bodies = items.map((i) => i.body);
   switch (target.kind) {
     case "r2": {
       const [first] = items;
       if (first === undefined) return;
       // Named after its first message: sent again after a failure, it replaces itself.
-      await (env[target.binding] as R2Bucket).put(
+      await (Reflect.get(env, target.binding) as R2Bucket).put(
         r2Key(target.prefix, shard, first),
         `${bodies.join("\n")}\n`,
         {
@@ -92,7 +87,7 @@ export async function send(
       return;
     }
     case "d1": {
-      const db = env[target.binding] as D1Database;
+      const db = Reflect.get(env, target.binding) as D1Database;
       // INSERT OR IGNORE on the message's key: a batch sent again adds no row twice.
       const insert = db.prepare(
         `INSERT OR IGNORE INTO ${target.table} (id, topic, payload, qos, retain, client_id, user_properties, time) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
@@ -115,14 +110,14 @@ export async function send(
       return;
     }
     case "queue": {
-      const queue = env[target.binding] as Queue;
+      const queue = Reflect.get(env, target.binding) as Queue;
       await queue.sendBatch(
         bodies.map((b) => ({ body: JSON.parse(b) as unknown, contentType: "json" as const })),
       );
       return;
     }
     case "webhook": {
-      const secret = target.secret === undefined ? undefined : (env[target.secret] as string);
+      const secret = target.secret === undefined ? undefined : (Reflect.get(env, target.secret) as string);
       const init = await post(bodies, { id: deliveryId(shard, items), secret });
       // A redirect is not followed: the signed body would go where the rule does not say.
       const res = await fetch(target.url, { ...init, redirect: "manual" });
@@ -131,7 +126,7 @@ export async function send(
       return;
     }
     case "service": {
-      const service = env[target.binding] as Fetcher;
+      const service = Reflect.get(env, target.binding) as Fetcher;
       const res = await service.fetch(
         `https://${target.binding.toLowerCase()}${target.path}`,
         await post(bodies, { id: deliveryId(shard, items) }),

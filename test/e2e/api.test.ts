@@ -177,6 +177,24 @@ describe("HTTP API", () => {
     expect((await api(`/api/clients/${encodeURIComponent(clientId)}`)).status).toBe(404);
   });
 
+  it("GET and DELETE /api/clients/{id} take any client id as one percent-encoded segment, and refuse a malformed one with 400", async () => {
+    // "/", "%", "?" and "#" are ordinary characters of a client id.
+    const clientId = unique("a/b%c?d#e");
+    await client({ clientId });
+    const info = await api(`/api/clients/${encodeURIComponent(clientId)}`);
+    expect(info.status).toBe(200);
+    expect(await info.json()).toMatchObject({ clientId, online: true });
+    // Not UTF-8 once decoded: the caller's mistake, not the broker's.
+    for (const method of ["GET", "DELETE"]) {
+      const bad = await api("/api/clients/%E0%A4%A", { method });
+      expect(bad.status).toBe(400);
+      expect(await bad.json()).toEqual({
+        error: "the client id is not well-formed percent-encoded UTF-8",
+        status: 400,
+      });
+    }
+  });
+
   it("GET /api/stats counts per shard and gateway, and /metrics has the same in Prometheus text", async () => {
     const clientId = unique("api-stats");
     const c = await client({ clientId });

@@ -8,8 +8,9 @@
  * to no rule (a control character, a wildcard, an empty topic, a 64 MiB header).
  */
 import type { MqttClient } from "mqtt";
+
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { BridgeStatus } from "../../durable-objects/bridge.ts";
+import type { BridgeStatus } from "../../durable-objects/contracts.ts";
 import { type RunningBroker, startBroker } from "../support/broker.ts";
 import { withIntegrationsPanel } from "../support/browser.ts";
 import { connect, Inbox, unique } from "../support/clients.ts";

@@ -3,6 +3,7 @@
  * matter, a raw client on our codec. Each test names the statements it checks.
  */
 import type { MqttClient } from "mqtt";
+
 import { afterEach, describe, expect, inject, it } from "vitest";
 import { type ConnectPacket, ReasonCode, type Subscription } from "../../mqtt/index.ts";
 import { clientState, offline } from "../support/broker.ts";

@@ -19,7 +19,7 @@ const gateway = () => bindings.GATEWAY.get(bindings.GATEWAY.idFromName("gateway-
 /** What the gateway holds read ahead for `clientId`: how many messages, and their weight. */
 const readAhead = (clientId: string) =>
   runInDurableObject(gateway(), (instance: Gateway) => {
-    const window = instance.clients.get(clientId)?.window;
+    const window = instance.sockets.clients.get(clientId)?.window;
     const entries = window?.readAhead ?? [];
     return {
       messages: entries.length,

@@ -14,9 +14,8 @@ import {
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { type Message, messageBytes, RPC_CALL_LIMIT } from "../../broker/message.ts";
-import type { Gateway } from "../../durable-objects/gateway.ts";
+import type { GatewayRpc, ShardRpc } from "../../durable-objects/contracts.ts";
 import { shardStub } from "../../durable-objects/stubs.ts";
-import type { TopicShard } from "../../durable-objects/topic-shard.ts";
 import { ReasonCode } from "../../mqtt/index.ts";
 import type { Env } from "../../worker/env.ts";
 import worker from "../../worker/index.ts";
@@ -43,7 +42,7 @@ const heavyTopics = (prefix: string): Message[] =>
  * an unhandled rejection under the test pool even when the test handles it
  * (workers-sdk#14736), so the refusal is caught where it happens.
  */
-async function outcome<O extends TopicShard | Gateway>(
+async function outcome<O extends ShardRpc | GatewayRpc>(
   stub: DurableObjectStub<O>,
   call: (instance: O) => Promise<unknown>,
 ): Promise<string> {

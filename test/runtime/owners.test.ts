@@ -6,12 +6,18 @@
  * the namespaced owner; a record written since is its own principal's only.
  */
 import { runInDurableObject } from "cloudflare:test";
+
 import { env } from "cloudflare:workers";
+
 import { describe, expect, it } from "vitest";
+
 import { parse, stringify } from "../../broker/json.ts";
+
 import { registryName } from "../../broker/routing.ts";
+
 import { emptySessionState } from "../../broker/session-state.ts";
-import { registryStub, type SessionRpc, sessionStub } from "../../durable-objects/stubs.ts";
+import type { SessionRpc } from "../../durable-objects/contracts.ts";
+import { registryStub, sessionStub } from "../../durable-objects/stubs.ts";
 import type { Env } from "../../worker/env.ts";
 
 const bindings = env as unknown as Env;

@@ -5,17 +5,20 @@
  * and a shard that has moved its rows opens at once the next time it starts.
  */
 import { runInDurableObject } from "cloudflare:test";
+
 import { env } from "cloudflare:workers";
+
 import { describe, expect, it } from "vitest";
+
 import { type Message, messageBytes, RPC_BATCH_BYTES } from "../../broker/message.ts";
+
 import type { Place } from "../../broker/placement.ts";
+
 import { type Layout, shardOf } from "../../broker/routing.ts";
+import type { MovedRows, Plan, ReshardingRpc } from "../../durable-objects/contracts.ts";
 import {
-  type MovedRows,
-  type Plan,
   RESHARDING_SCHEMA,
   Resharding,
-  type ReshardingRpc,
   type ShardRows,
 } from "../../durable-objects/topic-shard/resharding.ts";
 import type { Env } from "../../worker/env.ts";

@@ -5,11 +5,14 @@
  * HTTP API's /api/retained answers at most a call's worth, and says so.
  */
 import { SELF } from "cloudflare:test";
+
 import { env } from "cloudflare:workers";
+
 import { describe, expect, it } from "vitest";
+
 import { type Message, messageBytes, RPC_BATCH_BYTES } from "../../broker/message.ts";
-import type { RetainedPage } from "../../durable-objects/registration.ts";
-import { type ShardRpc, shardStub } from "../../durable-objects/stubs.ts";
+import type { RetainedPage, ShardRpc } from "../../durable-objects/contracts.ts";
+import { shardStub } from "../../durable-objects/stubs.ts";
 import type { Env } from "../../worker/env.ts";
 
 const shard: ShardRpc = shardStub(env as unknown as Env, 0);

@@ -3,10 +3,13 @@
  * subscriptions spread over 50 gateways, one publish makes 50 deliver() calls.
  */
 import { env } from "cloudflare:workers";
+
 import { describe, expect, it } from "vitest";
+
 import { gatewayDestination } from "../../broker/routing.ts";
+
 import type { ShardStats } from "../../broker/stats.ts";
-import type { ShardRpc } from "../../durable-objects/stubs.ts";
+import type { ShardRpc } from "../../durable-objects/contracts.ts";
 import type { Env } from "../../worker/env.ts";
 
 const bindings = env as unknown as Env;

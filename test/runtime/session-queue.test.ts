@@ -5,11 +5,13 @@
  * the rest.
  */
 import { env } from "cloudflare:workers";
+
 import { describe, expect, it } from "vitest";
+
 import type { Message } from "../../broker/message.ts";
+
 import { emptyPage, type OutboundMessage, type OutboundPage } from "../../broker/session-state.ts";
-import type { ClaimResult } from "../../durable-objects/session.ts";
-import type { SessionRpc } from "../../durable-objects/stubs.ts";
+import type { ClaimResult, SessionRpc } from "../../durable-objects/contracts.ts";
 import type { Env } from "../../worker/env.ts";
 
 const bindings = env as unknown as Env;
@@ -45,17 +47,27 @@ async function takeAll(s: SessionRpc, connId: string, first: OutboundPage): Prom
   }
 }
 
+/** A Session whose client subscribed to queue/# (QoS 1) on conn-a, and left. */
+async function offline(clientId: string): Promise<SessionRpc> {
+  const s = session(clientId);
+  await s.claim(claim(clientId, "conn-a"));
+  await s.park(
+    GATEWAY,
+    "conn-a",
+    {
+      subscriptions: [{ filter: "queue/#", options: subscription }],
+      outbound: emptyPage(),
+      inboundQos2: [],
+    },
+    3600,
+  );
+  return s;
+}
+
 describe("a Session's queue, a page at a time", () => {
   it("a client that leaves after its gateway took the first page gets the whole queue back, in order, the gateway's state kept", async () => {
     const clientId = "queue-leaver";
-    const s = session(clientId);
-    await s.claim(claim(clientId, "conn-a"));
-    await s.park(
-      GATEWAY,
-      "conn-a",
-      { subscriptions: [["queue/#", subscription]], outbound: emptyPage(), inboundQos2: [] },
-      3600,
-    );
+    const s = await offline(clientId);
     // 600 queued while offline: more than one page (500 messages a call).
     await s.enqueue(Array.from({ length: 300 }, (_, i) => message(i)));
     await s.enqueue(Array.from({ length: 300 }, (_, i) => message(300 + i)));
@@ -74,7 +86,7 @@ describe("a Session's queue, a page at a time", () => {
       GATEWAY,
       "conn-b",
       {
-        subscriptions: [["queue/#", subscription]],
+        subscriptions: [{ filter: "queue/#", options: subscription }],
         outbound: { entries: atGateway, through: 500, more: false },
         inboundQos2: [],
       },
@@ -91,5 +103,59 @@ describe("a Session's queue, a page at a time", () => {
     expect(all[0]).toMatchObject({ state: "sent", packetId: 7 });
     expect(all.slice(1).every((e) => e.state === "queued")).toBe(true);
     expect((await s.drop()).result).toBe(true);
+  });
+
+  it("a live message for a client whose queue is still coming is kept while the rows not yet handed out leave room (MAX_QUEUED_MESSAGES counts only those)", async () => {
+    // MAX_QUEUED_MESSAGES is 1000 here (its default): the offline client's queue is full.
+    const max = 1000;
+    const clientId = "queue-live-behind-backlog";
+    const s = await offline(clientId);
+    for (let i = 0; i < max; i += 250) await s.enqueue(Array.from({ length: 250 }, (_, j) => message(i + j)));
+    // Over the bound while offline: the newest is dropped.
+    await s.enqueue([message(max)]);
+    expect((await s.info()).result?.queued).toBe(max);
+
+    // The client is back: its gateway has the first page (500 rows, still stored
+    // here until it asks for the next). The test's gateway does not know the
+    // client, so it refuses live messages as a gateway does while the client's
+    // queue is still coming (Connection.backlog): the Session queues them.
+    const back = (await s.claim(claim(clientId, "conn-b"))).result as Extract<ClaimResult, { granted: true }>;
+    const first = back.state.outbound;
+    expect(first.entries).toHaveLength(500);
+    const live = (n: number) => ({ message: message(n), subscriptionIds: [] });
+    // 500 rows wait here not yet handed out: room for 500 more, the last dropped.
+    await s.append([live(2000)]);
+    await s.append(Array.from({ length: 500 }, (_, i) => live(2001 + i)));
+
+    const rest = await takeAll(s, "conn-b", (await s.switched("conn-b", first.through)).result);
+    const ids = [...first.entries, ...rest].map((e) => e.message.id);
+    expect(ids).toHaveLength(max + 500);
+    expect(ids).toEqual([
+      ...Array.from({ length: max }, (_, i) => `m${i}`),
+      ...Array.from({ length: 500 }, (_, i) => `m${2000 + i}`),
+    ]);
+    expect((await s.drop()).result).toBe(true);
+  });
+});
+
+describe("messages its gateway holds back behind a queue still on its way", () => {
+  it("are queued at once, not offered back to that gateway (no hop gateway → Session → gateway → Session)", async () => {
+    const clientId = "held-back";
+    const s = await offline(clientId);
+    // The client is back on conn-b: online at GATEWAY, its queue not taken yet.
+    await s.claim(claim(clientId, "conn-b"));
+    const gateway = bindings.GATEWAY.get(bindings.GATEWAY.idFromName(GATEWAY));
+    const calls = async () => (await gateway.stats()).counters.rpc_in ?? 0;
+    const before = await calls();
+    const entries = [{ message: message(1), subscriptionIds: [] }];
+    await s.append(entries, "conn-b");
+    // Our own stats call only: the Session did not call the gateway's deliverTo.
+    expect((await calls()) - before).toBe(1);
+    const page = (await s.switched("conn-b", 0)).result;
+    expect((await takeAll(s, "conn-b", page)).map((e) => e.message.id)).toContain("m1");
+    // Without heldBy (a gateway the client left), the Session offers them to its gateway first.
+    const again = await calls();
+    await s.append([{ message: message(2), subscriptionIds: [] }]);
+    expect((await calls()) - again).toBe(2);
   });
 });

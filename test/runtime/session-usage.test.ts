@@ -4,10 +4,13 @@
  * in the cost model.
  */
 import { env } from "cloudflare:workers";
+
 import { describe, expect, it } from "vitest";
+
 import { messageProperties } from "../../broker/message.ts";
+
 import { emptyPage } from "../../broker/session-state.ts";
-import type { SessionRpc } from "../../durable-objects/stubs.ts";
+import type { SessionRpc } from "../../durable-objects/contracts.ts";
 import type { Env } from "../../worker/env.ts";
 
 const bindings = env as unknown as Env;
@@ -40,7 +43,11 @@ describe("Session usage reports", () => {
     const parked = await s.park(
       "usage-gw",
       "usage-offline-conn",
-      { subscriptions: [["usage/#", subscription]], outbound: emptyPage(), inboundQos2: [] },
+      {
+        subscriptions: [{ filter: "usage/#", options: subscription }],
+        outbound: emptyPage(),
+        inboundQos2: [],
+      },
       60,
     );
     expect(parked.usage.rowsWritten).toBeGreaterThanOrEqual(2); // the subscription and the record

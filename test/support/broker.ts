@@ -3,7 +3,7 @@
  * on free ports, with its own persistence folder, for end-to-end tests.
  */
 import { type ChildProcess, spawn } from "node:child_process";
-import { mkdtempSync } from "node:fs";
+import { mkdtempSync, readdirSync, readFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
@@ -158,6 +158,40 @@ function stop(child: ChildProcess, signal: NodeJS.Signals): Promise<void> {
       res();
     }
   });
+}
+
+/**
+ * CPU seconds the workerd processes of a broker have used so far: the runtime
+ * that runs its Worker and objects (the one wrangler attaches its inspector to),
+ * and wrangler's proxy in front of it, which passes every WebSocket frame on and
+ * has no counterpart on Cloudflare. Linux only (/proc); zeros elsewhere.
+ */
+export function workerdCpu(broker: RunningBroker): { runtime: number; proxy: number } {
+  const cpu = { runtime: 0, proxy: 0 };
+  let pids: string[];
+  try {
+    pids = readdirSync("/proc").filter((d) => /^\d+$/.test(d));
+  } catch {
+    return cpu;
+  }
+  for (const pid of pids) {
+    let stat: string;
+    let cmdline: string;
+    try {
+      stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+      cmdline = readFileSync(`/proc/${pid}/cmdline`, "utf8");
+    } catch {
+      continue;
+    }
+    const comm = stat.slice(stat.indexOf("(") + 1, stat.lastIndexOf(")"));
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    // After the name: state, ppid, pgrp, … utime and stime are the 12th and 13th, in 1/100 s (USER_HZ).
+    if (comm !== "workerd" || Number(fields[2]) !== broker.pid) continue;
+    const seconds = (Number(fields[11]) + Number(fields[12])) / 100;
+    if (cmdline.includes("--inspector-addr")) cpu.runtime += seconds;
+    else cpu.proxy += seconds;
+  }
+  return cpu;
 }
 
 /** The counters of every gateway, summed, from /api/stats (the API must be on). */

@@ -1,7 +1,8 @@
 /** Debian's Chromium driven by playwright-core (no browser download), for tests of the console. */
 import { type Browser, chromium, type Page } from "playwright-core";
 
-export function launchChromium(): Promise<Browser> {
+/** `args`: more command-line switches (the benchmark's fleets keep background pages' timers running). */
+export function launchChromium(args: string[] = []): Promise<Browser> {
   return chromium.launch({
     executablePath: process.env.CHROMIUM_PATH ?? "/usr/bin/chromium",
     args: [
@@ -12,6 +13,7 @@ export function launchChromium(): Promise<Browser> {
       "--disable-background-networking",
       "--disable-component-update",
       "--disable-sync",
+      ...args,
     ],
   });
 }

@@ -1,0 +1,380 @@
+/**
+ * `npm run bench -- --overload`: floods, with the settings a new user starts with
+ * (PUBLISH_RATE 100/s, burst 200) and with the rate cap lifted (an operator with a
+ * trusted, busy backend: PUBLISH_RATE 1,000,000). 20 raw clients publish as fast as
+ * their sockets take it (50 PUBLISH a frame), QoS 0, and in another run QoS 1 without
+ * waiting for PUBACK, while a subscriber reads. Measured: messages delivered to the
+ * subscriber a second during the flood, the isolates' heap (inspector) and workerd's
+ * resident memory (/proc) at their peak, fresh clients started during the flood (time
+ * to connect, subscribe and complete a QoS 1 round trip), how long /api/stats takes to
+ * answer afterwards, and what became of the flooders.
+ */
+import WebSocket from "ws";
+import { encode, StreamDecoder } from "../../../mqtt/index.ts";
+import { LoadClient } from "../client.ts";
+import { quantile } from "../clients/core.ts";
+import { isolateHeap } from "../inspector.ts";
+import { fixed, int, machine, table } from "../report.ts";
+import { API_TOKEN, nimbus, type Target } from "../targets.ts";
+
+export interface OverloadSizes {
+  flooders: number;
+  floodSeconds: number;
+  qos: Array<0 | 1>;
+  caps: Array<"default" | "lifted">;
+  /** A fresh client starts every this many ms during the flood (and one after it). */
+  freshEveryMs: number;
+}
+
+export const OVERLOAD_FULL: OverloadSizes = {
+  flooders: 20,
+  floodSeconds: 4,
+  qos: [0, 1],
+  caps: ["default", "lifted"],
+  freshEveryMs: 400,
+};
+
+export const OVERLOAD_QUICK: OverloadSizes = {
+  flooders: 5,
+  floodSeconds: 2,
+  qos: [0],
+  caps: ["default"],
+  freshEveryMs: 500,
+};
+
+/** Each flood frame holds this many PUBLISH packets of PAYLOAD bytes. */
+const PER_FRAME = 50;
+const PAYLOAD = 100;
+/** A fresh client that is not through in this time counts as failed. */
+const FRESH_LIMIT_MS = 20_000;
+
+interface FloodEnd {
+  sent: number;
+  /** The DISCONNECT reason code the broker sent, if it sent one; "open" if the socket was still open at the end. */
+  end: string;
+}
+
+/** One flooder: a raw MQTT 5.0 client writing frames of PUBLISH packets while its socket takes them. */
+async function flood(url: string, id: string, topic: string, qos: 0 | 1, until: number): Promise<FloodEnd> {
+  const ws = new WebSocket(url, "mqtt", { perMessageDeflate: false });
+  const decoder = new StreamDecoder({ version: 5 });
+  let disconnect: number | undefined;
+  let closed = false;
+  const connack = new Promise<void>((resolve, reject) => {
+    ws.on("message", (data: Buffer) => {
+      for (const p of decoder.push(new Uint8Array(data)).packets) {
+        if (p.type === "connack") resolve();
+        if (p.type === "disconnect") disconnect = p.reasonCode ?? 0;
+      }
+    });
+    ws.once("close", () => {
+      closed = true;
+      reject(new Error("closed before CONNACK"));
+    });
+    ws.once("error", () => {});
+  });
+  await new Promise((resolve, reject) => ws.once("open", resolve).once("error", reject));
+  ws.send(
+    encode(
+      {
+        type: "connect",
+        protocolVersion: 5,
+        protocolName: "MQTT",
+        clientId: id,
+        cleanStart: true,
+        keepAlive: 60,
+      },
+      5,
+    ),
+  );
+  await connack;
+  // One PUBLISH encoded once; QoS 1 copies get their packet identifiers written in place.
+  const one =
+    qos === 0
+      ? encode(
+          { type: "publish", topic, qos: 0, dup: false, retain: false, payload: new Uint8Array(PAYLOAD) },
+          5,
+        )
+      : encode(
+          {
+            type: "publish",
+            topic,
+            qos: 1,
+            dup: false,
+            retain: false,
+            packetId: 1,
+            payload: new Uint8Array(PAYLOAD),
+          },
+          5,
+        );
+  // The packet identifier follows the fixed header (type byte, Remaining Length) and the topic.
+  let idAt = 1;
+  while (((one[idAt] as number) & 0x80) !== 0) idAt++;
+  idAt += 1 + 2 + new TextEncoder().encode(topic).length;
+  let nextId = 1;
+  let sent = 0;
+  while (Date.now() < until && !closed && ws.readyState === WebSocket.OPEN) {
+    if (ws.bufferedAmount < 256 * 1024) {
+      const frame = new Uint8Array(one.length * PER_FRAME);
+      for (let i = 0; i < PER_FRAME; i++) {
+        frame.set(one, i * one.length);
+        if (qos === 1) {
+          frame[i * one.length + idAt] = nextId >> 8;
+          frame[i * one.length + idAt + 1] = nextId & 0xff;
+          nextId = nextId === 65535 ? 1 : nextId + 1;
+        }
+      }
+      ws.send(frame);
+      sent += PER_FRAME;
+      if (sent % 5_000 === 0) await new Promise((r) => setImmediate(r));
+    } else {
+      await new Promise((r) => setTimeout(r, 1));
+    }
+  }
+  const end =
+    disconnect !== undefined ? `0x${disconnect.toString(16).padStart(2, "0")}` : closed ? "closed" : "open";
+  ws.terminate();
+  return { sent, end };
+}
+
+interface Fresh {
+  /** ms from the start of the flood when the client started. */
+  startedAt: number;
+  connectMs: number;
+  /** QoS 1 publish to its own subscription until the message came back. */
+  roundTripMs: number;
+  /** From the start of the connect until the message came back. */
+  totalMs: number;
+  error?: string;
+}
+
+/** A client that connects, subscribes to a topic of its own and publishes QoS 1 to it. */
+async function fresh(t: Target, id: string, startedAt: number): Promise<Fresh> {
+  const start = performance.now();
+  let c: LoadClient | undefined;
+  const work = (async () => {
+    c = await LoadClient.connect(t.url, id, { version: 5 });
+    const connectMs = performance.now() - start;
+    await c.subscribe(`${id}/own`, 1);
+    const echoed = new Promise<void>((resolve) => {
+      if (c !== undefined) c.onMessage = () => resolve();
+    });
+    const sent = performance.now();
+    await Promise.all([c.publish(`${id}/own`, new TextEncoder().encode("ping"), 1), echoed]);
+    const now = performance.now();
+    return { startedAt, connectMs, roundTripMs: now - sent, totalMs: now - start };
+  })();
+  const failed = (error: string): Fresh => ({
+    startedAt,
+    connectMs: Number.NaN,
+    roundTripMs: Number.NaN,
+    totalMs: Number.NaN,
+    error,
+  });
+  let timer: NodeJS.Timeout | undefined;
+  const limit = new Promise<Fresh>((resolve) => {
+    timer = setTimeout(() => resolve(failed("not through in 20 s")), FRESH_LIMIT_MS);
+  });
+  try {
+    return await Promise.race([work, limit]);
+  } catch (err) {
+    return failed(String(err));
+  } finally {
+    clearTimeout(timer);
+    work.catch(() => {}).finally(() => c?.close());
+  }
+}
+
+/** Time until /api/stats answers (NaN if not within `limitMs`). */
+async function statsAnswer(t: Target, limitMs: number): Promise<number> {
+  const start = performance.now();
+  try {
+    const res = await fetch(`${t.url.replace("ws://", "http://").replace("/mqtt", "")}/api/stats`, {
+      headers: { Authorization: `Bearer ${API_TOKEN}` },
+      signal: AbortSignal.timeout(limitMs),
+    });
+    await res.arrayBuffer();
+    return performance.now() - start;
+  } catch {
+    return Number.NaN;
+  }
+}
+
+interface OverloadRow {
+  cap: "default" | "lifted";
+  qos: 0 | 1;
+  sent: number;
+  deliveredPerSecond: number;
+  /** After the flood: until a marker published then reached the subscriber, s (NaN: not within 60 s). */
+  drainSeconds: number;
+  heapPeak: number;
+  /** Reads of the heap during the flood that the inspector answered within 2 s, and those it did not. */
+  heapReads: { answered: number; silent: number };
+  heapAfter: number;
+  rssBefore: number;
+  rssPeak: number;
+  fresh: Fresh[];
+  statsMs: number;
+  ends: Record<string, number>;
+}
+
+async function overloadRun(cap: "default" | "lifted", qos: 0 | 1, s: OverloadSizes): Promise<OverloadRow> {
+  const t = await nimbus(1, 1, {
+    settings: "defaults",
+    name: `Nimbus 1×1, ${cap === "default" ? "default settings" : "PUBLISH_RATE lifted"}`,
+    vars: cap === "lifted" ? { PUBLISH_RATE: "1000000", PUBLISH_BURST: "1000000" } : {},
+  });
+  try {
+    const port = t.inspectorPort?.() ?? 0;
+    const topic = `flood/${process.pid}/${cap}/${qos}`;
+    const sub = await LoadClient.connect(t.url, `${topic}-reader`, { version: 5 });
+    await sub.subscribe(topic, qos);
+    const rssBefore = t.workerdRss?.() ?? Number.NaN;
+    const start = Date.now();
+    const until = start + s.floodSeconds * 1000;
+    const floods = Array.from({ length: s.flooders }, (_, i) =>
+      flood(t.url, `${topic}-f${i}`, topic, qos, until),
+    );
+    // Sampled until the flood is over: the isolates' heap (each read bounded) and workerd's memory.
+    let heapPeak = 0;
+    const heapReads = { answered: 0, silent: 0 };
+    let rssPeak = rssBefore;
+    const sampling = (async () => {
+      while (Date.now() < until + 500) {
+        rssPeak = Math.max(rssPeak, t.workerdRss?.() ?? 0);
+        const heap = await isolateHeap(port, { timeoutMs: 2_000 });
+        if (Number.isFinite(heap)) {
+          heapPeak = Math.max(heapPeak, heap);
+          heapReads.answered++;
+        } else heapReads.silent++;
+        await new Promise((r) => setTimeout(r, 200));
+      }
+    })();
+    const freshOnes: Array<Promise<Fresh>> = [];
+    for (let at = s.freshEveryMs / 2; at < s.floodSeconds * 1000; at += s.freshEveryMs) {
+      await new Promise((r) => setTimeout(r, Math.max(0, start + at - Date.now())));
+      freshOnes.push(fresh(t, `${topic}-fresh${freshOnes.length}`, at));
+    }
+    const ends = await Promise.all(floods);
+    const receivedDuring = sub.received;
+    const floodMs = Date.now() - start;
+    await sampling;
+    // One more fresh client once the flood is over, and the API.
+    freshOnes.push(fresh(t, `${topic}-after`, Date.now() - start));
+    const statsMs = await statsAnswer(t, 10_000);
+    // Until what was accepted has reached the reader: a marker published now arrives after it.
+    const drainStart = performance.now();
+    const marker = await LoadClient.connect(t.url, `${topic}-marker`, { version: 5 }).catch(() => undefined);
+    let drainSeconds = Number.NaN;
+    if (marker !== undefined) {
+      const arrived = new Promise<void>((resolve) => {
+        sub.onMessage = (m) => {
+          if (new TextDecoder().decode(m.payload) === "marker") resolve();
+        };
+      });
+      await marker.publish(topic, new TextEncoder().encode("marker"), 1);
+      let timer: NodeJS.Timeout | undefined;
+      const ok = await Promise.race([
+        arrived.then(() => true),
+        new Promise<boolean>((r) => {
+          timer = setTimeout(() => r(false), 60_000);
+        }),
+      ]);
+      clearTimeout(timer);
+      if (ok) drainSeconds = (performance.now() - drainStart) / 1000;
+      marker.close();
+    }
+    const heapAfter = await isolateHeap(port, { timeoutMs: 5_000 });
+    sub.close();
+    const byEnd: Record<string, number> = {};
+    for (const e of ends) byEnd[e.end] = (byEnd[e.end] ?? 0) + 1;
+    return {
+      cap,
+      qos,
+      sent: ends.reduce((n, e) => n + e.sent, 0),
+      deliveredPerSecond: receivedDuring / (floodMs / 1000),
+      drainSeconds,
+      heapPeak,
+      heapReads,
+      heapAfter,
+      rssBefore,
+      rssPeak,
+      fresh: await Promise.all(freshOnes),
+      statsMs,
+      ends: byEnd,
+    };
+  } finally {
+    await t.stop();
+  }
+}
+
+const mib = (b: number) => (Number.isFinite(b) && b > 0 ? `${(b / 2 ** 20).toFixed(0)} MiB` : "–");
+const ms = (x: number) => (Number.isFinite(x) ? `${int(x)} ms` : "–");
+
+export async function overloadSection(s: OverloadSizes, quick: boolean): Promise<string> {
+  const rows: OverloadRow[] = [];
+  for (const cap of s.caps) {
+    for (const qos of s.qos) {
+      console.error(`— overload: ${cap} rate cap, QoS ${qos} flood`);
+      rows.push(await overloadRun(cap, qos, s));
+    }
+  }
+  const freshText = (r: OverloadRow) => {
+    const ok = r.fresh.filter((f) => f.error === undefined);
+    const total = ok.map((f) => f.totalMs).sort((a, b) => a - b);
+    const rtt = ok.map((f) => f.roundTripMs).sort((a, b) => a - b);
+    const failed = r.fresh.length - ok.length;
+    return [
+      `${ok.length} of ${r.fresh.length}${failed > 0 ? ` (${failed} not through in 20 s)` : ""}`,
+      `${ms(quantile(total, 0.5))} / ${ms(total.at(-1) ?? Number.NaN)}`,
+      `${ms(quantile(rtt, 0.5))} / ${ms(rtt.at(-1) ?? Number.NaN)}`,
+    ];
+  };
+  const body = table(
+    [
+      "rate cap",
+      "flood",
+      "sent by flooders",
+      "delivered to the reader / s, during",
+      "drained after (marker)",
+      "isolate heap, peak / after",
+      "workerd RSS, before / peak",
+      "fresh clients through",
+      "fresh: connect to round trip, p50 / worst",
+      "fresh: QoS 1 round trip, p50 / worst",
+      "/api/stats after",
+      "flooders' end",
+    ],
+    rows.map((r) => [
+      r.cap === "default" ? "default (100/s, burst 200)" : "lifted (1,000,000/s)",
+      `${s.flooders} × QoS ${r.qos}${r.qos === 1 ? " (no waiting for PUBACK)" : ""}, ${s.floodSeconds} s`,
+      int(r.sent),
+      int(r.deliveredPerSecond),
+      Number.isFinite(r.drainSeconds) ? `${fixed(r.drainSeconds, 1)} s` : "not within 60 s",
+      `${mib(r.heapPeak)} / ${mib(r.heapAfter)}${r.heapReads.silent > 0 ? ` (${r.heapReads.silent} of ${r.heapReads.answered + r.heapReads.silent} reads unanswered)` : ""}`,
+      `${mib(r.rssBefore)} / ${mib(r.rssPeak)}`,
+      ...freshText(r),
+      Number.isFinite(r.statsMs) ? ms(r.statsMs) : "no answer in 10 s",
+      Object.entries(r.ends)
+        .map(([end, n]) => `${n} ${end}`)
+        .join(", "),
+    ]),
+  );
+  return [
+    "## Overload",
+    "",
+    "`npm run bench -- --overload`",
+    "",
+    machine(
+      [
+        `- Nimbus 1×1 with its default settings (anonymous clients and the API on), a fresh broker a run, wrangler's local observability off (as the tests run it); "lifted": PUBLISH_RATE and PUBLISH_BURST 1,000,000`,
+        `- ${s.flooders} raw MQTT 5.0 clients each writing frames of ${PER_FRAME} PUBLISH (${PAYLOAD}-byte payloads) to one topic while their socket's buffer is under 256 KiB, for ${s.floodSeconds} s; a raw subscriber reads the topic at the flood's QoS`,
+        `- a fresh client every ${s.freshEveryMs} ms during the flood and one after it: connect, subscribe to its own topic, publish QoS 1 to it, until the message is back (20 s limit)`,
+        "- heap: the isolates' JS heap through the inspector (each read bounded to 2 s; an isolate that does not answer is left out of the peak); RSS: the largest workerd process",
+      ],
+      quick,
+    ),
+    "",
+    body,
+  ].join("\n");
+}

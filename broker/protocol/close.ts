@@ -1,0 +1,100 @@
+/**
+ * How a connection ends: one reason from a closed list (as Mosquitto's
+ * do_disconnect and EMQX's stepdown reasons are), and one table of what each
+ * means. For every reason: the DISCONNECT a 5.0 client is sent first (never
+ * before CONNACK: MQTT-3.14.0-1), the WebSocket close code, and how the session
+ * leaves the connection: "normal" without its will, "abnormal" with it
+ * (MQTT-3.1.2-8), "moved" when a newer connection has it now (takeover).
+ */
+import { ReasonCode, reasonName } from "../../mqtt/index.ts";
+
+export type CloseReason =
+  /** The client sent DISCONNECT with this code: 0x04 keeps its will, others had it cleared. */
+  | { kind: "client-disconnect"; reasonCode: number }
+  /** The socket closed or failed under us. */
+  | { kind: "socket-closed"; detail: string }
+  /** A protocol violation or a bound passed: the code says which (0x81 … 0x9F). */
+  | { kind: "protocol-error"; reasonCode: number; why: string }
+  /** No packet within 1.5 × the keep-alive (MQTT-3.1.2-24). */
+  | { kind: "keep-alive" }
+  /** No CONNECT within CONNECT_TIMEOUT. */
+  | { kind: "connect-timeout" }
+  /** CONNECT refused: the CONNACK that says why was sent already. */
+  | { kind: "connect-refused"; why: string }
+  /** An operator ended it (HTTP API): 0x98 Administrative action. */
+  | { kind: "administrator"; reasonCode: number }
+  /** The gateway is being retired: 0x8B Server shutting down. */
+  | { kind: "shutdown"; reasonCode: number }
+  /** A newer connection with the same client id has the session now (MQTT-3.1.4-2). */
+  | { kind: "taken-over" }
+  /** A fault of ours while handling the connection's packets. */
+  | { kind: "internal-error"; detail: string };
+
+export type SessionEnding = "normal" | "abnormal" | "moved";
+
+/** What a reason means for the client and its session. */
+export interface Goodbye {
+  /** The reason code of the DISCONNECT a 5.0 client gets (after CONNACK only); none for a client that said goodbye itself. */
+  disconnect: number | undefined;
+  /** 1000 normal, 1001 going away, 1002 protocol error (RFC 6455 7.4.1). */
+  closeCode: 1000 | 1001 | 1002;
+  ending: SessionEnding;
+  /** Why, for the log line and the close frame. */
+  why: string;
+}
+
+export function goodbye(reason: CloseReason): Goodbye {
+  switch (reason.kind) {
+    case "client-disconnect":
+      return {
+        disconnect: undefined,
+        closeCode: 1000,
+        ending: reason.reasonCode === ReasonCode.Success ? "normal" : "abnormal",
+        why: "DISCONNECT",
+      };
+    case "socket-closed":
+      return { disconnect: undefined, closeCode: 1000, ending: "abnormal", why: reason.detail };
+    case "protocol-error":
+      return { disconnect: reason.reasonCode, closeCode: 1002, ending: "abnormal", why: reason.why };
+    case "keep-alive":
+      return {
+        disconnect: ReasonCode.KeepAliveTimeout,
+        closeCode: 1000,
+        ending: "abnormal",
+        why: "keep-alive expired (MQTT-3.1.2-24)",
+      };
+    case "connect-timeout":
+      return { disconnect: undefined, closeCode: 1000, ending: "abnormal", why: "no CONNECT in time" };
+    case "connect-refused":
+      return { disconnect: undefined, closeCode: 1000, ending: "normal", why: reason.why };
+    case "administrator":
+      return {
+        disconnect: reason.reasonCode,
+        closeCode: 1000,
+        ending: "abnormal",
+        why: `administrator: ${reasonName(reason.reasonCode)}`,
+      };
+    case "shutdown":
+      return {
+        disconnect: reason.reasonCode,
+        closeCode: 1001,
+        ending: "abnormal",
+        why: `server: ${reasonName(reason.reasonCode)}`,
+      };
+    case "taken-over":
+      return {
+        disconnect: ReasonCode.SessionTakenOver,
+        closeCode: 1000,
+        ending: "moved",
+        why: "session taken over",
+      };
+    case "internal-error":
+      // The detail is logged; the client learns only that it was ours.
+      return {
+        disconnect: ReasonCode.UnspecifiedError,
+        closeCode: 1002,
+        ending: "abnormal",
+        why: "internal error",
+      };
+  }
+}

@@ -1,0 +1,54 @@
+/**
+ * The one door out: every way a connection ends goes through `close` with a
+ * reason from broker/protocol/close.ts, whose table says what the client is
+ * sent, how the socket closes and how the session leaves.
+ */
+import { log } from "../../broker/log.ts";
+import { type CloseReason, goodbye, type SessionEnding } from "../../broker/protocol/close.ts";
+import { reasonName } from "../../mqtt/index.ts";
+import type { Connection } from "./connection.ts";
+import type { Wire } from "./wire.ts";
+
+export interface CloserDeps {
+  wire: Pick<Wire, "send" | "closeSocket">;
+  /** The session leaves the connection (handover.ts): with its will or without. */
+  end(conn: Connection, how: Exclude<SessionEnding, "moved">, why: string): Promise<void>;
+  name(): string;
+}
+
+export class Closer {
+  private readonly deps: CloserDeps;
+
+  constructor(deps: CloserDeps) {
+    this.deps = deps;
+  }
+
+  /**
+   * Says goodbye as the reason's table row says: DISCONNECT to a 5.0 client that
+   * has its CONNACK (MQTT-3.14.0-1: never before), then the close frame. The
+   * session is not touched: `close` does that, and a takeover moves it instead.
+   */
+  farewell(conn: Connection, reason: CloseReason): SessionEnding {
+    const g = goodbye(reason);
+    if (g.disconnect !== undefined && conn.ready && conn.version === 5)
+      this.deps.wire.send(conn, { type: "disconnect", reasonCode: g.disconnect });
+    this.deps.wire.closeSocket(conn, g.closeCode, g.why.slice(0, 100));
+    return g.ending;
+  }
+
+  /** Ends a connection for `reason`: farewell, then its session leaves (once). */
+  close(conn: Connection, reason: CloseReason): Promise<void> {
+    if (conn.finished) return Promise.resolve();
+    if (reason.kind === "protocol-error" || reason.kind === "internal-error") {
+      log(reason.kind === "internal-error" ? "error" : "warn", "protocol_error", {
+        gateway: this.deps.name(),
+        clientId: conn.connected?.clientId,
+        reason: reason.kind === "protocol-error" ? reasonName(reason.reasonCode) : "internal",
+        message: reason.kind === "protocol-error" ? reason.why : reason.detail,
+      });
+    }
+    const ending = this.farewell(conn, reason);
+    if (ending === "moved") return Promise.resolve();
+    return this.deps.end(conn, ending, goodbye(reason).why);
+  }
+}

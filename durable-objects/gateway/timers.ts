@@ -1,0 +1,98 @@
+/**
+ * The gateway's one storage alarm (timers do not survive hibernation and keep an
+ * object awake): set for the earliest deadline of its connections (CONNECT
+ * timeout, keep-alive at 1.5 × the client's interval, MQTT-3.1.2-24) and of the
+ * next $SYS round while anyone here subscribes to $SYS.
+ */
+import type { BrokerConfig } from "../../broker/config.ts";
+import type { Counters } from "../../broker/counters.ts";
+import { log } from "../../broker/log.ts";
+import type { Message } from "../../broker/message.ts";
+import type { CloseReason } from "../../broker/protocol/close.ts";
+import type { BrokerStats, GatewayCounter } from "../../broker/stats.ts";
+import type { Connection } from "./connection.ts";
+import type { Sockets } from "./sockets.ts";
+import type { GatewayStore } from "./store.ts";
+import { sysMessages } from "./sys-topics.ts";
+
+export interface TimersDeps {
+  ctx: Pick<DurableObjectState, "getWebSockets" | "storage">;
+  config: Pick<BrokerConfig, "connectTimeout" | "sysInterval">;
+  counters: Pick<Counters<GatewayCounter>, "add">;
+  store: Pick<GatewayStore, "hasSysSubscription" | "getMeta" | "setMeta">;
+  sockets: Pick<Sockets, "of">;
+  close(conn: Connection, reason: CloseReason): Promise<void>;
+  stats(): Promise<BrokerStats>;
+  /** Fans messages out to this gateway's clients (for $SYS). */
+  deliver(messages: Message[]): Promise<void>;
+  name(): string;
+}
+
+export class Timers {
+  /** When $SYS is next due; in memory: after an eviction it is due at once. */
+  private sysDue = 0;
+  private readonly deps: TimersDeps;
+
+  constructor(deps: TimersDeps) {
+    this.deps = deps;
+  }
+
+  /** Ends the connections past their deadline, publishes $SYS when due, sets the next alarm. */
+  async alarm(now = Date.now()): Promise<void> {
+    const { ctx, config, store, sockets, close } = this.deps;
+    let next = Number.POSITIVE_INFINITY;
+    for (const ws of ctx.getWebSockets()) {
+      const conn = sockets.of(ws);
+      if (conn.finished) continue;
+      const att = conn.att;
+      if (att.phase === "awaiting-connect") {
+        const deadline = att.openedAt + config.connectTimeout * 1000;
+        if (deadline <= now) {
+          log("info", "connect_timeout", { gateway: this.deps.name() });
+          await close(conn, { kind: "connect-timeout" });
+        } else next = Math.min(next, deadline);
+        continue;
+      }
+      if (att.keepAlive === 0) continue;
+      const deadline = conn.lastSeen + att.keepAlive * 1500;
+      if (deadline <= now) await close(conn, { kind: "keep-alive" });
+      else next = Math.min(next, deadline);
+    }
+    if (store.hasSysSubscription()) {
+      if (now >= this.sysDue) await this.publishSys();
+      next = Math.min(next, this.sysDue);
+    }
+    if (next !== Number.POSITIVE_INFINITY) await this.setAlarm(next);
+  }
+
+  /** Makes sure the alarm fires no later than `at`. */
+  async scheduleCheck(at: number): Promise<void> {
+    const current = await this.deps.ctx.storage.getAlarm();
+    if (current === null || current > at) await this.setAlarm(at);
+  }
+
+  /** Publishes $SYS topics to this gateway's subscribers of them, and plans the next round. */
+  async publishSys(): Promise<void> {
+    const { store, config } = this.deps;
+    const now = Date.now();
+    this.sysDue = now + config.sysInterval * 1000;
+    let started = Number(store.getMeta("started") ?? 0);
+    if (started === 0) {
+      started = now;
+      store.setMeta("started", String(now));
+    }
+    try {
+      const stats = await this.deps.stats();
+      await this.deps.deliver(sysMessages(stats, Math.floor((now - started) / 1000), now));
+    } catch (err) {
+      log("warn", "sys_failed", { gateway: this.deps.name(), error: String(err) });
+    }
+    await this.scheduleCheck(this.sysDue);
+  }
+
+  /** Sets the storage alarm: billed as a row written, so counted as one. */
+  private async setAlarm(at: number): Promise<void> {
+    this.deps.counters.add("rows_written");
+    await this.deps.ctx.storage.setAlarm(at);
+  }
+}

@@ -1,0 +1,42 @@
+/**
+ * Statistics cost one collection (G + S calls) per interval, whoever asks and
+ * however often (broker/stats-cache.ts, used by the StatsHub).
+ */
+import { describe, expect, it } from "vitest";
+import { StatsCache } from "../../broker/stats-cache.ts";
+
+describe("one collection per interval", () => {
+  it("50 gateways asking for $SYS within an interval, and the API polled 20 times, make one collection", async () => {
+    let collections = 0;
+    const cache = new StatsCache(async () => {
+      collections++;
+      await new Promise((r) => setTimeout(r, 5));
+      return collections;
+    });
+    // Concurrent askers share the collection under way.
+    const answers = await Promise.all(Array.from({ length: 50 }, () => cache.get(10_000)));
+    expect(new Set(answers)).toEqual(new Set([1]));
+    for (let i = 0; i < 20; i++) expect(await cache.get(10_000)).toBe(1);
+    expect(collections).toBe(1);
+  });
+
+  it("collects again once the last collection is older than the asker allows", async () => {
+    let collections = 0;
+    const cache = new StatsCache(async () => ++collections);
+    const t0 = Date.now();
+    expect(await cache.get(1_000, t0)).toBe(1);
+    expect(await cache.get(1_000, t0 + 999)).toBe(1);
+    expect(await cache.get(1_000, t0 + 60_000)).toBe(2);
+  });
+
+  it("a failed collection is not kept: the next asker collects", async () => {
+    let calls = 0;
+    const cache = new StatsCache(async () => {
+      calls++;
+      if (calls === 1) throw new Error("a gateway did not answer");
+      return calls;
+    });
+    await expect(cache.get(10_000)).rejects.toThrow("a gateway did not answer");
+    expect(await cache.get(10_000)).toBe(2);
+  });
+});
