@@ -12,14 +12,15 @@
  * read-only to clients. The payload is JSON:
  *
  *   {"event":"disconnected","clientId":"dev-1","connectionId":"…","principal":"user:alice",
- *    "protocolLevel":5,"time":1767225600000,"reason":"keep-alive-timeout","reasonCode":141,
- *    "address":"203.0.113.7"}
+ *    "protocolLevel":5,"time":1767225600000,"reason":"keep-alive","reasonCode":141,
+ *    "detail":"keep-alive expired (MQTT-3.1.2-24)","address":"203.0.113.7"}
  *
  * `principal` is the owner key of ownerOf (`user:alice`, `jwt:…`, `cert:…`,
  * `anonymous`); `connectionId` pairs a connection's two events (a client id's
  * events can come from two gateways, and so out of order: order them by `time`
- * and pair them by `connectionId`); `reason` and `reasonCode` only on
- * `disconnected`; `address` only with PRESENCE_ADDRESS=true.
+ * and pair them by `connectionId`); `reason` (a CloseReason's kind),
+ * `reasonCode` and `detail` only on `disconnected`; `address` only with
+ * PRESENCE_ADDRESS=true.
  *
  * Messages are a pure function of the connection's facts: the Gateway calls
  * presenceMessage at CONNACK and at the end of the connection, and publishes what
@@ -29,25 +30,11 @@
 import type { ProtocolVersion } from "../mqtt/index.ts";
 import { type Identity, ownerOf } from "./auth/authenticator.ts";
 import { type Message, newMessageId } from "./message.ts";
+import { type CloseReason, goodbye } from "./protocol/close.ts";
 
 export const PRESENCE_TOPIC_PREFIX = "$SYS/presence/";
 
 export type PresenceEvent = "connected" | "disconnected";
-
-/** Why a connection ended, a closed list: what a disconnected event says, and what each means. */
-export const PRESENCE_REASONS = {
-  "client-disconnect": "the client sent DISCONNECT",
-  "client-disconnect-with-will": "the client sent DISCONNECT 0x04: its will is published",
-  "connection-lost": "the socket closed or failed without DISCONNECT",
-  "keep-alive-timeout": "nothing from the client within 1.5 times its keep-alive (MQTT-3.1.2-24)",
-  "protocol-error": "the broker ended it for a malformed or forbidden packet",
-  "limit-exceeded": "the broker ended it past a limit: input, rate, quota",
-  "taken-over": "a newer connection with the same client id (MQTT-3.1.4-2)",
-  administrative: "disconnected through the HTTP API",
-  "server-shutdown": "the gateway disconnected all its clients",
-  "login-expired": "the token, cookie or certificate it logged in with ended",
-} as const;
-export type PresenceReason = keyof typeof PRESENCE_REASONS;
 
 /** PRESENCE and PRESENCE_ADDRESS (BrokerConfig.presence). */
 export interface PresenceSettings {
@@ -69,9 +56,12 @@ export interface ConnectionFacts {
   time: number;
 }
 
-export type PresenceFacts =
-  | { event: "connected" }
-  | { event: "disconnected"; reason: PresenceReason; reasonCode?: number };
+/**
+ * Which event: `disconnected` with the reason the connection ended, from the
+ * close table (broker/protocol/close.ts), so that presence says what the client
+ * was told and no second list of reasons can drift from it.
+ */
+export type PresenceFacts = { event: "connected" } | { event: "disconnected"; reason: CloseReason };
 
 /** The longest principal an event carries, UTF-8 bytes (a token's claim may be longer; it is cut). */
 export const MAX_PRESENCE_PRINCIPAL_BYTES = 1024;
@@ -97,8 +87,13 @@ export function presenceMessage(
   body.protocolLevel = facts.protocolLevel;
   body.time = facts.time;
   if (facts.event === "disconnected") {
-    body.reason = facts.reason;
-    if (facts.reasonCode !== undefined) body.reasonCode = facts.reasonCode;
+    const reason = facts.reason;
+    body.reason = reason.kind;
+    // The code the client sent, or the one the broker sent it (none for a socket that closed).
+    const code = reason.kind === "client-disconnect" ? reason.reasonCode : goodbye(reason).disconnect;
+    if (code !== undefined) body.reasonCode = code;
+    // The close frame's words (an internal error's detail is not among them).
+    body.detail = goodbye(reason).why.slice(0, 100);
   }
   if (settings.address && facts.address !== undefined && facts.address !== "") body.address = facts.address;
   return {

@@ -9,11 +9,11 @@ import { ConfigError, readConfig } from "../../broker/config.ts";
 import {
   type ConnectionFacts,
   MAX_PRESENCE_PRINCIPAL_BYTES,
-  PRESENCE_REASONS,
   type PresenceSettings,
   presenceMessage,
   presenceTopic,
 } from "../../broker/presence.ts";
+import type { CloseReason } from "../../broker/protocol/close.ts";
 import { topicMatches, validateTopicName } from "../../mqtt/index.ts";
 
 const ON: PresenceSettings = { enabled: true, address: false };
@@ -48,7 +48,7 @@ describe("presence messages", () => {
     });
   });
 
-  it("disconnected: the reason from the closed list and the reason code, paired with connected by connectionId", () => {
+  it("disconnected: the close table's reason, code and words, paired with connected by connectionId", () => {
     const m = presenceMessage(
       ON,
       {
@@ -56,8 +56,7 @@ describe("presence messages", () => {
         identity: { via: "anonymous" },
         protocolLevel: 4,
         event: "disconnected",
-        reason: "keep-alive-timeout",
-        reasonCode: 0x8d,
+        reason: { kind: "keep-alive" },
       },
       "gateway-0",
     );
@@ -69,10 +68,36 @@ describe("presence messages", () => {
       principal: "anonymous",
       protocolLevel: 4,
       time: 1_767_225_600_000,
-      reason: "keep-alive-timeout",
+      reason: "keep-alive",
       reasonCode: 0x8d,
+      detail: "keep-alive expired (MQTT-3.1.2-24)",
     });
-    expect(Object.keys(PRESENCE_REASONS)).toContain("taken-over");
+  });
+
+  it.each([
+    [
+      { kind: "client-disconnect", reasonCode: 0x04 },
+      { reason: "client-disconnect", reasonCode: 4, detail: "DISCONNECT" },
+    ],
+    [
+      { kind: "socket-closed", detail: "socket closed (1006)" },
+      { reason: "socket-closed", detail: "socket closed (1006)" },
+    ],
+    [{ kind: "taken-over" }, { reason: "taken-over", reasonCode: 0x8e, detail: "session taken over" }],
+    [
+      { kind: "administrator", reasonCode: 0x98 },
+      { reason: "administrator", reasonCode: 0x98 },
+    ],
+    // An internal error's detail stays in the log: subscribers learn only that it was the broker's.
+    [
+      { kind: "internal-error", detail: "TypeError at store.ts:42" },
+      { reason: "internal-error", reasonCode: 0x80, detail: "internal error" },
+    ],
+  ] satisfies Array<[CloseReason, Record<string, unknown>]>)("%o says %o", (reason, said) => {
+    const m = presenceMessage(ON, { ...facts, event: "disconnected", reason }, "g");
+    const b = json(m?.payload as Uint8Array);
+    expect(b).toMatchObject(said);
+    if (!("reasonCode" in said)) expect(b).not.toHaveProperty("reasonCode");
   });
 
   it("the address only with PRESENCE_ADDRESS=true; nothing at all while PRESENCE is off", () => {
@@ -124,8 +149,7 @@ describe("presence messages", () => {
         identity: { username: '"'.repeat(4000), via: "jwt" },
         address: "f".repeat(64),
         event: "disconnected",
-        reason: "login-expired",
-        reasonCode: 0x87,
+        reason: { kind: "protocol-error", reasonCode: 0x87, why: '"'.repeat(4000) },
       },
       "g",
     );
