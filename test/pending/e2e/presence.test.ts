@@ -137,7 +137,7 @@ describe.each(LAYOUTS)("presence, $name", (layout) => {
     expect(events).toContainEqual(expect.objectContaining({ event: "disconnected", reason: "taken-over" }));
     expect(events).toContainEqual(expect.objectContaining({ event: "connected" }));
     second.terminate();
-    expect((await eventOf(ops, id)).body).toMatchObject({ event: "disconnected", reason: "connection-lost" });
+    expect((await eventOf(ops, id)).body).toMatchObject({ event: "disconnected", reason: "socket-closed" });
   });
 
   it("nothing is retained: a new subscriber gets no event with RETAIN set (MQTT-3.3.1-8), only those after it", async () => {

@@ -122,15 +122,19 @@ describe("logins from the upgrade request", () => {
         ({ url, bytes }) =>
           new Promise<number | string>((resolve) => {
             const ws = new WebSocket(url, "mqtt");
+            // A frame is read asynchronously (a Blob): the close that may follow it waits its turn.
+            let reading = Promise.resolve();
             ws.addEventListener("open", () => ws.send(new Uint8Array(bytes)));
-            ws.addEventListener("message", async (e) => {
-              const data = e.data as Blob | ArrayBuffer;
-              const frame = new Uint8Array(data instanceof Blob ? await data.arrayBuffer() : data);
-              // CONNACK (3.1.1): 0x20 0x02 flags code.
-              resolve(frame[3] as number);
-              ws.close();
+            ws.addEventListener("message", (e) => {
+              reading = reading.then(async () => {
+                const data = e.data as Blob | ArrayBuffer;
+                const frame = new Uint8Array(data instanceof Blob ? await data.arrayBuffer() : data);
+                // CONNACK (3.1.1): 0x20 0x02 flags code.
+                resolve(frame[3] as number);
+                ws.close();
+              });
             });
-            ws.addEventListener("close", (e) => resolve(`closed ${e.code}`));
+            ws.addEventListener("close", (e) => void reading.then(() => resolve(`closed ${e.code}`)));
           }),
         { url: `${broker.url}`, bytes },
       );
