@@ -56,6 +56,8 @@ export default defineConfig({
                 ALLOW_ANONYMOUS: "true",
                 AUTH_HMAC_SECRET: "runtime-secret",
                 API_TOKEN: "runtime-token",
+                // Client certificates from request.cf name principals (upgrade-logins.ts).
+                CLIENT_CERT_PRINCIPAL: "cn",
               },
             },
           }),

@@ -5,13 +5,16 @@
 
 import { type AclEntry, parseAcl } from "./acl.ts";
 import { MIN_PEPPER_BYTES } from "./auth/login-verifier.ts";
+import { readUpgradeLoginSettings, type UpgradeLoginEnv } from "./auth/upgrade-logins.ts";
 import { type BridgeConfig, parseBridges } from "./bridges.ts";
 import { CLIENT_ID_LENGTH_LIMIT } from "./client-ids.ts";
 import { type GatewayPlacement, parseGatewayRegions } from "./gateways.ts";
+import type { PresenceSettings } from "./presence.ts";
 import { type Layout, layoutOf } from "./routing.ts";
 import { parseRules, type Rule } from "./rules.ts";
 
-export interface BrokerEnv {
+/** The vars and secrets of wrangler.toml the broker reads (the upgrade's logins' among them). */
+export interface BrokerEnv extends UpgradeLoginEnv {
   TOPIC_SHARDS?: string;
   SHARD_LEVELS?: string;
   GATEWAYS?: string;
@@ -38,7 +41,6 @@ export interface BrokerEnv {
   PUBLISH_RATE?: string;
   PUBLISH_BURST?: string;
   OUTBOUND_QOS0_RATE?: string;
-  ALLOWED_ORIGINS?: string;
   SYS_INTERVAL?: string;
   MAX_CLIENT_ID_LENGTH?: string;
   CLIENT_ID_PATTERN?: string;
@@ -58,10 +60,10 @@ export interface BrokerEnv {
   BRIDGES?: string;
   /** ACL rules (JSON, acl.ts): [{"user": "alice" | "anonymous" | "*", "publish": [...], "subscribe": [...]}]. */
   ACL?: string;
-  /** JWKS_URL needs JWT_ISSUER and JWT_AUDIENCE (auth/jwt.ts). */
-  JWKS_URL?: string;
-  JWT_ISSUER?: string;
-  JWT_AUDIENCE?: string;
+  /** "true": $SYS/presence/ events at each connect and disconnect (presence.ts). */
+  PRESENCE?: string;
+  /** "true": presence events carry the client's address. */
+  PRESENCE_ADDRESS?: string;
 }
 
 export interface BrokerConfig {
@@ -140,6 +142,8 @@ export interface BrokerConfig {
   authFailuresPerAddress: number;
   authFailuresPerNetwork: number;
   authFailuresPerGateway: number;
+  /** PRESENCE and PRESENCE_ADDRESS: connected and disconnected events under `$SYS/presence/`. */
+  presence: PresenceSettings;
 }
 
 /**
@@ -261,6 +265,7 @@ export function readConfig(env: BrokerEnv): BrokerConfig {
     authFailuresPerAddress: int("AUTH_FAILURES_PER_MINUTE", 10, 1, 1_000_000),
     authFailuresPerNetwork: int("AUTH_FAILURES_PER_MINUTE_NETWORK", 100, 1, 10_000_000),
     authFailuresPerGateway: int("AUTH_FAILURES_PER_MINUTE_GATEWAY", 600, 1, 10_000_000),
+    presence: { enabled: false, address: false },
     acl: undefined,
     rules: [],
     bridges: [],
@@ -277,6 +282,15 @@ export function readConfig(env: BrokerEnv): BrokerConfig {
   // audience are what say a token is for this broker.
   if (env.JWKS_URL?.trim() && (!env.JWT_ISSUER?.trim() || !env.JWT_AUDIENCE?.trim()))
     problems.push("JWKS_URL needs JWT_ISSUER and JWT_AUDIENCE (else any tenant of the provider gets in)");
+  const flag = (name: "PRESENCE" | "PRESENCE_ADDRESS") => {
+    const value = env[name]?.trim();
+    if (value === undefined || value === "" || value === "false") return false;
+    if (value === "true") return true;
+    problems.push(`${name}=${value} is neither true nor false`);
+    return false;
+  };
+  config.presence = { enabled: flag("PRESENCE"), address: flag("PRESENCE_ADDRESS") };
+  problems.push(...readUpgradeLoginSettings(env).problems);
   const acl = parseAcl(env.ACL);
   config.acl = acl.entries;
   problems.push(...acl.problems);

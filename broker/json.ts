@@ -15,6 +15,17 @@ export function fromBase64(b64: string): Uint8Array {
   return out;
 }
 
+/** Base64url without padding (RFC 4648 section 5), as JWTs and cookies carry bytes. */
+export function toBase64Url(bytes: Uint8Array): string {
+  return toBase64(bytes).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
+}
+
+/** Bytes of base64url, padded or not; throws on characters outside its alphabet. */
+export function fromBase64Url(s: string): Uint8Array {
+  const b64 = s.replace(/-/g, "+").replace(/_/g, "/");
+  return fromBase64(b64 + "=".repeat((4 - (b64.length % 4)) % 4));
+}
+
 export function stringify(value: unknown): string {
   return JSON.stringify(value, (_key, v: unknown) => (v instanceof Uint8Array ? { $b64: toBase64(v) } : v));
 }

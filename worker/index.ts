@@ -3,15 +3,14 @@
  * socket to a Gateway object. It keeps no state between requests.
  */
 import { type BrokerConfig, ConfigError, readConfig } from "../broker/config.ts";
-import { type ClientPlace, pickGateway } from "../broker/gateways.ts";
 import { log } from "../broker/log.ts";
-
 import type { Message as BrokerMessage } from "../broker/message.ts";
 import { shardOf } from "../broker/routing.ts";
 import { bridgeStub, shardStub } from "../durable-objects/stubs.ts";
 import { handleApi, metrics } from "./api.ts";
 import type { Env } from "./env.ts";
 import { messageOf, type PublishBody } from "./publish-input.ts";
+import { upgradeDecision, upgradeLoginsFor } from "./upgrade.ts";
 
 export { Bridge } from "../durable-objects/bridge.ts";
 export { Gateway } from "../durable-objects/gateway.ts";
@@ -21,11 +20,8 @@ export { StatsHub } from "../durable-objects/stats-hub.ts";
 export { TopicShard } from "../durable-objects/topic-shard.ts";
 export { UserShard } from "../durable-objects/user-shard.ts";
 
-/** Subprotocols MQTT over WebSocket uses (MQTT 5.0 6.0, 3.1.1 6.0; "mqttv3.1" for 3.1). */
-const SUBPROTOCOLS = ["mqtt", "mqttv3.1"];
-
 export default {
-  async fetch(request: Request, env: Env): Promise<Response> {
+  async fetch(request: Request<unknown, IncomingRequestCfProperties>, env: Env): Promise<Response> {
     let config: BrokerConfig;
     try {
       // Settings past a platform limit are refused whole, at once and in plain words.
@@ -91,56 +87,20 @@ export default {
   },
 } satisfies ExportedHandler<Env>;
 
-function upgrade(request: Request, env: Env, config: BrokerConfig): Promise<Response> | Response {
-  if (request.headers.get("Upgrade")?.toLowerCase() !== "websocket") {
-    return new Response("MQTT needs a WebSocket upgrade\n", {
-      status: 426,
-      headers: { Upgrade: "websocket" },
-    });
-  }
-  const offered = (request.headers.get("Sec-WebSocket-Protocol") ?? "")
-    .split(",")
-    .map((p) => p.trim())
-    .filter((p) => p !== "");
-  const protocol = offered.find((p) => SUBPROTOCOLS.includes(p));
-  if (protocol === undefined) {
-    return new Response("WebSocket subprotocol must be mqtt (or mqttv3.1)\n", { status: 400 });
-  }
-  // Browsers send Origin; with an allow-list configured, only those origins may
-  // open a socket. Devices and servers send no Origin and are not affected.
-  const origin = request.headers.get("Origin");
-  const allowed = config.allowedOrigins;
-  if (origin !== null && allowed.length > 0 && !allowed.includes(origin)) {
-    return new Response("origin not allowed\n", { status: 403 });
-  }
-  const address = request.headers.get("CF-Connecting-IP") ?? "";
-  const { name, locationHint } = pickGateway(
-    config.placement,
-    config.gateways,
-    placeOf(request, address),
-    Math.random(),
-  );
-  const headers = new Headers(request.headers);
-  headers.set("x-nimbus-gateway", name);
-  headers.set("x-nimbus-subprotocol", protocol);
-  // Set by Cloudflare, not by the client: failed authentications are limited per address.
-  headers.set("x-nimbus-client-address", address);
+/**
+ * A WebSocket upgrade: checked, its login read (upgrade.ts), and handed to a
+ * Gateway object, or refused.
+ */
+async function upgrade(
+  request: Request<unknown, IncomingRequestCfProperties>,
+  env: Env,
+  config: BrokerConfig,
+): Promise<Response> {
+  const decision = await upgradeDecision(request, config, upgradeLoginsFor(env), request.cf);
+  if (decision.kind === "refuse") return decision.response;
+  const { name, locationHint } = decision.gateway;
   // A region's gateway is created in its region: the hint counts only at creation (DESIGN.md, "Placement").
   const id = env.GATEWAY.idFromName(name);
   const stub = locationHint === undefined ? env.GATEWAY.get(id) : env.GATEWAY.get(id, { locationHint });
-  return stub.fetch(new Request(request.url, { method: "GET", headers }));
-}
-
-/**
- * Where Cloudflare says the upgrade comes from, for GATEWAY_POLICY=region
- * (`request.cf` is set by Cloudflare; under `wrangler dev`, a stand-in).
- */
-function placeOf(request: Request, address: string): ClientPlace {
-  const cf = request.cf;
-  return {
-    continent: typeof cf?.continent === "string" ? cf.continent : undefined,
-    country: typeof cf?.country === "string" ? cf.country : undefined,
-    longitude: typeof cf?.longitude === "string" ? cf.longitude : undefined,
-    address,
-  };
+  return stub.fetch(decision.request);
 }

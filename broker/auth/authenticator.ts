@@ -1,7 +1,9 @@
 /**
  * Authentication at CONNECT, one interface for every way in: anonymous (when
  * allowed), user name and password, or a JWT in the password field. Enhanced
- * authentication (AUTH) methods produce the same Identity.
+ * authentication (AUTH) methods produce the same Identity, and so do the logins
+ * the Worker reads from the WebSocket upgrade (upgrade-logins.ts): a session
+ * cookie, Cloudflare Access, a client certificate or a token in the query.
  *
  * Every way in yields one principal (DESIGN.md, Identity): the name that
  * everything that authorizes is keyed by, sessions included. A token's principal
@@ -10,10 +12,11 @@
  */
 import { type AclRules, aclPatternProblem } from "../acl.ts";
 import type { Identity } from "./identity.ts";
-import { JwtVerifier, looksLikeJwt } from "./jwt.ts";
+import { type JwtClaims, JwtVerifier, looksLikeJwt } from "./jwt.ts";
 import { PasswordLogins } from "./password-logins.ts";
 import { PasswordFile } from "./passwords.ts";
 import type { FailureCost } from "./throttle.ts";
+import { boundLogin, identityAtConnect, type UpgradeIdentity } from "./upgrade-identity.ts";
 
 export type { Identity };
 
@@ -24,7 +27,17 @@ const OWNER_PREFIX: Record<Identity["via"], string> = {
   "auth-method": "auth:",
   // A name given under anonymous access with no credential store, unverified.
   anonymous: "anon:",
+  session: "session:",
+  access: "access:",
+  certificate: "cert:",
 };
+
+/**
+ * The ways in that an earlier release recorded as `user:<name>` (legacyOwnerOf).
+ * The upgrade's ways in came after namespaces: no stored session is theirs under
+ * another key, so a certificate whose CN is "alice" never claims alice's old one.
+ */
+const BEFORE_NAMESPACES: ReadonlyArray<Identity["via"]> = ["password", "jwt", "auth-method", "anonymous"];
 
 /**
  * The owner a session records (Session.claim): one key per principal, so that a
@@ -44,8 +57,10 @@ export function ownerOf(identity: Identity): string {
  * records the namespaced owner (README, Principals and client ids).
  */
 export function legacyOwnerOf(owner: string): string {
-  for (const prefix of Object.values(OWNER_PREFIX))
+  for (const via of BEFORE_NAMESPACES) {
+    const prefix = OWNER_PREFIX[via];
     if (owner.startsWith(prefix)) return `user:${owner.slice(prefix.length)}`;
+  }
   return owner;
 }
 
@@ -61,6 +76,11 @@ export interface ConnectCredentials {
   clientId: string;
   username?: string;
   password?: Uint8Array;
+  /**
+   * The login the Worker verified at the WebSocket upgrade, if any: used when
+   * CONNECT carries no password (identityAtConnect).
+   */
+  upgrade?: UpgradeIdentity;
 }
 
 export interface Authenticator {
@@ -102,6 +122,9 @@ export class ConnectAuthenticator implements Authenticator {
   }
 
   async authenticate(c: ConnectCredentials): Promise<AuthResult> {
+    // A login from the upgrade stands for credentials CONNECT does not carry.
+    const upgraded = identityAtConnect(c.upgrade, c);
+    if (upgraded !== undefined) return upgraded;
     const password = c.password === undefined ? undefined : new TextDecoder().decode(c.password);
     if (password !== undefined && this.jwt.enabled && looksLikeJwt(password))
       return this.fromToken(c, password);
@@ -136,40 +159,37 @@ export class ConnectAuthenticator implements Authenticator {
   private async fromToken(c: ConnectCredentials, token: string): Promise<AuthResult> {
     const result = await this.jwt.verify(token);
     if (!result.ok) return { ok: false, code: "bad-credentials", reason: result.reason, cost: "cheap" };
-    const claims = result.claims;
-    // A token may bind the client id it is good for.
-    const bound = claims.client_id;
-    if (bound !== undefined && bound !== c.clientId) {
-      return { ok: false, code: "not-authorized", reason: "token is for another client id", cost: "cheap" };
-    }
-    const name = claims[this.identityClaim];
-    if (typeof name !== "string" || name === "") {
-      return {
-        ok: false,
-        code: "bad-credentials",
-        reason: `token has no ${this.identityClaim} claim`,
-        cost: "cheap",
-      };
-    }
-    // The token says who the client is: a user name may repeat it, never rename it.
-    if (c.username !== undefined && c.username !== name) {
-      return {
-        ok: false,
-        code: "bad-credentials",
-        reason: "user name differs from the token's identity",
-        cost: "cheap",
-      };
-    }
-    const identity: Identity = { username: name, via: "jwt", expiresAt: result.expiresAt };
-    const acl = claims.mqtt;
-    if (acl !== undefined) {
-      const rules = aclClaim(acl);
-      if (rules === undefined)
-        return { ok: false, code: "bad-credentials", reason: "token's mqtt claim", cost: "cheap" };
-      identity.rules = rules;
-    }
-    return { ok: true, identity };
+    const login = tokenLogin(result.claims, this.identityClaim, result.expiresAt);
+    if (!login.ok) return { ...login, cost: "cheap" };
+    return boundLogin(login, c, "the token's");
   }
+}
+
+/** What a verified token says: who (its identity claim), the client id it binds, its ACL rules. */
+export type TokenLogin =
+  | ({ ok: true } & UpgradeIdentity)
+  | { ok: false; code: "bad-credentials" | "not-authorized"; reason: string };
+
+/**
+ * The login a verified token makes, wherever it came (the password field, the
+ * upgrade's query string): its identity claim names the principal, a `client_id`
+ * claim binds it to that client id, an `mqtt` claim gives its ACL rules.
+ */
+export function tokenLogin(claims: JwtClaims, identityClaim: string, expiresAt: number): TokenLogin {
+  const bound = claims.client_id;
+  if (bound !== undefined && typeof bound !== "string")
+    return { ok: false, code: "not-authorized", reason: "token's client_id claim is not a string" };
+  const name = claims[identityClaim];
+  if (typeof name !== "string" || name === "")
+    return { ok: false, code: "bad-credentials", reason: `token has no ${identityClaim} claim` };
+  const identity: UpgradeIdentity["identity"] = { username: name, via: "jwt", expiresAt };
+  const acl = claims.mqtt;
+  if (acl !== undefined) {
+    const rules = aclClaim(acl);
+    if (rules === undefined) return { ok: false, code: "bad-credentials", reason: "token's mqtt claim" };
+    identity.rules = rules;
+  }
+  return bound === undefined ? { ok: true, identity } : { ok: true, identity, clientId: bound };
 }
 
 /** A token's `mqtt` claim: {"publish": [...], "subscribe": [...]} of ACL patterns, checked as the ACL setting's. */

@@ -1,6 +1,7 @@
 /**
  * Who a connection authenticated as (DESIGN.md, Identity): what every way in
- * (password, token, enhanced authentication, anonymous access) yields.
+ * (password, token, enhanced authentication, anonymous access, a login from the
+ * WebSocket upgrade) yields.
  */
 import type { AclRules } from "../acl.ts";
 
@@ -14,10 +15,17 @@ export interface Identity {
   /** ACL rules from a token's claims. */
   rules?: AclRules;
   /** How the client proved who it is: with the name, it makes the principal (ownerOf). */
-  via: "anonymous" | "password" | "jwt" | "auth-method";
+  via: "anonymous" | "password" | "jwt" | "auth-method" | UpgradeVia;
   /**
    * Epoch ms from which the credential no longer lets the client in (a token's
    * exp plus the leeway): the Gateway ends the connection then. Absent: no end.
    */
   expiresAt?: number;
 }
+
+/**
+ * Ways in that only the WebSocket upgrade carries (upgrade-logins.ts): an HMAC-signed
+ * session cookie, a Cloudflare Access assertion, a client certificate verified by
+ * Cloudflare's mTLS. A token in the upgrade's query string is a JWT like any other ("jwt").
+ */
+export type UpgradeVia = "session" | "access" | "certificate";

@@ -10,7 +10,7 @@
  * it: the broker has no runtime dependency, keeps known keys while an issuer is
  * down, and bounds the JWKS it reads (README, Authentication).
  */
-import { fromBase64 } from "../json.ts";
+import { fromBase64Url } from "../json.ts";
 import { parseJwks, RemoteJwks } from "./jwks.ts";
 
 export interface JwtConfig {
@@ -57,13 +57,8 @@ export function looksLikeJwt(password: string): boolean {
   return /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*$/.test(password);
 }
 
-function base64url(s: string): Uint8Array {
-  const b64 = s.replace(/-/g, "+").replace(/_/g, "/");
-  return fromBase64(b64 + "=".repeat((4 - (b64.length % 4)) % 4));
-}
-
 function json(part: string): unknown {
-  return JSON.parse(new TextDecoder().decode(base64url(part)));
+  return JSON.parse(new TextDecoder().decode(fromBase64Url(part)));
 }
 
 interface Header {
@@ -114,7 +109,9 @@ export class JwtVerifier {
     // RFC 7515 4.1.11: extensions the token says must be understood; none are.
     if (header.crit !== undefined) return { ok: false, reason: "JWT crit header not understood" };
     const signed = new TextEncoder().encode(`${h}.${p}`);
-    const valid = await this.checkSignature(header, signed, base64url(s));
+    const signature = decoded(s);
+    if (signature === undefined) return { ok: false, reason: "JWT signature is not base64url" };
+    const valid = await this.checkSignature(header, signed, signature);
     if (valid !== true) return { ok: false, reason: valid };
     if (claims === null || typeof claims !== "object" || Array.isArray(claims))
       return { ok: false, reason: "JWT claims are not an object" };
@@ -198,10 +195,19 @@ function keysFor(keys: JsonWebKey[], alg: AsymmetricAlg, kid: string | undefined
     if ("crv" in want && k.crv !== want.crv) return false;
     if (k.use !== undefined && k.use !== "sig") return false;
     if (k.key_ops !== undefined && !k.key_ops.includes("verify")) return false;
-    if (alg === "RS256" && (typeof k.n !== "string" || base64url(k.n).length * 8 < MIN_RSA_BITS))
+    if (alg === "RS256" && (typeof k.n !== "string" || (decoded(k.n)?.length ?? 0) * 8 < MIN_RSA_BITS))
       return false;
     return true;
   });
+}
+
+/** Bytes of base64url, or undefined for text that is none (a token's or a JWKS's, from outside). */
+function decoded(text: string): Uint8Array | undefined {
+  try {
+    return fromBase64Url(text);
+  } catch {
+    return undefined;
+  }
 }
 
 /** Only the public members: a JWKS that (wrongly) carries a private key is not imported as one. */

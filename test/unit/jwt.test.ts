@@ -132,6 +132,21 @@ describe("algorithms from a JWKS", () => {
   });
 });
 
+describe("malformed tokens are refused, never thrown", () => {
+  it("a signature or key whose base64url cannot be decoded is a refusal with its reason", async () => {
+    const key = newKey("RS256", "k");
+    const verifier = new JwtVerifier({ jwks: JSON.stringify({ keys: [key.jwk] }), secret: "s" });
+    const token = signed(key, { sub: "a" });
+    // A signature of 4k+1 characters is no base64url at all (RFC 4648 section 5).
+    const cut = token.slice(0, token.length - ((token.split(".")[2] as string).length % 4) - 3);
+    expect((cut.split(".")[2] as string).length % 4).toBe(1);
+    expect(await verifier.verify(cut)).toEqual({ ok: false, reason: "JWT signature is not base64url" });
+    // A JWKS whose RSA modulus is not base64url: that key is not used.
+    const broken = new JwtVerifier({ jwks: JSON.stringify({ keys: [{ ...key.jwk, n: "abcde" }] }) });
+    expect(await broken.verify(token)).toEqual({ ok: false, reason: "JWT signing key unknown" });
+  });
+});
+
 describe("key rotation (as jose's remote JWKS)", () => {
   it("a token signed with a new key under a new kid is accepted at once, without waiting for the cache to age", async () => {
     const old = newKey("ES256", "2026-11");
