@@ -15,6 +15,8 @@ const OWN_BROKER = [
   "test/e2e/integrations.test.ts",
   "test/e2e/bridge.test.ts",
   "test/e2e/users.test.ts",
+  "test/e2e/upgrade-logins.test.ts",
+  "test/e2e/presence.test.ts",
 ];
 /**
  * Timed against a broker of their own (a flood, then a newcomer's round trip

@@ -16,6 +16,7 @@ import { ConnectAuthenticator, type Identity } from "../broker/auth/authenticato
 import { HmacChallenge } from "../broker/auth/hmac-challenge.ts";
 import { AuthMethods } from "../broker/auth/method.ts";
 import { AuthThrottle } from "../broker/auth/throttle.ts";
+import { upgradeIdentityOf } from "../broker/auth/upgrade-identity.ts";
 import { type BrokerConfig, readConfig } from "../broker/config.ts";
 import { Counters } from "../broker/counters.ts";
 import { log, setLogLevel, takeLogLines } from "../broker/log.ts";
@@ -105,6 +106,10 @@ export class Gateway extends DurableObject<Env> implements GatewayRpc {
       wire: this.wire,
       end: (conn, how, why) => this.handover.end(conn, how, why),
       name,
+      config,
+      identity: (conn) => this.identity(conn),
+      publish: (m) => this.inbound.route(m),
+      waitUntil: (p) => ctx.waitUntil(p),
     });
     this.handover = new Handover({
       store,
@@ -147,6 +152,7 @@ export class Gateway extends DurableObject<Env> implements GatewayRpc {
       sockets: this.sockets,
       handover: this.handover,
       publishSys: () => this.timers.publishSys(),
+      publish: (m) => this.inbound.route(m),
       scheduleCheck: (at) => this.timers.scheduleCheck(at),
       authMethods: new AuthMethods(env.AUTH_HMAC_SECRET ? [new HmacChallenge(env.AUTH_HMAC_SECRET)] : []),
       authenticator: new ConnectAuthenticator({
@@ -189,7 +195,11 @@ export class Gateway extends DurableObject<Env> implements GatewayRpc {
       return new Response("gateway full\n", { status: 503 });
     }
     const now = Date.now();
-    const client = this.sockets.accept(request.headers.get("x-nimbus-client-address"), now);
+    const client = this.sockets.accept(
+      request.headers.get("x-nimbus-client-address"),
+      now,
+      upgradeIdentityOf(request.headers),
+    );
     await this.timers.scheduleCheck(now + this.config.connectTimeout * 1000);
     const protocol = request.headers.get("x-nimbus-subprotocol") ?? "mqtt";
     return new Response(null, {
@@ -252,13 +262,13 @@ export class Gateway extends DurableObject<Env> implements GatewayRpc {
     } catch {
       // already closed
     }
-    await this.handover.end(conn, "abnormal", `socket closed (${code})`);
+    await this.closer.lost(conn, `socket closed (${code})`);
     this.sockets.forget(ws);
   }
 
   override async webSocketError(ws: WebSocket, error: unknown): Promise<void> {
     const conn = this.sockets.of(ws);
-    await this.handover.end(conn, "abnormal", `socket error: ${String(error)}`);
+    await this.closer.lost(conn, `socket error: ${String(error)}`);
     this.sockets.forget(ws);
   }
 

@@ -9,6 +9,8 @@ import type { AclSource, Principal } from "../../broker/acl.ts";
 import { type Identity, ownerOf } from "../../broker/auth/authenticator.ts";
 import type { BrokerConfig } from "../../broker/config.ts";
 import { log } from "../../broker/log.ts";
+import type { Message } from "../../broker/message.ts";
+import { presenceMessage } from "../../broker/presence.ts";
 import { principalOf } from "../../broker/principal.ts";
 import type { CloseReason } from "../../broker/protocol/close.ts";
 import {
@@ -44,6 +46,8 @@ export interface ConnectSessionDeps {
   close(conn: Connection, reason: CloseReason): Promise<void>;
   scheduleCheck(at: number): Promise<void>;
   name(): string;
+  /** Hands a message to the shard of its topic (presence events). */
+  publish(m: Message): Promise<unknown>;
 }
 
 /** Who is connecting, once authenticated. */
@@ -113,7 +117,9 @@ export async function acceptConnect(
   const stored = page.through;
 
   const now = Date.now();
+  const address = conn.address;
   conn.att = connectedAttachment(conn, p, clientId, connId, terms, now, d.config);
+  if (d.config.presence.address && address !== undefined) conn.att.address = address;
   if (conn.auth !== undefined) {
     // From now on the method re-authenticates with the verified name.
     conn.auth.ctx = { clientId, username: identity.username as string };
@@ -157,6 +163,20 @@ export async function acceptConnect(
   }
   d.wire.send(conn, fitted);
   conn.ready = true;
+  const presence = presenceMessage(
+    d.config.presence,
+    {
+      event: "connected",
+      clientId,
+      connectionId: connId,
+      identity,
+      protocolLevel: p.protocolVersion,
+      address,
+      time: now,
+    },
+    d.name(),
+  );
+  if (presence !== undefined) void d.publish(presence).catch(() => {});
   log("info", "connect", {
     gateway: d.name(),
     clientId,

@@ -3,8 +3,10 @@
  * WebSocket attachment (at most 2,048 bytes serialized, and it survives
  * hibernation); the rest here is rebuilt when the object wakes.
  */
+
 import type { Identity } from "../../broker/auth/authenticator.ts";
 import type { AuthContext, AuthState, EnhancedAuthMethod } from "../../broker/auth/method.ts";
+import type { UpgradeIdentity } from "../../broker/auth/upgrade-identity.ts";
 import type { Message } from "../../broker/message.ts";
 import type { TokenBucket } from "../../broker/rate-limit.ts";
 import {
@@ -32,6 +34,8 @@ export interface AwaitingConnect {
   openedAt: number;
   /** The client's network address, for rate limiting failed authentications. */
   address?: string;
+  /** The login the Worker verified at the upgrade (broker/auth/upgrade-identity.ts), used at CONNECT. */
+  upgrade?: UpgradeIdentity;
 }
 
 /** A socket whose CONNECT was accepted. */
@@ -49,6 +53,8 @@ export interface Connected {
   expiry: number;
   /** Epoch ms of the last packet received, written at a coarse grain. */
   lastSeen: number;
+  /** The client's address, kept only for presence events that carry it (PRESENCE_ADDRESS). */
+  address?: string;
   /** 5.0 Receive Maximum of the client: its limit on our unacknowledged QoS 1/2. */
   receiveMaximum?: number;
   /** 5.0 Maximum Packet Size the client accepts. */
@@ -75,6 +81,8 @@ export class Connection {
   private reading: Promise<void> | null = null;
   /** Set once the connection is being torn down: no more packets are handled. */
   finished = false;
+  /** The disconnected presence event was published (or is not due): once per connection. */
+  goneAnnounced = false;
   /** CONNACK has been sent: messages may flow. */
   ready = false;
   /**

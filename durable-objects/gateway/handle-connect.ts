@@ -81,7 +81,12 @@ export async function handleConnect(d: ConnectDeps, conn: Connection, p: Connect
     conn.auth = { method, state, ctx, pending: { connect: p, clientId, assigned } };
     return authStep(d, conn, step);
   }
-  const result = await d.authenticator.authenticate({ clientId, username: p.username, password: p.password });
+  const result = await d.authenticator.authenticate({
+    clientId,
+    username: p.username,
+    password: p.password,
+    upgrade: conn.att.phase === "awaiting-connect" ? conn.att.upgrade : undefined,
+  });
   if (!result.ok) {
     d.authThrottle.failed(address, result.cost);
     const bad = result.code === "bad-credentials";

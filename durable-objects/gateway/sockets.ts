@@ -3,6 +3,7 @@
  * when a socket is accepted, rebuilt from its attachment when the object wakes,
  * and the connected ones by client id.
  */
+import type { UpgradeIdentity } from "../../broker/auth/upgrade-identity.ts";
 import type { BrokerConfig } from "../../broker/config.ts";
 import { type Attachment, Connection } from "./connection.ts";
 import type { Inbound } from "./inbound.ts";
@@ -39,12 +40,13 @@ export class Sockets {
   }
 
   /** Accepts a new socket, waiting for CONNECT; the client's end of the pair. */
-  accept(address: string | null, now: number): WebSocket {
+  accept(address: string | null, now: number, upgrade?: UpgradeIdentity): WebSocket {
     const pair = new WebSocketPair();
     const server = pair[1];
     this.deps.ctx.acceptWebSocket(server);
     const att: Attachment = { phase: "awaiting-connect", openedAt: now };
     if (address !== null && address !== "") att.address = address.slice(0, 64);
+    if (upgrade !== undefined) att.upgrade = upgrade;
     server.serializeAttachment(att);
     this.connections.set(server, this.connection(server, att));
     return pair[0];

@@ -42,6 +42,10 @@ function harness(version: 4 | 5, ready: boolean) {
       ended.push(how);
     },
     name: () => "gw",
+    config: { presence: { enabled: false, address: false } },
+    identity: () => undefined,
+    publish: async () => undefined,
+    waitUntil: () => {},
   });
   return { conn, closer, sent, closed, ended };
 }

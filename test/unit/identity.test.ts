@@ -200,6 +200,7 @@ describe("client ids", () => {
       persistent: true,
       expiry: 0xffffffff,
       lastSeen: Date.now(),
+      address: "界".repeat(64),
       receiveMaximum: 65535,
       maximumPacketSize: 0xffffffff,
       topicAliasMaximum: 65535,

@@ -1,7 +1,5 @@
 /**
- * PENDING: needs the Gateway to read x-nimbus-upgrade-identity (README, Browser
- * logins and client certificates). Once wired, `git mv` this file to
- * test/runtime/ (the runtime project's bindings set CLIENT_CERT_PRINCIPAL=cn).
+ * (The runtime project's bindings set CLIENT_CERT_PRINCIPAL=cn.)
  *
  * Inside workerd, through the real Worker and Gateway: a client certificate
  * Cloudflare's mTLS verified (request.cf.tlsClientAuth, set here as the edge sets
@@ -12,14 +10,14 @@
 import { runInDurableObject, SELF } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
-import type { Identity } from "../../../broker/auth/authenticator.ts";
-import type { PresentedCertificate } from "../../../broker/auth/client-cert.ts";
-import type { Gateway } from "../../../durable-objects/gateway.ts";
-import { ReasonCode } from "../../../mqtt/index.ts";
-import type { Env } from "../../../worker/env.ts";
-import { CERT_NOT_AFTER, presentedCertificate } from "../../support/certificates.ts";
-import { connectPacket } from "../../support/packets.ts";
-import { TestClient } from "../../support/workerd-client.ts";
+import type { Identity } from "../../broker/auth/authenticator.ts";
+import type { PresentedCertificate } from "../../broker/auth/client-cert.ts";
+import type { Gateway } from "../../durable-objects/gateway.ts";
+import { ReasonCode } from "../../mqtt/index.ts";
+import type { Env } from "../../worker/env.ts";
+import { CERT_NOT_AFTER, presentedCertificate } from "../support/certificates.ts";
+import { connectPacket } from "../support/packets.ts";
+import { TestClient } from "../support/workerd-client.ts";
 
 const bindings = env as unknown as Env;
 const gateway = () => bindings.GATEWAY.get(bindings.GATEWAY.idFromName("gateway-0"));

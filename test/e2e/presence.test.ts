@@ -1,18 +1,13 @@
 /**
- * PENDING: needs the Gateway to publish presenceMessage at CONNACK and at the end
- * of a connection (README, Presence; broker/presence.ts). Once wired, `git mv`
- * this file to test/e2e/ and add it to OWN_BROKER in vitest.config.ts (it starts
- * brokers of its own).
- *
  * A subscriber granted `$SYS/presence/#` sees another client's connected and
  * disconnected events within 2 s, with the reason each connection ended, in both
  * layouts; one without the grant is refused; nothing is retained.
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { passwordEntry } from "../../../broker/auth/passwords.ts";
-import { type PublishPacket, ReasonCode } from "../../../mqtt/index.ts";
-import { type RunningBroker, startBroker } from "../../support/broker.ts";
-import { RawClient, unique } from "../../support/clients.ts";
+import { passwordEntry } from "../../broker/auth/passwords.ts";
+import { type PublishPacket, ReasonCode } from "../../mqtt/index.ts";
+import { type RunningBroker, startBroker } from "../support/broker.ts";
+import { RawClient, unique } from "../support/clients.ts";
 
 const LAYOUTS = [
   { name: "1 shard, 1 gateway", shards: "1", gateways: "1" },

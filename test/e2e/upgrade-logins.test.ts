@@ -1,25 +1,20 @@
 /**
- * PENDING: needs the Gateway to read x-nimbus-upgrade-identity (README, Browser
- * logins and client certificates; the seam in broker/auth/upgrade-identity.ts).
- * Once wired, `git mv` this file to test/e2e/ and add it to OWN_BROKER in
- * vitest.config.ts (it starts a broker of its own).
- *
  * Logins from the upgrade request against a real broker with anonymous access off:
  * a session cookie and a query token from Node, a session cookie and an Access
  * token (CF_Authorization cookie) from Chromium on a page the broker serves, and
  * the same cookies sent by a page of another origin (Cross-Site WebSocket
  * Hijacking), which log no one in. Client certificates cannot be presented to
- * `wrangler dev`: test/pending/runtime/upgrade-logins.test.ts sets request.cf.
+ * `wrangler dev`: test/runtime/upgrade-logins.test.ts sets request.cf.
  */
 import { createHmac, generateKeyPairSync, type KeyObject, sign } from "node:crypto";
 import { createServer, type Server } from "node:http";
 import type { Browser } from "playwright-core";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { type ConnackPacket, ConnectReturnCode, encode, ReasonCode } from "../../../mqtt/index.ts";
-import { freePort, type RunningBroker, startBroker } from "../../support/broker.ts";
-import { launchChromium } from "../../support/browser.ts";
-import { RawClient, unique } from "../../support/clients.ts";
-import { connectPacket } from "../../support/packets.ts";
+import { type ConnackPacket, ConnectReturnCode, encode, ReasonCode } from "../../mqtt/index.ts";
+import { freePort, type RunningBroker, startBroker } from "../support/broker.ts";
+import { launchChromium } from "../support/browser.ts";
+import { RawClient, unique } from "../support/clients.ts";
+import { connectPacket } from "../support/packets.ts";
 
 const SESSION_SECRET = "e2e-session-secret-of-32-bytes-at-least";
 const JWT_SECRET = "e2e-upgrade-jwt-secret";
