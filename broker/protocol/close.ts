@@ -19,6 +19,8 @@ export type CloseReason =
   | { kind: "keep-alive" }
   /** No CONNECT within CONNECT_TIMEOUT. */
   | { kind: "connect-timeout" }
+  /** The login's credential (a token's exp, a cookie's, a certificate's notAfter) expired while connected. */
+  | { kind: "login-expired" }
   /** CONNECT refused: the CONNACK that says why was sent already. */
   | { kind: "connect-refused"; why: string }
   /** An operator ended it (HTTP API): 0x98 Administrative action. */
@@ -65,6 +67,17 @@ export function goodbye(reason: CloseReason): Goodbye {
       };
     case "connect-timeout":
       return { disconnect: undefined, closeCode: 1000, ending: "abnormal", why: "no CONNECT in time" };
+    case "login-expired":
+      // 0xA0 Maximum connect time: "the maximum connection time authorized for this
+      // connection has been exceeded" (MQTT 5.0, 3.14.2.1), which is what a credential's
+      // expiry is. The session is kept and the will goes out, as for any other end
+      // the client did not ask for (MQTT-3.1.2-8): the client reconnects with a new token.
+      return {
+        disconnect: ReasonCode.MaximumConnectTime,
+        closeCode: 1000,
+        ending: "abnormal",
+        why: "login expired",
+      };
     case "connect-refused":
       return { disconnect: undefined, closeCode: 1000, ending: "normal", why: reason.why };
     case "administrator":

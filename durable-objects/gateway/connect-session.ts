@@ -120,6 +120,7 @@ export async function acceptConnect(
   const address = conn.address;
   conn.att = connectedAttachment(conn, p, clientId, connId, terms, now, d.config);
   if (d.config.presence.address && address !== undefined) conn.att.address = address;
+  if (identity.expiresAt !== undefined) conn.att.loginExpires = identity.expiresAt;
   if (conn.auth !== undefined) {
     // From now on the method re-authenticates with the verified name.
     conn.auth.ctx = { clientId, username: identity.username as string };
@@ -191,6 +192,7 @@ export async function acceptConnect(
   }
   d.outbound.pump(conn);
   if (terms.keepAlive > 0) await d.scheduleCheck(now + terms.keepAlive * 1500);
+  if (identity.expiresAt !== undefined) await d.scheduleCheck(identity.expiresAt);
   return undefined;
 }
 

@@ -55,6 +55,12 @@ export interface Connected {
   lastSeen: number;
   /** The client's address, kept only for presence events that carry it (PRESENCE_ADDRESS). */
   address?: string;
+  /**
+   * Epoch ms at which the login's credential expires (a token's or cookie's exp, a
+   * certificate's notAfter): the connection ends then (timers.ts), as it would be
+   * refused at a new CONNECT.
+   */
+  loginExpires?: number;
   /** 5.0 Receive Maximum of the client: its limit on our unacknowledged QoS 1/2. */
   receiveMaximum?: number;
   /** 5.0 Maximum Packet Size the client accepts. */

@@ -1,8 +1,8 @@
 /**
  * The gateway's one storage alarm (timers do not survive hibernation and keep an
  * object awake): set for the earliest deadline of its connections (CONNECT
- * timeout, keep-alive at 1.5 × the client's interval, MQTT-3.1.2-24) and of the
- * next $SYS round while anyone here subscribes to $SYS.
+ * timeout, keep-alive at 1.5 × the client's interval, MQTT-3.1.2-24, a login's
+ * expiry) and of the next $SYS round while anyone here subscribes to $SYS.
  */
 import type { BrokerConfig } from "../../broker/config.ts";
 import type { Counters } from "../../broker/counters.ts";
@@ -52,6 +52,14 @@ export class Timers {
           await close(conn, { kind: "connect-timeout" });
         } else next = Math.min(next, deadline);
         continue;
+      }
+      if (att.loginExpires !== undefined) {
+        if (att.loginExpires <= now) {
+          log("info", "login_expired", { gateway: this.deps.name(), clientId: att.clientId });
+          await close(conn, { kind: "login-expired" });
+          continue;
+        }
+        next = Math.min(next, att.loginExpires);
       }
       if (att.keepAlive === 0) continue;
       const deadline = conn.lastSeen + att.keepAlive * 1500;

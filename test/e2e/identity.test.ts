@@ -276,6 +276,43 @@ describe.each(LAYOUTS)("identity, $name", (layout) => {
       expect(codes.reasonCodes).toEqual([v === 5 ? ReasonCode.NotAuthorized : 0x80]);
     });
 
+    it("a token that expires while connected ends the connection then: 5.0 DISCONNECT 0xA0 Maximum connect time, 3.1.1 a close; the will goes out and the session stays", async () => {
+      const id = unique("expiring");
+      const willTopic = `users/bob/${id}/will`;
+      const watcher = await connectAs(v, unique("watch"), "bob");
+      await watcher.r.subscribe(willTopic, 1);
+      // exp 28 s ago, within the 30 s leeway: accepted, and expiring 2 s from now.
+      const exp = Math.floor(Date.now() / 1000) - 28;
+      const { r, connack } = await connectAs(v, id, undefined, {
+        ...(v === 4 ? { username: "bob" } : {}),
+        password: utf8(token({ sub: "bob", exp })),
+        cleanStart: false,
+        ...expiryFor(v),
+        will: { topic: willTopic, payload: utf8("gone"), qos: 1, retain: false },
+      });
+      expect(connack.reasonCode).toBe(0);
+      const connectedAt = Date.now();
+      if (v === 5) {
+        const disconnect = await r.next("disconnect", 10_000);
+        expect(disconnect.reasonCode).toBe(ReasonCode.MaximumConnectTime);
+      }
+      await r.closed;
+      // Not before the token's end (exp + leeway), and not much after it.
+      expect(Date.now()).toBeGreaterThanOrEqual((exp + 30) * 1000);
+      expect(Date.now() - connectedAt).toBeLessThan(8_000);
+      const will = await watcher.r.next("publish");
+      expect(will.topic).toBe(willTopic);
+      // A fresh token resumes the session (MQTT-3.1.2-4: the session outlives the connection).
+      const again = await connectAs(v, id, undefined, {
+        ...(v === 4 ? { username: "bob" } : {}),
+        password: utf8(token({ sub: "bob" })),
+        cleanStart: false,
+        ...expiryFor(v),
+      });
+      expect(again.connack.reasonCode).toBe(0);
+      expect(again.connack.sessionPresent).toBe(true);
+    });
+
     it.each(["#", "+", "x/+", "a/b"])(
       "client id %s stands in no ACL pattern (devices/{client id}/#): it gets nothing beyond its own topics",
       async (clientId) => {

@@ -201,6 +201,7 @@ describe("client ids", () => {
       expiry: 0xffffffff,
       lastSeen: Date.now(),
       address: "界".repeat(64),
+      loginExpires: 8.64e15,
       receiveMaximum: 65535,
       maximumPacketSize: 0xffffffff,
       topicAliasMaximum: 65535,

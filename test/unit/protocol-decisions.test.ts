@@ -34,6 +34,7 @@ describe("how a connection ends (one table, broker/protocol/close.ts)", () => {
     [{ kind: "protocol-error", reasonCode: ReasonCode.ProtocolError, why: "x" }, 0x82, 1002, "abnormal"],
     [{ kind: "keep-alive" }, ReasonCode.KeepAliveTimeout, 1000, "abnormal"],
     [{ kind: "connect-timeout" }, undefined, 1000, "abnormal"],
+    [{ kind: "login-expired" }, ReasonCode.MaximumConnectTime, 1000, "abnormal"],
     [{ kind: "connect-refused", why: "x" }, undefined, 1000, "normal"],
     [{ kind: "administrator", reasonCode: ReasonCode.AdministrativeAction }, 0x98, 1000, "abnormal"],
     [{ kind: "shutdown", reasonCode: ReasonCode.ServerShuttingDown }, 0x8b, 1001, "abnormal"],
