@@ -34,6 +34,22 @@ export interface GatewayRpc extends Rpc.DurableObjectBranded {
   /** Disconnects one client (5.0: with `reasonCode`); true if it was here. */
   disconnect(clientId: string, reasonCode: number): Promise<boolean>;
   clientInfo(clientId: string): Promise<ClientInfo | null>;
+  /** Clients connected here whose id starts with `prefix`, in id order after `after` (GET /api/clients). */
+  clients(prefix: string, after: string | null, limit: number): Promise<ListedClients>;
+}
+
+/** A connected client in the HTTP API's list. */
+export interface ListedClient {
+  clientId: string;
+  /** The principal that owns its session (`anonymous`, `user:alice`, `jwt:…`). */
+  owner: string;
+  persistent: boolean;
+}
+
+/** A page of a gateway's clients; `more`: others after the last also match. */
+export interface ListedClients {
+  clients: ListedClient[];
+  more: boolean;
 }
 
 /** What the HTTP API shows of an online client. */

@@ -12,7 +12,7 @@
  */
 import { DurableObject } from "cloudflare:workers";
 import { Acl, type Principal } from "../broker/acl.ts";
-import { ConnectAuthenticator, type Identity } from "../broker/auth/authenticator.ts";
+import { ConnectAuthenticator, type Identity, ownerOf } from "../broker/auth/authenticator.ts";
 import { HmacChallenge } from "../broker/auth/hmac-challenge.ts";
 import { AuthMethods } from "../broker/auth/method.ts";
 import { AuthThrottle } from "../broker/auth/throttle.ts";
@@ -29,7 +29,8 @@ import type { OutboundPage, QueuedMessage, SessionState } from "../broker/sessio
 import type { GatewayCounter, GatewayStats } from "../broker/stats.ts";
 import { type DecodeError, type Packet, ReasonCode } from "../mqtt/index.ts";
 import type { Env } from "../worker/env.ts";
-import type { ClientInfo, GatewayRpc } from "./contracts.ts";
+import type { ClientInfo, GatewayRpc, ListedClients } from "./contracts.ts";
+import { clientPage } from "./gateway/client-list.ts";
 import { Closer } from "./gateway/closer.ts";
 import type { Connection } from "./gateway/connection.ts";
 import { crash, type DispatchDeps, decodeFailure, dispatch } from "./gateway/dispatch.ts";
@@ -372,6 +373,19 @@ export class Gateway extends DurableObject<Env> implements GatewayRpc {
       subscriptions: this.store.subsOf(clientId).map(([f]) => f),
       inflight: this.store.inflightCount(clientId) + held,
     };
+  }
+
+  /** A page of the clients connected here (GET /api/clients). */
+  async clients(prefix: string, after: string | null, limit: number): Promise<ListedClients> {
+    this.counters.add("rpc_in");
+    const online = this.sockets.live().flatMap((conn) => {
+      const att = conn.connected;
+      if (att === undefined || !conn.ready) return [];
+      return [
+        { clientId: att.clientId, persistent: att.persistent, owner: () => ownerOf(this.identity(conn)) },
+      ];
+    });
+    return clientPage(online, prefix, after, limit);
   }
 
   /** Numbers for /api/stats, /metrics and $SYS. */

@@ -23,6 +23,7 @@ import {
   brokerStats as statsFromHub,
 } from "../durable-objects/stubs.ts";
 import { isWellFormedUtf8, ReasonCode, validateTopicFilter } from "../mqtt/index.ts";
+import { listClients } from "./clients-api.ts";
 import type { Env } from "./env.ts";
 import { openApiDocument } from "./openapi.ts";
 import { messageOf, type PublishBody, route } from "./publish-input.ts";
@@ -50,13 +51,18 @@ export async function handleApi(request: Request, env: Env, url: URL): Promise<R
       return request.method === "POST" ? await publish(request, env) : apiError(405, "use POST");
     }
     if (path === "/api/retained" && request.method === "GET") return await retained(url, env);
-    if (path === "/api/stats" && request.method === "GET") return json(await brokerStats(env));
+    if (path === "/api/stats" && request.method === "GET") {
+      const stats = brokerStats(env, url);
+      return stats === undefined ? apiError(400, BAD_MAX_AGE) : json(await stats);
+    }
     if (path === "/api/users" || path.startsWith("/api/users/")) return await handleUsers(request, env, url);
     // Each bridge's state and counters; asking starts any that is not running.
     if (path === "/api/bridges" && request.method === "GET") {
       const { bridges } = readConfig(env);
       return json(await Promise.all(bridges.map((b) => bridgeStub(env, b.name).start())));
     }
+    if (path === "/api/clients")
+      return request.method === "GET" ? await listClients(url, env) : apiError(405, "use GET");
     const client = /^\/api\/clients\/([^/]+)$/.exec(path);
     if (client) {
       const id = decodedSegment(client[1] as string);
@@ -165,16 +171,31 @@ function jsonProperties(props: Record<string, unknown>): Record<string, unknown>
   );
 }
 
-function brokerStats(env: Env): Promise<BrokerStats> {
-  // Collected by the StatsHub at most once a second, however often the API is polled.
-  return statsFromHub(env, 1000);
+/** The largest `max_age` a caller may allow (ms). */
+const MAX_STATS_AGE = 60_000;
+
+/**
+ * The broker's statistics from the StatsHub. By default collected after the
+ * request arrived (counts before and after an action tell what it cost);
+ * `?max_age=<ms>` accepts a collection started that long ago, which callers
+ * polling together share (a dashboard: one round of calls however many poll).
+ */
+function brokerStats(env: Env, url: URL): Promise<BrokerStats> | undefined {
+  const text = url.searchParams.get("max_age");
+  const maxAge = text === null ? 0 : Number(text);
+  if (!Number.isInteger(maxAge) || maxAge < 0 || maxAge > MAX_STATS_AGE) return undefined;
+  return statsFromHub(env, maxAge);
 }
+
+const BAD_MAX_AGE = `max_age is a whole number of milliseconds from 0 to ${MAX_STATS_AGE}`;
 
 /** Prometheus text exposition of /api/stats. */
 export async function metrics(request: Request, env: Env): Promise<Response> {
   const denied = await unauthorized(request, env);
   if (denied) return denied;
-  const s = await brokerStats(env);
+  const pending = brokerStats(env, new URL(request.url));
+  if (pending === undefined) return apiError(400, BAD_MAX_AGE);
+  const s = await pending;
   const lines: string[] = [];
   const metric = (
     name: string,

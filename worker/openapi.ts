@@ -83,6 +83,32 @@ export function openApiDocument() {
           responses: { "200": { description: "a list of messages" }, ...errors(400, 401) },
         },
       },
+      "/api/clients": {
+        get: {
+          summary:
+            "A page of the clients connected now whose client id starts with prefix, in id order within each gateway, gateway after gateway; a page asks at most 16 gateways, so it may be short with more to come: go on while next is not null",
+          parameters: [
+            { name: "prefix", in: "query", schema: { type: "string", maxLength: 1024, default: "" } },
+            {
+              name: "limit",
+              in: "query",
+              schema: { type: "integer", minimum: 1, maximum: 100, default: 50 },
+            },
+            {
+              name: "cursor",
+              in: "query",
+              description: "next of the page before, with the same prefix",
+              schema: { type: "string" },
+            },
+          ],
+          responses: {
+            "200": {
+              description: "{clients: [{clientId, owner, persistent, gateway}], next: cursor or null}",
+            },
+            ...errors(400, 401),
+          },
+        },
+      },
       "/api/clients/{id}": {
         get: {
           summary: "A client's session: online, gateway, subscriptions, queued count",
@@ -219,7 +245,16 @@ export function openApiDocument() {
         get: {
           summary:
             "Connections, subscriptions, messages and bytes, retained, dropped and expired, per shard and gateway; per rule: matched, sent, failed, dead-lettered, dropped, waiting",
-          responses: { "200": { description: "statistics" }, ...errors(401) },
+          parameters: [
+            {
+              name: "max_age",
+              in: "query",
+              description:
+                "milliseconds: a collection started that long ago will do (shared with other callers); 0, the default, collects after the request arrived",
+              schema: { type: "integer", minimum: 0, maximum: 60000, default: 0 },
+            },
+          ],
+          responses: { "200": { description: "statistics" }, ...errors(400, 401) },
         },
       },
       "/api/bridges": {

@@ -16,11 +16,11 @@ import { hashPassword, PasswordFile, passwordHashProblem } from "../broker/auth/
 
 import { userNameProblem } from "../broker/auth/user-names.ts";
 
-import { fromBase64, toBase64 } from "../broker/json.ts";
 import type { NewUser, UserInfo } from "../durable-objects/contracts.ts";
 import { USER_SHARDS, USERS_PER_CALL, userShardOf, userShardStub } from "../durable-objects/user-shard.ts";
 import { boundedJson } from "./bounded-body.ts";
 import type { Env } from "./env.ts";
+import { readPageCursor, writePageCursor } from "./page-cursor.ts";
 import { apiError, json } from "./responses.ts";
 
 /** A PUT's body: a password or a hash, with room for JSON escapes. */
@@ -170,9 +170,12 @@ async function list(url: URL, env: Env): Promise<Response> {
   if (!Number.isInteger(limit) || limit < 1 || limit > USERS_PER_CALL)
     return apiError(400, `limit is a whole number from 1 to ${USERS_PER_CALL}`);
   const cursorText = url.searchParams.get("cursor");
-  const cursor = cursorText === null ? { shard: 0, after: null } : readCursor(cursorText);
+  const cursor =
+    cursorText === null
+      ? { index: 0, after: null }
+      : readPageCursor(cursorText, USER_SHARDS, (name) => userNameProblem(name) === null);
   if (cursor === undefined) return apiError(400, "not a cursor of this API");
-  let { shard, after } = cursor;
+  let { index: shard, after } = cursor;
   const users: ReturnType<typeof shown>[] = [];
   for (let calls = 0; calls < LIST_CALLS && shard < USER_SHARDS && users.length < limit; calls++) {
     const page = await userShardStub(env, shard).page(after, limit - users.length);
@@ -184,32 +187,5 @@ async function list(url: URL, env: Env): Promise<Response> {
       after = null;
     }
   }
-  return json({ users, next: shard < USER_SHARDS ? writeCursor(shard, after) : null });
-}
-
-interface Cursor {
-  shard: number;
-  after: string | null;
-}
-
-function writeCursor(shard: number, after: string | null): string {
-  const text = toBase64(new TextEncoder().encode(JSON.stringify([shard, after])));
-  return text.replaceAll("+", "-").replaceAll("/", "_").replaceAll("=", "");
-}
-
-function readCursor(text: string): Cursor | undefined {
-  try {
-    const bytes = fromBase64(text.replaceAll("-", "+").replaceAll("_", "/"));
-    const value: unknown = JSON.parse(
-      new TextDecoder("utf-8", { fatal: true, ignoreBOM: false }).decode(bytes),
-    );
-    if (!Array.isArray(value) || value.length !== 2) return undefined;
-    const [shard, after] = value as [unknown, unknown];
-    if (!Number.isInteger(shard) || (shard as number) < 0 || (shard as number) >= USER_SHARDS)
-      return undefined;
-    if (after !== null && (typeof after !== "string" || userNameProblem(after) !== null)) return undefined;
-    return { shard: shard as number, after };
-  } catch {
-    return undefined;
-  }
+  return json({ users, next: shard < USER_SHARDS ? writePageCursor({ index: shard, after }) : null });
 }

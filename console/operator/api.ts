@@ -51,7 +51,7 @@ export class OperatorApi {
   }
 
   async stats(): Promise<StatsAnswer> {
-    const res = await this.call("/api/stats");
+    const res = await this.call("/api/stats?max_age=1000");
     if (!res.ok) throw new ApiError(res.status, `/api/stats answered ${res.status}`);
     return (await res.json()) as StatsAnswer;
   }

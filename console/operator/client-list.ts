@@ -1,6 +1,6 @@
 /**
- * Listing online clients by client id prefix: the contract the console is built
- * against, which the server does not answer yet (README, "Web console"):
+ * Listing online clients by client id prefix (README, "Web console"; the server's
+ * side is worker/clients-api.ts):
  *
  *   GET /api/clients?prefix=<p>&limit=<n>&cursor=<c>
  *   → 200 {"clients": [{"clientId", "owner", "gateway", "persistent"}, …], "next": "<cursor>" | null}
@@ -8,9 +8,10 @@
  * Clients connected now, whose id starts with `prefix` (empty: all), in client id
  * order within each gateway, gateway after gateway; `limit` from 1 to 100 (default
  * 50); a page may be short with more to come: go on while `next` is not null, as
- * GET /api/users pages. Until the server has it (it answers 404 "no such endpoint"),
- * the console looks the prefix up as a whole client id (GET /api/clients/{id}),
- * which finds a client whose id the operator knows, online or stored.
+ * GET /api/users pages. A server of an earlier release answers 404 "no such
+ * endpoint": the console then looks the prefix up as a whole client id
+ * (GET /api/clients/{id}), which finds a client whose id the operator knows,
+ * online or stored.
  */
 import type { OperatorApi } from "./api.ts";
 

@@ -195,6 +195,56 @@ describe("HTTP API", () => {
     }
   });
 
+  it("GET /api/clients lists the connected clients of a prefix a page at a time, each once, and only connected ones", async () => {
+    const prefix = unique("list");
+    const ids = Array.from({ length: 7 }, (_, i) => `${prefix}/${i}`);
+    for (const clientId of ids.slice(0, 6)) await client({ clientId });
+    const persistent = await client({
+      clientId: ids[6] as string,
+      clean: false,
+      properties: { sessionExpiryInterval: 300 },
+    });
+    // Another prefix is not listed, nor is a client that left.
+    await client({ clientId: `${prefix}x` });
+    const gone = await client({ clientId: `${prefix}/gone` });
+    await gone.endAsync();
+
+    const seen: Array<{ clientId: string; owner: string; persistent: boolean; gateway: string }> = [];
+    let cursor: string | null = null;
+    let pages = 0;
+    do {
+      const query = new URLSearchParams({ prefix: `${prefix}/`, limit: "3" });
+      if (cursor !== null) query.set("cursor", cursor);
+      const res = await api(`/api/clients?${query}`);
+      expect(res.status).toBe(200);
+      const body = (await res.json()) as { clients: typeof seen; next: string | null };
+      expect(body.clients.length).toBeLessThanOrEqual(3);
+      seen.push(...body.clients);
+      cursor = body.next;
+      pages++;
+    } while (cursor !== null && pages < 100);
+    expect(cursor).toBeNull();
+    expect(seen.map((c) => c.clientId).sort()).toEqual([...ids].sort());
+    expect(seen.every((c) => c.owner === "anonymous" && c.gateway.length > 0)).toBe(true);
+    expect(seen.find((c) => c.clientId === ids[6])?.persistent).toBe(true);
+    expect(seen.filter((c) => c.persistent)).toHaveLength(1);
+    void persistent;
+  });
+
+  it("GET /api/clients refuses what no page of it could be: a limit past 100, a forged cursor, another prefix's cursor", async () => {
+    for (const limit of ["0", "101", "1.5", "x"])
+      expect((await api(`/api/clients?limit=${limit}`)).status).toBe(400);
+    expect((await api(`/api/clients?prefix=${"a".repeat(1025)}`)).status).toBe(400);
+    const forged = Buffer.from(JSON.stringify([1_000_000, null])).toString("base64url");
+    for (const cursor of ["%%%", "bm90IGpzb24", forged])
+      expect((await api(`/api/clients?cursor=${cursor}`)).status).toBe(400);
+    // A cursor whose last id lies outside the prefix asked for is not one of this listing.
+    const other = Buffer.from(JSON.stringify([0, "zzz"])).toString("base64url");
+    expect((await api(`/api/clients?prefix=aaa&cursor=${other}`)).status).toBe(400);
+    expect((await fetch(`${http}/api/clients`)).status).toBe(401);
+    expect((await api("/api/clients", { method: "POST" })).status).toBe(405);
+  });
+
   it("GET /api/stats counts per shard and gateway, and /metrics has the same in Prometheus text", async () => {
     const clientId = unique("api-stats");
     const c = await client({ clientId });

@@ -185,9 +185,9 @@ describe("operator view", () => {
         // MQTT 5.0 3.14.2.1: 0x98 Administrative action.
         expect(await disconnected).toBe(0x98);
         await row.locator(".state", { hasText: "kicked" }).waitFor();
-        // Its session is gone: the same search finds nothing.
+        // Its session is gone: the same search (GET /api/clients, the server's list) finds nothing.
         await searchClient(page, clientId);
-        await page.locator("#client-note", { hasText: "type a whole client id" }).waitFor();
+        await page.locator("#client-note", { hasText: "No client connected with this prefix." }).waitFor();
         expect(await page.locator("#clients tbody tr").count()).toBe(0);
       });
     } finally {
@@ -221,10 +221,11 @@ describe("operator view", () => {
     }
   });
 
-  it("lists clients page by page once the server answers GET /api/clients (the contract)", async () => {
+  it("lists clients page by page through GET /api/clients's next (the contract)", async () => {
     const page = await openOperatorView();
     const asked: Array<{ prefix: string | null; cursor: string | null; limit: string | null }> = [];
-    // The server does not list clients yet: this answers as client-list.ts says it will.
+    // More than a page of clients is more than a test connects: this answers as
+    // worker/clients-api.ts does (test/e2e/api.test.ts pages the real one).
     await page.route(/\/api\/clients\?/, async (route) => {
       const q = new URL(route.request().url()).searchParams;
       asked.push({ prefix: q.get("prefix"), cursor: q.get("cursor"), limit: q.get("limit") });

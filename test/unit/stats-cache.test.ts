@@ -40,3 +40,28 @@ describe("one collection per interval", () => {
     expect(await cache.get(10_000)).toBe(2);
   });
 });
+
+describe("an asker that allows no age", () => {
+  it("gets a collection started after it asked, not one already under way (which may predate what it counts)", async () => {
+    let collections = 0;
+    const releases: Array<() => void> = [];
+    const cache = new StatsCache(async () => {
+      const n = ++collections;
+      await new Promise<void>((r) => releases.push(r));
+      return n;
+    });
+    const t0 = Date.now();
+    const early = cache.get(10_000, t0);
+    // Asked 5 ms after the first collection began: it needs a collection of its own.
+    const fresh = cache.get(0, t0 + 5);
+    // Asked at the same moment as that one: it shares it.
+    const twin = cache.get(0, t0 + 5);
+    for (const release of releases) release();
+    expect(await early).toBe(1);
+    expect(await fresh).toBe(2);
+    expect(await twin).toBe(2);
+    expect(collections).toBe(2);
+    // The later collection is what the cache keeps.
+    expect(await cache.get(10_000, t0 + 6)).toBe(2);
+  });
+});
