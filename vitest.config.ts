@@ -19,9 +19,9 @@ const OWN_BROKER = [
   "test/e2e/presence.test.ts",
 ];
 /**
- * Timed against a broker of their own (a flood, then a newcomer's round trip
- * within 2 s; bursts shaped to the rate; a 1 GiB queue): run after everything else, one file at a time, so
- * that other suites do not share the two cores with them. They run once.
+ * Heavy, against a broker of their own (floods, bursts shaped to the rate, a 1 GiB
+ * queue): run after everything else, one file at a time, so that other suites do
+ * not share the two cores with them. They run once.
  */
 const ALONE = ["test/e2e/overload.test.ts", "test/e2e/burst.test.ts", "test/e2e/handover.test.ts"];
 /** The browser test drives the console once; the broker behind it is the same either way. */

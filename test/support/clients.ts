@@ -22,9 +22,10 @@ export function unique(prefix: string): string {
 
 /** Connects MQTT.js and resolves on CONNACK; never reconnects by itself. */
 export function connect(url: string, options: IClientOptions = {}): Promise<MqttClient> {
-  const client = mqtt.connect(url, { reconnectPeriod: 0, connectTimeout: 10_000, ...options });
+  const limit = options.connectTimeout ?? 10_000;
+  const client = mqtt.connect(url, { reconnectPeriod: 0, connectTimeout: limit, ...options });
   return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error("no CONNACK within 10 s")), 10_000);
+    const timer = setTimeout(() => reject(new Error(`no CONNACK within ${limit / 1000} s`)), limit);
     client.once("connect", () => {
       clearTimeout(timer);
       resolve(client);
