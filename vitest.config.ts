@@ -17,6 +17,7 @@ const OWN_BROKER = [
   "test/e2e/users.test.ts",
   "test/e2e/upgrade-logins.test.ts",
   "test/e2e/presence.test.ts",
+  "test/e2e/acl-change.test.ts",
 ];
 /**
  * Heavy, against a broker of their own (floods, bursts shaped to the rate, a 1 GiB
