@@ -18,6 +18,12 @@ afterAll(async () => {
   await broker?.stop();
 });
 
+/** PUBLISH QoS 1 and wait for its PUBACK. */
+async function publish(c: RawClient, topic: string, packetId: number, payload: string) {
+  c.send({ type: "publish", topic, qos: 1, dup: false, retain: false, packetId, payload: bytes(payload) });
+  expect((await c.next("puback")).packetId).toBe(packetId);
+}
+
 async function login(url: string, user: string, clientId: string) {
   const c = await RawClient.open(url, 5);
   c.sendConnect(clientId, {
@@ -69,16 +75,7 @@ describe("a session resumed under a narrower ACL", () => {
       [1, `secret/${topic}`],
       [2, `open/${topic}`],
     ] as const) {
-      dave.send({
-        type: "publish",
-        topic: t,
-        qos: 1,
-        dup: false,
-        retain: false,
-        packetId,
-        payload: bytes(`queued ${t}`),
-      });
-      expect((await dave.next("puback")).packetId).toBe(packetId);
+      await publish(dave, t, packetId, `queued ${t}`);
     }
     dave.terminate();
 
@@ -94,16 +91,7 @@ describe("a session resumed under a narrower ACL", () => {
     // messages arrive in order, so the last marker comes after everything before it.
     let packetId = 10;
     for (const t of [`secret/${topic}`, `open/${topic}`, `secret/${topic}`, `open/${topic}`]) {
-      dave2.send({
-        type: "publish",
-        topic: t,
-        qos: 1,
-        dup: false,
-        retain: false,
-        packetId,
-        payload: bytes(`live ${t}`),
-      });
-      expect((await dave2.next("puback")).packetId).toBe(packetId++);
+      await publish(dave2, t, packetId++, `live ${t}`);
     }
     dave2.send({
       type: "publish",
