@@ -65,7 +65,9 @@ describe("bad input", () => {
   it("a text WebSocket frame closes the connection (MQTT-6.0.0-1)", async () => {
     const v4 = await connected(4);
     v4.ws.send("hello");
-    await v4.closed;
+    // 3.1.1 has no DISCONNECT to send: a protocol error's close (RFC 6455 1002), nothing else.
+    expect((await v4.closed).code).toBe(1002);
+    expect(v4.drain()).toEqual([]);
     await othersStillWork();
   });
 
@@ -98,7 +100,12 @@ describe("bad input", () => {
       const junk = Uint8Array.from({ length: 64 }, (_, j) => (j * 73 + i * 31) & 0xff);
       junk[0] = 0x00; // reserved type: always malformed
       raw.send(junk);
-      await raw.closed;
+      // Malformed (MQTT-4.13.1-1): 5.0 is told 0x81 first; either way a protocol error's close.
+      expect((await raw.closed).code).toBe(1002);
+      const got = raw.drain();
+      if (i % 2 === 0) expect(got).toEqual([]);
+      else
+        expect(got.map((p) => p.type === "disconnect" && p.reasonCode)).toEqual([ReasonCode.MalformedPacket]);
     }
     await othersStillWork();
   });

@@ -291,18 +291,17 @@ describe.each(LAYOUTS)("identity, $name", (layout) => {
         will: { topic: willTopic, payload: utf8("gone"), qos: 1, retain: false },
       });
       expect(connack.reasonCode).toBe(0);
-      const connectedAt = Date.now();
       if (v === 5) {
         const disconnect = await r.next("disconnect", 10_000);
         expect(disconnect.reasonCode).toBe(ReasonCode.MaximumConnectTime);
       }
       await r.closed;
-      // Not before the token's end (exp + leeway), and not much after it.
+      // Not before the token's end (exp + leeway); how soon after it is the alarm's (checked
+      // without it, the connection stays until the 10 s DISCONNECT wait above fails the test).
       expect(Date.now()).toBeGreaterThanOrEqual((exp + 30) * 1000);
-      expect(Date.now() - connectedAt).toBeLessThan(8_000);
       const will = await watcher.r.next("publish");
       expect(will.topic).toBe(willTopic);
-      // A fresh token resumes the session (MQTT-3.1.2-4: the session outlives the connection).
+      // A fresh token resumes the session (3.1.1 MQTT-3.1.2-4, 5.0 MQTT-3.1.2-5: the session outlives the connection).
       const again = await connectAs(v, id, undefined, {
         ...(v === 4 ? { username: "bob" } : {}),
         password: utf8(token({ sub: "bob" })),

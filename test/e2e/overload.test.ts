@@ -159,8 +159,8 @@ describe("20 clients flooding QoS 0 for 4 s, default settings", () => {
     const ends = await Promise.all(floods);
     const after4 = roundTrip(broker.url);
     // How fast they got through is the benchmark's (npm run bench -- --overload); here: that they all did.
+    // Each resolves once its message is back, or fails the test past its 30 s CONNACK limit.
     const took = await Promise.all([...during, after4]);
-    expect(took).toHaveLength(5);
     const heapAfter = await isolateHeap(broker.inspectorPort);
     // Nobody was disconnected: over the rate, QoS 0 is dropped, the client stays.
     expect(ends.map((e) => e.reasonCode)).toEqual(ends.map(() => undefined));
@@ -254,10 +254,10 @@ describe("20 clients flooding QoS 1 without waiting for PUBACK, PUBLISH_RATE lif
     const during = await probe(open.url, start, 4_000);
     const ends = await Promise.all(floods);
     const steadySent = await steadyDone;
-    const took = await Promise.all([...during, roundTrip(open.url)]);
-    expect(took).toHaveLength(5);
+    // Each resolves once its message is back, or fails the test past its 30 s CONNACK limit.
+    await Promise.all([...during, roundTrip(open.url)]);
     const heap = await isolateHeap(open.inspectorPort);
-    // Flooders that sent more than Receive Maximum unacknowledged (MQTT-3.3.4-9) or past
+    // Flooders that sent more than Receive Maximum unacknowledged (the client broke MQTT-3.3.4-7) or past
     // their byte budget are told why; the others are still connected and marked.
     for (const e of ends) {
       if (e.marked) expect(e.reasonCode).toBeUndefined();
@@ -395,11 +395,15 @@ describe("a subscriber that stops reading", () => {
     const pub = await connect(broker.url, { protocolVersion: 5, clientId: unique("slow-pub") });
     // 200 × 256 KiB = 50 MiB, each acknowledged before the next (nothing is dropped on the way in).
     const payload = Buffer.alloc(256 * 1024, 0x73);
+    const started = Date.now();
     for (let i = 0; i < 200; i++) await pub.publishAsync(topic, payload, { qos: 1 });
+    const seconds = (Date.now() - started) / 1000;
     const after = await counters();
     const dropped = (after.dropped_qos0 ?? 0) - (before.dropped_qos0 ?? 0);
-    // 16 MiB at once and 4 MiB a second for the few seconds this took: 64 + 16 a second.
-    expect(dropped).toBeGreaterThanOrEqual(60);
+    // Sent to it: at most 16 MiB at once and 4 MiB a second for as long as this took
+    // (64 messages and 16 a second); the rest was dropped, however long it took.
+    expect(dropped).toBeGreaterThan(0);
+    expect(200 - dropped).toBeLessThanOrEqual(64 + Math.ceil(16 * seconds) + 1);
     socket.resume();
     await pub.publishAsync(topic, "marker", { qos: 1 });
     let received = 0;
