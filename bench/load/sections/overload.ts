@@ -185,6 +185,27 @@ async function fresh(t: Target, id: string, startedAt: number): Promise<Fresh> {
   }
 }
 
+/**
+ * A well-behaved publisher: QoS 1 to a topic of its own, at most 10 unacknowledged,
+ * until `until`. Messages a second acknowledged (its reader is the broker's business:
+ * the publisher only goes on when the broker acknowledges).
+ */
+async function steady(t: Target, id: string, until: number): Promise<number> {
+  const c = await LoadClient.connect(t.url, id, { version: 5 });
+  const payload = new Uint8Array(PAYLOAD);
+  const start = performance.now();
+  let acknowledged = 0;
+  try {
+    while (Date.now() < until) {
+      await Promise.all(Array.from({ length: 10 }, () => c.publish(`${id}/steady`, payload, 1)));
+      acknowledged += 10;
+    }
+  } finally {
+    c.close();
+  }
+  return (acknowledged * 1000) / (performance.now() - start);
+}
+
 /** Time until /api/stats answers (NaN if not within `limitMs`). */
 async function statsAnswer(t: Target, limitMs: number): Promise<number> {
   const start = performance.now();
@@ -214,6 +235,9 @@ interface OverloadRow {
   rssBefore: number;
   rssPeak: number;
   fresh: Fresh[];
+  /** The well-behaved publisher's acknowledged messages a second, alone before the flood and during it. */
+  steadyAlone: number;
+  steadyDuring: number;
   statsMs: number;
   ends: Record<string, number>;
 }
@@ -230,11 +254,13 @@ async function overloadRun(cap: "default" | "lifted", qos: 0 | 1, s: OverloadSiz
     const sub = await LoadClient.connect(t.url, `${topic}-reader`, { version: 5 });
     await sub.subscribe(topic, qos);
     const rssBefore = t.workerdRss?.() ?? Number.NaN;
+    const steadyAlone = await steady(t, `${topic}-alone`, Date.now() + 2_000);
     const start = Date.now();
     const until = start + s.floodSeconds * 1000;
     const floods = Array.from({ length: s.flooders }, (_, i) =>
       flood(t.url, `${topic}-f${i}`, topic, qos, until),
     );
+    const steadyDuring = steady(t, `${topic}-steady`, until);
     // Sampled until the flood is over: the isolates' heap (each read bounded) and workerd's memory.
     let heapPeak = 0;
     const heapReads = { answered: 0, silent: 0 };
@@ -300,6 +326,8 @@ async function overloadRun(cap: "default" | "lifted", qos: 0 | 1, s: OverloadSiz
       rssBefore,
       rssPeak,
       fresh: await Promise.all(freshOnes),
+      steadyAlone,
+      steadyDuring: await steadyDuring,
       statsMs,
       ends: byEnd,
     };
@@ -342,6 +370,7 @@ export async function overloadSection(s: OverloadSizes, quick: boolean): Promise
       "fresh clients through",
       "fresh: connect to round trip, p50 / worst",
       "fresh: QoS 1 round trip, p50 / worst",
+      "well-behaved publisher, acknowledged / s: alone / during",
       "/api/stats after",
       "flooders' end",
     ],
@@ -354,6 +383,7 @@ export async function overloadSection(s: OverloadSizes, quick: boolean): Promise
       `${mib(r.heapPeak)} / ${mib(r.heapAfter)}${r.heapReads.silent > 0 ? ` (${r.heapReads.silent} of ${r.heapReads.answered + r.heapReads.silent} reads unanswered)` : ""}`,
       `${mib(r.rssBefore)} / ${mib(r.rssPeak)}`,
       ...freshText(r),
+      `${int(r.steadyAlone)} / ${int(r.steadyDuring)} (${fixed((100 * r.steadyDuring) / r.steadyAlone, 0)} %)`,
       Number.isFinite(r.statsMs) ? ms(r.statsMs) : "no answer in 10 s",
       Object.entries(r.ends)
         .map(([end, n]) => `${n} ${end}`)
@@ -370,6 +400,7 @@ export async function overloadSection(s: OverloadSizes, quick: boolean): Promise
         `- Nimbus 1×1 with its default settings (anonymous clients and the API on), a fresh broker a run, wrangler's local observability off (as the tests run it); "lifted": PUBLISH_RATE and PUBLISH_BURST 1,000,000`,
         `- ${s.flooders} raw MQTT 5.0 clients each writing frames of ${PER_FRAME} PUBLISH (${PAYLOAD}-byte payloads) to one topic while their socket's buffer is under 256 KiB, for ${s.floodSeconds} s; a raw subscriber reads the topic at the flood's QoS`,
         `- a fresh client every ${s.freshEveryMs} ms during the flood and one after it: connect, subscribe to its own topic, publish QoS 1 to it, until the message is back (20 s limit)`,
+        "- a well-behaved publisher (raw, QoS 1 to a topic of its own, 10 unacknowledged at most): alone for 2 s before the flood, then during it",
         "- heap: the isolates' JS heap through the inspector (each read bounded to 2 s; an isolate that does not answer is left out of the peak); RSS: the largest workerd process",
       ],
       quick,
