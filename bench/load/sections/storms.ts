@@ -51,21 +51,21 @@ function fdLimit(): number {
 const proxyFits = (n: number, limit: number) => !(2 * n + 1_000 > limit);
 
 /** A few clients first, so that no broker's first storm pays for its start (objects made, code compiled). */
-async function warmUp(t: Target, url: string): Promise<void> {
+export async function warmUp(t: Target, url: string): Promise<void> {
   await storm(t, url, 50, 50);
 }
 
 let runs = 0;
 const prefix = () => `storm/${process.pid}-${++runs}`;
 
-interface StormResult {
+export interface StormResult {
   seconds: number;
   perSecond: number;
   error?: string;
 }
 
 /** n clients connect (clean) and subscribe, `parallel` at a time; then all close. */
-async function storm(
+export async function storm(
   t: Target,
   url: string,
   n: number,
