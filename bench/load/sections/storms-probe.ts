@@ -6,7 +6,7 @@
 import { passwordEntry } from "../../../broker/auth/passwords.ts";
 import { QUICK, restartStorm } from "../scenarios.ts";
 import { nimbus } from "../targets.ts";
-import { type StormResult, storm, warmUp } from "./storms.ts";
+import { PEPPER, type StormResult, storm, warmUp } from "./storms.ts";
 
 const [clients = 2_000, restartClients = 2_000, passwordUsers = 300] = process.argv
   .slice(2)
@@ -23,7 +23,7 @@ const users = Array.from({ length: passwordUsers }, (_, i) => ({
 }));
 const entries = await Promise.all(users.map((u) => passwordEntry(u.username, u.password)));
 const t = await nimbus(1, 1, {
-  vars: { MQTT_PASSWORDS: entries.join(" "), AUTH_PEPPER: "storms-probe-pepper-0123456789abcdef" },
+  vars: { MQTT_PASSWORDS: entries.join(" "), AUTH_PEPPER: PEPPER },
 });
 try {
   const direct = await (t.direct?.() ?? Promise.resolve(t.url));
