@@ -434,10 +434,12 @@ export class Gateway extends DurableObject<Env> implements GatewayRpc {
       const att = this.sockets.of(ws).connected;
       if (att !== undefined) live.add(att.connId);
     }
-    for (const record of this.store.allClients()) {
-      if (live.has(record.connId) || record.connId.startsWith("moved:")) continue;
-      log("info", "orphaned_session", { gateway: this.name, clientId: record.clientId });
-      this.ctx.waitUntil(this.handover.handOff(record.clientId, record.connId, "abnormal"));
-    }
+    const orphans = this.store
+      .allClients()
+      .filter((record) => !live.has(record.connId) && !record.connId.startsWith("moved:"));
+    if (orphans.length === 0) return;
+    log("info", "orphaned_sessions", { gateway: this.name, count: orphans.length });
+    // A few at a time (handover.ts): their clients are connecting again meanwhile.
+    this.ctx.waitUntil(this.handover.handOffOrphans(orphans));
   }
 }

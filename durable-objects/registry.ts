@@ -57,6 +57,28 @@ export const REGISTRY_MIGRATIONS: readonly Migration[] = [
     about: "owners namespaced per way in: rows written before hold an earlier release's user:<name>",
     sql: "ALTER TABLE clean ADD COLUMN namespaced INTEGER NOT NULL DEFAULT 0",
   },
+  {
+    to: 3,
+    about:
+      "tables keyed by client id WITHOUT ROWID: a connect's row and its key are one row written, not two (a table and its index), at every connect and every close",
+    sql: `
+CREATE TABLE clean_by_id (
+  client_id TEXT PRIMARY KEY,
+  owner TEXT NOT NULL,
+  gateway TEXT NOT NULL,
+  conn_id TEXT NOT NULL,
+  namespaced INTEGER NOT NULL DEFAULT 0
+) WITHOUT ROWID;
+INSERT INTO clean_by_id (client_id, owner, gateway, conn_id, namespaced)
+  SELECT client_id, owner, gateway, conn_id, namespaced FROM clean;
+DROP TABLE clean;
+ALTER TABLE clean_by_id RENAME TO clean;
+CREATE TABLE stored_by_id (client_id TEXT PRIMARY KEY) WITHOUT ROWID;
+INSERT INTO stored_by_id (client_id) SELECT client_id FROM stored;
+DROP TABLE stored;
+ALTER TABLE stored_by_id RENAME TO stored;
+`,
+  },
 ];
 
 type CleanRow = { owner: string; gateway: string; conn_id: string; namespaced: number };

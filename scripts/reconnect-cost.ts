@@ -4,7 +4,7 @@
  * deploy-recovery estimate.
  *
  *   npx node scripts/reconnect-cost.ts [--clients 2000] [--concurrency 500] [--kind both|clean|persistent]
- *                                      [--gateways 1] [--shards 1] [--disk] [--profile]
+ *                                      [--gateways 1] [--shards 1] [--disk] [--profile [--cpuprofile FILE]]
  *
  * For each kind of session, on a broker of its own (`wrangler dev`, storage on
  * tmpfs unless --disk): N raw clients (3.1.1, one packet a frame) connect and
@@ -19,7 +19,8 @@
  * broker's objects counted per connect (/api/stats). With --profile, the storm
  * after the restart is profiled (object-profile.ts) and the JavaScript CPU of
  * each class of object per connect is printed too (the profiler slows it: take
- * the other figures from a run without it).
+ * the other figures from a run without it); `--cpuprofile FILE` writes that profile
+ * to FILE as well, for Chrome DevTools.
  */
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -43,6 +44,7 @@ const { values } = parseArgs({
     shards: { type: "string", default: "1" },
     disk: { type: "boolean", default: false },
     profile: { type: "boolean", default: false },
+    cpuprofile: { type: "string" },
   },
 });
 const clients = Number(values.clients);
@@ -134,7 +136,7 @@ async function storm(
   await Promise.all(Array.from({ length: Math.min(concurrency, ids.length) }, lane));
   const ms = performance.now() - started;
   const used = workerdCpu(broker);
-  const shares = await profiler?.stop();
+  const shares = await profiler?.stop(values.cpuprofile);
   const after = summed(await stats(broker));
   const counted: Record<string, number> = {};
   for (const [k, v] of Object.entries(after)) if (v !== (before[k] ?? 0)) counted[k] = v - (before[k] ?? 0);

@@ -2,7 +2,7 @@
  * The Worker: routes HTTP, checks WebSocket upgrades on /mqtt and hands each
  * socket to a Gateway object. It keeps no state between requests.
  */
-import { type BrokerConfig, ConfigError, readConfig } from "../broker/config.ts";
+import { type BrokerConfig, ConfigError, configFor, readConfig } from "../broker/config.ts";
 import { log } from "../broker/log.ts";
 import type { Message as BrokerMessage } from "../broker/message.ts";
 import { shardOf } from "../broker/routing.ts";
@@ -25,7 +25,7 @@ export default {
     let config: BrokerConfig;
     try {
       // Settings past a platform limit are refused whole, at once and in plain words.
-      config = readConfig(env);
+      config = configFor(env);
     } catch (err) {
       if (!(err instanceof ConfigError)) throw err;
       return new Response(`${err.message}\n`, { status: 500, headers: { "content-type": "text/plain" } });

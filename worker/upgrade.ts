@@ -119,10 +119,15 @@ function placeOf(cf: UpgradeCf | undefined, address: string): ClientPlace {
  * isolate) costs one fetch.
  */
 let cached: { key: string; logins: UpgradeLogins } | undefined;
+/** The logins of each env object seen (the same one every request): its settings are read once. */
+const loginsOf = new WeakMap<object, UpgradeLogins>();
 
 export function upgradeLoginsFor(env: UpgradeLoginEnv): UpgradeLogins {
+  const known = loginsOf.get(env);
+  if (known !== undefined) return known;
   const { settings } = readUpgradeLoginSettings(env);
   const key = JSON.stringify(settings);
   if (cached?.key !== key) cached = { key, logins: new UpgradeLogins(settings) };
+  loginsOf.set(env, cached.logins);
   return cached.logins;
 }

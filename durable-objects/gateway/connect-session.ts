@@ -37,7 +37,7 @@ export interface ConnectSessionDeps {
   config: BrokerConfig;
   acl: AclSource;
   links: Pick<Links, "claim" | "session" | "registerFilters">;
-  store: Pick<GatewayStore, "putClient" | "addInboundQos2" | "addOutbound" | "subsOf">;
+  store: Pick<GatewayStore, "putClient" | "addInboundQos2" | "addOutbound">;
   subscriptions: Pick<LocalSubscriptions, "add">;
   sockets: Pick<Sockets, "clients">;
   handover: Pick<Handover, "handOff">;
@@ -96,8 +96,11 @@ export async function acceptConnect(
     identity,
     registrar: claim.registrar,
   });
+  const restored: string[] = [];
   for (const { filter, options } of state.subscriptions) {
-    if (await allowed.subscription(filter)) d.subscriptions.add(clientId, filter, options);
+    if (!(await allowed.subscription(filter))) continue;
+    d.subscriptions.add(clientId, filter, options);
+    restored.push(filter);
   }
   for (const id of state.inboundQos2) d.store.addInboundQos2(clientId, id);
   // The session's messages in flight (which come first in its queue: a message
@@ -137,10 +140,8 @@ export async function acceptConnect(
   d.sockets.clients.set(clientId, conn);
 
   // Registered at the shards before CONNACK: nothing published after it is missed.
-  await d.links.registerFilters(
-    clientId,
-    d.store.subsOf(clientId).map(([f]) => f),
-  );
+  // (A clean session restores nothing: no call.)
+  if (restored.length > 0) await d.links.registerFilters(clientId, restored);
 
   const connack = acceptedConnack(
     p,

@@ -41,6 +41,14 @@ import type { ClientRecord, GatewayStore } from "./store.ts";
 
 export type Ending = "normal" | "abnormal";
 
+/**
+ * Sessions handed off at once after a restart (`handOffOrphans`) that each need
+ * calls of their own (a persistent session's park at its Session, a clean one's
+ * close there): a gateway that held thousands of clients must not start
+ * thousands of call chains at once while those clients are connecting again.
+ */
+export const ORPHAN_HANDOFFS = 64;
+
 /** What handover and teardown work with; owned by the Gateway. */
 export interface HandoverDeps {
   store: GatewayStore;
@@ -113,6 +121,35 @@ export class Handover {
     if (store.getClient(clientId)?.connId !== connId) return;
     if (record.persistent) await this.forget(clientId);
     else await this.endClean(clientId, held);
+  }
+
+  /**
+   * After a restart (not a hibernation wake) the sockets are gone but storage
+   * still lists their clients: their sessions are handed off as abnormal closes.
+   * A clean session its Registry answers for costs no call of its own (its close
+   * and its filters' removal join those of the others, a call per registry and
+   * per shard in flight at most: Links); every other goes in one of
+   * ORPHAN_HANDOFFS chains at a time. One that fails is logged; the rest go on.
+   */
+  async handOffOrphans(orphans: ClientRecord[]): Promise<void> {
+    const handOff = (o: ClientRecord) =>
+      this.handOff(o.clientId, o.connId, "abnormal").catch((err: unknown) =>
+        log("error", "orphan_handoff_failed", {
+          gateway: this.deps.name(),
+          clientId: o.clientId,
+          error: String(err),
+        }),
+      );
+    const batched = orphans.filter((o) => !o.persistent && o.registrar === "registry");
+    const chained = orphans.filter((o) => o.persistent || o.registrar !== "registry");
+    let next = 0;
+    const lane = async () => {
+      for (let o = chained[next++]; o !== undefined; o = chained[next++]) await handOff(o);
+    };
+    await Promise.all([
+      ...batched.map(handOff),
+      ...Array.from({ length: Math.min(ORPHAN_HANDOFFS, chained.length) }, lane),
+    ]);
   }
 
   /**

@@ -11,12 +11,12 @@ import { type Destination, registryName } from "../../broker/routing.ts";
 import type { BrokerStats, GatewayCounter } from "../../broker/stats.ts";
 import type { Env } from "../../worker/env.ts";
 import type { ClaimRequest, Ended, RegistryClaim, Reply } from "../contracts.ts";
-import { type RetainedFrom, registerAtShards, unregisterAtShards } from "../registration.ts";
+import { BatchedRegistrations, type RetainedFrom } from "../registration.ts";
 import {
   brokerStats,
   callSession,
   meterSession,
-  registryStub,
+  type RegistryStub,
   registryStubNamed,
   type SessionStub,
   type ShardStub,
@@ -34,12 +34,17 @@ export interface LinksDeps {
 
 export class Links {
   private readonly shardStubs = new Map<number, ShardStub>();
+  /** One stub per registry, kept as the shards' are: a claim on a new stub costs a channel. */
+  private readonly registryStubs = new Map<string, RegistryStub>();
   /** Ended clean connections, per registry: a storm of disconnects is a few calls. */
   private readonly registryCloses: KeyedBatcher<string, Ended, undefined>;
   private readonly deps: LinksDeps;
+  /** This gateway's clients' filters at the shards, plain ones batched per shard. */
+  private readonly registrations: BatchedRegistrations;
 
   constructor(deps: LinksDeps) {
     this.deps = deps;
+    this.registrations = new BatchedRegistrations((i) => this.shard(i), deps.config, deps.destination);
     this.registryCloses = new KeyedBatcher(
       async (registry, ended) => {
         deps.counters.add("registry_calls");
@@ -81,7 +86,20 @@ export class Links {
   async claim(request: ClaimRequest): Promise<RegistryClaim> {
     const { counters, env } = this.deps;
     counters.add("registry_calls");
-    const claim = await registryStub(env, request.clientId).claim(request);
+    const name = registryName(request.clientId);
+    let stub = this.registryStubs.get(name);
+    if (stub === undefined) {
+      stub = registryStubNamed(env, name);
+      this.registryStubs.set(name, stub);
+    }
+    let claim: RegistryClaim;
+    try {
+      claim = await stub.claim(request);
+    } catch (err) {
+      // A stub may be broken after an exception: the next claim makes a new one.
+      this.registryStubs.delete(name);
+      throw err;
+    }
     if (claim.rowsWritten > 0) counters.add("registry_rows", claim.rowsWritten);
     if (claim.session !== undefined) meterSession(counters, claim.session);
     return claim;
@@ -102,20 +120,11 @@ export class Links {
    * shard, the first page of retained messages for `retainedFor`.
    */
   registerFilters(clientId: string, filters: string[], retainedFor: string[] = []): Promise<RetainedFrom[]> {
-    const { config } = this.deps;
-    return registerAtShards(
-      (i) => this.shard(i),
-      config,
-      this.deps.destination(),
-      clientId,
-      filters,
-      retainedFor,
-    );
+    return this.registrations.register(clientId, filters, retainedFor);
   }
 
   unregisterFilters(clientId: string, filters: string[]): Promise<void> {
-    const { config } = this.deps;
-    return unregisterAtShards((i) => this.shard(i), config, this.deps.destination(), clientId, filters);
+    return this.registrations.unregister(clientId, filters);
   }
 
   /** The broker's statistics for $SYS: the StatsHub's, at most one interval old (one call). */

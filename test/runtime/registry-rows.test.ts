@@ -7,7 +7,9 @@
 import { runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
+import { migrate } from "../../broker/migrations.ts";
 import { registryName } from "../../broker/routing.ts";
+import { REGISTRY_MIGRATIONS } from "../../durable-objects/registry.ts";
 import type { Env } from "../../worker/env.ts";
 import { connectPacket } from "../support/packets.ts";
 import { TestClient } from "../support/workerd-client.ts";
@@ -87,5 +89,61 @@ describe("registry rows", () => {
     expect((await rowsOf(id)).clean).toHaveLength(1);
     for (const c of clients) c.ws.close();
     expect((await until([id], (r) => r.clean.length === 0))[0]?.clean).toEqual([]);
+  });
+
+  it("a clean connect writes one row at its registry and its end one more (tables WITHOUT ROWID: no index row beside)", async () => {
+    const id = "reg-one-row";
+    const stub = bindings.REGISTRY.get(bindings.REGISTRY.idFromName(registryName(id)));
+    const request = {
+      clientId: id,
+      owner: "anonymous",
+      gateway: "gateway-0",
+      connId: "conn-1",
+      cleanStart: true,
+      persistent: false,
+      expiry: 0,
+    };
+    // The registry's first claim also notes whether it predates registries (a meta row).
+    await stub.claim(request);
+    await stub.close([{ clientId: id, connId: "conn-1" }]);
+    const claim = await stub.claim({ ...request, connId: "conn-2" });
+    expect(claim).toMatchObject({ granted: true, registrar: "registry", rowsWritten: 1 });
+    expect(await stub.close([{ clientId: id, connId: "conn-2" }])).toBe(1);
+    expect(await rowsOf(id)).toEqual({ clean: [], stored: [] });
+  });
+
+  it("storage of an earlier release keeps its rows when its tables become WITHOUT ROWID (migration 3)", async () => {
+    // A storage of its own (the StatsHub stores nothing): brought to version 2, as released.
+    const stub = bindings.STATS.get(bindings.STATS.idFromName("registry-migration-3"));
+    const after = await runInDurableObject(stub, (_instance, state) => {
+      const sql = state.storage.sql;
+      migrate(sql, "Registry", REGISTRY_MIGRATIONS.slice(0, 2));
+      sql.exec("INSERT INTO clean (client_id, owner, gateway, conn_id) VALUES ('old', 'user:a', 'g', 'c')");
+      sql.exec(
+        "INSERT INTO clean (client_id, owner, gateway, conn_id, namespaced) VALUES ('new', 'u', 'g', 'd', 1)",
+      );
+      sql.exec("INSERT INTO stored (client_id) VALUES ('kept')");
+      migrate(sql, "Registry", REGISTRY_MIGRATIONS);
+      return {
+        clean: sql
+          .exec("SELECT client_id, owner, gateway, conn_id, namespaced FROM clean ORDER BY client_id")
+          .toArray(),
+        stored: sql.exec("SELECT client_id FROM stored").toArray(),
+        withoutRowid: sql
+          .exec<{ sql: string }>(
+            "SELECT sql FROM sqlite_master WHERE name IN ('clean', 'stored') ORDER BY name",
+          )
+          .toArray()
+          .map((r) => r.sql.includes("WITHOUT ROWID")),
+      };
+    });
+    expect(after).toEqual({
+      clean: [
+        { client_id: "new", owner: "u", gateway: "g", conn_id: "d", namespaced: 1 },
+        { client_id: "old", owner: "user:a", gateway: "g", conn_id: "c", namespaced: 0 },
+      ],
+      stored: [{ client_id: "kept" }],
+      withoutRowid: [true, true],
+    });
   });
 });
