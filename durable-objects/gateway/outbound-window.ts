@@ -15,7 +15,7 @@
  */
 import type { Message } from "../../broker/message.ts";
 import type { OutboundMessage, OutboundState } from "../../broker/session-state.ts";
-import type { OutboundEntry } from "./store.ts";
+import type { OutboundEntry } from "./outbound-rows.ts";
 
 interface InFlightBase {
   qos: 1 | 2;

@@ -155,7 +155,7 @@ export class Outbound {
     } else {
       // Held ones go first, so that the stored queue keeps the order.
       window.spillWaiting((e) => store.addOutbound(att.clientId, e));
-      // UNIQUE (client, msg_id): a copy that arrives twice during a handover is dropped.
+      // A copy that arrives twice during a handover is dropped (addOutbound).
       if (store.addOutbound(att.clientId, entry) === undefined) return;
       window.queued++;
     }
@@ -165,7 +165,8 @@ export class Outbound {
   /**
    * Sends a message that was not in flight yet, with `packetId`: a clean
    * session's held in memory (see OutboundWindow), a persistent session's stored
-   * as sent first (one row written, no queued row updated later).
+   * as sent first (one row written, over an acknowledged one where there is one:
+   * outbound-rows.ts; no queued row updated later).
    */
   private sendNew(
     conn: Connection,
@@ -291,7 +292,7 @@ export class Outbound {
         const entry = window.readAhead.shift() as OutboundEntry;
         window.queued--;
         if (isExpired(entry.message, now)) {
-          store.deleteOutbound(entry.seq);
+          store.deleteQueued(att.clientId, entry);
           counters.add("expired");
           continue;
         }
@@ -299,10 +300,10 @@ export class Outbound {
         const packetId = window.freePacketId() as number;
         room--;
         if (this.sendPublish(conn, this.publishPacket(entry.message, entry.subscriptionIds, packetId))) {
-          store.markOutbound(entry.seq, "sent", packetId);
+          store.markSent(att.clientId, entry, packetId);
           window.add(packetId, { seq: entry.seq, qos: entry.message.qos as 1 | 2, state: "sent" });
         } else {
-          store.deleteOutbound(entry.seq);
+          store.deleteQueued(att.clientId, entry);
         }
       }
       // A clean session's held messages come after every stored one.

@@ -6,36 +6,25 @@
 
 import type { Identity } from "../../broker/auth/authenticator.ts";
 
-import { takeWithin } from "../../broker/batcher.ts";
-
 import { parse, stringify } from "../../broker/json.ts";
 
-import {
-  MESSAGE_BATCH,
-  MESSAGE_COLUMN_DEFS,
-  MESSAGE_COLUMNS,
-  MESSAGE_PLACEHOLDERS,
-  type Message,
-  type MessageRow,
-  messageBytes,
-  messageToRow,
-  messageValues,
-  rowToMessage,
-} from "../../broker/message.ts";
+import { MESSAGE_COLUMN_DEFS, MESSAGE_COLUMNS, type Message } from "../../broker/message.ts";
 
 import { type Migration, migrate } from "../../broker/migrations.ts";
 
-import {
-  type OutboundMessage,
-  type OutboundPage,
-  type OutboundState,
-  pageOf,
-  type SubscriptionOptions,
+import type {
+  OutboundMessage,
+  OutboundPage,
+  OutboundState,
+  SubscriptionOptions,
 } from "../../broker/session-state.ts";
 
 import type { Will } from "../../mqtt/index.ts";
 import type { Registrar } from "../contracts.ts";
-import { type HeldBudget, type OutboundRow, OutboundWindow } from "./outbound-window.ts";
+import { OUTBOUND_TABLE, type OutboundEntry, OutboundRows } from "./outbound-rows.ts";
+import { type HeldBudget, OutboundWindow } from "./outbound-window.ts";
+
+export type { OutboundEntry } from "./outbound-rows.ts";
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -86,11 +75,19 @@ export const GATEWAY_MIGRATIONS: readonly Migration[] = [
     about: "who holds a connection: its Session, or (clean sessions) the Registry",
     sql: "ALTER TABLE clients ADD COLUMN registrar TEXT NOT NULL DEFAULT 'session'",
   },
+  {
+    to: 7,
+    about:
+      "outbound keyed by (client, row) alone, without AUTOINCREMENT, UNIQUE or index (a new row is one row written, not four); row numbers continue from meta",
+    sql: `${OUTBOUND_TABLE.replace("CREATE TABLE outbound", "CREATE TABLE outbound_v7")};
+      INSERT INTO outbound_v7 (client_id, seq, packet_id, state, sub_ids, ${MESSAGE_COLUMNS})
+        SELECT client_id, seq, packet_id, state, sub_ids, ${MESSAGE_COLUMNS} FROM outbound;
+      DROP TABLE outbound;
+      ALTER TABLE outbound_v7 RENAME TO outbound;
+      INSERT OR REPLACE INTO meta (key, value)
+        SELECT 'outbound_seq', CAST(COALESCE(MAX(seq), 0) + 1 AS TEXT) FROM outbound;`,
+  },
 ];
-
-export interface OutboundEntry extends OutboundMessage {
-  seq: number;
-}
 
 export interface ClientRecord {
   clientId: string;
@@ -109,10 +106,13 @@ type Row = Record<string, SqlStorageValue>;
 
 export class GatewayStore {
   private readonly sql: SqlStorage;
+  /** The outbound table, and the acknowledged rows it keeps for reuse. */
+  private readonly outbound: OutboundRows;
 
   constructor(sql: SqlStorage) {
     this.sql = sql;
     migrate(sql, "Gateway", GATEWAY_MIGRATIONS);
+    this.outbound = new OutboundRows(sql);
   }
 
   getMeta(key: string): string | undefined {
@@ -188,7 +188,7 @@ export class GatewayStore {
   deleteClient(clientId: string): void {
     this.sql.exec("DELETE FROM clients WHERE client_id = ?", clientId);
     this.sql.exec("DELETE FROM subs WHERE client_id = ?", clientId);
-    this.sql.exec("DELETE FROM outbound WHERE client_id = ?", clientId);
+    this.outbound.deleteClient(clientId);
     this.sql.exec("DELETE FROM inbound_qos2 WHERE client_id = ?", clientId);
   }
 
@@ -262,20 +262,12 @@ export class GatewayStore {
       }));
   }
 
-  /** Stores an outbound message; its row, or undefined if this client already has that message id. */
+  /**
+   * Stores an outbound message (over an acknowledged row if there is one: one row
+   * written); its row, or undefined if this client already has that message id.
+   */
   addOutbound(clientId: string, entry: OutboundMessage): number | undefined {
-    const row = messageToRow(entry.message);
-    return this.sql
-      .exec<{ seq: number }>(
-        `INSERT OR IGNORE INTO outbound (client_id, packet_id, state, sub_ids, ${MESSAGE_COLUMNS})
-         VALUES (?, ?, ?, ?, ${MESSAGE_PLACEHOLDERS}) RETURNING seq`,
-        clientId,
-        entry.packetId,
-        entry.state,
-        entry.subscriptionIds.join(","),
-        ...messageValues(row),
-      )
-      .toArray()[0]?.seq;
+    return this.outbound.add(clientId, entry);
   }
 
   /**
@@ -283,34 +275,17 @@ export class GatewayStore {
    * (pageOf: read a row at a time, a call's worth at most).
    */
   outboundPage(clientId: string, after: number): OutboundPage {
-    const rows = this.sql.exec<StoredOutbound>(
-      "SELECT * FROM outbound WHERE client_id = ? AND seq > ? ORDER BY seq LIMIT ?",
-      clientId,
-      after,
-      MESSAGE_BATCH.maxItems + 1,
-    );
-    return pageOf(rows, after, (row) => {
-      const { seq, ...entry } = toOutbound(row);
-      return { seq, entry };
-    });
+    return this.outbound.page(clientId, after);
   }
 
   /** A client's messages in flight (sent or released), read as they are used. */
-  *inFlightOf(clientId: string): Generator<OutboundEntry> {
-    const rows = this.sql.exec<StoredOutbound>(
-      "SELECT * FROM outbound WHERE client_id = ? AND state != 'queued' ORDER BY seq",
-      clientId,
-    );
-    for (const row of rows) yield toOutbound(row);
+  inFlightOf(clientId: string): Generator<OutboundEntry> {
+    return this.outbound.inFlightOf(clientId);
   }
 
   /** A client's messages for shared subscriptions (a member leaving passes them on). */
   *sharedOutboundOf(clientId: string): Generator<Message> {
-    const rows = this.sql.exec<StoredOutbound>(
-      "SELECT * FROM outbound WHERE client_id = ? AND target IS NOT NULL ORDER BY seq",
-      clientId,
-    );
-    for (const row of rows) yield toOutbound(row).message;
+    for (const entry of this.outbound.sharedOf(clientId)) yield entry.message;
   }
 
   /**
@@ -318,44 +293,38 @@ export class GatewayStore {
    * most `limit` of them and `maxBytes` together (one at least).
    */
   queuedOf(clientId: string, fromSeq: number, limit: number, maxBytes: number): OutboundEntry[] {
-    const rows = this.sql.exec<StoredOutbound>(
-      "SELECT * FROM outbound WHERE client_id = ? AND seq >= ? AND state = 'queued' ORDER BY seq LIMIT ?",
-      clientId,
-      fromSeq,
-      limit,
-    );
-    function* entries() {
-      for (const row of rows) yield toOutbound(row);
-    }
-    return takeWithin(entries(), (e) => messageBytes(e.message), limit, maxBytes).taken;
+    return this.outbound.queuedOf(clientId, fromSeq, limit, maxBytes);
   }
 
   inflightCount(clientId: string): number {
-    return this.sql
-      .exec<{ n: number }>(
-        "SELECT COUNT(*) AS n FROM outbound WHERE client_id = ? AND state != 'queued'",
-        clientId,
-      )
-      .one().n;
+    return this.outbound.inflightCount(clientId);
   }
 
   /** A client's in-flight window as storage has it. */
   windowOf(clientId: string, budget: HeldBudget): OutboundWindow {
-    return new OutboundWindow(
-      this.sql.exec<OutboundRow & Row>(
-        "SELECT seq, packet_id AS packetId, state, qos FROM outbound WHERE client_id = ?",
-        clientId,
-      ),
-      budget,
-    );
+    return new OutboundWindow(this.outbound.windowRows(clientId), budget);
+  }
+
+  /** A queued message goes in flight with `packetId`. */
+  markSent(clientId: string, entry: OutboundEntry, packetId: number): void {
+    this.outbound.markSent(clientId, entry, packetId);
   }
 
   markOutbound(seq: number, state: OutboundState, packetId: number | null): void {
-    this.sql.exec("UPDATE outbound SET state = ?, packet_id = ? WHERE seq = ?", state, packetId, seq);
+    this.outbound.mark(seq, state, packetId);
   }
 
+  /**
+   * A message in flight is done with (acknowledged, or it could not be sent): its
+   * row is kept for the next message to overwrite (outbound-rows.ts).
+   */
   deleteOutbound(seq: number): void {
-    this.sql.exec("DELETE FROM outbound WHERE seq = ?", seq);
+    this.outbound.retire(seq);
+  }
+
+  /** A queued message that will not be sent (it expired, or is too large): its row goes. */
+  deleteQueued(clientId: string, entry: OutboundEntry): void {
+    this.outbound.delete(clientId, entry);
   }
 
   /** Records a QoS 2 packet id from the client; false if it was already recorded. */
@@ -410,23 +379,4 @@ function toClient(row: Row): ClientRecord {
   if (row.identity !== null && row.identity !== undefined)
     c.identity = JSON.parse(row.identity as string) as Identity;
   return c;
-}
-
-/** A row of the outbound table: a stored message and where it stands. */
-type StoredOutbound = MessageRow & {
-  seq: number;
-  client_id: string;
-  packet_id: number | null;
-  state: string;
-  sub_ids: string;
-};
-
-function toOutbound(row: StoredOutbound): OutboundEntry {
-  return {
-    seq: row.seq,
-    packetId: row.packet_id ?? null,
-    state: row.state as OutboundState,
-    subscriptionIds: row.sub_ids === "" ? [] : row.sub_ids.split(",").map(Number),
-    message: rowToMessage(row),
-  };
 }

@@ -187,7 +187,7 @@ async function measurePings(
   return { layout, pings: n * each, requests: u.requests / (n * each), wsIn: u.wsIn / (n * each) };
 }
 
-async function measureMessages(
+export async function measureMessages(
   t: Target,
   meter: Meter,
   lib: ClientLibrary,
