@@ -30,13 +30,28 @@ export interface DecodeResult {
 
 /** The longest fixed header: one type byte and four Remaining Length bytes. */
 const MAX_HEADER = 5;
+/**
+ * Chunks shorter than this are copied into a buffer of TAIL_BYTES the decoder owns
+ * instead of kept as they came: a client sending a packet a byte a frame would
+ * otherwise make the decoder hold an object (about 200 bytes) per byte.
+ */
+const SMALL_CHUNK = 1024;
+const TAIL_BYTES = 16 * 1024;
 
 export class StreamDecoder {
   version: ProtocolVersion;
   readonly maxPacketSize: number;
-  /** Bytes received and not yet decoded, oldest first; the first is read from `offset`. */
-  private readonly chunks: Uint8Array[] = [];
+  /**
+   * Bytes received and not yet decoded, oldest first, from `chunks[head]` on; that
+   * one is read from `offset`. Consumed chunks are skipped by `head` and cut off now
+   * and then (Array.shift copies the array: a packet in n frames would take n² steps).
+   */
+  private chunks: Uint8Array[] = [];
+  private head = 0;
   private offset = 0;
+  /** The buffer small chunks are copied into, and how much of it is used; its filled part is the last chunk. */
+  private tail: Uint8Array | undefined;
+  private tailUsed = 0;
   private pending = 0;
   private failed: DecodeError | undefined;
 
@@ -53,15 +68,35 @@ export class StreamDecoder {
   /** Keeps `chunk` (a view: the caller must not reuse its memory) for `next`. */
   feed(chunk: Uint8Array): void {
     if (chunk.length === 0 || this.failed) return;
-    this.chunks.push(chunk);
     this.pending += chunk.length;
+    if (chunk.length >= SMALL_CHUNK) {
+      this.chunks.push(chunk);
+      this.tail = undefined;
+      return;
+    }
+    let from = 0;
+    while (from < chunk.length) {
+      if (this.tail === undefined || this.tailUsed === this.tail.length) {
+        this.tail = new Uint8Array(TAIL_BYTES);
+        this.tailUsed = 0;
+        this.chunks.push(this.tail.subarray(0, 0));
+      }
+      const take = Math.min(chunk.length - from, this.tail.length - this.tailUsed);
+      this.tail.set(chunk.subarray(from, from + take), this.tailUsed);
+      this.tailUsed += take;
+      from += take;
+      // The last chunk is the tail's filled part: a longer view of the same bytes.
+      this.chunks[this.chunks.length - 1] = this.tail.subarray(0, this.tailUsed);
+    }
   }
 
   /** Drops every byte not decoded yet (the connection is ending). */
   discard(): void {
-    this.chunks.length = 0;
+    this.chunks = [];
+    this.head = 0;
     this.offset = 0;
     this.pending = 0;
+    this.tail = undefined;
   }
 
   /**
@@ -71,7 +106,7 @@ export class StreamDecoder {
   next(): Packet | DecodeError | undefined {
     if (this.failed) return this.failed;
     if (this.pending < 2) return undefined;
-    const first = this.chunks[0] as Uint8Array;
+    const first = this.chunks[this.head] as Uint8Array;
     const inFirst = first.length - this.offset;
     // The header is read in place when the first chunk holds it, else from a copy.
     const head = inFirst >= MAX_HEADER || inFirst === this.pending ? first : this.peek(MAX_HEADER);
@@ -133,7 +168,8 @@ export class StreamDecoder {
     const out = new Uint8Array(Math.min(n, this.pending));
     let filled = 0;
     let from = this.offset;
-    for (const chunk of this.chunks) {
+    for (let i = this.head; i < this.chunks.length; i++) {
+      const chunk = this.chunks[i] as Uint8Array;
       const take = Math.min(chunk.length - from, out.length - filled);
       out.set(chunk.subarray(from, from + take), filled);
       filled += take;
@@ -147,15 +183,24 @@ export class StreamDecoder {
     this.pending -= n;
     let left = n;
     while (left > 0) {
-      const chunk = this.chunks[0] as Uint8Array;
+      const chunk = this.chunks[this.head] as Uint8Array;
       const inChunk = chunk.length - this.offset;
       if (left < inChunk) {
         this.offset += left;
-        return;
+        break;
       }
       left -= inChunk;
-      this.chunks.shift();
+      this.head++;
       this.offset = 0;
+    }
+    if (this.head === this.chunks.length) {
+      // Everything consumed; the tail, if any, is its last chunk: start afresh.
+      this.chunks = [];
+      this.head = 0;
+      this.tail = undefined;
+    } else if (this.head >= 64 && this.head * 2 >= this.chunks.length) {
+      this.chunks = this.chunks.slice(this.head);
+      this.head = 0;
     }
   }
 }

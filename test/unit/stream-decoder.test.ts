@@ -134,3 +134,41 @@ describe("StreamDecoder is pulled one packet at a time", () => {
     expect(decoder.buffered).toBe(0);
   });
 });
+
+describe("StreamDecoder fed a byte a frame (a client that splits its packets as finely as it can)", () => {
+  it("decodes a 1 MiB PUBLISH sent one byte at a time, and the next packets after it", () => {
+    // Before: each consumed chunk was removed with Array.shift, n² steps for a packet in
+    // n chunks (a 64 KiB packet took 14 s); this run would not end within the test's limit.
+    const payload = Uint8Array.from({ length: 2 ** 20 - 64 }, (_, i) => i & 0xff);
+    const publish = encode({ type: "publish", topic: "t", qos: 0, dup: false, retain: false, payload }, 4);
+    const ping = encode({ type: "pingreq" }, 4);
+    const stream = new Uint8Array(publish.length + ping.length);
+    stream.set(publish);
+    stream.set(ping, publish.length);
+    const d = new StreamDecoder({ version: 4, maxPacketSize: 2 ** 20 });
+    const got: Packet[] = [];
+    const errors: unknown[] = [];
+    for (let i = 0; i < stream.length; i++) {
+      const r = d.push(stream.subarray(i, i + 1));
+      if (r.error !== undefined) errors.push(r.error);
+      got.push(...r.packets);
+    }
+    expect(errors).toEqual([]);
+    expect(got.map((p) => p.type)).toEqual(["publish", "pingreq"]);
+    const p = got[0] as Extract<Packet, { type: "publish" }>;
+    expect(p.payload).toEqual(payload);
+    expect(d.buffered).toBe(0);
+  });
+
+  it("copies small chunks into buffers of its own: what it holds follows the bytes, not the frames", () => {
+    const d = new StreamDecoder({ version: 4 });
+    // The start of a PUBLISH announcing 100,000 bytes, then 50,000 one-byte chunks.
+    d.feed(Uint8Array.from([0x30, 0xa0, 0x8d, 0x06]));
+    for (let i = 0; i < 50_000; i++) d.feed(Uint8Array.of(i & 0xff));
+    expect(d.next()).toBeUndefined();
+    expect(d.buffered).toBe(50_004);
+    // 16 KiB buffers: 4 of them hold the 50,004 bytes.
+    const chunks = (d as unknown as { chunks: Uint8Array[] }).chunks;
+    expect(chunks.length).toBe(Math.ceil(50_004 / (16 * 1024)));
+  });
+});
