@@ -1,6 +1,6 @@
 /**
  * What a DISCONNECT from a client does (3.14): the session's expiry it may set,
- * whether its will stays (only with 0x04, MQTT-3.14.4-3), how the connection
+ * whether its will stays (discarded only for 0x00, MQTT-3.14.4-3 and MQTT-3.1.2-8), how the connection
  * ends. No I/O.
  */
 import { type DisconnectPacket, ReasonCode } from "../../mqtt/index.ts";
@@ -12,7 +12,12 @@ export type DisconnectDecision =
       kind: "end";
       /** The Session Expiry Interval from now on, when the packet set one. */
       expiry: number | undefined;
-      /** 0x04 Disconnect with Will Message: the will is published; otherwise it is discarded. */
+      /**
+       * Whether the will is still published: a 0x00 (Normal disconnection, and every 3.1.1
+       * DISCONNECT) discards it; any other code leaves it, 0x04 Disconnect with Will Message
+       * and the error codes alike (MQTT-3.1.2-8 names only 0x00). Mosquitto discards it for
+       * every code but 0x04; the statement leaves no choice there.
+       */
       keepWill: boolean;
       reason: CloseReason;
     };
@@ -32,7 +37,7 @@ export function decideDisconnect(
   return {
     kind: "end",
     expiry: asked === undefined ? undefined : Math.min(asked, maxSessionExpiry),
-    keepWill: reasonCode === ReasonCode.DisconnectWithWillMessage,
+    keepWill: reasonCode !== ReasonCode.Success,
     reason: { kind: "client-disconnect", reasonCode },
   };
 }

@@ -66,7 +66,7 @@ export async function dispatch(d: DispatchDeps, conn: Connection, packet: Packet
   }
 }
 
-/** DISCONNECT from the client (3.14): 0x04 keeps the will, anything else drops it. */
+/** DISCONNECT from the client (3.14): 0x00 drops the will, any other code keeps it (MQTT-3.1.2-8). */
 function clientDisconnect(
   d: DispatchDeps,
   conn: Connection,

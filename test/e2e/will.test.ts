@@ -18,6 +18,24 @@ async function watcher(topic: string, version: 4 | 5) {
   return inbox;
 }
 
+describe("Last Will and a 5.0 DISCONNECT with a code other than 0x00", () => {
+  for (const reasonCode of [0x04, 0x80]) {
+    it(`0x${reasonCode.toString(16).padStart(2, "0")}: the will is published (MQTT-3.1.2-8 discards it only for 0x00)`, async () => {
+      const topic = unique("will");
+      const inbox = await watcher(topic, 5);
+      const raw = await RawClient.open(url, 5);
+      raw.sendConnect(unique("leaving"), {
+        will: { topic, payload: new TextEncoder().encode("gone"), qos: 1, retain: false },
+      });
+      await raw.next("connack");
+      raw.send({ type: "disconnect", reasonCode });
+      await raw.closed;
+      const [m] = await inbox.waitFor(1);
+      expect(m).toMatchObject({ topic, payload: "gone" });
+    });
+  }
+});
+
 describe.each([4, 5] as const)("Last Will, protocol %i", (version) => {
   it("is published when the socket drops (MQTT-3.1.2-8), with its QoS", async () => {
     const topic = unique("will");

@@ -209,11 +209,15 @@ describe("acknowledgements (4.3)", () => {
 });
 
 describe("DISCONNECT (3.14)", () => {
-  it("0x04 keeps the will and ends abnormally; 0x00 drops it (MQTT-3.14.4-3)", () => {
+  it("0x00 (and a 3.1.1 DISCONNECT, which has no code) drops the will (MQTT-3.14.4-3); 0x04 and any error code keep it (MQTT-3.1.2-8)", () => {
     expect(decideDisconnect({ type: "disconnect", reasonCode: 4 }, 0, 100)).toMatchObject({ keepWill: true });
+    expect(decideDisconnect({ type: "disconnect", reasonCode: 0x80 }, 0, 100)).toMatchObject({
+      keepWill: true,
+    });
     expect(decideDisconnect({ type: "disconnect", reasonCode: 0 }, 0, 100)).toMatchObject({
       keepWill: false,
     });
+    expect(decideDisconnect({ type: "disconnect" }, 0, 100)).toMatchObject({ keepWill: false });
   });
 
   it("may shorten or (after a non-zero one) set the Session Expiry Interval, capped; not extend a zero one (3.14.2.2.2)", () => {
