@@ -142,6 +142,11 @@ export async function acceptConnect(
   // Registered at the shards before CONNACK: nothing published after it is missed.
   // (A clean session restores nothing: no call.)
   if (restored.length > 0) await d.links.registerFilters(clientId, restored);
+  if (conn.finished) {
+    // Kicked, taken over or gone while its filters were registered: the Closer has
+    // ended it and handed its session off; no CONNACK, no "connected", no queue taken.
+    return undefined;
+  }
 
   const connack = acceptedConnack(
     p,
