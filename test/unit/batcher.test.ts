@@ -173,6 +173,26 @@ describe("KeyedBatcher with spacing", () => {
     expect(batcher.pendingBytes).toBe(0);
   });
 
+  it("does not hold back a key that is hurried, now or after its call under way", async () => {
+    const { calls, batcher } = spaced();
+    void batcher.add("k", 1);
+    await vi.advanceTimersByTimeAsync(1);
+    void batcher.add("k", 2);
+    batcher.hurry("k");
+    await vi.advanceTimersByTimeAsync(0);
+    expect(calls.map((c) => [c.at - 1_000_000, c.items])).toEqual([
+      [0, [1]],
+      [1, [2]],
+    ]);
+    // Hurrying an idle key changes nothing after it: the next call is spaced again.
+    batcher.hurry("other");
+    void batcher.add("k", 3);
+    await vi.advanceTimersByTimeAsync(0);
+    expect(calls).toHaveLength(2);
+    await vi.advanceTimersByTimeAsync(SPACING);
+    expect(calls[2]).toEqual({ key: "k", at: 1_000_000 + 1 + SPACING, items: [3] });
+  });
+
   it("does not wait after a call that took longer than the spacing", async () => {
     const calls: Array<{ at: number; items: number[] }> = [];
     const batcher = new KeyedBatcher<string, number>(
