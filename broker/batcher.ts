@@ -60,15 +60,16 @@ export interface BatchLimits<T> {
 }
 
 /**
- * The spacing of a gateway's publish calls to each shard (ms). At 200 messages a
- * second spread in time, a pair that calls at most every 5 ms makes about 100
- * calls a second instead of 200 (a call waits out the 5 ms, then for the next
- * message, 5 ms on average); a message waits at most 5 ms, and only when its
- * gateway called that shard within the last 5 ms. A shard's deliveries are not
- * spaced: a publisher's acknowledgement waits for them, and the shard cannot
- * tell which publisher is near its Receive Maximum (inbound.ts hurries those).
+ * The spacing of a gateway's publish calls to each shard (ms). With messages
+ * arriving at random at r a millisecond, a call then waits out the spacing W,
+ * then for the next message: W + e^(-rW)/r between calls. At 200 a second
+ * (r = 0.2) and W = 8 that is 9 ms, 111 calls a second instead of 200; a message
+ * waits at most W, and only when its gateway called that shard within the last W.
+ * A shard's deliveries are not spaced: a publisher's acknowledgement waits for
+ * them, and the shard cannot tell which publisher is near its Receive Maximum
+ * (inbound.ts hurries those).
  */
-export const MESSAGE_SPACING_MS = 5;
+export const MESSAGE_SPACING_MS = 8;
 
 /** When the keys that last called are swept for those idle since (at least this many kept). */
 const SWEEP_AT = 64;
