@@ -52,7 +52,7 @@ export interface InboundLimits {
   /** Messages on their way to the shards at once, and their bytes (at least one message goes). */
   windowMessages: number;
   windowBytes: number;
-  /** The least time between the starts of two calls to one shard (batcher.ts); absent: none. */
+  /** The least time between the starts of two calls to one shard (batcher.ts, PUBLISH_SPACING_MS); absent: none. */
   spacingMs?: number;
 }
 
@@ -195,7 +195,7 @@ export class Inbound {
 
   constructor(deps: InboundDeps) {
     this.deps = deps;
-    this.limits = deps.limits ?? INBOUND_LIMITS;
+    this.limits = deps.limits ?? { ...INBOUND_LIMITS, spacingMs: deps.config.publishSpacingMs };
     this.router = new KeyedBatcher((shard, messages) => deps.publishAt(shard, messages), {
       ...MESSAGE_BATCH,
       spacingMs: this.limits.spacingMs,
