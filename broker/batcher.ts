@@ -11,8 +11,9 @@
  * after the previous one for that key started, and items arriving meanwhile
  * wait for it together. A key idle for `spacingMs` sends at once, so a lone
  * item is never held; only a key that called within the last `spacingMs` waits,
- * at most that long, and a call's worth waiting goes at once. A key then makes at
- * most 1000 / `spacingMs` calls a second, however its items are spread.
+ * at most that long, and a call's worth waiting goes at once (as does a key
+ * its caller hurries). A key then makes at most 1000 / `spacingMs` calls a
+ * second while its calls are not full, however its items are spread.
  *
  * A call carries at most `maxItems` items and `maxBytes` bytes as `sizeOf`
  * counts them (an item larger than that goes alone): a call between objects
