@@ -28,7 +28,7 @@ import {
   retainedBurst,
   type Sizes,
 } from "./load/scenarios.ts";
-import { CLIENTS_FULL, CLIENTS_QUICK, clientsSection } from "./load/sections/clients.ts";
+import { CLIENTS_FULL, CLIENTS_QUICK, type ClientSizes, clientsSection } from "./load/sections/clients.ts";
 import { OVERLOAD_FULL, OVERLOAD_QUICK, overloadSection } from "./load/sections/overload.ts";
 import { STORMS_FULL, STORMS_QUICK, stormsSection } from "./load/sections/storms.ts";
 import { aedes, mosquitto, nimbus, type Target } from "./load/targets.ts";
@@ -181,15 +181,35 @@ if (parts.includes("clients")) {
     const at = process.argv.indexOf(`--${name}`);
     return at > 0 ? Number(process.argv[at + 1]) : undefined;
   };
+  // A part of the section, printed and not recorded: `--layouts 1x1,16x16`, `--libraries raw,MQTT.js`
+  // (names containing a word), `--sessions clean`, `--traffic spread`, `--messages-only` (no frame
+  // probes, connects or pings).
+  const list = (name: string) => {
+    const at = process.argv.indexOf(`--${name}`);
+    return at > 0 ? (process.argv[at + 1] ?? "").split(",") : undefined;
+  };
   const base = quick ? CLIENTS_QUICK : CLIENTS_FULL;
-  const sizes = {
+  const layouts = list("layouts")?.map((l) => {
+    const [shards, gateways] = l.split("x").map(Number);
+    return { shards: shards as number, gateways: gateways as number };
+  });
+  const libraries = list("libraries");
+  const sizes: ClientSizes = {
     ...base,
     slots: value("slots") ?? base.slots,
     spreadSeconds: value("seconds") ?? base.spreadSeconds,
+    layouts: layouts ?? base.layouts,
+    sessions: (list("sessions") as typeof base.sessions | undefined) ?? base.sessions,
+    traffic: (list("traffic") as typeof base.traffic | undefined) ?? base.traffic,
+    libraries,
+    messagesOnly: flag("messages-only"),
+    partial:
+      flag("messages-only") ||
+      [layouts, list("sessions"), list("traffic"), libraries].some((l) => l !== undefined),
   };
   const section = await clientsSection(sizes, quick);
   console.log(section);
-  writeSection(resultsFile, "clients", section);
+  if (!sizes.partial) writeSection(resultsFile, "clients", section);
 }
 if (parts.includes("overload")) {
   const section = await overloadSection(quick ? OVERLOAD_QUICK : OVERLOAD_FULL, quick);

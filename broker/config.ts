@@ -6,6 +6,7 @@
 import { type AclEntry, parseAcl } from "./acl.ts";
 import { MIN_PEPPER_BYTES } from "./auth/login-verifier.ts";
 import { readUpgradeLoginSettings, type UpgradeLoginEnv } from "./auth/upgrade-logins.ts";
+import { MESSAGE_SPACING_MS } from "./batcher.ts";
 import { type BridgeConfig, parseBridges } from "./bridges.ts";
 import { CLIENT_ID_LENGTH_LIMIT } from "./client-ids.ts";
 import { type GatewayPlacement, parseGatewayRegions } from "./gateways.ts";
@@ -26,6 +27,7 @@ export interface BrokerEnv extends UpgradeLoginEnv {
   MAX_PACKET_SIZE?: string;
   MAX_INFLIGHT?: string;
   RECEIVE_MAXIMUM?: string;
+  PUBLISH_SPACING_MS?: string;
   MAX_QUEUED_MESSAGES?: string;
   SESSION_EXPIRY_DEFAULT?: string;
   MAX_SESSION_EXPIRY?: string;
@@ -96,6 +98,11 @@ export interface BrokerConfig {
    * connection ends (0x93).
    */
   receiveMaximum: number;
+  /**
+   * The least time between the starts of two publish calls from a gateway to one
+   * shard (ms, batcher.ts); 0: a call as soon as the last one has answered.
+   */
+  publishSpacingMs: number;
   /** QoS 1/2 messages kept for one offline session; newer ones are dropped past it. */
   maxQueuedMessages: number;
   /** Seconds a 3.1.1 persistent session (clean session 0) lives while offline. */
@@ -253,6 +260,7 @@ export function readConfig(env: BrokerEnv): BrokerConfig {
     // keep to a server's Receive Maximum, so a burst of its publishes would be a
     // violation to disconnect. What bounds a client is its bytes (inbound.ts).
     receiveMaximum: int("RECEIVE_MAXIMUM", 65535, 1, 65535),
+    publishSpacingMs: int("PUBLISH_SPACING_MS", MESSAGE_SPACING_MS, 0, 1000),
     maxQueuedMessages: int("MAX_QUEUED_MESSAGES", 1000, 0, 1_000_000),
     sessionExpiryDefault: int("SESSION_EXPIRY_DEFAULT", 14 * 24 * 3600, 0, 0xffffffff),
     maxSessionExpiry: int("MAX_SESSION_EXPIRY", 14 * 24 * 3600, 0, 0xffffffff),

@@ -130,11 +130,23 @@ export interface ReshardingRpc {
   accept(rows: MovedRows): void | Promise<void>;
 }
 
+/** What a shard answers a gateway's publish: a reason code per message, and the messages for that gateway. */
+export interface Published {
+  codes: number[];
+  /** In the order the shard matched them, as a `deliver` call would carry them; at most a call's worth. */
+  here: Message[];
+}
+
 export interface ShardRpc extends ReshardingRpc, Rpc.DurableObjectBranded {
   subscribe(destination: Destination, request: SubscribeRequest): Promise<RetainedPage>;
   unsubscribe(destination: Destination, request: ShardFilters): Promise<void>;
   /** One reason code per message: 0x00, or 0x97 when a retained quota refused it. */
   publish(messages: Message[]): Promise<number[]>;
+  /**
+   * `publish` from a gateway: what goes to that gateway itself comes back with
+   * the reason codes (`here`) instead of in a `deliver` call back to it.
+   */
+  publishFrom(gateway: Destination, messages: Message[]): Promise<Published>;
   /** Messages a leaving member of a shared subscription did not acknowledge. */
   redistribute(messages: Message[]): Promise<void>;
   /** Retained messages matching `filters`, the page that starts at `after` (null: the first). */

@@ -79,14 +79,12 @@ export class Gateway extends DurableObject<Env> implements GatewayRpc {
     this.inbound = new Inbound({
       config,
       counters,
-      publishAt: (shard, messages) =>
-        this.links
-          .shard(shard)
-          .publish(messages)
-          .catch((err: unknown) => {
-            this.links.shardFailed(shard);
-            throw err;
-          }),
+      // What matches this gateway's own clients comes back with the codes (one call, not two).
+      publishAt: async (shard, messages) => {
+        const { codes, here } = await this.links.publishAt(shard, messages);
+        if (here.length > 0) await this.deliverHere(here);
+        return codes;
+      },
       evict: (conn, refusal) =>
         void close(conn, { kind: "protocol-error", reasonCode: refusal.reasonCode, why: refusal.why }),
     });
@@ -286,6 +284,11 @@ export class Gateway extends DurableObject<Env> implements GatewayRpc {
   async deliver(messages: Message[]): Promise<void> {
     this.counters.add("rpc_in");
     assertWithinCall(messages);
+    await this.deliverHere(messages);
+  }
+
+  /** Hands messages from a shard to the clients here: a `deliver`, or the answer to a publish (links.publishAt). */
+  private async deliverHere(messages: Message[]): Promise<void> {
     this.reconcile();
     // Clients no longer here whose Session keeps their messages, and clients here
     // whose queue is still coming from it (they go behind the queue, at once).

@@ -19,7 +19,14 @@ import { Counters } from "../broker/counters.ts";
 
 import { setLogLevel, takeLogLines } from "../broker/log.ts";
 
-import { assertWithinCall, MESSAGE_COLUMN_DEFS, type Message } from "../broker/message.ts";
+import {
+  assertWithinCall,
+  MESSAGE_COLUMN_DEFS,
+  type Message,
+  messageBytes,
+  RPC_BATCH_BYTES,
+  RPC_BATCH_MESSAGES,
+} from "../broker/message.ts";
 
 import { meteredSql } from "../broker/metered-sql.ts";
 
@@ -38,6 +45,7 @@ import type {
   MovedRows,
   Origin,
   Plan,
+  Published,
   RetainedPage,
   ShardFilters,
   ShardRpc,
@@ -244,10 +252,27 @@ export class TopicShard extends DurableObject<Env> implements ShardRpc {
    */
   async publish(messages: Message[]): Promise<number[]> {
     this.counters.add("rpc_in");
+    return (await this.route(messages, undefined)).codes;
+  }
+
+  /**
+   * `publish` from a gateway: what matches that gateway's own filters is
+   * answered (`here`) rather than delivered in a call back to it, one billed
+   * call instead of two; the gateway hands it to its clients before it
+   * acknowledges the publishers, as it would a `deliver`.
+   */
+  async publishFrom(gateway: Destination, messages: Message[]): Promise<Published> {
+    this.counters.add("rpc_in");
+    return this.route(messages, gateway);
+  }
+
+  private async route(messages: Message[], from: Destination | undefined): Promise<Published> {
     await this.opened();
     assertWithinCall(messages);
     const pending: Promise<undefined>[] = [];
     const codes: number[] = [];
+    const here: Message[] = [];
+    let hereBytes = 0;
     for (const m of messages) {
       // A retained message past the shard's quota is refused whole: 0x97.
       if (m.retain && !this.retained.store(m)) {
@@ -260,16 +285,24 @@ export class TopicShard extends DurableObject<Env> implements ShardRpc {
       let matched = false;
       this.routes.match(m, (destination, message) => {
         matched = true;
-        this.delivery.send(destination, message, pending);
+        if (destination !== from) return this.delivery.send(destination, message, pending);
+        here.push(message);
+        hereBytes += messageBytes(message);
       });
       // 5.0 3.4.2.1: 0x10 tells the publisher nobody listens (the message was
       // still accepted, and stored if retained), as Mosquitto and HiveMQ answer.
       codes.push(matched ? ReasonCode.Success : ReasonCode.NoMatchingSubscribers);
     }
+    // Past a call's worth (shared groups can match one message several times for
+    // one gateway), the caller's messages go the way every destination's do, all
+    // of them and awaited, QoS 0 too: its publishers' order holds (invariant 3).
+    if (from !== undefined && (here.length > RPC_BATCH_MESSAGES || hereBytes > RPC_BATCH_BYTES)) {
+      for (const message of here.splice(0)) pending.push(this.delivery.add(from, message));
+    }
     const results = await Promise.allSettled(pending);
     const failed = results.find((r) => r.status === "rejected");
     if (failed !== undefined) throw (failed as PromiseRejectedResult).reason;
-    return codes;
+    return { codes, here };
   }
 
   /** Numbers for /api/stats, /metrics and $SYS. */

@@ -21,7 +21,7 @@
  * at a time (round robin), while fewer than a window are on their way: a
  * connection with a thousand waiting cannot make a newcomer's one wait behind them.
  */
-import { KeyedBatcher } from "../../broker/batcher.ts";
+import { KeyedBatcher, MESSAGE_SPACING_MS } from "../../broker/batcher.ts";
 import type { BrokerConfig } from "../../broker/config.ts";
 import type { Counters } from "../../broker/counters.ts";
 import {
@@ -52,6 +52,8 @@ export interface InboundLimits {
   /** Messages on their way to the shards at once, and their bytes (at least one message goes). */
   windowMessages: number;
   windowBytes: number;
+  /** The least time between the starts of two calls to one shard (batcher.ts, PUBLISH_SPACING_MS); absent: none. */
+  spacingMs?: number;
 }
 
 export const INBOUND_LIMITS: InboundLimits = {
@@ -65,6 +67,7 @@ export const INBOUND_LIMITS: InboundLimits = {
   // A call's worth in flight to a shard and another waiting.
   windowMessages: 2 * RPC_BATCH_MESSAGES,
   windowBytes: RPC_BATCH_BYTES,
+  spacingMs: MESSAGE_SPACING_MS,
 };
 /** What a waiting publish weighs in memory beyond its bytes in a call (the objects holding it). */
 const WAITING_OVERHEAD = 128;
@@ -179,7 +182,11 @@ export class Inbound {
   private waitingTotal = 0;
   /** Connections with publishes waiting, in the order they get their next turn. */
   private readonly turns = new Set<ConnectionInbound>();
-  /** Messages to the shard of their topic, batched per shard (batcher.ts). */
+  /**
+   * Messages to the shard of their topic, batched per shard (batcher.ts), a
+   * call at most every MESSAGE_SPACING_MS per shard; what matches this gateway's
+   * own clients comes back in the answer (links.publishAt).
+   */
   private readonly router: KeyedBatcher<number, Message, number>;
   private tokenTimer: ReturnType<typeof setTimeout> | undefined;
   private tokenTimerAt = Number.POSITIVE_INFINITY;
@@ -188,8 +195,11 @@ export class Inbound {
 
   constructor(deps: InboundDeps) {
     this.deps = deps;
-    this.limits = deps.limits ?? INBOUND_LIMITS;
-    this.router = new KeyedBatcher((shard, messages) => deps.publishAt(shard, messages), MESSAGE_BATCH);
+    this.limits = deps.limits ?? { ...INBOUND_LIMITS, spacingMs: deps.config.publishSpacingMs };
+    this.router = new KeyedBatcher((shard, messages) => deps.publishAt(shard, messages), {
+      ...MESSAGE_BATCH,
+      spacingMs: this.limits.spacingMs,
+    });
   }
 
   /** The inbound state of a new (or woken) connection. */
@@ -335,10 +345,15 @@ export class Inbound {
       this.turns.delete(state);
       if (state.waitingCount > 0) this.turns.add(state);
       else state.shaped = false;
-      this.route(w.message).then(
+      const shard = shardOf(w.message.topic, this.deps.config.layout);
+      this.router.add(shard, w.message).then(
         (code) => this.settled(w, { ok: true, code }),
         (error) => this.settled(w, { ok: false, error }),
       );
+      // A publisher with half its Receive Maximum unacknowledged is not held back
+      // for the spacing of calls (batcher.ts): one more than it is refused (0x93).
+      const unacknowledged = state.qos1 + state.qos2.size + (state.awaitingRelease ?? 0);
+      if (2 * unacknowledged >= this.deps.config.receiveMaximum) this.router.hurry(shard);
     }
     if (nextToken !== Number.POSITIVE_INFINITY) this.wakeAt(nextToken, now);
   }

@@ -6,11 +6,11 @@
 import { KeyedBatcher } from "../../broker/batcher.ts";
 import type { BrokerConfig } from "../../broker/config.ts";
 import type { Counters } from "../../broker/counters.ts";
-import { RPC_BATCH_BYTES, RPC_BATCH_MESSAGES } from "../../broker/message.ts";
+import { type Message, RPC_BATCH_BYTES, RPC_BATCH_MESSAGES } from "../../broker/message.ts";
 import { type Destination, registryName } from "../../broker/routing.ts";
 import type { BrokerStats, GatewayCounter } from "../../broker/stats.ts";
 import type { Env } from "../../worker/env.ts";
-import type { ClaimRequest, Ended, RegistryClaim, Reply } from "../contracts.ts";
+import type { ClaimRequest, Ended, Published, RegistryClaim, Reply } from "../contracts.ts";
 import { BatchedRegistrations, type RetainedFrom } from "../registration.ts";
 import {
   brokerStats,
@@ -77,6 +77,20 @@ export class Links {
 
   shardFailed(index: number): void {
     this.shardStubs.delete(index);
+  }
+
+  /**
+   * Publishes messages at a shard from this gateway: what matches this
+   * gateway's own clients comes back in the answer (`here`), not in a second
+   * call. A shard whose call failed gets a new stub.
+   */
+  async publishAt(index: number, messages: Message[]): Promise<Published> {
+    try {
+      return await this.shard(index).publishFrom(this.deps.destination(), messages);
+    } catch (err) {
+      this.shardFailed(index);
+      throw err;
+    }
   }
 
   /**

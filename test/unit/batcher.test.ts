@@ -1,6 +1,6 @@
-/** KeyedBatcher: one call in flight per key, calls bounded in items and bytes, order kept. */
+/** KeyedBatcher: one call in flight per key, calls bounded in items and bytes, order kept, calls spaced. */
 import fc from "fast-check";
-import { describe, expect, it } from "vitest";
+import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { KeyedBatcher } from "../../broker/batcher.ts";
 import {
   assertWithinCall,
@@ -58,6 +58,160 @@ describe("KeyedBatcher", () => {
     expect(calls.reduce((a, b) => a + b, 0)).toBeGreaterThan(40 * 2 ** 20);
     for (const bytes of calls) expect(bytes).toBeLessThanOrEqual(RPC_BATCH_BYTES);
     expect(calls.length).toBeGreaterThanOrEqual(5);
+  });
+});
+
+describe("KeyedBatcher with spacing", () => {
+  beforeEach(() => {
+    vi.useFakeTimers({ now: 1_000_000 });
+  });
+  afterEach(() => {
+    vi.useRealTimers();
+  });
+
+  const SPACING = 10;
+  /** A batcher whose calls answer at once (a resolved promise) and are recorded with the time they started. */
+  function spaced(limits: { maxItems?: number; maxBytes?: number; sizeOf?: (i: number) => number } = {}) {
+    const calls: Array<{ key: string; at: number; items: number[] }> = [];
+    const batcher = new KeyedBatcher<string, number, number>(
+      async (key, items) => {
+        calls.push({ key, at: Date.now(), items });
+        return items;
+      },
+      {
+        maxItems: limits.maxItems ?? 100,
+        maxBytes: limits.maxBytes ?? 1_000_000,
+        sizeOf: limits.sizeOf ?? (() => 1),
+        spacingMs: SPACING,
+      },
+    );
+    return { calls, batcher };
+  }
+
+  it("sends a lone item at once, and an item after an idle spacing at once", async () => {
+    const { calls, batcher } = spaced();
+    const first = batcher.add("k", 1);
+    expect(calls).toEqual([{ key: "k", at: 1_000_000, items: [1] }]);
+    expect(await first).toBe(1);
+    await vi.advanceTimersByTimeAsync(SPACING);
+    void batcher.add("k", 2);
+    expect(calls.map((c) => c.items)).toEqual([[1], [2]]);
+    expect(calls[1]?.at).toBe(1_000_000 + SPACING);
+  });
+
+  it("holds items that follow a recent call until the spacing is over, then sends them in one call", async () => {
+    const { calls, batcher } = spaced();
+    const all = [batcher.add("k", 1)];
+    await vi.advanceTimersByTimeAsync(3);
+    all.push(batcher.add("k", 2));
+    await vi.advanceTimersByTimeAsync(4);
+    all.push(batcher.add("k", 3), batcher.add("k", 4));
+    await vi.advanceTimersByTimeAsync(2);
+    // 9 ms after the first call started: still held.
+    expect(calls.map((c) => c.items)).toEqual([[1]]);
+    await vi.advanceTimersByTimeAsync(1);
+    expect(calls).toEqual([
+      { key: "k", at: 1_000_000, items: [1] },
+      { key: "k", at: 1_000_000 + SPACING, items: [2, 3, 4] },
+    ]);
+    expect(await Promise.all(all)).toEqual([1, 2, 3, 4]);
+    // The next one follows the second call's start, not the first's.
+    await vi.advanceTimersByTimeAsync(5);
+    void batcher.add("k", 5);
+    await vi.advanceTimersByTimeAsync(4);
+    expect(calls).toHaveLength(2);
+    await vi.advanceTimersByTimeAsync(1);
+    expect(calls[2]).toEqual({ key: "k", at: 1_000_000 + 2 * SPACING, items: [5] });
+  });
+
+  it("spaces each key on its own: another key's recent call holds nothing back", async () => {
+    const { calls, batcher } = spaced();
+    void batcher.add("a", 1);
+    await vi.advanceTimersByTimeAsync(1);
+    void batcher.add("b", 2);
+    expect(calls.map((c) => [c.key, c.at - 1_000_000])).toEqual([
+      ["a", 0],
+      ["b", 1],
+    ]);
+  });
+
+  it("sends at once when a call's worth of items is waiting (maxItems), and holds the rest", async () => {
+    const { calls, batcher } = spaced({ maxItems: 3 });
+    void batcher.add("k", 0);
+    await vi.advanceTimersByTimeAsync(1);
+    for (let i = 1; i <= 4; i++) void batcher.add("k", i);
+    // The third waiting item filled a call: it went 1 ms after the first, not 10.
+    await vi.advanceTimersByTimeAsync(0);
+    expect(calls.map((c) => [c.at - 1_000_000, c.items])).toEqual([
+      [0, [0]],
+      [1, [1, 2, 3]],
+    ]);
+    await vi.advanceTimersByTimeAsync(SPACING);
+    expect(calls.map((c) => [c.at - 1_000_000, c.items])).toEqual([
+      [0, [0]],
+      [1, [1, 2, 3]],
+      [1 + SPACING, [4]],
+    ]);
+  });
+
+  it("sends at once when a call's worth of bytes is waiting (maxBytes)", async () => {
+    // Item i weighs i bytes; a call holds 100.
+    const { calls, batcher } = spaced({ maxBytes: 100, sizeOf: (i) => i });
+    void batcher.add("k", 1);
+    await vi.advanceTimersByTimeAsync(2);
+    void batcher.add("k", 40);
+    void batcher.add("k", 59);
+    await vi.advanceTimersByTimeAsync(0);
+    expect(calls.map((c) => c.items)).toEqual([[1]]);
+    // 40 + 59 + 1 = 100 bytes: a call's worth, sent 2 ms after the first.
+    void batcher.add("k", 1);
+    await vi.advanceTimersByTimeAsync(0);
+    expect(calls.map((c) => [c.at - 1_000_000, c.items])).toEqual([
+      [0, [1]],
+      [2, [40, 59, 1]],
+    ]);
+    expect(batcher.pendingBytes).toBe(0);
+  });
+
+  it("does not hold back a key that is hurried, now or after its call under way", async () => {
+    const { calls, batcher } = spaced();
+    void batcher.add("k", 1);
+    await vi.advanceTimersByTimeAsync(1);
+    void batcher.add("k", 2);
+    batcher.hurry("k");
+    await vi.advanceTimersByTimeAsync(0);
+    expect(calls.map((c) => [c.at - 1_000_000, c.items])).toEqual([
+      [0, [1]],
+      [1, [2]],
+    ]);
+    // Hurrying an idle key changes nothing after it: the next call is spaced again.
+    batcher.hurry("other");
+    void batcher.add("k", 3);
+    await vi.advanceTimersByTimeAsync(0);
+    expect(calls).toHaveLength(2);
+    await vi.advanceTimersByTimeAsync(SPACING);
+    expect(calls[2]).toEqual({ key: "k", at: 1_000_000 + 1 + SPACING, items: [3] });
+  });
+
+  it("does not wait after a call that took longer than the spacing", async () => {
+    const calls: Array<{ at: number; items: number[] }> = [];
+    const batcher = new KeyedBatcher<string, number>(
+      async (_key, items) => {
+        calls.push({ at: Date.now(), items });
+        await new Promise((r) => setTimeout(r, 25));
+        return undefined;
+      },
+      { maxItems: 100, maxBytes: 1000, sizeOf: () => 1, spacingMs: SPACING },
+    );
+    void batcher.add("k", 1);
+    await vi.advanceTimersByTimeAsync(5);
+    void batcher.add("k", 2);
+    void batcher.add("k", 3);
+    await vi.advanceTimersByTimeAsync(20);
+    expect(calls).toEqual([
+      { at: 1_000_000, items: [1] },
+      { at: 1_000_025, items: [2, 3] },
+    ]);
   });
 });
 

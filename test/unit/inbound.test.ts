@@ -283,3 +283,45 @@ describe("turns on the way to the shards", () => {
     expect(h.inbound.heldBytes).toBe(0);
   });
 });
+
+describe("spaced calls to a shard", () => {
+  beforeEach(() => {
+    vi.useFakeTimers({ toFake: ["setTimeout", "clearTimeout", "Date"] });
+  });
+  afterEach(() => {
+    vi.useRealTimers();
+  });
+
+  const lifted = { PUBLISH_RATE: "1000000", PUBLISH_BURST: "1000000", RECEIVE_MAXIMUM: "10" };
+
+  it("publishes that follow a recent call wait for the spacing and go in one call", async () => {
+    const h = harness(lifted, { windowMessages: 100, spacingMs: 5 });
+    const a = h.connection("a");
+    const b = h.connection("b");
+    h.inbound.enqueue(a, message("a0"), () => {});
+    h.answer();
+    await vi.advanceTimersByTimeAsync(1);
+    h.inbound.enqueue(a, message("a1"), () => {});
+    h.inbound.enqueue(b, message("b0"), () => {});
+    await vi.advanceTimersByTimeAsync(3);
+    expect(h.calls).toEqual([["a0"]]);
+    await vi.advanceTimersByTimeAsync(1);
+    expect(h.calls).toEqual([["a0"], ["a1", "b0"]]);
+  });
+
+  it("a publisher with half its Receive Maximum unacknowledged is not held back (one more: 0x93)", async () => {
+    const h = harness(lifted, { windowMessages: 100, spacingMs: 5 });
+    const a = h.connection("a");
+    h.inbound.enqueue(a, message("a0"), () => {});
+    h.answer();
+    await vi.advanceTimersByTimeAsync(1);
+    // As handle-publish counts them: four unacknowledged wait, the fifth is half of 10.
+    for (let i = 1; i <= 5; i++) {
+      a.inbound.qos1++;
+      h.inbound.enqueue(a, message(`a${i}`), () => {});
+      await vi.advanceTimersByTimeAsync(0);
+      expect(h.calls).toHaveLength(i < 5 ? 1 : 2);
+    }
+    expect(h.calls).toEqual([["a0"], ["a1", "a2", "a3", "a4", "a5"]]);
+  });
+});

@@ -41,6 +41,12 @@ export interface ClientSizes {
   /** Raw clients connecting (and pinging) to measure a connect and a ping. */
   connectClients: number;
   pingsEach: number;
+  /** Libraries whose name contains one of these (all when absent). */
+  libraries?: string[];
+  /** Only the message rows: no frame probes, connects or pings. */
+  messagesOnly?: boolean;
+  /** A part of the section (some libraries, layouts, sessions, traffic): units.json is left as it is. */
+  partial?: boolean;
 }
 
 export const CLIENTS_FULL: ClientSizes = {
@@ -247,7 +253,9 @@ export async function measureMessages(
 }
 
 export async function clientsSection(sizes: ClientSizes, quick: boolean): Promise<string> {
-  const libraries = allLibraries();
+  const libraries = allLibraries().filter(
+    (lib) => sizes.libraries === undefined || sizes.libraries.some((w) => lib.name.includes(w)),
+  );
   const units: MeasuredUnits = {
     measuredAt: new Date().toISOString(),
     machine: machine([], quick),
@@ -258,18 +266,20 @@ export async function clientsSection(sizes: ClientSizes, quick: boolean): Promis
     pings: [],
   };
   try {
-    const counter = await FrameCounter.start();
+    const counter = sizes.messagesOnly ? undefined : await FrameCounter.start();
     try {
-      for (const lib of libraries) {
+      for (const lib of counter === undefined ? [] : libraries) {
         for (const version of [4, 5] as const) {
           console.error(`— frames: ${lib.name}, MQTT ${versionName(version)}`);
           const frames = units.frames[lib.name] ?? {};
-          frames[versionName(version)] = packetFrames(await probeFrames(counter, lib, version));
+          frames[versionName(version)] = packetFrames(
+            await probeFrames(counter as FrameCounter, lib, version),
+          );
           units.frames[lib.name] = frames;
         }
       }
     } finally {
-      await counter.close();
+      await counter?.close();
     }
     for (const layout of sizes.layouts) {
       const t = await nimbus(layout.shards, layout.gateways);
@@ -277,11 +287,13 @@ export async function clientsSection(sizes: ClientSizes, quick: boolean): Promis
         const stats = t.stats;
         if (stats === undefined) throw new Error("Nimbus target without stats");
         const meter = await Meter.calibrate(stats);
-        console.error(`— ${t.name}: connects and pings`);
-        for (const sessions of sizes.sessions) {
-          units.connects.push(await measureConnects(t, meter, layout, sessions, sizes.connectClients));
+        if (!sizes.messagesOnly) {
+          console.error(`— ${t.name}: connects and pings`);
+          for (const sessions of sizes.sessions) {
+            units.connects.push(await measureConnects(t, meter, layout, sessions, sizes.connectClients));
+          }
+          units.pings.push(await measurePings(t, meter, layout, sizes.connectClients, sizes.pingsEach));
         }
-        units.pings.push(await measurePings(t, meter, layout, sizes.connectClients, sizes.pingsEach));
         for (const lib of libraries) {
           for (const sessions of sizes.sessions) {
             for (const kind of sizes.traffic) {
@@ -301,10 +313,12 @@ export async function clientsSection(sizes: ClientSizes, quick: boolean): Promis
   } finally {
     for (const lib of libraries) await lib.stop();
   }
-  writeFileSync(
-    join(import.meta.dirname, quick ? "../../units-quick.json" : "../../units.json"),
-    `${JSON.stringify(units, null, 2)}\n`,
-  );
+  // A part of the section (some libraries, layouts, only the messages) is printed, not recorded.
+  if (!sizes.partial)
+    writeFileSync(
+      join(import.meta.dirname, quick ? "../../units-quick.json" : "../../units.json"),
+      `${JSON.stringify(units, null, 2)}\n`,
+    );
   return render(units, sizes);
 }
 
