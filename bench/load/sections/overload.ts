@@ -22,6 +22,12 @@ export interface OverloadSizes {
   floodSeconds: number;
   qos: Array<0 | 1>;
   caps: Array<"default" | "lifted">;
+  /**
+   * How clients reach the broker: through wrangler's dev proxy (what `npm start` users
+   * see; the proxy buffers what the broker has not read yet without bound), or straight
+   * to the broker's workerd (nearer to the edge, where no such proxy sits in between).
+   */
+  paths: Path[];
   /** A fresh client starts every this many ms during the flood (and one after it). */
   freshEveryMs: number;
 }
@@ -31,6 +37,7 @@ export const OVERLOAD_FULL: OverloadSizes = {
   floodSeconds: 4,
   qos: [0, 1],
   caps: ["default", "lifted"],
+  paths: ["proxy", "direct"],
   freshEveryMs: 400,
 };
 
@@ -39,8 +46,11 @@ export const OVERLOAD_QUICK: OverloadSizes = {
   floodSeconds: 2,
   qos: [0],
   caps: ["default"],
+  paths: ["proxy"],
   freshEveryMs: 500,
 };
+
+type Path = "proxy" | "direct";
 
 /** Each flood frame holds this many PUBLISH packets of PAYLOAD bytes. */
 const PER_FRAME = 50;
@@ -149,11 +159,11 @@ interface Fresh {
 }
 
 /** A client that connects, subscribes to a topic of its own and publishes QoS 1 to it. */
-async function fresh(t: Target, id: string, startedAt: number): Promise<Fresh> {
+async function fresh(url: string, id: string, startedAt: number): Promise<Fresh> {
   const start = performance.now();
   let c: LoadClient | undefined;
   const work = (async () => {
-    c = await LoadClient.connect(t.url, id, { version: 5 });
+    c = await LoadClient.connect(url, id, { version: 5 });
     const connectMs = performance.now() - start;
     await c.subscribe(`${id}/own`, 1);
     const echoed = new Promise<void>((resolve) => {
@@ -190,8 +200,8 @@ async function fresh(t: Target, id: string, startedAt: number): Promise<Fresh> {
  * until `until`. Messages a second acknowledged (its reader is the broker's business:
  * the publisher only goes on when the broker acknowledges).
  */
-async function steady(t: Target, id: string, until: number): Promise<number> {
-  const c = await LoadClient.connect(t.url, id, { version: 5 });
+async function steady(url: string, id: string, until: number): Promise<number> {
+  const c = await LoadClient.connect(url, id, { version: 5 });
   const payload = new Uint8Array(PAYLOAD);
   const start = performance.now();
   let acknowledged = 0;
@@ -223,6 +233,7 @@ async function statsAnswer(t: Target, limitMs: number): Promise<number> {
 
 interface OverloadRow {
   cap: "default" | "lifted";
+  path: Path;
   qos: 0 | 1;
   sent: number;
   deliveredPerSecond: number;
@@ -242,7 +253,12 @@ interface OverloadRow {
   ends: Record<string, number>;
 }
 
-async function overloadRun(cap: "default" | "lifted", qos: 0 | 1, s: OverloadSizes): Promise<OverloadRow> {
+async function overloadRun(
+  cap: "default" | "lifted",
+  qos: 0 | 1,
+  path: Path,
+  s: OverloadSizes,
+): Promise<OverloadRow> {
   const t = await nimbus(1, 1, {
     settings: "defaults",
     name: `Nimbus 1×1, ${cap === "default" ? "default settings" : "PUBLISH_RATE lifted"}`,
@@ -251,16 +267,17 @@ async function overloadRun(cap: "default" | "lifted", qos: 0 | 1, s: OverloadSiz
   try {
     const port = t.inspectorPort?.() ?? 0;
     const topic = `flood/${process.pid}/${cap}/${qos}`;
-    const sub = await LoadClient.connect(t.url, `${topic}-reader`, { version: 5 });
+    const url = path === "direct" ? await (t.direct?.() ?? Promise.resolve(t.url)) : t.url;
+    const sub = await LoadClient.connect(url, `${topic}-reader`, { version: 5 });
     await sub.subscribe(topic, qos);
     const rssBefore = t.workerdRss?.() ?? Number.NaN;
-    const steadyAlone = await steady(t, `${topic}-alone`, Date.now() + 2_000);
+    const steadyAlone = await steady(url, `${topic}-alone`, Date.now() + 2_000);
     const start = Date.now();
     const until = start + s.floodSeconds * 1000;
     const floods = Array.from({ length: s.flooders }, (_, i) =>
-      flood(t.url, `${topic}-f${i}`, topic, qos, until),
+      flood(url, `${topic}-f${i}`, topic, qos, until),
     );
-    const steadyDuring = steady(t, `${topic}-steady`, until);
+    const steadyDuring = steady(url, `${topic}-steady`, until);
     // Sampled until the flood is over: the isolates' heap (each read bounded) and workerd's memory.
     let heapPeak = 0;
     const heapReads = { answered: 0, silent: 0 };
@@ -279,18 +296,18 @@ async function overloadRun(cap: "default" | "lifted", qos: 0 | 1, s: OverloadSiz
     const freshOnes: Array<Promise<Fresh>> = [];
     for (let at = s.freshEveryMs / 2; at < s.floodSeconds * 1000; at += s.freshEveryMs) {
       await new Promise((r) => setTimeout(r, Math.max(0, start + at - Date.now())));
-      freshOnes.push(fresh(t, `${topic}-fresh${freshOnes.length}`, at));
+      freshOnes.push(fresh(url, `${topic}-fresh${freshOnes.length}`, at));
     }
     const ends = await Promise.all(floods);
     const receivedDuring = sub.received;
     const floodMs = Date.now() - start;
     await sampling;
     // One more fresh client once the flood is over, and the API.
-    freshOnes.push(fresh(t, `${topic}-after`, Date.now() - start));
+    freshOnes.push(fresh(url, `${topic}-after`, Date.now() - start));
     const statsMs = await statsAnswer(t, 10_000);
     // Until what was accepted has reached the reader: a marker published now arrives after it.
     const drainStart = performance.now();
-    const marker = await LoadClient.connect(t.url, `${topic}-marker`, { version: 5 }).catch(() => undefined);
+    const marker = await LoadClient.connect(url, `${topic}-marker`, { version: 5 }).catch(() => undefined);
     let drainSeconds = Number.NaN;
     if (marker !== undefined) {
       const arrived = new Promise<void>((resolve) => {
@@ -316,6 +333,7 @@ async function overloadRun(cap: "default" | "lifted", qos: 0 | 1, s: OverloadSiz
     for (const e of ends) byEnd[e.end] = (byEnd[e.end] ?? 0) + 1;
     return {
       cap,
+      path,
       qos,
       sent: ends.reduce((n, e) => n + e.sent, 0),
       deliveredPerSecond: receivedDuring / (floodMs / 1000),
@@ -343,8 +361,10 @@ export async function overloadSection(s: OverloadSizes, quick: boolean): Promise
   const rows: OverloadRow[] = [];
   for (const cap of s.caps) {
     for (const qos of s.qos) {
-      console.error(`— overload: ${cap} rate cap, QoS ${qos} flood`);
-      rows.push(await overloadRun(cap, qos, s));
+      for (const path of s.paths) {
+        console.error(`— overload: ${cap} rate cap, QoS ${qos} flood, ${path}`);
+        rows.push(await overloadRun(cap, qos, path, s));
+      }
     }
   }
   const freshText = (r: OverloadRow) => {
@@ -362,6 +382,7 @@ export async function overloadSection(s: OverloadSizes, quick: boolean): Promise
     [
       "rate cap",
       "flood",
+      "clients reach",
       "sent by flooders",
       "delivered to the reader / s, during",
       "drained after (marker)",
@@ -377,6 +398,7 @@ export async function overloadSection(s: OverloadSizes, quick: boolean): Promise
     rows.map((r) => [
       r.cap === "default" ? "default (100/s, burst 200)" : "lifted (1,000,000/s)",
       `${s.flooders} × QoS ${r.qos}${r.qos === 1 ? " (no waiting for PUBACK)" : ""}, ${s.floodSeconds} s`,
+      r.path === "proxy" ? "dev proxy" : "its workerd",
       int(r.sent),
       int(r.deliveredPerSecond),
       Number.isFinite(r.drainSeconds) ? `${fixed(r.drainSeconds, 1)} s` : "not within 60 s",
@@ -401,6 +423,7 @@ export async function overloadSection(s: OverloadSizes, quick: boolean): Promise
         `- ${s.flooders} raw MQTT 5.0 clients each writing frames of ${PER_FRAME} PUBLISH (${PAYLOAD}-byte payloads) to one topic while their socket's buffer is under 256 KiB, for ${s.floodSeconds} s; a raw subscriber reads the topic at the flood's QoS`,
         `- a fresh client every ${s.freshEveryMs} ms during the flood and one after it: connect, subscribe to its own topic, publish QoS 1 to it, until the message is back (20 s limit)`,
         "- a well-behaved publisher (raw, QoS 1 to a topic of its own, 10 unacknowledged at most): alone for 2 s before the flood, then during it",
+        "- clients reach the broker through wrangler's dev proxy (as `npm start` users do; it buffers what the broker has not read yet, without bound) or straight to the broker's workerd (its entry socket found through /proc; nearer to the edge, where no such proxy sits in between)",
         "- heap: the isolates' JS heap through the inspector (each read bounded to 2 s; an isolate that does not answer is left out of the peak); RSS: the largest workerd process",
       ],
       quick,
