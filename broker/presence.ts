@@ -13,7 +13,7 @@
  *
  *   {"event":"disconnected","clientId":"dev-1","connectionId":"…","principal":"user:alice",
  *    "protocolLevel":5,"time":1767225600000,"reason":"keep-alive","reasonCode":141,
- *    "detail":"keep-alive expired (MQTT-3.1.2-24)","address":"203.0.113.7"}
+ *    "detail":"keep-alive expired (3.1.1 MQTT-3.1.2-24 / 5.0 MQTT-3.1.2-22)","address":"203.0.113.7"}
  *
  * `principal` is the owner key of ownerOf (`user:alice`, `jwt:…`, `cert:…`,
  * `anonymous`); `connectionId` pairs a connection's two events (a client id's

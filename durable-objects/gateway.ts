@@ -271,7 +271,7 @@ export class Gateway extends DurableObject<Env> implements GatewayRpc {
     this.sockets.forget(ws);
   }
 
-  /** Keep-alive (1.5 × the client's interval, MQTT-3.1.2-24), CONNECT timeout and $SYS (timers.ts). */
+  /** Keep-alive (1.5 × the client's interval, 3.1.1 MQTT-3.1.2-24 / 5.0 MQTT-3.1.2-22), CONNECT timeout and $SYS (timers.ts). */
   override async alarm(): Promise<void> {
     this.counters.add("alarms");
     this.reconcile();

@@ -13,9 +13,9 @@ export type CloseReason =
   | { kind: "client-disconnect"; reasonCode: number }
   /** The socket closed or failed under us. */
   | { kind: "socket-closed"; detail: string }
-  /** A protocol violation or a bound passed: the code says which (0x81 … 0x9F). */
+  /** A protocol violation or a bound passed: the code says which (0x81 … 0x9F), and the close code (closeCodeOf). */
   | { kind: "protocol-error"; reasonCode: number; why: string }
-  /** No packet within 1.5 × the keep-alive (MQTT-3.1.2-24). */
+  /** No packet within 1.5 × the keep-alive (3.1.1 MQTT-3.1.2-24 / 5.0 MQTT-3.1.2-22). */
   | { kind: "keep-alive" }
   /** No CONNECT within CONNECT_TIMEOUT. */
   | { kind: "connect-timeout" }
@@ -38,8 +38,11 @@ export type SessionEnding = "normal" | "abnormal" | "moved";
 export interface Goodbye {
   /** The reason code of the DISCONNECT a 5.0 client gets (after CONNACK only); none for a client that said goodbye itself. */
   disconnect: number | undefined;
-  /** 1000 normal, 1001 going away, 1002 protocol error (RFC 6455 7.4.1). */
-  closeCode: 1000 | 1001 | 1002;
+  /**
+   * RFC 6455 7.4.1: 1000 normal, 1001 going away, 1002 protocol error, 1008 policy
+   * violation, 1011 internal error; 1013 try again later (IANA registry).
+   */
+  closeCode: 1000 | 1001 | 1002 | 1008 | 1011 | 1013;
   ending: SessionEnding;
   /** Why, for the log line and the close frame. */
   why: string;
@@ -57,13 +60,18 @@ export function goodbye(reason: CloseReason): Goodbye {
     case "socket-closed":
       return { disconnect: undefined, closeCode: 1000, ending: "abnormal", why: reason.detail };
     case "protocol-error":
-      return { disconnect: reason.reasonCode, closeCode: 1002, ending: "abnormal", why: reason.why };
+      return {
+        disconnect: reason.reasonCode,
+        closeCode: closeCodeOf(reason.reasonCode),
+        ending: "abnormal",
+        why: reason.why,
+      };
     case "keep-alive":
       return {
         disconnect: ReasonCode.KeepAliveTimeout,
         closeCode: 1000,
         ending: "abnormal",
-        why: "keep-alive expired (MQTT-3.1.2-24)",
+        why: "keep-alive expired (3.1.1 MQTT-3.1.2-24 / 5.0 MQTT-3.1.2-22)",
       };
     case "connect-timeout":
       return { disconnect: undefined, closeCode: 1000, ending: "abnormal", why: "no CONNECT in time" };
@@ -102,12 +110,27 @@ export function goodbye(reason: CloseReason): Goodbye {
         why: "session taken over",
       };
     case "internal-error":
-      // The detail is logged; the client learns only that it was ours.
+      // The detail is logged; the client learns only that it was ours (1011: "a
+      // condition that prevented it from fulfilling the request", RFC 6455 7.4.1).
       return {
         disconnect: ReasonCode.UnspecifiedError,
-        closeCode: 1002,
+        closeCode: 1011,
         ending: "abnormal",
         why: "internal error",
       };
   }
+}
+
+/**
+ * The WebSocket close code of a connection ended for `reasonCode` (what a 3.1.1
+ * client, which gets no DISCONNECT, learns of why). A bound of the gateway's
+ * reached, not the client's doing (0x89 Server busy): 1013 Try Again Later. A
+ * client past its own bounds (0x96 Message rate too high: its bytes held, or the
+ * most publishes waiting): 1008 Policy Violation. Anything else is a protocol
+ * violation by the client (0x93 Receive Maximum exceeded among them): 1002.
+ */
+export function closeCodeOf(reasonCode: number): Goodbye["closeCode"] {
+  if (reasonCode === ReasonCode.ServerBusy) return 1013;
+  if (reasonCode === ReasonCode.MessageRateTooHigh) return 1008;
+  return 1002;
 }

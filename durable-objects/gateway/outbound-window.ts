@@ -42,26 +42,31 @@ export type WriteOutbound = (entry: OutboundMessage) => number | undefined;
 /** What a held message is taken to weigh in memory beyond its topic and payload. */
 const HELD_OVERHEAD_BYTES = 256;
 
-const weight = (m: Message): number => m.topic.length + m.payload.length + HELD_OVERHEAD_BYTES;
+/** What a held message is taken to weigh against the HeldBudget. */
+export const heldWeight = (m: Message): number => m.topic.length + m.payload.length + HELD_OVERHEAD_BYTES;
 
 /** Memory that the held messages of one gateway's windows may take together. */
 export class HeldBudget {
   used = 0;
-  readonly max: number;
+  /**
+   * The bound (bytes as `heldWeight` counts them). Settable: a test lowers it on
+   * a live gateway to reach it with a few messages (test/runtime/held-budget.test.ts).
+   */
+  max: number;
 
   constructor(max: number) {
     this.max = max;
   }
 
   take(m: Message): boolean {
-    const w = weight(m);
+    const w = heldWeight(m);
     if (this.used + w > this.max) return false;
     this.used += w;
     return true;
   }
 
   give(m: Message): void {
-    this.used -= weight(m);
+    this.used -= heldWeight(m);
   }
 }
 

@@ -119,7 +119,7 @@ describe("keep-alive", () => {
     client.close();
   });
 
-  it("closes a silent client after 1.5 × keep-alive (MQTT-3.1.2-24; 5.0 MQTT-3.1.2-22); 5.0 gets DISCONNECT 0x8D", async () => {
+  it("closes a silent client after 1.5 × keep-alive (3.1.1 MQTT-3.1.2-24 / 5.0 MQTT-3.1.2-22); 5.0 gets DISCONNECT 0x8D", async () => {
     const v4 = await RawClient.open(url, 4);
     await v4.connect(unique("ka"), { keepAlive: 1 });
     const v5 = await RawClient.open(url, 5);

@@ -73,6 +73,22 @@ describe("the one door out", () => {
     expect([h.sent, h.closed]).toEqual([[], [1001]]);
   });
 
+  it("3.1.1 learns why from the close code alone: 1013 for Server busy, 1008 for a client past its bounds, 1011 for a fault of ours", async () => {
+    const codes: number[] = [];
+    for (const reason of [
+      { kind: "protocol-error", reasonCode: 0x89, why: "busy" },
+      { kind: "protocol-error", reasonCode: 0x96, why: "most waiting" },
+      { kind: "protocol-error", reasonCode: 0x93, why: "over Receive Maximum" },
+      { kind: "internal-error", detail: "stack" },
+    ] as const) {
+      const h = harness(4, true);
+      await h.closer.close(h.conn, reason);
+      expect(h.sent).toEqual([]);
+      codes.push(...h.closed);
+    }
+    expect(codes).toEqual([1013, 1008, 1002, 1011]);
+  });
+
   it("ends a connection once: a second reason finds it finished and does nothing", async () => {
     const h = harness(5, true);
     await h.closer.close(h.conn, { kind: "keep-alive" });

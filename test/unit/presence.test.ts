@@ -70,7 +70,7 @@ describe("presence messages", () => {
       time: 1_767_225_600_000,
       reason: "keep-alive",
       reasonCode: 0x8d,
-      detail: "keep-alive expired (MQTT-3.1.2-24)",
+      detail: "keep-alive expired (3.1.1 MQTT-3.1.2-24 / 5.0 MQTT-3.1.2-22)",
     });
   });
 

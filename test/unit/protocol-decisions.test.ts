@@ -32,6 +32,17 @@ describe("how a connection ends (one table, broker/protocol/close.ts)", () => {
     ],
     [{ kind: "socket-closed", detail: "gone" }, undefined, 1000, "abnormal"],
     [{ kind: "protocol-error", reasonCode: ReasonCode.ProtocolError, why: "x" }, 0x82, 1002, "abnormal"],
+    // The client's violation of our Receive Maximum (MQTT-3.3.4-7 is its to keep): a protocol error.
+    [
+      { kind: "protocol-error", reasonCode: ReasonCode.ReceiveMaximumExceeded, why: "x" },
+      0x93,
+      1002,
+      "abnormal",
+    ],
+    // The gateway's input bound reached, not the client's doing: 1013 Try Again Later.
+    [{ kind: "protocol-error", reasonCode: ReasonCode.ServerBusy, why: "x" }, 0x89, 1013, "abnormal"],
+    // The client past its own bounds (bytes held, the most publishes waiting): 1008 Policy Violation.
+    [{ kind: "protocol-error", reasonCode: ReasonCode.MessageRateTooHigh, why: "x" }, 0x96, 1008, "abnormal"],
     [{ kind: "keep-alive" }, ReasonCode.KeepAliveTimeout, 1000, "abnormal"],
     [{ kind: "connect-timeout" }, undefined, 1000, "abnormal"],
     [{ kind: "login-expired" }, ReasonCode.MaximumConnectTime, 1000, "abnormal"],
@@ -39,7 +50,8 @@ describe("how a connection ends (one table, broker/protocol/close.ts)", () => {
     [{ kind: "administrator", reasonCode: ReasonCode.AdministrativeAction }, 0x98, 1000, "abnormal"],
     [{ kind: "shutdown", reasonCode: ReasonCode.ServerShuttingDown }, 0x8b, 1001, "abnormal"],
     [{ kind: "taken-over" }, ReasonCode.SessionTakenOver, 1000, "moved"],
-    [{ kind: "internal-error", detail: "stack" }, ReasonCode.UnspecifiedError, 1002, "abnormal"],
+    // RFC 6455 7.4.1: 1011, the server met a condition that kept it from fulfilling the request.
+    [{ kind: "internal-error", detail: "stack" }, ReasonCode.UnspecifiedError, 1011, "abnormal"],
   ];
   it.each(rows)(
     "%o: DISCONNECT %s, close %s, the session leaves %s",
