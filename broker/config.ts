@@ -28,6 +28,7 @@ export interface BrokerEnv extends UpgradeLoginEnv {
   MAX_INFLIGHT?: string;
   RECEIVE_MAXIMUM?: string;
   PUBLISH_SPACING_MS?: string;
+  RESUME_GRACE_MS?: string;
   MAX_QUEUED_MESSAGES?: string;
   SESSION_EXPIRY_DEFAULT?: string;
   MAX_SESSION_EXPIRY?: string;
@@ -105,6 +106,12 @@ export interface BrokerConfig {
   publishSpacingMs: number;
   /** QoS 1/2 messages kept for one offline session; newer ones are dropped past it. */
   maxQueuedMessages: number;
+  /**
+   * How long (ms) a restarted gateway holds the persistent sessions whose sockets the
+   * restart closed, for their clients to come back to it and resume them where they
+   * are (gateway/handover.ts); 0: parked at their Sessions at once.
+   */
+  resumeGraceMs: number;
   /** Seconds a 3.1.1 persistent session (clean session 0) lives while offline. */
   sessionExpiryDefault: number;
   /** Upper bound on a 5.0 client's Session Expiry Interval, seconds. */
@@ -262,6 +269,7 @@ export function readConfig(env: BrokerEnv): BrokerConfig {
     receiveMaximum: int("RECEIVE_MAXIMUM", 65535, 1, 65535),
     publishSpacingMs: int("PUBLISH_SPACING_MS", MESSAGE_SPACING_MS, 0, 1000),
     maxQueuedMessages: int("MAX_QUEUED_MESSAGES", 1000, 0, 1_000_000),
+    resumeGraceMs: int("RESUME_GRACE_MS", 30_000, 0, 600_000),
     sessionExpiryDefault: int("SESSION_EXPIRY_DEFAULT", 14 * 24 * 3600, 0, 0xffffffff),
     maxSessionExpiry: int("MAX_SESSION_EXPIRY", 14 * 24 * 3600, 0, 0xffffffff),
     connectTimeout: int("CONNECT_TIMEOUT", 10, 1, 3600),

@@ -194,6 +194,12 @@ export interface ClaimRequest {
   persistent: boolean;
   /** Seconds the session lives after the connection ends. */
   expiry: number;
+  /**
+   * The connection of this client whose session the connecting gateway still
+   * holds (its socket closed by a restart, within RESUME_GRACE_MS): the Session
+   * may answer "present, keep yours" instead of taking it over.
+   */
+  resume?: string;
 }
 
 export type ClaimResult =
@@ -205,6 +211,11 @@ export type ClaimResult =
       state: SessionState;
       /** The new gateway must call switched() once it has registered at the shards. */
       switchNeeded: boolean;
+      /**
+       * The session stays where it is: with the connecting gateway, which held it
+       * under `resume` (ClaimRequest). `state` is empty; nothing moved.
+       */
+      resumed?: true;
     };
 
 export interface SessionRpc extends Rpc.DurableObjectBranded {

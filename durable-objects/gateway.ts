@@ -133,6 +133,7 @@ export class Gateway extends DurableObject<Env> implements GatewayRpc {
       close,
       stats: () => this.links.stats(),
       deliver: (messages) => this.deliver(messages),
+      handOffDue: (now) => this.handOffDue(now),
       name,
     });
     this.handlers = {
@@ -292,7 +293,8 @@ export class Gateway extends DurableObject<Env> implements GatewayRpc {
     this.reconcile();
     // Clients no longer here whose Session keeps their messages, and clients here
     // whose queue is still coming from it (they go behind the queue, at once).
-    const forward = this.outbound.fanOut(messages);
+    // Sessions held here since a restart keep theirs in their rows (handover.ts).
+    const forward = this.handover.keepHeld(this.outbound.fanOut(messages));
     await Promise.all(
       [...forward].map(([clientId, list]) => {
         const conn = this.sockets.clients.get(clientId);
@@ -427,7 +429,10 @@ export class Gateway extends DurableObject<Env> implements GatewayRpc {
 
   /**
    * After a restart (not a hibernation wake) the sockets are gone but storage
-   * still lists their clients: end those sessions as abnormal closes, once.
+   * still lists their clients: end those sessions as abnormal closes, once, but
+   * for persistent ones, held for their clients to resume them here for
+   * RESUME_GRACE_MS (handover.ts). When the sockets were lost is kept in storage
+   * while any session is held: a wake in the meantime holds them no longer.
    */
   private reconcile(): void {
     if (this.reconciled) return;
@@ -441,8 +446,23 @@ export class Gateway extends DurableObject<Env> implements GatewayRpc {
       .allClients()
       .filter((record) => !live.has(record.connId) && !record.connId.startsWith("moved:"));
     if (orphans.length === 0) return;
-    log("info", "orphaned_sessions", { gateway: this.name, count: orphans.length });
+    const now = Date.now();
+    const lostAt = Number(this.store.getMeta(LOST_AT) ?? 0) || now;
+    log("info", "orphaned_sessions", { gateway: this.name, count: orphans.length, lostAt });
     // A few at a time (handover.ts): their clients are connecting again meanwhile.
-    this.ctx.waitUntil(this.handover.handOffOrphans(orphans));
+    const due = this.handover.handOffOrphans(orphans, lostAt, now);
+    if (due === undefined) return;
+    if (lostAt === now) this.store.setMeta(LOST_AT, String(lostAt));
+    this.ctx.waitUntil(this.timers.scheduleCheck(due));
+  }
+
+  /** The alarm: hands off the sessions held past their grace; when the next is due (timers.ts). */
+  private async handOffDue(now: number): Promise<number | undefined> {
+    const next = await this.handover.handOffDue(now);
+    if (!this.handover.holding && this.store.getMeta(LOST_AT) !== "0") this.store.setMeta(LOST_AT, "0");
+    return next;
   }
 }
+
+/** Meta key: when this gateway's sockets were lost, while it holds sessions since (reconcile). */
+const LOST_AT = "sockets_lost_at";

@@ -40,7 +40,7 @@ export interface ConnectSessionDeps {
   store: Pick<GatewayStore, "putClient" | "addInboundQos2" | "addOutbound">;
   subscriptions: Pick<LocalSubscriptions, "add">;
   sockets: Pick<Sockets, "clients">;
-  handover: Pick<Handover, "handOff">;
+  handover: Pick<Handover, "handOff" | "resuming" | "resumed">;
   outbound: Pick<Outbound, "resend" | "pump" | "deliverQueued">;
   wire: Pick<Wire, "send">;
   close(conn: Connection, reason: CloseReason): Promise<void>;
@@ -65,6 +65,23 @@ export async function acceptConnect(
   p: ConnectPacket,
   a: Admitted,
 ): Promise<ConnectRefusal | undefined> {
+  // A session this gateway holds since its restart: the Session may leave it here.
+  const resume = d.handover.resuming(a.clientId);
+  try {
+    return await claimAndAccept(d, conn, p, a, resume);
+  } finally {
+    // Not resumed here (taken over, refused, failed): held on, or handed off if its grace is over.
+    if (resume !== undefined) await d.handover.resumed(a.clientId, resume, { resumed: false });
+  }
+}
+
+async function claimAndAccept(
+  d: ConnectSessionDeps,
+  conn: Connection,
+  p: ConnectPacket,
+  a: Admitted,
+  resume: string | undefined,
+): Promise<ConnectRefusal | undefined> {
   const { clientId, identity } = a;
   const terms = sessionTerms(p, d.config);
   const connId = crypto.randomUUID();
@@ -76,6 +93,7 @@ export async function acceptConnect(
     cleanStart: p.cleanStart,
     persistent: terms.persistent,
     expiry: terms.expiry,
+    ...(resume === undefined ? {} : { resume }),
   });
   if (!claim.granted)
     return refusal(
@@ -138,6 +156,10 @@ export async function acceptConnect(
   const previous = d.sockets.clients.get(clientId);
   if (previous !== undefined && previous !== conn) previous.detach();
   d.sockets.clients.set(clientId, conn);
+  if (claim.resumed === true && resume !== undefined) {
+    // Its subscriptions are here and registered, its messages in its rows (sent below).
+    await d.handover.resumed(clientId, resume, { resumed: true, allowed: allowed.subscription });
+  }
 
   // Registered at the shards before CONNACK: nothing published after it is missed.
   // (A clean session restores nothing: no call.)

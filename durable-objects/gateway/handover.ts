@@ -8,6 +8,12 @@
  * - **hand off** a session: the will is published (or left to the Session when
  *   delayed), then a persistent session is parked at its Session object and a
  *   clean one closed there.
+ * - **hold** a session: after a restart of this gateway, a persistent session
+ *   whose socket the restart closed stays here for RESUME_GRACE_MS (its will
+ *   published at once, MQTT-3.1.2-8), still registered at the shards, its
+ *   messages kept in its rows; then it is handed off.
+ * - **resume** a held session: its client came back here within the grace; the
+ *   Session agrees ("present, keep yours"), and nothing moves.
  * - **take over**: the Session moves a client that connected elsewhere away from
  *   here (MQTT-3.1.4-2); what was in flight goes with it.
  * - **forget** a client: its filters are unregistered at the shards and its rows
@@ -30,6 +36,7 @@ import {
   emptySessionState,
   type OutboundPage,
   QUEUE_START,
+  type QueuedMessage,
   type SessionState,
   type SubscriptionOptions,
 } from "../../broker/session-state.ts";
@@ -48,6 +55,18 @@ export type Ending = "normal" | "abnormal";
  * thousands of call chains at once while those clients are connecting again.
  */
 export const ORPHAN_HANDOFFS = 64;
+
+/** A session held after a restart (`hold`): its connection, and until when. */
+interface Held {
+  connId: string;
+  /** When its socket was lost (the restart), epoch ms. */
+  lostAt: number;
+  until: number;
+  /** Its client is connecting again here: it is not handed off meanwhile. */
+  resuming: boolean;
+  /** Messages kept in its rows while held (bounded by MAX_QUEUED_MESSAGES). */
+  kept: number;
+}
 
 /** What handover and teardown work with; owned by the Gateway. */
 export interface HandoverDeps {
@@ -71,6 +90,8 @@ export interface HandoverDeps {
 
 export class Handover {
   private readonly deps: HandoverDeps;
+  /** Sessions held after a restart, by client id (in memory: a wake rebuilds it, Gateway.reconcile). */
+  private readonly held = new Map<string, Held>();
 
   constructor(deps: HandoverDeps) {
     this.deps = deps;
@@ -92,11 +113,19 @@ export class Handover {
    * park or close at the Session, then forget. `held` are a clean session's
    * messages that were in memory only.
    */
-  async handOff(clientId: string, connId: string, how: Ending, held: Message[] = []): Promise<void> {
+  async handOff(
+    clientId: string,
+    connId: string,
+    how: Ending,
+    held: Message[] = [],
+    lostAt?: number,
+  ): Promise<void> {
     const { store } = this.deps;
     store.deleteTopicAliases(connId);
-    const record = store.getClient(clientId);
-    if (record === undefined || record.connId !== connId) return; // taken over meanwhile
+    const stored = store.getClient(clientId);
+    if (stored === undefined || stored.connId !== connId) return; // taken over meanwhile
+    // A session held since its socket was lost: its expiry and Will Delay run from then.
+    const record = lostAt === undefined ? stored : sinceLost(stored, Date.now() - lostAt);
     let delayedWill: Will | undefined;
     if (how === "abnormal" && record.will !== undefined) {
       // MQTT-3.1.2-8: the will is published when the connection ends without DISCONNECT;
@@ -125,23 +154,174 @@ export class Handover {
 
   /**
    * After a restart (not a hibernation wake) the sockets are gone but storage
-   * still lists their clients: their sessions are handed off as abnormal closes.
-   * A clean session its Registry answers for costs no call of its own (its close
-   * and its filters' removal join those of the others, a call per registry and
-   * per shard in flight at most: Links); every other goes in one of
-   * ORPHAN_HANDOFFS chains at a time. One that fails is logged; the rest go on.
+   * still lists their clients, whose sockets were lost at `lostAt`. A persistent
+   * session is held here until RESUME_GRACE_MS after that (`hold`), for its client
+   * to resume it; every other is handed off as an abnormal close now. Returns
+   * when the first held one is due (the gateway's alarm), if any.
    */
-  async handOffOrphans(orphans: ClientRecord[]): Promise<void> {
-    const handOff = (o: ClientRecord) =>
-      this.handOff(o.clientId, o.connId, "abnormal").catch((err: unknown) =>
+  handOffOrphans(orphans: ClientRecord[], lostAt: number, now = Date.now()): number | undefined {
+    const until = lostAt + this.deps.config.resumeGraceMs;
+    const lost: ClientRecord[] = [];
+    for (const o of orphans) {
+      if (until > now && this.holdable(o, until - lostAt)) this.hold(o, lostAt, until);
+      else lost.push(o);
+    }
+    if (lost.length > 0) this.deps.waitUntil(this.handOffAll(lost.map((o) => ({ record: o }))));
+    return this.held.size > 0 ? until : undefined;
+  }
+
+  /**
+   * Hands off the held sessions whose grace is over (the gateway's alarm). Returns
+   * when the next one is due, if any is still held.
+   */
+  async handOffDue(now = Date.now()): Promise<number | undefined> {
+    const due: Array<{ record: ClientRecord; lostAt: number }> = [];
+    let next: number | undefined;
+    for (const [clientId, h] of this.held) {
+      if (h.until > now) {
+        next = Math.min(next ?? h.until, h.until);
+        continue;
+      }
+      // One whose client is connecting again is left to that connect (`resumed`).
+      if (h.resuming) continue;
+      this.held.delete(clientId);
+      const record = this.deps.store.getClient(clientId);
+      if (record?.connId === h.connId) due.push({ record, lostAt: h.lostAt });
+    }
+    if (due.length > 0) {
+      log("info", "held_sessions_handed_off", { gateway: this.deps.name(), count: due.length });
+      await this.handOffAll(due);
+    }
+    return next;
+  }
+
+  /** Whether any session is held (the gateway keeps the time of the restart while so). */
+  get holding(): boolean {
+    return this.held.size > 0;
+  }
+
+  /**
+   * A client connects here while its session is held: it is not handed off
+   * meanwhile, and its messages are still kept here. The held connection, to
+   * resume (ClaimRequest.resume), if any.
+   */
+  resuming(clientId: string): string | undefined {
+    const h = this.held.get(clientId);
+    if (h === undefined) return undefined;
+    h.resuming = true;
+    return h.connId;
+  }
+
+  /**
+   * The connect of a client whose session was held is over: resumed here (its
+   * old connection's aliases go, and what the ACL no longer grants of its
+   * subscriptions), or not (taken over, refused, failed: then handed off as it
+   * would have been, if still here).
+   */
+  async resumed(
+    clientId: string,
+    connId: string,
+    how: { resumed: true; allowed: (filter: string) => Promise<boolean> } | { resumed: false },
+  ): Promise<void> {
+    const h = this.held.get(clientId);
+    if (h === undefined || h.connId !== connId) return;
+    if (!how.resumed) {
+      // Still held until its grace is over (the alarm is set for it), or handed off now.
+      h.resuming = false;
+      if (h.until > Date.now()) return;
+      this.held.delete(clientId);
+      await this.handOff(clientId, connId, "abnormal", [], h.lostAt);
+      return;
+    }
+    this.held.delete(clientId);
+    const { store, index } = this.deps;
+    store.deleteTopicAliases(connId);
+    const revoked: string[] = [];
+    for (const [filter] of store.subsOf(clientId)) {
+      if (await how.allowed(filter)) continue;
+      index.remove(filter, clientId);
+      store.deleteSub(clientId, filter);
+      revoked.push(filter);
+    }
+    if (revoked.length > 0) await this.deps.unregister(clientId, revoked);
+  }
+
+  /**
+   * Messages for clients of this gateway that are not connected: those whose
+   * session is held here are kept in their rows (in order, behind what they had),
+   * up to MAX_QUEUED_MESSAGES each while held; the rest are returned, for their Sessions.
+   */
+  keepHeld(forward: Map<string, QueuedMessage[]>): Map<string, QueuedMessage[]> {
+    if (this.held.size === 0) return forward;
+    const { store, config } = this.deps;
+    for (const [clientId, list] of forward) {
+      const h = this.held.get(clientId);
+      // While its client connects again, whatever the record says: its new connection sends them.
+      if (h === undefined || !(h.resuming || store.getClient(clientId)?.connId === h.connId)) continue;
+      forward.delete(clientId);
+      let dropped = 0;
+      for (const { message, subscriptionIds } of list) {
+        if (h.kept >= config.maxQueuedMessages) {
+          dropped++;
+          continue;
+        }
+        if (
+          store.addOutbound(clientId, { message, subscriptionIds, state: "queued", packetId: null }) !==
+          undefined
+        )
+          h.kept++;
+      }
+      if (dropped > 0)
+        log("warn", "queue_full", {
+          gateway: this.deps.name(),
+          clientId,
+          dropped,
+          max: config.maxQueuedMessages,
+        });
+    }
+    return forward;
+  }
+
+  /**
+   * Whether an orphan's session may be held for `grace` ms: a persistent one its
+   * Session answers for, that lives that long offline, and whose will is either
+   * published now or delayed past the grace (5.0 3.1.3.2.2: a delayed will is
+   * the Session's to publish once due, so a shorter delay is handed off now).
+   */
+  private holdable(o: ClientRecord, grace: number): boolean {
+    if (!o.persistent || o.registrar !== "session" || o.expiry * 1000 < grace) return false;
+    const delay = o.will?.properties?.willDelayInterval ?? 0;
+    return delay === 0 || delay * 1000 >= grace;
+  }
+
+  /** Holds an orphan's session: its will (if not delayed) goes now (MQTT-3.1.2-8). */
+  private hold(o: ClientRecord, lostAt: number, until: number): void {
+    const { store } = this.deps;
+    if (o.will !== undefined && (o.will.properties?.willDelayInterval ?? 0) === 0) {
+      store.clearWill(o.clientId);
+      this.deps.waitUntil(this.publishWill(o.clientId, o.will));
+    }
+    this.held.set(o.clientId, { connId: o.connId, lostAt, until, resuming: false, kept: 0 });
+  }
+
+  /**
+   * Hands off sessions as abnormal closes. A clean session its Registry answers
+   * for costs no call of its own (its close and its filters' removal join those
+   * of the others, a call per registry and per shard in flight at most: Links);
+   * every other goes in one of ORPHAN_HANDOFFS chains at a time. One that fails
+   * is logged; the rest go on.
+   */
+  private async handOffAll(orphans: Array<{ record: ClientRecord; lostAt?: number }>): Promise<void> {
+    const handOff = ({ record: o, lostAt }: { record: ClientRecord; lostAt?: number }) =>
+      this.handOff(o.clientId, o.connId, "abnormal", [], lostAt).catch((err: unknown) =>
         log("error", "orphan_handoff_failed", {
           gateway: this.deps.name(),
           clientId: o.clientId,
           error: String(err),
         }),
       );
-    const batched = orphans.filter((o) => !o.persistent && o.registrar === "registry");
-    const chained = orphans.filter((o) => o.persistent || o.registrar !== "registry");
+    const batched = orphans.filter((o) => !o.record.persistent && o.record.registrar === "registry");
+    const chained = orphans.filter((o) => o.record.persistent || o.record.registrar !== "registry");
     let next = 0;
     const lane = async () => {
       for (let o = chained[next++]; o !== undefined; o = chained[next++]) await handOff(o);
@@ -207,6 +387,7 @@ export class Handover {
     const { store, clients } = this.deps;
     const record = store.getClient(clientId);
     if (record === undefined || record.connId !== connId) return undefined;
+    if (this.held.get(clientId)?.connId === connId) this.held.delete(clientId);
     const conn = clients.get(clientId);
     let held: Message[] = [];
     if (conn !== undefined && conn.connected?.connId === connId && !conn.finished) {
@@ -276,4 +457,20 @@ export class Handover {
     }, MESSAGE_BATCH);
     await Promise.all(messages.map((m) => batcher.add(shardOf(m.topic, config.layout), m)));
   }
+}
+
+/**
+ * A held session's record as its hand-off sees it `elapsed` ms after its socket
+ * was lost: what is left of its Session Expiry Interval and of its Will Delay
+ * Interval (5.0 3.1.2.11.2, 3.1.3.2.2: both run from the network connection's close).
+ */
+function sinceLost(record: ClientRecord, elapsed: number): ClientRecord {
+  const s = Math.floor(elapsed / 1000);
+  const left = (seconds: number) => Math.max(0, seconds - s);
+  const delay = record.will?.properties?.willDelayInterval;
+  const will =
+    record.will === undefined || delay === undefined
+      ? record.will
+      : { ...record.will, properties: { ...record.will.properties, willDelayInterval: left(delay) } };
+  return { ...record, expiry: record.expiry === 0xffffffff ? record.expiry : left(record.expiry), will };
 }

@@ -2,7 +2,9 @@
  * The gateway's one storage alarm (timers do not survive hibernation and keep an
  * object awake): set for the earliest deadline of its connections (CONNECT
  * timeout, keep-alive at 1.5 × the client's interval, MQTT-3.1.2-24, a login's
- * expiry) and of the next $SYS round while anyone here subscribes to $SYS.
+ * expiry), of the sessions held since a restart (gateway/handover.ts) and of the
+ * next $SYS round while anyone here subscribes to $SYS. The alarm's time is kept
+ * in memory (asked of storage once after a wake): a connect does not read it.
  */
 import type { BrokerConfig } from "../../broker/config.ts";
 import type { Counters } from "../../broker/counters.ts";
@@ -25,12 +27,19 @@ export interface TimersDeps {
   stats(): Promise<BrokerStats>;
   /** Fans messages out to this gateway's clients (for $SYS). */
   deliver(messages: Message[]): Promise<void>;
+  /** Hands off the sessions held past their grace; when the next one is due. */
+  handOffDue(now: number): Promise<number | undefined>;
   name(): string;
 }
 
 export class Timers {
   /** When $SYS is next due; in memory: after an eviction it is due at once. */
   private sysDue = 0;
+  /**
+   * When the storage alarm is set for (null: not set); undefined until read once
+   * from storage (memory is empty after a wake or a restart; the alarm is not).
+   */
+  private alarmAt: number | null | undefined;
   private readonly deps: TimersDeps;
 
   constructor(deps: TimersDeps) {
@@ -40,6 +49,8 @@ export class Timers {
   /** Ends the connections past their deadline, publishes $SYS when due, sets the next alarm. */
   async alarm(now = Date.now()): Promise<void> {
     const { ctx, config, store, sockets, close } = this.deps;
+    // The alarm that rang is set no more; one set meanwhile (scheduleCheck) is kept.
+    this.alarmAt = null;
     let next = Number.POSITIVE_INFINITY;
     for (const ws of ctx.getWebSockets()) {
       const conn = sockets.of(ws);
@@ -66,17 +77,23 @@ export class Timers {
       if (deadline <= now) await close(conn, { kind: "keep-alive" });
       else next = Math.min(next, deadline);
     }
+    const held = await this.deps.handOffDue(now);
+    if (held !== undefined) next = Math.min(next, held);
     if (store.hasSysSubscription()) {
       if (now >= this.sysDue) await this.publishSys();
       next = Math.min(next, this.sysDue);
     }
-    if (next !== Number.POSITIVE_INFINITY) await this.setAlarm(next);
+    if (next !== Number.POSITIVE_INFINITY) await this.scheduleCheck(next);
   }
 
   /** Makes sure the alarm fires no later than `at`. */
   async scheduleCheck(at: number): Promise<void> {
-    const current = await this.deps.ctx.storage.getAlarm();
-    if (current === null || current > at) await this.setAlarm(at);
+    if (this.alarmAt === undefined) {
+      const current = await this.deps.ctx.storage.getAlarm();
+      // Another check may have set it while storage answered.
+      if (this.alarmAt === undefined) this.alarmAt = current;
+    }
+    if (this.alarmAt === null || this.alarmAt > at) await this.setAlarm(at);
   }
 
   /** Publishes $SYS topics to this gateway's subscribers of them, and plans the next round. */
@@ -101,6 +118,7 @@ export class Timers {
   /** Sets the storage alarm: billed as a row written, so counted as one. */
   private async setAlarm(at: number): Promise<void> {
     this.deps.counters.add("rows_written");
+    this.alarmAt = at;
     await this.deps.ctx.storage.setAlarm(at);
   }
 }

@@ -4,6 +4,9 @@
  * - **claim**: a new connection of the owner takes the session (ownership.ts);
  *   an older connection is taken over (MQTT-3.1.4-2) and what it had comes here
  *   a page at a time, then the new gateway gets the stored state's first page.
+ *   A **resume** is the claim of a client that comes back to the gateway that
+ *   still holds its session (its socket closed by a restart of that gateway):
+ *   nothing moves, the record names the new connection ("present, keep yours").
  * - **switch**: once the new gateway has registered the client's filters at the
  *   shards, this Session, and the gateway the client came from, stop being
  *   destinations; the queue goes on to the gateway a page at a time (hand out).
@@ -76,6 +79,19 @@ export class SessionHandover {
       return { granted: false };
     }
     const { keep } = decision;
+    if (keep && record !== undefined && resumable(record, req)) {
+      // MQTT-3.2.2-2: the session is present; it stays at the gateway, registered
+      // there at the shards, its messages in its rows: only the connection changes.
+      deps.writeRecord(claimedRecord(record, req));
+      log("info", "session_resumed", { clientId: req.clientId, gateway: req.gateway });
+      return {
+        granted: true,
+        sessionPresent: true,
+        state: emptySessionState(),
+        switchNeeded: false,
+        resumed: true,
+      };
+    }
     if (record?.online && record.ownerConn !== req.connId) {
       // MQTT-3.1.4-2: the existing connection is closed; its state comes here
       // when it is kept, a page at a time.
@@ -206,4 +222,20 @@ export class SessionHandover {
   private unregister(record: SessionRecord): Promise<void> {
     return this.deps.unregister(record.clientId, this.deps.state.filters());
   }
+}
+
+/**
+ * Whether `req` resumes the session where it is: the connecting gateway holds
+ * the connection the record names as online, and nothing of the session is
+ * registered or waiting anywhere else (no switch under way).
+ */
+function resumable(record: SessionRecord, req: ClaimRequest): boolean {
+  return (
+    req.resume !== undefined &&
+    record.online &&
+    record.ownerConn === req.resume &&
+    record.ownerGateway === req.gateway &&
+    !record.registered &&
+    record.releaseGateway === undefined
+  );
 }

@@ -19,6 +19,7 @@ const gateway = () => bindings.GATEWAY.get(bindings.GATEWAY.idFromName("gateway-
 
 /** The parts of a Gateway instance this test looks into (private there). */
 interface Inside {
+  config: { resumeGraceMs: number };
   handover: { deps: { session: (id: string, call: unknown) => Promise<unknown> } };
   links: { shard: (index: number) => ShardStub };
   reconcile(): void;
@@ -45,6 +46,8 @@ describe("a gateway's restart", () => {
     const seen = { sessionCalls: 0, inFlight: 0, maxInFlight: 0, unsubscribes: 0 };
     await runInDurableObject(gateway(), (instance: Gateway) => {
       const inside = instance as unknown as Inside;
+      // Parked at once, not held for their clients to resume them here (restart-resume.test.ts).
+      inside.config.resumeGraceMs = 0;
       const deps = inside.handover.deps;
       const session = deps.session;
       deps.session = async (id, call) => {
