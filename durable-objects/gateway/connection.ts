@@ -103,6 +103,12 @@ export class Connection {
   /** The client's topic aliases (alias → topic), loaded from storage when first needed. */
   inboundAliases: Map<number, string> | null = null;
   /**
+   * Aliases set in memory and not yet in storage (handle-publish.ts: saved with
+   * the next admitted publish, or by `aliasTimer` before the object may hibernate).
+   */
+  unsavedAliases: Set<number> | undefined;
+  aliasTimer: ReturnType<typeof setTimeout> | undefined;
+  /**
    * The authentication exchange of this connection; once connected, rebuilt from
    * the attachment after a hibernation (Connected.auth).
    */

@@ -26,7 +26,7 @@ export interface PublishDeps {
   counters: Pick<Counters<GatewayCounter>, "add">;
   store: Pick<
     GatewayStore,
-    "topicAliases" | "setTopicAlias" | "hasInboundQos2" | "inboundQos2Count" | "addInboundQos2"
+    "topicAliases" | "saveTopicAlias" | "hasInboundQos2" | "inboundQos2Count" | "addInboundQos2"
   >;
   acl: AclSource;
   principal(conn: Connection): Principal;
@@ -57,11 +57,14 @@ export async function handlePublish(d: PublishDeps, conn: Connection, p: Publish
   const topic = resolved.topic;
   if (resolved.set !== undefined) {
     aliases().set(resolved.set.alias, resolved.set.topic);
-    d.store.setTopicAlias(att.connId, resolved.set.alias, resolved.set.topic);
+    conn.unsavedAliases ??= new Set();
+    conn.unsavedAliases.add(resolved.set.alias);
   }
   // QoS 0 over the connection's rate, or while the way to the shards is full, is
-  // dropped and counted here, before it costs more than its decoding.
-  if (p.qos === 0 && !d.inbound.admitQos0(conn)) return;
+  // dropped and counted here, before it costs more than its decoding (a row
+  // written included: its alias waits in memory for an admitted one).
+  if (p.qos === 0 && !d.inbound.admitQos0(conn)) return saveAliasesLater(d, conn, att.connId);
+  saveAliases(d, conn, att.connId);
   if (p.qos !== 0) {
     const state = conn.inbound;
     const pending = p.qos === 2 && state.qos2.has(p.packetId);
@@ -123,6 +126,33 @@ export async function handlePublish(d: PublishDeps, conn: Connection, p: Publish
     case "route":
       return route(d, conn, att, p, decision.message);
   }
+}
+
+/**
+ * How long an alias set by a dropped publish may wait in memory for an admitted
+ * one before it is written all the same (ms). The pending timer keeps the object
+ * from hibernating meanwhile, and hibernation is all the map must survive.
+ */
+export const ALIAS_SAVE_MS = 1000;
+
+/** Writes the aliases set in memory since the last write (once per admitted publish at most). */
+function saveAliases(d: PublishDeps, conn: Connection, connId: string): void {
+  clearTimeout(conn.aliasTimer);
+  conn.aliasTimer = undefined;
+  const unsaved = conn.unsavedAliases;
+  if (unsaved === undefined || unsaved.size === 0 || conn.finished) return;
+  for (const alias of unsaved) {
+    const topic = conn.inboundAliases?.get(alias);
+    if (topic !== undefined) d.store.saveTopicAlias(connId, alias, topic);
+  }
+  unsaved.clear();
+}
+
+/** Aliases a dropped publish set: written by a timer, unless an admitted publish writes them first. */
+function saveAliasesLater(d: PublishDeps, conn: Connection, connId: string): void {
+  if (conn.unsavedAliases === undefined || conn.unsavedAliases.size === 0 || conn.aliasTimer !== undefined)
+    return;
+  conn.aliasTimer = setTimeout(() => saveAliases(d, conn, connId), ALIAS_SAVE_MS);
 }
 
 /** Events a client can repeat with every message are logged once per connection (Connection.firstTime). */
