@@ -115,6 +115,8 @@ export class Connection {
   auth: AuthExchange | undefined;
   /** What the gateway holds of this connection's input: bytes, waiting publishes, its rate (inbound.ts). */
   readonly inbound: ConnectionInbound;
+  /** SUBSCRIBE and UNSUBSCRIBE packets this client may send now (SUBSCRIBE_RATE); made at the first. */
+  subscribeBucket: TokenBucket | undefined;
   /** Bytes of QoS 0 this client may still be sent (OUTBOUND_QOS0_RATE). */
   qos0Budget: TokenBucket | undefined;
   /** Who the client authenticated as; loaded from storage when first needed. */
