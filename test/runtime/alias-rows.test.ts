@@ -5,7 +5,7 @@
  * the object may hibernate), so a flood dropped over PUBLISH_RATE that keeps
  * changing an alias writes no row per packet (README: bounds, cost model).
  */
-import { runInDurableObject } from "cloudflare:test";
+import { evictDurableObject, runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { ALIAS_SAVE_MS } from "../../durable-objects/gateway/handle-publish.ts";
@@ -62,4 +62,34 @@ describe("Topic Aliases of a QoS 0 flood over the rate", () => {
     expect(await storedAlias(1)).toEqual(["alias/b"]);
     c.ws.close();
   }, 60_000);
+
+  it("keeps a mapping set by an admitted publish across an eviction with hibernated WebSockets", async () => {
+    const sub = await TestClient.connected("alias-sub", 5);
+    await sub.subscribe("aliasrt/#");
+    const pub = await TestClient.connected("alias-pub", 5);
+    const send = (topic: string, packetId: number, text: string) =>
+      pub.send(
+        {
+          type: "publish",
+          topic,
+          payload: new TextEncoder().encode(text),
+          qos: 1,
+          dup: false,
+          retain: false,
+          packetId,
+          properties: { topicAlias: 2 },
+        },
+        5,
+      );
+    send("aliasrt/x", 1, "set");
+    await pub.next("puback");
+    expect((await sub.next("publish")).topic).toBe("aliasrt/x");
+    await evictDurableObject(gateway(), { webSockets: "hibernate" });
+    send("", 2, "by alias");
+    await pub.next("puback");
+    const got = await sub.next("publish");
+    expect([got.topic, new TextDecoder().decode(got.payload)]).toEqual(["aliasrt/x", "by alias"]);
+    sub.ws.close();
+    pub.ws.close();
+  });
 });
