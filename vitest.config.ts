@@ -18,6 +18,8 @@ const OWN_BROKER = [
   "test/e2e/upgrade-logins.test.ts",
   "test/e2e/presence.test.ts",
   "test/e2e/acl-change.test.ts",
+  "test/e2e/qos2-window.test.ts",
+  "test/e2e/subscribe-rate.test.ts",
 ];
 /**
  * Heavy, against a broker of their own (floods, bursts shaped to the rate, a 1 GiB

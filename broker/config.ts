@@ -43,6 +43,8 @@ export interface BrokerEnv extends UpgradeLoginEnv {
   MAX_CONNECTIONS_PER_GATEWAY?: string;
   PUBLISH_RATE?: string;
   PUBLISH_BURST?: string;
+  SUBSCRIBE_RATE?: string;
+  SUBSCRIBE_BURST?: string;
   OUTBOUND_QOS0_RATE?: string;
   SYS_INTERVAL?: string;
   MAX_CLIENT_ID_LENGTH?: string;
@@ -135,6 +137,12 @@ export interface BrokerConfig {
   /** PUBLISH packets per second one connection may send (token bucket), and the burst. */
   publishRate: number;
   publishBurst: number;
+  /**
+   * SUBSCRIBE and UNSUBSCRIBE packets a second one connection may send (token
+   * bucket), and the burst; past it the next one waits for its token.
+   */
+  subscribeRate: number;
+  subscribeBurst: number;
   /**
    * Bytes of QoS 0 a second one client may be sent, with a burst of 4 s worth:
    * past it QoS 0 to that client is dropped and counted (Outbound.deliver).
@@ -291,6 +299,11 @@ export function readConfig(env: BrokerEnv): BrokerConfig {
     // is slowed down (its acknowledgements wait), as EMQX's and HiveMQ's limiters do.
     publishRate: int("PUBLISH_RATE", 100, 1, 1_000_000),
     publishBurst: int("PUBLISH_BURST", 200, 1, 10_000_000),
+    // Each SUBSCRIBE writes rows, calls shards and may send retained messages
+    // again (Retain Handling 0): 10 a second after a burst of 100 (a client's
+    // start-up subscriptions), shaped like PUBLISH, not refused.
+    subscribeRate: int("SUBSCRIBE_RATE", 10, 1, 1_000_000),
+    subscribeBurst: int("SUBSCRIBE_BURST", 100, 1, 10_000_000),
     outboundQos0Rate: int("OUTBOUND_QOS0_RATE", 4 * 2 ** 20, 1024, 2 ** 31),
     sysInterval: int("SYS_INTERVAL", 10, 1, 86_400),
     maxClientId: int(

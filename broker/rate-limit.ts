@@ -28,6 +28,15 @@ export class TokenBucket {
     return true;
   }
 
+  /**
+   * Takes a token if there is one and returns 0; else how long (ms) until there
+   * is, taking nothing: a caller that shapes waits that long and asks again.
+   */
+  waitFor(now = Date.now()): number {
+    if (this.take(now)) return 0;
+    return Math.max(1, this.nextAt(now) - now);
+  }
+
   /** When the next whole token is there (now, if one is). */
   nextAt(now = Date.now()): number {
     this.has(now);

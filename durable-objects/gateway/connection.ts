@@ -103,12 +103,20 @@ export class Connection {
   /** The client's topic aliases (alias → topic), loaded from storage when first needed. */
   inboundAliases: Map<number, string> | null = null;
   /**
+   * Aliases set in memory and not yet in storage (handle-publish.ts: saved with
+   * the next admitted publish, or by `aliasTimer` before the object may hibernate).
+   */
+  unsavedAliases: Set<number> | undefined;
+  aliasTimer: ReturnType<typeof setTimeout> | undefined;
+  /**
    * The authentication exchange of this connection; once connected, rebuilt from
    * the attachment after a hibernation (Connected.auth).
    */
   auth: AuthExchange | undefined;
   /** What the gateway holds of this connection's input: bytes, waiting publishes, its rate (inbound.ts). */
   readonly inbound: ConnectionInbound;
+  /** SUBSCRIBE and UNSUBSCRIBE packets this client may send now (SUBSCRIBE_RATE); made at the first. */
+  subscribeBucket: TokenBucket | undefined;
   /** Bytes of QoS 0 this client may still be sent (OUTBOUND_QOS0_RATE). */
   qos0Budget: TokenBucket | undefined;
   /** Who the client authenticated as; loaded from storage when first needed. */

@@ -12,7 +12,7 @@ import type { Counters } from "../../broker/counters.ts";
 import { log } from "../../broker/log.ts";
 import { type Message, newMessageId } from "../../broker/message.ts";
 import type { CloseReason } from "../../broker/protocol/close.ts";
-import { decidePublish } from "../../broker/protocol/publish.ts";
+import { decidePublish, decideSettled, decideWindow, resolveAlias } from "../../broker/protocol/publish.ts";
 import type { GatewayCounter } from "../../broker/stats.ts";
 import { type PublishPacket, ReasonCode } from "../../mqtt/index.ts";
 import type { Connected, Connection } from "./connection.ts";
@@ -26,7 +26,7 @@ export interface PublishDeps {
   counters: Pick<Counters<GatewayCounter>, "add">;
   store: Pick<
     GatewayStore,
-    "topicAliases" | "setTopicAlias" | "hasInboundQos2" | "inboundQos2Count" | "addInboundQos2"
+    "topicAliases" | "saveTopicAlias" | "hasInboundQos2" | "inboundQos2Count" | "addInboundQos2"
   >;
   acl: AclSource;
   principal(conn: Connection): Principal;
@@ -48,11 +48,43 @@ export async function handlePublish(d: PublishDeps, conn: Connection, p: Publish
   d.counters.add("messages_in");
   d.counters.add("bytes_in", p.payload.length + p.topic.length);
   // Aliases are set in the order packets arrive, by a publish that is then dropped too.
-  const topic = resolveTopic(d, conn, att, p);
-  if (typeof topic !== "string") return d.close(conn, protocolError(topic.reasonCode, topic.why));
+  const aliases = () => {
+    conn.inboundAliases ??= d.store.topicAliases(att.connId);
+    return conn.inboundAliases;
+  };
+  const resolved = resolveAlias(p, conn.version, (a) => aliases().get(a), d.config.topicAliasMaximum);
+  if (resolved.kind === "close") return d.close(conn, resolved.reason);
+  const topic = resolved.topic;
+  if (resolved.set !== undefined) {
+    aliases().set(resolved.set.alias, resolved.set.topic);
+    conn.unsavedAliases ??= new Set();
+    conn.unsavedAliases.add(resolved.set.alias);
+  }
   // QoS 0 over the connection's rate, or while the way to the shards is full, is
-  // dropped and counted here, before it costs more than its decoding.
-  if (p.qos === 0 && !d.inbound.admitQos0(conn)) return;
+  // dropped and counted here, before it costs more than its decoding (a row
+  // written included: its alias waits in memory for an admitted one).
+  if (p.qos === 0 && !d.inbound.admitQos0(conn)) return saveAliasesLater(d, conn, att.connId);
+  saveAliases(d, conn, att.connId);
+  if (p.qos !== 0) {
+    const state = conn.inbound;
+    const pending = p.qos === 2 && state.qos2.has(p.packetId);
+    state.awaitingRelease ??= d.store.inboundQos2Count(att.clientId);
+    const window = decideWindow(
+      {
+        qos: p.qos,
+        pending,
+        awaitingRelease: p.qos === 2 && !pending && d.store.hasInboundQos2(att.clientId, p.packetId),
+        unacknowledged: state.qos1 + state.qos2.size + state.awaitingRelease,
+      },
+      d.config.receiveMaximum,
+    );
+    if (window.kind === "close") return d.close(conn, window.reason);
+    if (window.kind === "ignore") return;
+    if (window.kind === "pubrec-again") {
+      d.wire.send(conn, { type: "pubrec", packetId: p.packetId });
+      return;
+    }
+  }
   const allowed = await d.acl.canPublish(d.principal(conn), topic);
   const now = Date.now();
   const decision = decidePublish(
@@ -96,6 +128,33 @@ export async function handlePublish(d: PublishDeps, conn: Connection, p: Publish
   }
 }
 
+/**
+ * How long an alias set by a dropped publish may wait in memory for an admitted
+ * one before it is written all the same (ms). The pending timer keeps the object
+ * from hibernating meanwhile, and hibernation is all the map must survive.
+ */
+export const ALIAS_SAVE_MS = 1000;
+
+/** Writes the aliases set in memory since the last write (once per admitted publish at most). */
+function saveAliases(d: PublishDeps, conn: Connection, connId: string): void {
+  clearTimeout(conn.aliasTimer);
+  conn.aliasTimer = undefined;
+  const unsaved = conn.unsavedAliases;
+  if (unsaved === undefined || unsaved.size === 0 || conn.finished) return;
+  for (const alias of unsaved) {
+    const topic = conn.inboundAliases?.get(alias);
+    if (topic !== undefined) d.store.saveTopicAlias(connId, alias, topic);
+  }
+  unsaved.clear();
+}
+
+/** Aliases a dropped publish set: written by a timer, unless an admitted publish writes them first. */
+function saveAliasesLater(d: PublishDeps, conn: Connection, connId: string): void {
+  if (conn.unsavedAliases === undefined || conn.unsavedAliases.size === 0 || conn.aliasTimer !== undefined)
+    return;
+  conn.aliasTimer = setTimeout(() => saveAliases(d, conn, connId), ALIAS_SAVE_MS);
+}
+
 /** Events a client can repeat with every message are logged once per connection (Connection.firstTime). */
 function logOnce(d: PublishDeps, conn: Connection, event: string, fields: Record<string, unknown>): void {
   if (conn.firstTime(event))
@@ -116,49 +175,27 @@ function route(
 ): Promise<void> | undefined {
   if (p.qos === 0) {
     d.inbound.route(message).then(
-      (code) => (refused(code) && conn.version !== 5 ? quotaRefused(d, conn, "puback", 0, code) : undefined),
+      (code) => settle(d, conn, "puback", 0, code),
       (err) => log("warn", "publish_failed", { clientId: att.clientId, error: String(err) }),
     );
     return;
   }
   const state = conn.inbound;
   const packetId = p.packetId;
-  if (p.qos === 2 && (state.qos2.has(packetId) || d.store.hasInboundQos2(att.clientId, packetId))) {
-    // QoS 2, method B of 4.3.3: a PUBLISH sent again with the same packet id before
-    // PUBREL is acknowledged and not routed again (MQTT-4.3.3-10 in 5.0); while the
-    // first is still on its way, its own PUBREC answers both.
-    if (!state.qos2.has(packetId)) d.wire.send(conn, { type: "pubrec", packetId });
-    return;
-  }
-  // The client may have at most our Receive Maximum QoS 1/2 PUBLISH unacknowledged
-  // (MQTT-3.3.4-7, the client's rule); past it the Server uses DISCONNECT 0x93
-  // (3.3.4). 3.1.1 has no Receive Maximum: the same bound applies and ends the
-  // connection. Acknowledgements wait while the client is over its rate, so this
-  // is what stops a client that does not wait for them.
-  state.awaitingRelease ??= d.store.inboundQos2Count(att.clientId);
-  if (state.qos1 + state.qos2.size + state.awaitingRelease >= d.config.receiveMaximum) {
-    const why = `more than ${d.config.receiveMaximum} unacknowledged QoS 1/2 PUBLISH (Receive Maximum)`;
-    return d.close(conn, protocolError(ReasonCode.ReceiveMaximumExceeded, why));
-  }
   let refusal: ReturnType<typeof d.inbound.enqueue>;
   if (p.qos === 1) {
     state.qos1++;
     refusal = d.inbound.enqueue(conn, message, (routed) => {
       state.qos1--;
       const code = settledCode(d, conn, routed);
-      if (code === null) return;
-      if (refused(code)) return quotaRefused(d, conn, "puback", packetId, code);
-      d.wire.send(conn, acknowledgement("puback", packetId, code, conn.version));
+      if (code !== null) settle(d, conn, "puback", packetId, code);
     });
   } else {
     state.qos2.add(packetId);
     refusal = d.inbound.enqueue(conn, message, (routed) => {
       state.qos2.delete(packetId);
       const code = settledCode(d, conn, routed);
-      if (code === null) return;
-      if (refused(code)) return quotaRefused(d, conn, "pubrec", packetId, code);
-      awaitRelease(d, conn, att.clientId, packetId);
-      d.wire.send(conn, acknowledgement("pubrec", packetId, code, conn.version));
+      if (code !== null) settle(d, conn, "pubrec", packetId, code);
     });
   }
   if (refusal !== undefined) return d.close(conn, protocolError(refusal.reasonCode, refusal.why));
@@ -182,73 +219,29 @@ function settledCode(d: PublishDeps, conn: Connection, routed: Routed): number |
   return null;
 }
 
-/** Whether a shard's answer refuses the message (0x80 and above). */
-function refused(code: number | undefined): code is number {
-  return code !== undefined && code >= 0x80;
-}
-
 /**
- * PUBACK or PUBREC for an accepted message: in 5.0 with 0x10 when it reached no
- * subscriber (3.4.2.1, 3.5.2.1); 3.1.1 acknowledgements carry no reason code.
+ * Carries out what answers a message its shard has (decideSettled): the
+ * acknowledgement, a QoS 2 id stored until PUBREL first, or the 3.1.1 close.
+ * QoS 0 (`packetId` 0) has no acknowledgement to send.
  */
-function acknowledgement(
-  type: "puback" | "pubrec",
-  packetId: number,
-  code: number | undefined,
-  version: number,
-) {
-  return version === 5 && code === ReasonCode.NoMatchingSubscribers
-    ? { type, packetId, reasonCode: code }
-    : { type, packetId };
-}
-
-/** A shard refused the message (retained quota): 5.0 gets the code in the ack, 3.1.1 a close. */
-function quotaRefused(
+function settle(
   d: PublishDeps,
   conn: Connection,
   ack: "puback" | "pubrec",
   packetId: number,
-  code: number,
-) {
-  const why = "retained message quota exceeded";
-  if (conn.version !== 5) return d.close(conn, protocolError(code, why));
-  d.wire.send(conn, { type: ack, packetId, reasonCode: code, properties: d.wire.ackProperties(conn, why) });
-  return undefined;
-}
-
-/**
- * The topic of a PUBLISH, through the client's topic aliases (5.0 3.3.2.3.4): a
- * topic with an alias sets the mapping, an empty topic with an alias uses it.
- */
-function resolveTopic(
-  d: PublishDeps,
-  conn: Connection,
-  att: Connected,
-  p: PublishPacket,
-): string | { reasonCode: number; why: string } {
-  const alias = p.properties?.topicAlias;
-  if (alias === undefined) {
-    if (p.topic === "" && conn.version === 5)
-      return { reasonCode: ReasonCode.ProtocolError, why: "empty topic name without a Topic Alias" };
-    return p.topic;
+  code: number | undefined,
+): void {
+  const decision = decideSettled(ack, code, conn.version);
+  if (decision.kind === "close") {
+    void d.close(conn, decision.reason);
+    return;
   }
-  // 5.0 3.3.2.3.4: 0 and values above our Topic Alias Maximum are a Topic Alias invalid (0x94).
-  if (alias === 0 || alias > d.config.topicAliasMaximum) {
-    return {
-      reasonCode: ReasonCode.TopicAliasInvalid,
-      why: `Topic Alias ${alias} outside 1..${d.config.topicAliasMaximum}`,
-    };
-  }
-  conn.inboundAliases ??= d.store.topicAliases(att.connId);
-  if (p.topic === "") {
-    const known = conn.inboundAliases.get(alias);
-    if (known === undefined)
-      return { reasonCode: ReasonCode.ProtocolError, why: `unknown Topic Alias ${alias}` };
-    return known;
-  }
-  if (conn.inboundAliases.get(alias) !== p.topic) {
-    conn.inboundAliases.set(alias, p.topic);
-    d.store.setTopicAlias(att.connId, alias, p.topic);
-  }
-  return p.topic;
+  if (packetId === 0) return;
+  const clientId = conn.connected?.clientId;
+  const accepted = decision.reasonCode === undefined || decision.reasonCode < 0x80;
+  if (ack === "pubrec" && accepted && clientId !== undefined) awaitRelease(d, conn, clientId, packetId);
+  const { reasonCode, why } = decision;
+  if (reasonCode === undefined) d.wire.send(conn, { type: ack, packetId });
+  else if (why === undefined) d.wire.send(conn, { type: ack, packetId, reasonCode });
+  else d.wire.send(conn, { type: ack, packetId, reasonCode, properties: d.wire.ackProperties(conn, why) });
 }

@@ -10,6 +10,7 @@ import { grantOf } from "../../broker/grant.ts";
 import { type Message, newMessageId } from "../../broker/message.ts";
 import type { CloseReason } from "../../broker/protocol/close.ts";
 import { decideSubscribe, matchingFilters, wantsRetained } from "../../broker/protocol/subscribe.ts";
+import { TokenBucket } from "../../broker/rate-limit.ts";
 import type { SubscriptionOptions } from "../../broker/session-state.ts";
 import { ReasonCode, type SubscribePacket, topicMatches, type UnsubscribePacket } from "../../mqtt/index.ts";
 import { matchingFilter, retainedPages } from "../registration.ts";
@@ -37,9 +38,25 @@ export interface SubscribeDeps {
   name(): string;
 }
 
+/**
+ * Waits for the connection's SUBSCRIBE_RATE token: a client over it is shaped, as
+ * PUBLISH_RATE shapes QoS 1/2 (inbound.ts), not ended. Its packets are handled in
+ * order, one at a time (Connection.read), so what it sends meanwhile waits
+ * undecoded, within the connection's byte bound. False if the connection ended.
+ */
+async function subscribeToken(d: SubscribeDeps, conn: Connection): Promise<boolean> {
+  conn.subscribeBucket ??= new TokenBucket(d.config.subscribeRate, d.config.subscribeBurst);
+  for (;;) {
+    const wait = conn.subscribeBucket.waitFor();
+    if (wait === 0) return !conn.finished;
+    await new Promise((resolve) => setTimeout(resolve, wait));
+    if (conn.finished) return false;
+  }
+}
+
 export async function handleSubscribe(d: SubscribeDeps, conn: Connection, p: SubscribePacket): Promise<void> {
   const att = conn.connected;
-  if (att === undefined) return;
+  if (att === undefined || !(await subscribeToken(d, conn))) return;
   const { clientId } = att;
   // The ACL is asked first (it may be asynchronous), for each filter that parses.
   const principal = d.principal(conn);
@@ -118,7 +135,7 @@ export async function handleUnsubscribe(
   p: UnsubscribePacket,
 ): Promise<void> {
   const att = conn.connected;
-  if (att === undefined) return;
+  if (att === undefined || !(await subscribeToken(d, conn))) return;
   const reasonCodes: number[] = [];
   const removed: string[] = [];
   for (const filter of p.topicFilters) {

@@ -157,6 +157,19 @@ export class GatewayStore {
     );
   }
 
+  /**
+   * The same, as an update of the row when the alias had one: one row written
+   * (INSERT OR REPLACE deletes and inserts, which is billed as two).
+   */
+  saveTopicAlias(connId: string, alias: number, topic: string): void {
+    this.sql.exec(
+      "INSERT INTO topic_aliases (conn_id, alias, topic) VALUES (?, ?, ?) ON CONFLICT (conn_id, alias) DO UPDATE SET topic = excluded.topic",
+      connId,
+      alias,
+      topic,
+    );
+  }
+
   topicAliases(connId: string): Map<number, string> {
     const rows = this.sql
       .exec<{ alias: number; topic: string }>(

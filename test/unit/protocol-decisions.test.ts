@@ -8,7 +8,14 @@ import { decideAck } from "../../broker/protocol/acks.ts";
 import { type CloseReason, goodbye } from "../../broker/protocol/close.ts";
 import { acceptedConnack, checkConnect, fitConnack, sessionTerms } from "../../broker/protocol/connect.ts";
 import { decideDisconnect } from "../../broker/protocol/disconnect.ts";
-import { decidePublish, type PublishFacts } from "../../broker/protocol/publish.ts";
+import {
+  decidePublish,
+  decideSettled,
+  decideWindow,
+  type PublishFacts,
+  resolveAlias,
+  type WindowFacts,
+} from "../../broker/protocol/publish.ts";
 import { decideSubscribe, wantsRetained } from "../../broker/protocol/subscribe.ts";
 import {
   type ConnectPacket,
@@ -135,6 +142,114 @@ describe("PUBLISH (3.3)", () => {
     expect(
       decidePublish(facts({ packet: { ...bad, qos: 0 } as Partial<PublishPacket> }), config),
     ).toMatchObject({ kind: "close", reason: { reasonCode: 0x99 } });
+  });
+});
+
+describe("Topic Alias of a PUBLISH (5.0 3.3.2.3.4), resolved before anything else", () => {
+  const known = new Map([[1, "a/b"]]);
+  const resolve = (topic: string, topicAlias: number | undefined, version = 5) =>
+    resolveAlias(
+      { topic, properties: topicAlias === undefined ? {} : { topicAlias } },
+      version,
+      (a) => known.get(a),
+      3,
+    );
+  const rows: Array<[string, string, number | undefined, object]> = [
+    ["a topic without an alias is itself", "x", undefined, { kind: "topic", topic: "x" }],
+    ["an empty topic uses its alias's mapping", "", 1, { kind: "topic", topic: "a/b" }],
+    [
+      "a topic with an alias sets the mapping (said once: nothing set when it is the same)",
+      "c",
+      1,
+      { kind: "topic", topic: "c", set: { alias: 1, topic: "c" } },
+    ],
+    ["the same mapping again sets nothing", "a/b", 1, { kind: "topic", topic: "a/b" }],
+    [
+      "MQTT-3.3.2-8: alias 0 is 0x94",
+      "x",
+      0,
+      { kind: "close", reason: { reasonCode: ReasonCode.TopicAliasInvalid } },
+    ],
+    [
+      "MQTT-3.3.2-9: above our Topic Alias Maximum is 0x94",
+      "x",
+      4,
+      { kind: "close", reason: { reasonCode: ReasonCode.TopicAliasInvalid } },
+    ],
+    [
+      "an alias with no mapping and an empty topic is a Protocol Error",
+      "",
+      2,
+      { kind: "close", reason: { reasonCode: ReasonCode.ProtocolError } },
+    ],
+    [
+      "5.0 3.3.2.1: an empty topic without an alias is a Protocol Error",
+      "",
+      undefined,
+      { kind: "close", reason: { reasonCode: ReasonCode.ProtocolError } },
+    ],
+  ];
+  it.each(rows)("%s", (_, topic, alias, expected) => {
+    const d = resolve(topic, alias);
+    expect(d).toMatchObject(expected);
+    if (!("set" in expected)) expect(d).not.toHaveProperty("set");
+  });
+});
+
+describe("a QoS 1/2 PUBLISH against the client's open packet ids (4.3.3, 3.3.4)", () => {
+  const facts = (over: Partial<WindowFacts>): WindowFacts => ({
+    qos: 2,
+    pending: false,
+    awaitingRelease: false,
+    unacknowledged: 0,
+    ...over,
+  });
+  const rows: Array<[string, Partial<WindowFacts>, object]> = [
+    ["a new packet id within the window goes on", {}, { kind: "accept" }],
+    [
+      "MQTT-4.3.3-10 (5.0) / MQTT-4.3.3-2 (3.1.1): QoS 2 again before PUBREL gets PUBREC again, not routed",
+      { awaitingRelease: true, unacknowledged: 5 },
+      { kind: "pubrec-again" },
+    ],
+    [
+      "QoS 2 again while the first is on its way: the first's PUBREC answers both",
+      { pending: true, unacknowledged: 5 },
+      { kind: "ignore" },
+    ],
+    [
+      "MQTT-3.3.4-7 broken (one more than Receive Maximum unacknowledged): DISCONNECT 0x93",
+      { unacknowledged: 5 },
+      { kind: "close", reason: { reasonCode: ReasonCode.ReceiveMaximumExceeded } },
+    ],
+    [
+      "QoS 1 counts the same",
+      { qos: 1, unacknowledged: 5 },
+      { kind: "close", reason: { reasonCode: ReasonCode.ReceiveMaximumExceeded } },
+    ],
+    ["the last one within Receive Maximum goes on", { qos: 1, unacknowledged: 4 }, { kind: "accept" }],
+  ];
+  it.each(rows)("%s", (_, over, expected) => {
+    expect(decideWindow(facts(over), 5)).toMatchObject(expected);
+  });
+});
+
+describe("the answer to a message its shard has (3.4.2.1, 3.5.2.1)", () => {
+  const rows: Array<[string, number | undefined, number, object]> = [
+    ["accepted: a plain acknowledgement", undefined, 5, { kind: "ack", ack: "pubrec" }],
+    ["5.0, no subscriber: 0x10", 0x10, 5, { kind: "ack", reasonCode: 0x10 }],
+    ["3.1.1, no subscriber: no code", 0x10, 4, { kind: "ack", ack: "pubrec" }],
+    ["5.0, the retained quota: 0x97 in the acknowledgement", 0x97, 5, { kind: "ack", reasonCode: 0x97 }],
+    [
+      "3.1.1, the retained quota: no code to carry it, the connection ends",
+      0x97,
+      4,
+      { kind: "close", reason: { reasonCode: 0x97 } },
+    ],
+  ];
+  it.each(rows)("%s", (_, code, version, expected) => {
+    const d = decideSettled("pubrec", code, version);
+    expect(d).toMatchObject(expected);
+    if (d.kind === "ack" && !("reasonCode" in expected)) expect(d.reasonCode).toBeUndefined();
   });
 });
 
