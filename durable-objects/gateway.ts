@@ -300,7 +300,9 @@ export class Gateway extends DurableObject<Env> implements GatewayRpc {
         const conn = this.sockets.clients.get(clientId);
         const heldBy =
           conn !== undefined && !conn.finished && conn.backlog ? conn.connected?.connId : undefined;
-        return this.links.session(clientId, (s) => s.append(list, heldBy));
+        const appended = this.links.session(clientId, (s) => s.append(list, heldBy));
+        if (heldBy !== undefined) conn?.backlogAppends.push(appended);
+        return appended;
       }),
     );
   }

@@ -281,7 +281,19 @@ async function takeQueue(
       const entries: OutboundMessage[] = [];
       for (const e of page.entries) if (await allowed(e)) entries.push(e);
       d.outbound.deliverQueued(conn, entries);
-      if (page.entries.length === 0 && !page.more) break;
+      if (page.entries.length === 0 && !page.more) {
+        // The last page. Messages this gateway sent the Session behind the queue may
+        // have reached it after that page was computed, and sit in its queue: once no
+        // more go that way and those calls have landed, the queue is taken again.
+        if (conn.backlog) {
+          conn.backlog = false;
+          while (conn.backlogAppends.length > 0) await Promise.allSettled(conn.backlogAppends.splice(0));
+          const after = page.through;
+          page = await d.links.session(clientId, (s) => s.queuedPage(connId, after));
+          continue;
+        }
+        break;
+      }
       const after = page.through;
       page = await d.links.session(clientId, (s) => s.queuedPage(connId, after));
     }
@@ -294,6 +306,7 @@ async function takeQueue(
     });
   } finally {
     conn.backlog = false;
+    conn.backlogAppends.length = 0;
     d.outbound.pump(conn);
   }
 }

@@ -96,6 +96,12 @@ export class Connection {
    * new QoS 1/2 messages go there too, behind it, so that order holds.
    */
   backlog = false;
+  /**
+   * The calls that sent this connection's messages to its Session while `backlog`
+   * held them there: the queue is taken once more after they have all landed, since
+   * one may reach the Session after it computed what it said was the last page.
+   */
+  readonly backlogAppends: Array<Promise<unknown>> = [];
   /** Outbound QoS 1/2 in flight and waiting, loaded from storage when first needed. */
   window: OutboundWindow | null = null;
   /** In-memory last-seen, more precise than the attachment's. */
