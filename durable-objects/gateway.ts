@@ -301,7 +301,10 @@ export class Gateway extends DurableObject<Env> implements GatewayRpc {
         const heldBy =
           conn !== undefined && !conn.finished && conn.backlog ? conn.connected?.connId : undefined;
         const appended = this.links.session(clientId, (s) => s.append(list, heldBy));
-        if (heldBy !== undefined) conn?.backlogAppends.push(appended);
+        if (heldBy !== undefined && conn !== undefined) {
+          conn.backlogAppends.add(appended);
+          void appended.finally(() => conn.backlogAppends.delete(appended)).catch(() => {});
+        }
         return appended;
       }),
     );

@@ -287,7 +287,7 @@ async function takeQueue(
         // more go that way and those calls have landed, the queue is taken again.
         if (conn.backlog) {
           conn.backlog = false;
-          while (conn.backlogAppends.length > 0) await Promise.allSettled(conn.backlogAppends.splice(0));
+          while (conn.backlogAppends.size > 0) await Promise.allSettled([...conn.backlogAppends]);
           const after = page.through;
           page = await d.links.session(clientId, (s) => s.queuedPage(connId, after));
           continue;
@@ -306,7 +306,6 @@ async function takeQueue(
     });
   } finally {
     conn.backlog = false;
-    conn.backlogAppends.length = 0;
     d.outbound.pump(conn);
   }
 }

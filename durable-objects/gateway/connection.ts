@@ -97,11 +97,12 @@ export class Connection {
    */
   backlog = false;
   /**
-   * The calls that sent this connection's messages to its Session while `backlog`
-   * held them there: the queue is taken once more after they have all landed, since
-   * one may reach the Session after it computed what it said was the last page.
+   * The calls still on their way that sent this connection's messages to its Session
+   * while `backlog` held them there (each leaves the set when it lands): the queue is
+   * taken once more after they have all landed, since one may reach the Session after
+   * it computed what it said was the last page.
    */
-  readonly backlogAppends: Array<Promise<unknown>> = [];
+  readonly backlogAppends = new Set<Promise<unknown>>();
   /** Outbound QoS 1/2 in flight and waiting, loaded from storage when first needed. */
   window: OutboundWindow | null = null;
   /** In-memory last-seen, more precise than the attachment's. */
