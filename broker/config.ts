@@ -277,10 +277,11 @@ export function readConfig(env: BrokerEnv): BrokerConfig {
     receiveMaximum: int("RECEIVE_MAXIMUM", 65535, 1, 65535),
     publishSpacingMs: int("PUBLISH_SPACING_MS", MESSAGE_SPACING_MS, 0, 1000),
     maxQueuedMessages: int("MAX_QUEUED_MESSAGES", 1000, 0, 1_000_000),
-    // Off by default until a lost acknowledged message in a full-suite run of e2e reshard
-    // (a deploy to a new layout, 2026-12-03, once in four runs) is explained: with 0 a
-    // restarted gateway parks its sessions at once, the path every earlier release took.
-    resumeGraceMs: int("RESUME_GRACE_MS", 0, 0, 600_000),
+    // 30 s: a deploy's clients are back within it (MQTT.js retries after 1 s). It was
+    // off for a while after e2e reshard lost an acknowledged message once; the cause was
+    // a message appended to a Session behind the last page of its client's queue
+    // (connect-session.ts takeQueue, runtime queue-race), not resuming.
+    resumeGraceMs: int("RESUME_GRACE_MS", 30_000, 0, 600_000),
     sessionExpiryDefault: int("SESSION_EXPIRY_DEFAULT", 14 * 24 * 3600, 0, 0xffffffff),
     maxSessionExpiry: int("MAX_SESSION_EXPIRY", 14 * 24 * 3600, 0, 0xffffffff),
     connectTimeout: int("CONNECT_TIMEOUT", 10, 1, 3600),
