@@ -1,5 +1,5 @@
 /**
- * Presence (README, Presence): who is online, as events an app subscribes to, as
+ * Presence (docs/sys-topics.md, Presence): who is online, as events an app subscribes to, as
  * AWS IoT Core's lifecycle events and EMQX's client events do.
  *
  *   $SYS/presence/connected/<client id>      when CONNACK has gone out

@@ -1,6 +1,6 @@
 /**
  * Users and passwords, in the MQTT_PASSWORDS secret or in a running broker's user
- * store (README, Security: Authentication).
+ * store (docs/security.md, Authentication).
  *
  *   npm run passwd -- <user> [password]                  writes <user>'s entry into passwords.txt
  *   npm run passwd -- --api <url> <user> [password]      adds or replaces <user> in the store

@@ -1,6 +1,6 @@
 /**
  * What password logins cost, measured against a local broker (`wrangler dev`),
- * for README's Security section and issue 25.
+ * for docs/security.md and issue 25.
  *
  *   npx node scripts/users-bench.ts reconnect [--users 300] [--rounds 3] [--pepper off] [--source secret]
  *

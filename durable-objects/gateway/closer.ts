@@ -45,7 +45,7 @@ export class Closer {
     return g.ending;
   }
 
-  /** The disconnected presence event (README, Presence), once per connection that had CONNACK. */
+  /** The disconnected presence event (docs/sys-topics.md, Presence), once per connection that had CONNACK. */
   announce(conn: Connection, reason: CloseReason): void {
     const att = conn.connected;
     if (!conn.ready || conn.goneAnnounced || att === undefined) return;

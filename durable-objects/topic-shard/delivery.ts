@@ -14,7 +14,7 @@ import type { Destination } from "../../broker/routing.ts";
 
 /**
  * QoS 0 messages waiting for one destination (a call's worth): past it, more
- * QoS 0 for that destination is dropped and counted (README: bounds).
+ * QoS 0 for that destination is dropped and counted (docs/limits.md).
  */
 export const SHARD_QOS0_BYTES = RPC_BATCH_BYTES;
 

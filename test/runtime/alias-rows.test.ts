@@ -3,7 +3,7 @@
  * rows written. The alias map lives in memory on the connection; a change is
  * written with the next publish that gets past the rate (or by a timer before
  * the object may hibernate), so a flood dropped over PUBLISH_RATE that keeps
- * changing an alias writes no row per packet (README: bounds, cost model).
+ * changing an alias writes no row per packet (docs/limits.md and docs/benchmarks.md).
  */
 import { evictDurableObject, runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";

@@ -1,5 +1,5 @@
 /**
- * Inside workerd: what one call between objects may carry (README, Memory bounds).
+ * Inside workerd: what one call between objects may carry (docs/limits.md, Memory bounds).
  * Cloudflare refuses a call over 32 MiB; `wrangler dev` does not, so the objects
  * refuse one themselves where it arrives (assertWithinCall), and a test that sends
  * too much fails locally too. The largest batch Queues deliver (100 messages of

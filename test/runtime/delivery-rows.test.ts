@@ -1,6 +1,6 @@
 /**
  * Inside workerd: what a persistent session's QoS 1 delivery writes at its gateway
- * (README, cost model). A message is stored before it is sent, so that a
+ * (docs/benchmarks.md, cost model). A message is stored before it is sent, so that a
  * publisher's PUBACK never covers a message that only memory held (DESIGN.md
  * invariants 1 and 4); its row is reused by a later message once the subscriber
  * acknowledged it, so a subscriber that is online and acknowledging costs one row

@@ -1,6 +1,6 @@
 /**
  * Inside workerd: a clean session's QoS 1/2 messages are held in memory, up to
- * the gateway's budget for held messages (README, Memory bounds: 16 MiB a
+ * the gateway's budget for held messages (docs/limits.md, Memory bounds: 16 MiB a
  * gateway, HELD_BUDGET_BYTES). Past it they go to storage, and still reach the
  * client in order (MQTT 4.6) once it acknowledges. The budget is lowered here on
  * the live gateway (HeldBudget.max) so that ten small messages reach it.

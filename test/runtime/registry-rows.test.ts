@@ -1,5 +1,5 @@
 /**
- * Inside workerd: what the registries hold (README, Memory bounds): a row per
+ * Inside workerd: what the registries hold (docs/limits.md, Memory bounds): a row per
  * connected clean session, of about 100 bytes, gone when it ends, and a row per
  * client id with a stored session, gone when the Session forgets it. Claims of one
  * client id run one at a time, so however many connect at once, one row remains.

@@ -1,5 +1,5 @@
 /**
- * Tokens (README, Authentication): RS256, ES256 and EdDSA keys from a JWKS, key
+ * Tokens (docs/security.md, Authentication): RS256, ES256 and EdDSA keys from a JWKS, key
  * rotation (a new kid is fetched at once, a flood of unknown kids costs one fetch
  * per cooldown), iss and aud required with JWKS_URL (another tenant of the same
  * provider is refused), the token's end in the Identity, and one principal

@@ -1,5 +1,5 @@
 /**
- * Password entries and their check (README, Security): salted PBKDF2-SHA256 with
+ * Password entries and their check (docs/security.md): salted PBKDF2-SHA256 with
  * 100,000 iterations, and the same work whether the user exists or not, so that
  * the time a refusal takes tells nothing.
  */

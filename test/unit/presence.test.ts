@@ -1,5 +1,5 @@
 /**
- * Presence events (README, Presence): the two messages a connection makes, a pure
+ * Presence events (docs/sys-topics.md, Presence): the two messages a connection makes, a pure
  * function of its facts; their topics for every client id; what a subscriber needs
  * of the ACL; the bounds of a message; the settings.
  */

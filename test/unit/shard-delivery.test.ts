@@ -1,5 +1,5 @@
 /**
- * A shard's delivery to a destination that does not keep up (README, Memory
+ * A shard's delivery to a destination that does not keep up (docs/limits.md, Memory
  * bounds: QoS 0 waiting at a shard, SHARD_QOS0_BYTES a destination): QoS 0 past
  * the bound is dropped and counted `dropped_overload`; QoS 1/2 still waits in
  * the destination's batch, its publisher's acknowledgement with it.

@@ -1,5 +1,5 @@
 /**
- * The failed-login budgets (README, Failed logins), each reached exactly: a
+ * The failed-login budgets (docs/security.md, Failed logins), each reached exactly: a
  * source (IPv4 address, IPv6 /64), its network (IPv4 /24, IPv6 /48), and the
  * gateway's, which holds back only sources that failed lately and is drawn on
  * only by password checks, so that addresses sending bad tokens cannot lock out

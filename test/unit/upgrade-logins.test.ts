@@ -1,5 +1,5 @@
 /**
- * Logins from the WebSocket upgrade (README, Browser logins and client
+ * Logins from the WebSocket upgrade (docs/security.md, Browser logins and client
  * certificates): each verifier against hostile input (expired, wrong audience or
  * issuer, bad signature, tampered cookie, oversized values, a certificate that did
  * not verify or was revoked), which login wins when several are present, what
