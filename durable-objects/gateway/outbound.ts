@@ -26,7 +26,7 @@ import type { GatewayStore, OutboundEntry } from "./store.ts";
  * coming, short enough that the timer holds the object awake only briefly.
  */
 export const SPILL_AFTER_MS = 2_000;
-/** Memory for clean sessions' held messages, per gateway (see the docs/limits.md). */
+/** Memory for clean sessions' held messages, per gateway (docs/limits.md). */
 export const HELD_BUDGET_BYTES = 16 * 2 ** 20;
 /** At most this many free places in the in-flight window before a backlog refills it. */
 const REFILL_STEP = 16;
