@@ -4,11 +4,13 @@
  * connections, and what is dropped and counted.
  */
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
+import { MESSAGE_SPACING_MS } from "../../broker/batcher.ts";
 import { readConfig } from "../../broker/config.ts";
-import type { Message } from "../../broker/message.ts";
+import { type Message, messageBytes } from "../../broker/message.ts";
 import type { GatewayCounter } from "../../broker/stats.ts";
 import { type Attachment, Connection } from "../../durable-objects/gateway/connection.ts";
 import {
+  INBOUND_LIMITS,
   Inbound,
   type InboundLimits,
   type Refusal,
@@ -101,6 +103,19 @@ function feed(h: Harness, conn: Connection, bytes: number): Refusal | undefined 
 }
 
 const settle = () => new Promise((r) => setImmediate(r));
+
+describe("the bounds a gateway keeps (docs/limits.md)", () => {
+  it("are 2 MiB a connection, 48 MiB and 20,000 waiting a gateway, 1,000 messages and 8 MiB on the way", () => {
+    expect(INBOUND_LIMITS).toEqual({
+      connectionBytes: 2 * 2 ** 20,
+      gatewayBytes: 48 * 2 ** 20,
+      gatewayMessages: 20_000,
+      windowMessages: 1_000,
+      windowBytes: 8 * 2 ** 20,
+      spacingMs: MESSAGE_SPACING_MS,
+    });
+  });
+});
 
 describe("what a connection may hold", () => {
   it("before CONNACK: one largest packet; a byte more is refused with 0x96", () => {
@@ -268,6 +283,42 @@ describe("turns on the way to the shards", () => {
     h.inbound.enqueue(conn, message("q1"), () => {});
     expect(h.inbound.admitQos0(conn)).toBe(false);
     expect(h.counts.get("dropped_overload")).toBe(1);
+  });
+
+  it("past windowBytes on the way, QoS 1/2 waits and QoS 0 is dropped and counted; one message goes whatever it weighs", async () => {
+    const each = messageBytes(message("m0", 1000));
+    const lifted = { PUBLISH_RATE: "1000000", PUBLISH_BURST: "1000000" };
+    const h = harness(lifted, { windowMessages: 100, windowBytes: 2 * each });
+    const conn = h.connection("a");
+    const done: string[] = [];
+    for (let i = 0; i < 3; i++) h.inbound.enqueue(conn, message(`m${i}`, 1000), () => done.push(`m${i}`));
+    // m0 and m1 fill the window's bytes exactly (m0 is called, m1 waits in the
+    // batcher for m0's answer); m2 waits its turn here.
+    expect(h.calls.flat()).toEqual(["m0"]);
+    expect(h.inbound.heldBytes).toBe(each + 128);
+    // Another connection's QoS 0, within its rate, finds no room.
+    expect(h.inbound.admitQos0(h.connection("q"))).toBe(false);
+    expect(h.counts.get("dropped_overload")).toBe(1);
+    expect(h.counts.get("dropped_rate")).toBeUndefined();
+    h.answer();
+    await settle();
+    expect(h.calls.flat()).toEqual(["m0", "m1", "m2"]);
+    expect(h.inbound.heldBytes).toBe(0);
+    h.answer();
+    h.answer();
+    await settle();
+    expect(done).toEqual(["m0", "m1", "m2"]);
+
+    // A window smaller than one message: it goes alone, the next waits for its answer.
+    const small = harness(lifted, { windowMessages: 100, windowBytes: each - 1 });
+    const b = small.connection("b");
+    for (let i = 0; i < 2; i++) small.inbound.enqueue(b, message(`m${i}`, 1000), () => {});
+    expect(small.calls.flat()).toEqual(["m0"]);
+    expect(small.inbound.admitQos0(small.connection("q"))).toBe(false);
+    expect(small.counts.get("dropped_overload")).toBe(1);
+    small.answer();
+    await settle();
+    expect(small.calls.flat()).toEqual(["m0", "m1"]);
   });
 
   it("what waits for an ended connection is let go of, never sent", async () => {
