@@ -1,7 +1,7 @@
 /**
  * The gateway's one storage alarm (timers do not survive hibernation and keep an
  * object awake): set for the earliest deadline of its connections (CONNECT
- * timeout, keep-alive at 1.5 × the client's interval, MQTT-3.1.2-24, a login's
+ * timeout, keep-alive at 1.5 × the client's interval, 3.1.1 MQTT-3.1.2-24 / 5.0 MQTT-3.1.2-22, a login's
  * expiry), of the sessions held since a restart (gateway/handover.ts) and of the
  * next $SYS round while anyone here subscribes to $SYS. The alarm's time is kept
  * in memory (asked of storage once after a wake): a connect does not read it.

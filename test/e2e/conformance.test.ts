@@ -4,6 +4,7 @@
  * every protocol level it applies to. Each test names the statement it checks.
  */
 import { afterEach, describe, expect, inject, it } from "vitest";
+import { readConfig } from "../../broker/config.ts";
 import { type ConnectPacket, type Packet, type ProtocolVersion, ReasonCode } from "../../mqtt/index.ts";
 import { RawClient, unique } from "../support/clients.ts";
 
@@ -107,8 +108,10 @@ describe("CONNACK", () => {
     expect(connack.reasonCode).toBe(0);
     expect((r.frames[0] as Uint8Array).length).toBeLessThanOrEqual(20);
     // What the client needs to stay within our limits is kept.
-    expect(connack.properties?.maximumPacketSize).toBeGreaterThan(0);
-    expect(connack.properties?.receiveMaximum).toBeGreaterThan(0);
+    const config = readConfig(inject("brokerVars"));
+    expect(connack.properties?.maximumPacketSize).toBe(config.maxPacketSize);
+    expect(connack.properties?.receiveMaximum).toBe(config.receiveMaximum);
+    expect([config.maxPacketSize, config.receiveMaximum]).toEqual([2 ** 20, 20]);
   });
 
   it("is not sent at all to a client whose Maximum Packet Size no CONNACK fits; the socket is closed", async () => {

@@ -11,6 +11,7 @@ import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { RETIRED_ROWS_KEPT_MS } from "../../durable-objects/gateway/outbound-rows.ts";
 import type { Env } from "../../worker/env.ts";
+import { until } from "../support/until.ts";
 import { TestClient } from "../support/workerd-client.ts";
 
 const bindings = env as unknown as Env;
@@ -59,9 +60,9 @@ describe("A persistent session's QoS 1 delivery", () => {
     expect(written / delivered).toBeLessThanOrEqual(1);
     expect(written).toBe(delivered);
 
-    // Nothing unacknowledged is stored: the row kept for reuse goes once the gateway is quiet.
-    await new Promise((r) => setTimeout(r, RETIRED_ROWS_KEPT_MS + 500));
-    expect(await storedRows("rows-sub")).toBe(0);
+    // Nothing unacknowledged is stored: the row kept for reuse goes once the gateway
+    // has been quiet for RETIRED_ROWS_KEPT_MS.
+    expect(await until(() => storedRows("rows-sub"), 0, RETIRED_ROWS_KEPT_MS + 10_000)).toBe(0);
     sub.ws.close();
     pub.ws.close();
   });

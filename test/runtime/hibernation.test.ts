@@ -10,6 +10,7 @@ import { QUEUE_START } from "../../broker/session-state.ts";
 import { SPILL_AFTER_MS } from "../../durable-objects/gateway/outbound.ts";
 import type { Gateway } from "../../durable-objects/gateway.ts";
 import type { Env } from "../../worker/env.ts";
+import { until } from "../support/until.ts";
 import { TestClient } from "../support/workerd-client.ts";
 
 const bindings = env as unknown as Env;
@@ -100,8 +101,7 @@ describe("A clean session's messages in flight and waiting", () => {
     expect(await storedOutbound("held-sub")).toBe(0);
 
     // Held past SPILL_AFTER_MS: both written, so hibernation cannot lose them.
-    await new Promise((r) => setTimeout(r, SPILL_AFTER_MS + 500));
-    expect(await storedOutbound("held-sub")).toBe(2);
+    expect(await until(() => storedOutbound("held-sub"), 2, SPILL_AFTER_MS + 10_000)).toBe(2);
     await evictDurableObject(gateway(), { webSockets: "hibernate" });
 
     await publish(3); // waits behind the stored m2, held in memory again
@@ -138,7 +138,8 @@ describe("A clean session's messages in flight and waiting", () => {
       return (await sub.next("publish")).packetId as number;
     };
     const first = await publish(1);
-    await new Promise((r) => setTimeout(r, SPILL_AFTER_MS + 500));
+    // Held past SPILL_AFTER_MS: written, with its packet id, before the eviction.
+    expect(await until(() => storedOutbound("held-ids"), 1, SPILL_AFTER_MS + 10_000)).toBe(1);
     await evictDurableObject(gateway(), { webSockets: "hibernate" });
     expect(await publish(2)).not.toBe(first);
     sub.ws.close();
