@@ -101,7 +101,7 @@ describe("A clean session's messages in flight and waiting", () => {
     expect(await storedOutbound("held-sub")).toBe(0);
 
     // Held past SPILL_AFTER_MS: both written, so hibernation cannot lose them.
-    expect(await until(() => storedOutbound("held-sub"), 2, SPILL_AFTER_MS + 10_000)).toBe(2);
+    expect(await until(() => storedOutbound("held-sub"), 2, SPILL_AFTER_MS + 5_000)).toBe(2);
     await evictDurableObject(gateway(), { webSockets: "hibernate" });
 
     await publish(3); // waits behind the stored m2, held in memory again
@@ -115,7 +115,7 @@ describe("A clean session's messages in flight and waiting", () => {
     expect(await storedOutbound("held-sub")).toBe(0);
     sub.ws.close();
     pub.ws.close();
-  });
+  }, 30_000);
 
   it("never takes a packet id still in flight after the object woke up (MQTT-2.3.1-4)", async () => {
     const sub = await TestClient.connected("held-ids", 4);
@@ -139,12 +139,12 @@ describe("A clean session's messages in flight and waiting", () => {
     };
     const first = await publish(1);
     // Held past SPILL_AFTER_MS: written, with its packet id, before the eviction.
-    expect(await until(() => storedOutbound("held-ids"), 1, SPILL_AFTER_MS + 10_000)).toBe(1);
+    expect(await until(() => storedOutbound("held-ids"), 1, SPILL_AFTER_MS + 5_000)).toBe(1);
     await evictDurableObject(gateway(), { webSockets: "hibernate" });
     expect(await publish(2)).not.toBe(first);
     sub.ws.close();
     pub.ws.close();
-  });
+  }, 30_000);
 });
 
 describe("Gateway drain", () => {
