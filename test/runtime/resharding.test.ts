@@ -10,7 +10,7 @@ import { env } from "cloudflare:workers";
 
 import { describe, expect, it } from "vitest";
 
-import { type Message, messageBytes, RPC_BATCH_BYTES } from "../../broker/message.ts";
+import { type Message, messageBytes, RPC_BATCH_BYTES, RPC_BATCH_MESSAGES } from "../../broker/message.ts";
 
 import type { Place } from "../../broker/placement.ts";
 
@@ -34,13 +34,13 @@ function withStorage<T>(name: string, fn: (sql: SqlStorage) => Promise<T>): Prom
   return runInDurableObject(stub, (_instance, state) => fn(state.storage.sql));
 }
 
-/** Retained messages of 1 MiB on topics shard 1 holds in the 4-shard layout. */
-function retainedAtSelf(n: number): Message[] {
+/** Retained messages of `bytes` (1 MiB unless said) on topics shard 1 holds in the 4-shard layout. */
+function retainedAtSelf(n: number, bytes = MiB): Message[] {
   const out: Message[] = [];
   for (let i = 0; out.length < n; i++) {
     const topic = `r${i}/state`;
     if (shardOf(topic, FROM) !== SELF) continue;
-    out.push({ id: `m${i}`, topic, payload: new Uint8Array(MiB).fill(i & 0xff), qos: 1, retain: true });
+    out.push({ id: `m${i}`, topic, payload: new Uint8Array(bytes).fill(i & 0xff), qos: 1, retain: true });
   }
   return out;
 }
@@ -49,6 +49,8 @@ function retainedAtSelf(n: number): Message[] {
 class FakeRows implements ShardRows {
   readonly table = new Map<number, Message>();
   readonly removed: string[] = [];
+  /** How many retained rows each removal took: one per round of calls. */
+  readonly rounds: number[] = [];
   constructor(messages: Message[]) {
     for (const [i, m] of messages.entries()) this.table.set(i + 1, m);
   }
@@ -64,7 +66,8 @@ class FakeRows implements ShardRows {
     if (m === undefined) return undefined;
     return { rows: { routes: [], members: [], retained: [m] }, bytes: messageBytes(m) };
   }
-  remove(_kind: keyof MovedRows, ids: number[]): void {
+  remove(kind: keyof MovedRows, ids: number[]): void {
+    if (kind === "retained") this.rounds.push(ids.length);
     for (const id of ids) {
       this.removed.push(this.table.get(id)?.topic ?? "?");
       this.table.delete(id);
@@ -143,6 +146,20 @@ describe("Resharding at one shard", () => {
       const before = calls.length;
       await again.handOver({ version: 2, from: FROM, to: TO });
       expect(calls.length).toBe(before);
+    });
+  });
+
+  it("moves small rows 500 a round (RPC_BATCH_MESSAGES), however little they weigh", async () => {
+    await withStorage("many", async (sql) => {
+      sql.exec(RESHARDING_SCHEMA);
+      const messages = retainedAtSelf(1_500, 16);
+      const rows = new FakeRows(messages);
+      const { calls, shard } = otherShards(rows, { failFirst: false });
+      await shardOne(sql, rows, shard).waiting;
+      const moving = messages.filter((m) => shardOf(m.topic, TO) !== SELF).length;
+      expect(moving).toBeGreaterThan(RPC_BATCH_MESSAGES);
+      expect(calls.reduce((n, c) => n + c.topics.length, 0)).toBe(moving);
+      expect(rows.rounds).toEqual([RPC_BATCH_MESSAGES, moving - RPC_BATCH_MESSAGES]);
     });
   });
 
