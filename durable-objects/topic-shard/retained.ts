@@ -29,7 +29,7 @@ import type { MovedRows, RetainedPage } from "../contracts.ts";
  */
 const TOPIC_SCAN = 64;
 /** Topics scanned in one call at most (bounded CPU per call); the next page goes on. */
-const SCAN_PER_CALL = 20_000;
+export const SCAN_PER_CALL = 20_000;
 
 export interface RetainedStoreDeps {
   /** This shard's SQLite, with rows written counted. */

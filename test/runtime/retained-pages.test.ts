@@ -13,6 +13,7 @@ import { describe, expect, it } from "vitest";
 import { type Message, messageBytes, RPC_BATCH_BYTES } from "../../broker/message.ts";
 import type { RetainedPage, ShardRpc } from "../../durable-objects/contracts.ts";
 import { shardStub } from "../../durable-objects/stubs.ts";
+import { SCAN_PER_CALL } from "../../durable-objects/topic-shard/retained.ts";
 import type { Env } from "../../worker/env.ts";
 
 const shard: ShardRpc = shardStub(env as unknown as Env, 0);
@@ -73,6 +74,33 @@ describe("retained messages a page at a time", () => {
     expect(pages.length).toBeGreaterThanOrEqual(3);
     expect(pages.flatMap((p) => p.messages.map((m) => m.topic))).toEqual(topics);
   });
+});
+
+describe("a wildcard that matches nothing", () => {
+  it("scans at most SCAN_PER_CALL (20,000) topics a call: past them its page is empty and says where to go on", async () => {
+    // 20,050 small retained messages, 500 a call, after every topic other tests here store.
+    const topics = Array.from(
+      { length: SCAN_PER_CALL + 50 },
+      (_, i) => `zscan/${String(i).padStart(5, "0")}`,
+    );
+    for (let i = 0; i < topics.length; i += 500)
+      await shard.publish(
+        topics.slice(i, i + 500).map((topic) => ({
+          id: `r-${topic}`,
+          topic,
+          payload: new Uint8Array(1),
+          qos: 0 as const,
+          retain: true,
+        })),
+      );
+    const first = await shard.retainedPage(["+/none"], null);
+    expect(first.messages).toEqual([]);
+    // However many topics the shard held before these, the first call stops at the
+    // 20,000th of all, one of these, and the second finishes.
+    expect(first.next).toMatch(/^w:zscan\/\d{5}$/);
+    const second = await shard.retainedPage(["+/none"], first.next);
+    expect(second).toEqual({ messages: [], next: null });
+  }, 60_000);
 });
 
 describe("GET /api/retained", () => {
