@@ -65,6 +65,21 @@ export interface StormResult {
   seconds: number;
   perSecond: number;
   error?: string;
+  /** Something the rate must be read with (the broker's runtime restarted meanwhile). */
+  note?: string;
+}
+
+/** The broker's workerd processes now (Nimbus; none for other brokers). */
+const runtimes = (t: Target) => new Set(t.workerdCpu?.().keys() ?? []);
+
+/**
+ * Whether a workerd of the broker ended during a storm: wrangler restarts a runtime
+ * that crashed (locally, past about 9,000 connected clients: each holds ~180 KiB of
+ * the runtime's memory), and the clients it dropped connect again to the new one.
+ */
+function restartedSince(before: Set<number>, t: Target): string | undefined {
+  const gone = [...before].filter((pid) => !runtimes(t).has(pid));
+  return gone.length === 0 ? undefined : "the broker's workerd crashed and was restarted during the storm";
 }
 
 /** n clients connect (clean) and subscribe, `parallel` at a time; then all close. */
@@ -77,6 +92,7 @@ export async function storm(
 ): Promise<StormResult> {
   const p = prefix();
   const ids = Array.from({ length: n }, (_, i) => `${p}-${i}`);
+  const before = runtimes(t);
   const start = performance.now();
   let clients: LoadClient[] = [];
   try {
@@ -92,9 +108,10 @@ export async function storm(
     return { seconds: Number.NaN, perSecond: Number.NaN, error: String(err).slice(0, 80) };
   }
   const seconds = (performance.now() - start) / 1000;
+  const note = restartedSince(before, t);
   for (const c of clients) c.close();
   await Promise.race([Promise.all(clients.map((c) => c.closed)), new Promise((r) => setTimeout(r, 30_000))]);
-  return { seconds, perSecond: n / seconds };
+  return { seconds, perSecond: n / seconds, ...(note === undefined ? {} : { note }) };
 }
 
 const rate = (r: StormResult | string | undefined) =>
@@ -104,7 +121,7 @@ const rate = (r: StormResult | string | undefined) =>
       ? r
       : r.error !== undefined
         ? `failed: ${r.error}`
-        : `${int(r.perSecond)} /s (${fixed(r.seconds, 2)} s)`;
+        : `${int(r.perSecond)} /s (${fixed(r.seconds, 2)} s)${r.note === undefined ? "" : `, ${r.note}`}`;
 
 export async function stormsSection(s: StormSizes, quick: boolean): Promise<string> {
   const limit = fdLimit();
