@@ -4,9 +4,10 @@
  * clean clients connect and subscribe `step` at a time (500 opening at once) up to
  * `clients`; after each step, the resident memory of the broker's workerd and the
  * JavaScript heap of its isolate with its ArrayBuffers (V8's count, through wrangler's
- * inspector; garbage not yet collected included).
+ * inspector; garbage not yet collected included), and the sockets that workerd holds.
  * Printed, not recorded.
  */
+import { readdirSync, readlinkSync } from "node:fs";
 import { IsolateProfiler } from "../../../scripts/object-profile.ts";
 import type { LoadClient } from "../client.ts";
 import { connectAll } from "../scenarios.ts";
@@ -30,13 +31,31 @@ try {
       embedder: mib(usage?.embedderHeapUsedSize),
     };
   };
+  /** Sockets the broker's busiest workerd holds (its file descriptors are bounded by `ulimit -n`). */
+  const sockets = () =>
+    Math.max(
+      0,
+      ...[...(t.workerdCpu?.().keys() ?? [])].map((pid) => {
+        try {
+          return readdirSync(`/proc/${pid}/fd`).filter((fd) => {
+            try {
+              return readlinkSync(`/proc/${pid}/fd/${fd}`).startsWith("socket:");
+            } catch {
+              return false;
+            }
+          }).length;
+        } catch {
+          return 0;
+        }
+      }),
+    );
   const rss = () => (t.workerdRss?.() ?? Number.NaN) / 2 ** 20;
   const held: LoadClient[] = [];
   let before = { rss: rss(), ...(await heap()), n: 0 };
   const show = (now: typeof before) => {
     const per = (a: number, b: number) => (((a - b) * 1024) / Math.max(1, now.n - before.n)).toFixed(1);
     console.log(
-      `${now.n} clients: workerd ${now.rss.toFixed(0)} MiB (+${per(now.rss, before.rss)} KiB a client), JavaScript ${now.js.toFixed(1)} MiB (+${per(now.js, before.js)}), runtime objects ${now.embedder.toFixed(1)} MiB (+${per(now.embedder, before.embedder)})`,
+      `${now.n} clients: workerd ${now.rss.toFixed(0)} MiB (+${per(now.rss, before.rss)} KiB a client), JavaScript ${now.js.toFixed(1)} MiB (+${per(now.js, before.js)}), runtime objects ${now.embedder.toFixed(1)} MiB (+${per(now.embedder, before.embedder)}), ${sockets()} sockets`,
     );
   };
   show(before);

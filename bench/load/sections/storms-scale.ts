@@ -7,7 +7,9 @@
  * overall and per fifth of its clients (the n/5 that finished first, the next
  * n/5, …): a per-connect cost that grows with the clients connected shows as
  * rates falling from fifth to fifth, and as a lower overall rate at larger n.
- * Printed, not recorded; the workerd's CPU per connect beside it. With
+ * Printed, not recorded; the workerd's CPU per connect beside it. Sizes need about
+ * 2 × n + 1,000 file descriptors in the broker's workerd (`ulimit -n`): past that it
+ * crashes, and the line says so. With
  * `--cpuprofile FILE`, the storm of the last size is profiled (scripts/object-profile.ts:
  * the JavaScript CPU per connect of each class of object, and FILE for Chrome DevTools
  * with the bundle's source map in FILE.map).
