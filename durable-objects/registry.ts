@@ -110,7 +110,7 @@ export class Registry extends DurableObject<Env> implements RegistryRpc {
   claim(req: ClaimRequest): Promise<RegistryClaim> {
     return this.locks.run(req.clientId, async () => {
       const rows = this.rowsWritten;
-      const clean = this.cleanOf(req.clientId);
+      const { clean, stored } = this.lookup(req.clientId);
       if (clean !== undefined) {
         // A row from before owners were namespaced holds the same login's older key.
         const owned =
@@ -127,7 +127,7 @@ export class Registry extends DurableObject<Env> implements RegistryRpc {
           await gatewayStub(this.env, clean.gateway).discard(req.clientId, clean.conn_id);
         this.sql.exec("DELETE FROM clean WHERE client_id = ?", req.clientId);
       }
-      if (!req.persistent && !(await this.mayHaveSession(req.clientId))) {
+      if (!req.persistent && !(stored || (await this.legacySessionsMayExist()))) {
         this.sql.exec(
           "INSERT INTO clean (client_id, owner, gateway, conn_id, namespaced) VALUES (?, ?, ?, ?, 1)",
           req.clientId,
@@ -199,9 +199,27 @@ export class Registry extends DurableObject<Env> implements RegistryRpc {
       .toArray()[0];
   }
 
-  /** Whether the client id's Session may hold a session (so a connect must ask it). */
-  private async mayHaveSession(clientId: string): Promise<boolean> {
-    if (this.sql.exec("SELECT 1 FROM stored WHERE client_id = ?", clientId).toArray().length > 0) return true;
+  /**
+   * A claim's one read: the client id's clean row (if it is connected with a clean
+   * session) and whether its Session may hold a session (`stored`: a connect must ask it).
+   */
+  private lookup(clientId: string): { clean: CleanRow | undefined; stored: boolean } {
+    // One row always: the clean columns are NULL when the id has no clean row.
+    const { stored, owner, gateway, conn_id, namespaced } = this.sql
+      .exec<{ owner: string | null; gateway: string; conn_id: string; namespaced: number; stored: number }>(
+        `SELECT clean.owner, clean.gateway, clean.conn_id, clean.namespaced,
+           EXISTS (SELECT 1 FROM stored WHERE client_id = ?) AS stored
+         FROM (SELECT 1) LEFT JOIN clean ON clean.client_id = ?`,
+        clientId,
+        clientId,
+      )
+      .one();
+    const clean = owner === null ? undefined : { owner, gateway, conn_id, namespaced };
+    return { clean, stored: stored === 1 };
+  }
+
+  /** Whether a release before registries may have stored sessions this registry does not list. */
+  private async legacySessionsMayExist(): Promise<boolean> {
     this.legacyUntil ??= this.readLegacyUntil();
     return Date.now() < (await this.legacyUntil);
   }

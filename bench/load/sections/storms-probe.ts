@@ -14,7 +14,7 @@ const [clients = 2_000, restartClients = 2_000, passwordUsers = 300] = process.a
   .map(Number);
 const show = (what: string, r: StormResult) =>
   console.log(
-    `${what}: ${Math.round(r.perSecond)} /s (${r.seconds.toFixed(2)} s)${r.error ? ` ${r.error}` : ""}`,
+    `${what}: ${Math.round(r.perSecond)} /s (${r.seconds.toFixed(2)} s)${r.error ? ` ${r.error}` : ""}${r.note ? `, ${r.note}` : ""}`,
   );
 
 const users = Array.from({ length: passwordUsers }, (_, i) => ({
