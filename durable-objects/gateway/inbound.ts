@@ -35,6 +35,7 @@ import { TokenBucket } from "../../broker/rate-limit.ts";
 import { shardOf } from "../../broker/routing.ts";
 import type { GatewayCounter } from "../../broker/stats.ts";
 import { ReasonCode } from "../../mqtt/index.ts";
+import { plainQos0Payload } from "../../mqtt/publish-scan.ts";
 import type { Connection } from "./connection.ts";
 
 /** The bounds of the inbound path (README: bounds). */
@@ -109,6 +110,12 @@ export class ConnectionInbound {
   awaitingRelease: number | undefined;
   /** Bytes counted for this connection in the gateway's total. */
   accounted = 0;
+  /**
+   * When its latest frame arrived (Inbound.admit): the time its packets are held to
+   * the rate by when dropped undecoded. A run of packets resumed later (after a
+   * handler's await) holds the earlier time, and may drop one whose token came since.
+   */
+  frameAt = Date.now();
   /**
    * Over its rate: it found no token for a waiting publish, and has had some
    * waiting ever since. Such a connection is served at the shaping ticks only.
@@ -188,6 +195,8 @@ export class Inbound {
    * own clients comes back in the answer (links.publishAt).
    */
   private readonly router: KeyedBatcher<number, Message, number>;
+  /** What dropsUndecoded dropped and has not counted yet (counted at the next `account`). */
+  private readonly undecoded = { messages: 0, bytes: 0, rate: 0, overload: 0 };
   private tokenTimer: ReturnType<typeof setTimeout> | undefined;
   private tokenTimerAt = Number.POSITIVE_INFINITY;
   private readonly deps: InboundDeps;
@@ -202,10 +211,76 @@ export class Inbound {
     });
   }
 
-  /** The inbound state of a new (or woken) connection. */
+  /**
+   * The inbound state of a new (or woken) connection. Its decoder asks, before
+   * decoding a packet, whether it is a QoS 0 PUBLISH dropped anyway (`dropsUndecoded`).
+   */
   attach(conn: Connection): ConnectionInbound {
     const { publishRate, publishBurst } = this.deps.config;
-    return new ConnectionInbound(conn, new TokenBucket(publishRate, publishBurst), this);
+    const state = new ConnectionInbound(conn, new TokenBucket(publishRate, publishBurst), this);
+    conn.decoder.skip = (buf, start, headerLen, end) =>
+      this.dropsUndecoded(state, buf, start, headerLen, end);
+    return state;
+  }
+
+  /**
+   * A QoS 0 PUBLISH that `admitQos0` would drop (its connection over its rate, or
+   * the way to the shards full) is dropped before it is decoded, and counted as
+   * handle-publish.ts counts a dropped one: a flood over the rate costs the
+   * gateway a look at each packet's fixed header and topic, no decoded packet,
+   * string or message. One that sets a Topic Alias, or that decoding could
+   * refuse, is not taken here (plainQos0Payload): it is decoded and handled.
+   */
+  private dropsUndecoded(
+    state: ConnectionInbound,
+    buf: Uint8Array,
+    start: number,
+    headerLen: number,
+    end: number,
+  ): boolean {
+    const conn = state.conn;
+    if (((buf[start] as number) & 0xf0) !== 0x30 || conn.att.phase !== "connected" || conn.finished)
+      return false;
+    // The time its frame arrived (admit): reading the clock is a call into the runtime.
+    const now = state.frameAt;
+    const overRate = state.waitingCount > 0 || !state.bucket.has(now);
+    if (!overRate && this.hasRoom()) return false;
+    const version = conn.att.version;
+    const payload = plainQos0Payload(buf, start, headerLen, end, version);
+    if (payload < 0) return false;
+    const dropped = this.undecoded;
+    if (overRate) dropped.rate++;
+    else {
+      // As admitQos0 does: a token found is spent on a message dropped for want of room.
+      state.bucket.take(now);
+      dropped.overload++;
+    }
+    dropped.messages++;
+    // Its topic and payload, as handle-publish.ts counts them: the body but for the topic's length and the properties'.
+    dropped.bytes += end - start - headerLen - 2 - (version === 5 ? 1 : 0);
+    // Its bytes are no longer held (the decoder consumes them; account() would find as much).
+    this.unhold(state, end - start);
+    return true;
+  }
+
+  /** Counts what dropsUndecoded dropped: a few counters a run of packets, not a few a packet. */
+  private countUndecoded(): void {
+    const dropped = this.undecoded;
+    if (dropped.messages === 0) return;
+    const { counters } = this.deps;
+    counters.add("messages_in", dropped.messages);
+    counters.add("bytes_in", dropped.bytes);
+    if (dropped.rate > 0) counters.add("dropped_rate", dropped.rate);
+    if (dropped.overload > 0) counters.add("dropped_overload", dropped.overload);
+    dropped.messages = dropped.bytes = dropped.rate = dropped.overload = 0;
+  }
+
+  /** `bytes` of what `state` held are let go of without a handler to account for them. */
+  private unhold(state: ConnectionInbound, bytes: number): void {
+    const less = Math.min(bytes, state.accounted);
+    this.total -= less;
+    state.accounted -= less;
+    if (state.accounted === 0) this.holders.delete(state);
   }
 
   /** Bytes held for all connections (for tests and stats). */
@@ -214,12 +289,13 @@ export class Inbound {
   }
 
   /**
-   * Whether a frame of `bytes` may join what `conn` holds; a refusal ends that
-   * connection. Past the gateway's bound, the connections holding the most are
+   * Whether a frame of `bytes`, arrived `now`, may join what `conn` holds; a refusal
+   * ends that connection. Past the gateway's bound, the connections holding the most are
    * ended first, down to this one.
    */
-  admit(conn: Connection, bytes: number): Refusal | undefined {
+  admit(conn: Connection, bytes: number, now = Date.now()): Refusal | undefined {
     const state = conn.inbound;
+    state.frameAt = now;
     const limit = this.connectionLimit(conn);
     if (state.held + bytes > limit) {
       return {
@@ -244,6 +320,7 @@ export class Inbound {
 
   /** Counts what `conn` holds now in the gateway's total (after input arrived or was decoded). */
   account(state: ConnectionInbound): void {
+    this.countUndecoded();
     const held = state.conn.finished ? 0 : state.held;
     this.total += held - state.accounted;
     state.accounted = held;
