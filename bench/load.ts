@@ -226,7 +226,8 @@ if (parts.includes("overload")) {
     quick,
   );
   console.log(section);
-  if (caps === undefined && qos === undefined && paths === undefined) writeSection(resultsFile, "overload", section);
+  if (caps === undefined && qos === undefined && paths === undefined)
+    writeSection(resultsFile, "overload", section);
 }
 if (parts.includes("storms")) {
   const section = await stormsSection(quick ? STORMS_QUICK : STORMS_FULL, quick);
