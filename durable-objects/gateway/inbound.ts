@@ -78,6 +78,12 @@ const WAITING_OVERHEAD = 128;
  * in one call instead of one call a message; a shaped client waits anyway.
  */
 export const SHAPING_TICK_MS = 50;
+/** A call to a shard this much slower than the fastest lately halves the window (Inbound.called), ms. */
+export const CALL_DELAY_MS = 50;
+/** The window is never cut below this many messages. */
+const MIN_WINDOW = 20;
+/** How long the fastest call is remembered: a span and the one before it (ms). */
+const FASTEST_FOR_MS = 10_000;
 
 /** How a message's trip to its shard ended: the shard's reason code, or the call's failure. */
 export type Routed = { ok: true; code: number | undefined } | { ok: false; error: unknown };
@@ -195,6 +201,14 @@ export class Inbound {
    * own clients comes back in the answer (links.publishAt).
    */
   private readonly router: KeyedBatcher<number, Message, number>;
+  /** Messages on their way to the shards at most, now (`called`). */
+  private window: number;
+  /** The shortest call to a shard lately, and over the current span of FASTEST_FOR_MS (`called`). */
+  private fastest = Number.POSITIVE_INFINITY;
+  private fastestLately = Number.POSITIVE_INFINITY;
+  private fastestAt = 0;
+  /** When the window was last cut: calls started before then do not cut it again. */
+  private cutAt = 0;
   /** What dropsUndecoded dropped and has not counted yet (counted at the next `account`). */
   private readonly undecoded = { messages: 0, bytes: 0, rate: 0, overload: 0 };
   private tokenTimer: ReturnType<typeof setTimeout> | undefined;
@@ -205,10 +219,53 @@ export class Inbound {
   constructor(deps: InboundDeps) {
     this.deps = deps;
     this.limits = deps.limits ?? { ...INBOUND_LIMITS, spacingMs: deps.config.publishSpacingMs };
-    this.router = new KeyedBatcher((shard, messages) => deps.publishAt(shard, messages), {
+    this.window = this.limits.windowMessages;
+    this.router = new KeyedBatcher((shard, messages) => this.publishAt(shard, messages), {
       ...MESSAGE_BATCH,
       spacingMs: this.limits.spacingMs,
     });
+  }
+
+  /** A call to a shard, timed for the window (`called`). */
+  private async publishAt(shard: number, messages: Message[]): Promise<number[]> {
+    const started = Date.now();
+    try {
+      return await this.deps.publishAt(shard, messages);
+    } finally {
+      this.called(started, Date.now());
+    }
+  }
+
+  /**
+   * The window follows how long calls to the shards take, beyond the shortest
+   * lately (delay-based, as LEDBAT): every event of the isolate, clients' frames
+   * included, waits in one queue, which the Hibernation API lets grow without
+   * bound; a call late by more than CALL_DELAY_MS says the gateway has taken on
+   * more than it gets through, so the window halves (once per call time, as TCP
+   * does), down to MIN_WINDOW; a call on time lets it grow by a quarter, up to
+   * windowMessages. Work taken on then leaves time for everyone's frames.
+   */
+  private called(started: number, now: number): void {
+    const took = now - started;
+    if (now - this.fastestAt > FASTEST_FOR_MS) {
+      this.fastest = this.fastestLately;
+      this.fastestLately = took;
+      this.fastestAt = now;
+    }
+    this.fastestLately = Math.min(this.fastestLately, took);
+    this.fastest = Math.min(this.fastest, took);
+    const max = this.limits.windowMessages;
+    if (took - this.fastest > CALL_DELAY_MS) {
+      if (started >= this.cutAt) {
+        this.window = Math.max(Math.min(MIN_WINDOW, max), Math.floor(this.window / 2));
+        this.cutAt = now;
+      }
+    } else this.window = Math.min(max, Math.ceil(this.window * 1.25));
+  }
+
+  /** Messages that may be on their way to the shards at once now (`called`). */
+  get windowNow(): number {
+    return this.window;
   }
 
   /**
@@ -244,7 +301,7 @@ export class Inbound {
     // The time its frame arrived (admit): reading the clock is a call into the runtime.
     const now = state.frameAt;
     const overRate = state.waitingCount > 0 || !state.bucket.has(now);
-    if (!overRate && this.hasRoom()) return false;
+    if (!overRate && this.roomForQos0()) return false;
     const version = conn.att.version;
     const payload = plainQos0Payload(buf, start, headerLen, end, version);
     if (payload < 0) return false;
@@ -347,7 +404,7 @@ export class Inbound {
       this.deps.counters.add("dropped_rate");
       return false;
     }
-    if (!this.hasRoom()) {
+    if (!this.roomForQos0()) {
       this.deps.counters.add("dropped_overload");
       return false;
     }
@@ -356,8 +413,15 @@ export class Inbound {
 
   /** Sends a message to the shard of its topic (a will, a QoS 0 admitted, a waiting one's turn). */
   route(message: Message): Promise<number | undefined> {
-    return this.router.add(shardOf(message.topic, this.deps.config.layout), message);
+    const routed = this.router.add(shardOf(message.topic, this.deps.config.layout), message);
+    // The room it took is free again once it is through: QoS 1/2 waiting for room go on.
+    routed.then(this.freed, this.freed);
+    return routed;
   }
+
+  private readonly freed = (): void => {
+    if (this.turns.size > 0) this.pump();
+  };
 
   /**
    * A QoS 1/2 publish: it goes on in the connection's turn, once the connection
@@ -386,12 +450,15 @@ export class Inbound {
     return undefined;
   }
 
+  /** Room for a QoS 0 once the QoS 1/2 waiting for room had theirs (they do not wait behind a flood of QoS 0). */
+  private roomForQos0(): boolean {
+    if (this.turns.size > 0 && this.hasRoom()) this.pump();
+    return this.hasRoom();
+  }
+
   /** Room on the way to the shards for one more message. */
   private hasRoom(): boolean {
-    return (
-      this.router.pendingItems < this.limits.windowMessages &&
-      this.router.pendingBytes < this.limits.windowBytes
-    );
+    return this.router.pendingItems < this.window && this.router.pendingBytes < this.limits.windowBytes;
   }
 
   /**
