@@ -78,12 +78,10 @@ const WAITING_OVERHEAD = 128;
  * in one call instead of one call a message; a shaped client waits anyway.
  */
 export const SHAPING_TICK_MS = 50;
-/** A call to a shard this much slower than the fastest lately halves the window (Inbound.called), ms. */
-export const CALL_DELAY_MS = 50;
+/** The isolate's lag past which the window to the shards is cut (Inbound.probe), ms. */
+export const LAG_MS = 20;
 /** The window is never cut below this many messages. */
 const MIN_WINDOW = 20;
-/** How long the fastest call is remembered: a span and the one before it (ms). */
-const FASTEST_FOR_MS = 10_000;
 
 /** How a message's trip to its shard ended: the shard's reason code, or the call's failure. */
 export type Routed = { ok: true; code: number | undefined } | { ok: false; error: unknown };
@@ -201,14 +199,10 @@ export class Inbound {
    * own clients comes back in the answer (links.publishAt).
    */
   private readonly router: KeyedBatcher<number, Message, number>;
-  /** Messages on their way to the shards at most, now (`called`). */
+  /** Messages on their way to the shards at most, now (`probe`). */
   private window: number;
-  /** The shortest call to a shard lately, and over the current span of FASTEST_FOR_MS (`called`). */
-  private fastest = Number.POSITIVE_INFINITY;
-  private fastestLately = Number.POSITIVE_INFINITY;
-  private fastestAt = 0;
-  /** When the window was last cut: calls started before then do not cut it again. */
-  private cutAt = 0;
+  /** A lag probe is under way (`probe`). */
+  private probing = false;
   /** What dropsUndecoded dropped and has not counted yet (counted at the next `account`). */
   private readonly undecoded = { messages: 0, bytes: 0, rate: 0, overload: 0 };
   private tokenTimer: ReturnType<typeof setTimeout> | undefined;
@@ -226,44 +220,39 @@ export class Inbound {
     });
   }
 
-  /** A call to a shard, timed for the window (`called`). */
-  private async publishAt(shard: number, messages: Message[]): Promise<number[]> {
-    const started = Date.now();
-    try {
-      return await this.deps.publishAt(shard, messages);
-    } finally {
-      this.called(started, Date.now());
-    }
+  /** A call to a shard; while calls are under way, the isolate's lag is watched (`probe`). */
+  private publishAt(shard: number, messages: Message[]): Promise<number[]> {
+    this.probe();
+    return this.deps.publishAt(shard, messages);
   }
 
   /**
-   * The window follows how long calls to the shards take, beyond the shortest
-   * lately (delay-based, as LEDBAT): every event of the isolate, clients' frames
-   * included, waits in one queue, which the Hibernation API lets grow without
-   * bound; a call late by more than CALL_DELAY_MS says the gateway has taken on
-   * more than it gets through, so the window halves (once per call time, as TCP
-   * does), down to MIN_WINDOW; a call on time lets it grow by a quarter, up to
-   * windowMessages. Work taken on then leaves time for everyone's frames.
+   * The window follows the isolate's lag (delay-based, as LEDBAT does with a
+   * path's queue): how late a timer set to fire at once fires. Every event of the
+   * isolate, clients' frames and the shards' calls included, waits in one queue,
+   * which the Hibernation API lets grow without bound, so work taken on past what
+   * the isolate gets through makes every client wait, a newcomer's CONNECT
+   * included. Late by more than LAG_MS: the window shrinks in proportion (ten
+   * times as late, a tenth: down to MIN_WINDOW); on time (half that): it grows by
+   * MIN_WINDOW, up to windowMessages (AIMD, as TCP). One timer at a time, and only
+   * while calls are under way.
    */
-  private called(started: number, now: number): void {
-    const took = now - started;
-    if (now - this.fastestAt > FASTEST_FOR_MS) {
-      this.fastest = this.fastestLately;
-      this.fastestLately = took;
-      this.fastestAt = now;
-    }
-    this.fastestLately = Math.min(this.fastestLately, took);
-    this.fastest = Math.min(this.fastest, took);
-    const max = this.limits.windowMessages;
-    if (took - this.fastest > CALL_DELAY_MS) {
-      if (started >= this.cutAt) {
-        this.window = Math.max(Math.min(MIN_WINDOW, max), Math.floor(this.window / 2));
-        this.cutAt = now;
-      }
-    } else this.window = Math.min(max, Math.ceil(this.window * 1.25));
+  private probe(): void {
+    if (this.probing) return;
+    this.probing = true;
+    const at = Date.now();
+    setTimeout(() => {
+      this.probing = false;
+      const lag = Date.now() - at;
+      const max = this.limits.windowMessages;
+      if (lag > LAG_MS)
+        this.window = Math.max(Math.min(MIN_WINDOW, max), Math.floor((this.window * LAG_MS) / lag));
+      else if (lag <= LAG_MS / 2) this.window = Math.min(max, this.window + MIN_WINDOW);
+      if (this.router.pendingItems > 0) this.probe();
+    }, 0);
   }
 
-  /** Messages that may be on their way to the shards at once now (`called`). */
+  /** Messages that may be on their way to the shards at once now (`probe`). */
   get windowNow(): number {
     return this.window;
   }
