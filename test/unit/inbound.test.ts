@@ -11,6 +11,7 @@ import { type Attachment, Connection } from "../../durable-objects/gateway/conne
 import {
   Inbound,
   type InboundLimits,
+  LAG_MS,
   type Refusal,
   type Routed,
 } from "../../durable-objects/gateway/inbound.ts";
@@ -453,5 +454,56 @@ describe("QoS 0 over the rate, dropped undecoded", () => {
     conn.inbound.bucket.spend(1);
     expect(await read(h, conn, [qos0(), qos0()])).toHaveLength(2);
     expect(h.counts.get("messages_in")).toBeUndefined();
+  });
+});
+
+describe("the window to the shards", () => {
+  const lifted = { PUBLISH_RATE: "1000000", PUBLISH_BURST: "1000000" };
+
+  it("a QoS 1 waiting for room goes on as soon as a QoS 0 call frees it, before a newer QoS 0 (which is dropped as overload)", async () => {
+    const h = harness(lifted, { windowMessages: 1 });
+    const a = h.connection("a");
+    const b = h.connection("b");
+    expect(h.inbound.admitQos0(b)).toBe(true);
+    void h.inbound.route({ ...message("b0"), qos: 0 });
+    h.inbound.enqueue(a, message("a0"), () => {});
+    expect(h.calls).toEqual([["b0"]]);
+    h.answer();
+    await settle();
+    expect(h.calls).toEqual([["b0"], ["a0"]]);
+    expect(h.inbound.admitQos0(b)).toBe(false);
+    expect(h.counts.get("dropped_overload")).toBe(1);
+  });
+
+  describe("follows the isolate's lag", () => {
+    beforeEach(() => {
+      vi.useFakeTimers({ toFake: ["setTimeout", "clearTimeout", "Date"] });
+    });
+    afterEach(() => {
+      vi.useRealTimers();
+    });
+
+    it(`a timer fired 200 ms late cuts it in proportion (${LAG_MS} ms of 200: 1,000 to 100), down to 20 at least; each on time adds 20`, async () => {
+      const h = harness(lifted, { windowMessages: 1000 });
+      const a = h.connection("a");
+      // A call under way (never answered here): the lag is watched.
+      h.inbound.enqueue(a, message("a0"), () => {});
+      expect(h.inbound.windowNow).toBe(1000);
+      // The isolate was busy for 200 ms: the timer set to fire at once fires then.
+      vi.setSystemTime(Date.now() + 200);
+      await vi.runOnlyPendingTimersAsync();
+      expect(h.inbound.windowNow).toBe(100);
+      vi.setSystemTime(Date.now() + 2_000);
+      await vi.runOnlyPendingTimersAsync();
+      expect(h.inbound.windowNow).toBe(20);
+      await vi.runOnlyPendingTimersAsync();
+      await vi.runOnlyPendingTimersAsync();
+      expect(h.inbound.windowNow).toBe(60);
+      // Ten times the window's 60 wait; 59 more may go on (a0 is on its way).
+      for (let i = 1; i <= 600; i++) h.inbound.enqueue(a, message(`a${i}`), () => {});
+      h.answer();
+      await settle();
+      expect(h.calls[1]).toHaveLength(59);
+    });
   });
 });
