@@ -199,7 +199,7 @@ export class Inbound {
    * own clients comes back in the answer (links.publishAt).
    */
   private readonly router: KeyedBatcher<number, Message, number>;
-  /** Messages on their way to the shards at most, now (`probe`). */
+  /** QoS 0 is admitted while fewer messages than this are on their way to the shards (`probe`). */
   private window: number;
   /** A lag probe is under way (`probe`). */
   private probing = false;
@@ -227,15 +227,16 @@ export class Inbound {
   }
 
   /**
-   * The window follows the isolate's lag (delay-based, as LEDBAT does with a
+   * The window for QoS 0 follows the isolate's lag (delay-based, as LEDBAT does with a
    * path's queue): how late a timer set to fire at once fires. Every event of the
    * isolate, clients' frames and the shards' calls included, waits in one queue,
    * which the Hibernation API lets grow without bound, so work taken on past what
    * the isolate gets through makes every client wait, a newcomer's CONNECT
    * included. Late by more than LAG_MS: the window shrinks in proportion (ten
    * times as late, a tenth: down to MIN_WINDOW); on time (half that): it grows by
-   * MIN_WINDOW, up to windowMessages (AIMD, as TCP). One timer at a time, and only
-   * while calls are under way.
+   * MIN_WINDOW, up to windowMessages (AIMD, as TCP). QoS 0 is what may be shed;
+   * QoS 1/2 keep the whole window (hasRoom). One timer at a time, and only while
+   * calls are under way.
    */
   private probe(): void {
     if (this.probing) return;
@@ -252,7 +253,7 @@ export class Inbound {
     }, 0);
   }
 
-  /** Messages that may be on their way to the shards at once now (`probe`). */
+  /** QoS 0 messages admitted only while fewer than this many are on their way to the shards (`probe`). */
   get windowNow(): number {
     return this.window;
   }
@@ -442,12 +443,19 @@ export class Inbound {
   /** Room for a QoS 0 once the QoS 1/2 waiting for room had theirs (they do not wait behind a flood of QoS 0). */
   private roomForQos0(): boolean {
     if (this.turns.size > 0 && this.hasRoom()) this.pump();
-    return this.hasRoom();
+    return this.hasRoom() && this.router.pendingItems < this.window;
   }
 
-  /** Room on the way to the shards for one more message. */
+  /**
+   * Room on the way to the shards for one more message. QoS 1/2 have the whole
+   * window: they cannot be shed, and holding them back under lag only delays
+   * their acknowledgements; QoS 0 is held to the lag's window too (roomForQos0).
+   */
   private hasRoom(): boolean {
-    return this.router.pendingItems < this.window && this.router.pendingBytes < this.limits.windowBytes;
+    return (
+      this.router.pendingItems < this.limits.windowMessages &&
+      this.router.pendingBytes < this.limits.windowBytes
+    );
   }
 
   /**

@@ -483,7 +483,7 @@ describe("the window to the shards", () => {
       vi.useRealTimers();
     });
 
-    it(`a timer fired 200 ms late cuts it in proportion (${LAG_MS} ms of 200: 1,000 to 100), down to 20 at least; each on time adds 20`, async () => {
+    it(`for QoS 0: a timer fired 200 ms late cuts it in proportion (${LAG_MS} ms of 200: 1,000 to 100), down to 20 at least; each on time adds 20`, async () => {
       const h = harness(lifted, { windowMessages: 1000 });
       const a = h.connection("a");
       // A call under way (never answered here): the lag is watched.
@@ -499,11 +499,13 @@ describe("the window to the shards", () => {
       await vi.runOnlyPendingTimersAsync();
       await vi.runOnlyPendingTimersAsync();
       expect(h.inbound.windowNow).toBe(60);
-      // Ten times the window's 60 wait; 59 more may go on (a0 is on its way).
+      // QoS 1/2 keep the whole window (a call's 500 go at once); a QoS 0 with 60 on their way is dropped.
       for (let i = 1; i <= 600; i++) h.inbound.enqueue(a, message(`a${i}`), () => {});
       h.answer();
       await settle();
-      expect(h.calls[1]).toHaveLength(59);
+      expect(h.calls[1]).toHaveLength(500);
+      expect(h.inbound.admitQos0(h.connection("b"))).toBe(false);
+      expect(h.counts.get("dropped_overload")).toBe(1);
     });
   });
 });
