@@ -212,9 +212,22 @@ if (parts.includes("clients")) {
   if (!sizes.partial) writeSection(resultsFile, "clients", section);
 }
 if (parts.includes("overload")) {
-  const section = await overloadSection(quick ? OVERLOAD_QUICK : OVERLOAD_FULL, quick);
+  // Some rows only, printed and not recorded: `--caps default,lifted`, `--qos 0,1`, `--paths proxy,direct`.
+  const list = (name: string) => {
+    const at = process.argv.indexOf(`--${name}`);
+    return at > 0 ? (process.argv[at + 1] ?? "").split(",") : undefined;
+  };
+  const base = quick ? OVERLOAD_QUICK : OVERLOAD_FULL;
+  const caps = list("caps") as typeof base.caps | undefined;
+  const qos = list("qos")?.map(Number) as typeof base.qos | undefined;
+  const paths = list("paths") as typeof base.paths | undefined;
+  const section = await overloadSection(
+    { ...base, caps: caps ?? base.caps, qos: qos ?? base.qos, paths: paths ?? base.paths },
+    quick,
+  );
   console.log(section);
-  writeSection(resultsFile, "overload", section);
+  if (caps === undefined && qos === undefined && paths === undefined)
+    writeSection(resultsFile, "overload", section);
 }
 if (parts.includes("storms")) {
   const section = await stormsSection(quick ? STORMS_QUICK : STORMS_FULL, quick);

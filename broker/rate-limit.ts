@@ -51,8 +51,11 @@ export class TokenBucket {
 
   /** Whether a token is there now, without taking it. */
   has(now = Date.now()): boolean {
-    this.tokens = Math.min(this.burst, this.tokens + ((now - this.last) / 1000) * this.rate);
-    this.last = now;
+    // A time before the last one seen (a caller holding an earlier clock reading) adds nothing.
+    if (now > this.last) {
+      this.tokens = Math.min(this.burst, this.tokens + ((now - this.last) / 1000) * this.rate);
+      this.last = now;
+    }
     return this.tokens >= 1;
   }
 }

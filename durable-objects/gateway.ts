@@ -220,11 +220,12 @@ export class Gateway extends DurableObject<Env> implements GatewayRpc {
       const why = "text WebSocket frame (MQTT-6.0.0-1)";
       return this.closer.close(conn, { kind: "protocol-error", reasonCode: ReasonCode.MalformedPacket, why });
     }
-    this.sockets.touch(conn);
+    const now = Date.now();
+    this.sockets.touch(conn, now);
     // What the gateway holds for this connection, this frame included, is bounded
     // per connection and for the gateway (inbound.ts): past either, it ends here,
     // before any of it costs more than its bytes (invariant 6).
-    const refusal = this.inbound.admit(conn, data.byteLength);
+    const refusal = this.inbound.admit(conn, data.byteLength, now);
     if (refusal !== undefined)
       return this.closer.close(conn, {
         kind: "protocol-error",
@@ -236,6 +237,8 @@ export class Gateway extends DurableObject<Env> implements GatewayRpc {
     // The frame that starts a run waits for it, so the runtime keeps the object
     // for its packets; frames arriving meanwhile join that run and end here.
     await conn.read((next) => this.handleNext(conn, next));
+    // What the run dropped undecoded is counted (inbound.ts).
+    this.inbound.account(conn.inbound);
   }
 
   private async handleNext(conn: Connection, next: Packet | DecodeError): Promise<void> {

@@ -54,6 +54,14 @@ export class StreamDecoder {
   private tailUsed = 0;
   private pending = 0;
   private failed: DecodeError | undefined;
+  /**
+   * Asked about each whole packet lying in one received chunk before it is decoded
+   * (`start`: its first byte, `headerLen`: its fixed header's length): true consumes
+   * it undecoded, for a receiver that drops it anyway (a QoS 0 PUBLISH over its
+   * client's rate). The packet's first byte has passed `firstByteProblem`; the
+   * rest is the hook's to check, or to leave to decoding by answering false.
+   */
+  skip: ((buf: Uint8Array, start: number, headerLen: number, end: number) => boolean) | undefined;
 
   constructor(options: StreamDecoderOptions = {}) {
     this.maxPacketSize = options.maxPacketSize ?? MAX_PACKET_SIZE;
@@ -100,49 +108,56 @@ export class StreamDecoder {
   }
 
   /**
-   * The next whole packet; a DecodeError once the stream is broken (and from then
-   * on); undefined while the next packet has not fully arrived.
+   * The next whole packet (those `skip` takes are passed over); a DecodeError once
+   * the stream is broken (and from then on); undefined while the next packet has
+   * not fully arrived.
    */
   next(): Packet | DecodeError | undefined {
-    if (this.failed) return this.failed;
-    if (this.pending < 2) return undefined;
-    const first = this.chunks[this.head] as Uint8Array;
-    const inFirst = first.length - this.offset;
-    // The header is read in place when the first chunk holds it, else from a copy.
-    const head = inFirst >= MAX_HEADER || inFirst === this.pending ? first : this.peek(MAX_HEADER);
-    const at = head === first ? this.offset : 0;
-    const header = readHeader(head, at, this.maxPacketSize);
-    if (header.kind === "incomplete") return undefined;
-    if (header.kind === "error") return this.fail(header.error);
-    const problem = firstByteProblem(head[at] as number, this.version);
-    if (problem !== undefined) {
-      return this.fail({
-        ok: false,
-        reasonCode: ReasonCode.MalformedPacket,
-        message: problem,
-        packetType: (head[at] as number) >> 4,
-      });
+    for (;;) {
+      if (this.failed) return this.failed;
+      if (this.pending < 2) return undefined;
+      const first = this.chunks[this.head] as Uint8Array;
+      const inFirst = first.length - this.offset;
+      // The header is read in place when the first chunk holds it, else from a copy.
+      const head = inFirst >= MAX_HEADER || inFirst === this.pending ? first : this.peek(MAX_HEADER);
+      const at = head === first ? this.offset : 0;
+      const header = readHeader(head, at, this.maxPacketSize);
+      if (header.kind === "incomplete") return undefined;
+      if (header.kind === "error") return this.fail(header.error);
+      const problem = firstByteProblem(head[at] as number, this.version);
+      if (problem !== undefined) {
+        return this.fail({
+          ok: false,
+          reasonCode: ReasonCode.MalformedPacket,
+          message: problem,
+          packetType: (head[at] as number) >> 4,
+        });
+      }
+      if (this.pending < header.total) return undefined;
+      let result: Packet | DecodeError;
+      if (inFirst >= header.total) {
+        const pos = this.offset;
+        if (this.skip?.(first, pos, header.headerLen, pos + header.total)) {
+          this.consume(header.total);
+          continue;
+        }
+        result = decodeBody(
+          first[pos] as number,
+          first,
+          pos + header.headerLen,
+          pos + header.total,
+          this.version,
+        );
+      } else {
+        // Split across frames: joined now that every byte is here.
+        const whole = this.peek(header.total);
+        result = decodeBody(whole[0] as number, whole, header.headerLen, header.total, this.version);
+      }
+      this.consume(header.total);
+      if ("ok" in result) return this.fail(result);
+      if (result.type === "connect") this.version = result.protocolVersion;
+      return result;
     }
-    if (this.pending < header.total) return undefined;
-    let result: Packet | DecodeError;
-    if (inFirst >= header.total) {
-      const pos = this.offset;
-      result = decodeBody(
-        first[pos] as number,
-        first,
-        pos + header.headerLen,
-        pos + header.total,
-        this.version,
-      );
-    } else {
-      // Split across frames: joined now that every byte is here.
-      const whole = this.peek(header.total);
-      result = decodeBody(whole[0] as number, whole, header.headerLen, header.total, this.version);
-    }
-    this.consume(header.total);
-    if ("ok" in result) return this.fail(result);
-    if (result.type === "connect") this.version = result.protocolVersion;
-    return result;
   }
 
   /** Feeds `chunk` and decodes every whole packet now available. */

@@ -35,6 +35,7 @@ import { TokenBucket } from "../../broker/rate-limit.ts";
 import { shardOf } from "../../broker/routing.ts";
 import type { GatewayCounter } from "../../broker/stats.ts";
 import { ReasonCode } from "../../mqtt/index.ts";
+import { plainQos0Payload } from "../../mqtt/publish-scan.ts";
 import type { Connection } from "./connection.ts";
 
 /** The bounds of the inbound path (README: bounds). */
@@ -77,6 +78,10 @@ const WAITING_OVERHEAD = 128;
  * in one call instead of one call a message; a shaped client waits anyway.
  */
 export const SHAPING_TICK_MS = 50;
+/** The isolate's lag past which the window to the shards is cut (Inbound.probe), ms. */
+export const LAG_MS = 20;
+/** The window is never cut below this many messages. */
+const MIN_WINDOW = 20;
 
 /** How a message's trip to its shard ended: the shard's reason code, or the call's failure. */
 export type Routed = { ok: true; code: number | undefined } | { ok: false; error: unknown };
@@ -109,6 +114,12 @@ export class ConnectionInbound {
   awaitingRelease: number | undefined;
   /** Bytes counted for this connection in the gateway's total. */
   accounted = 0;
+  /**
+   * When its latest frame arrived (Inbound.admit): the time its packets are held to
+   * the rate by when dropped undecoded. A run of packets resumed later (after a
+   * handler's await) holds the earlier time, and may drop one whose token came since.
+   */
+  frameAt = Date.now();
   /**
    * Over its rate: it found no token for a waiting publish, and has had some
    * waiting ever since. Such a connection is served at the shaping ticks only.
@@ -188,6 +199,12 @@ export class Inbound {
    * own clients comes back in the answer (links.publishAt).
    */
   private readonly router: KeyedBatcher<number, Message, number>;
+  /** QoS 0 is admitted while fewer messages than this are on their way to the shards (`probe`). */
+  private window: number;
+  /** A lag probe is under way (`probe`). */
+  private probing = false;
+  /** What dropsUndecoded dropped and has not counted yet (counted at the next `account`). */
+  private readonly undecoded = { messages: 0, bytes: 0, rate: 0, overload: 0 };
   private tokenTimer: ReturnType<typeof setTimeout> | undefined;
   private tokenTimerAt = Number.POSITIVE_INFINITY;
   private readonly deps: InboundDeps;
@@ -196,16 +213,121 @@ export class Inbound {
   constructor(deps: InboundDeps) {
     this.deps = deps;
     this.limits = deps.limits ?? { ...INBOUND_LIMITS, spacingMs: deps.config.publishSpacingMs };
-    this.router = new KeyedBatcher((shard, messages) => deps.publishAt(shard, messages), {
+    this.window = this.limits.windowMessages;
+    this.router = new KeyedBatcher((shard, messages) => this.publishAt(shard, messages), {
       ...MESSAGE_BATCH,
       spacingMs: this.limits.spacingMs,
     });
   }
 
-  /** The inbound state of a new (or woken) connection. */
+  /** A call to a shard; while calls are under way, the isolate's lag is watched (`probe`). */
+  private publishAt(shard: number, messages: Message[]): Promise<number[]> {
+    this.probe();
+    return this.deps.publishAt(shard, messages);
+  }
+
+  /**
+   * The window for QoS 0 follows the isolate's lag (delay-based, as LEDBAT does with a
+   * path's queue): how late a timer set to fire at once fires. Every event of the
+   * isolate, clients' frames and the shards' calls included, waits in one queue,
+   * which the Hibernation API lets grow without bound, so work taken on past what
+   * the isolate gets through makes every client wait, a newcomer's CONNECT
+   * included. Late by more than LAG_MS: the window shrinks in proportion (ten
+   * times as late, a tenth: down to MIN_WINDOW); on time (half that): it grows by
+   * MIN_WINDOW, up to windowMessages (AIMD, as TCP). QoS 0 is what may be shed;
+   * QoS 1/2 keep the whole window (hasRoom). One timer at a time, and only while
+   * calls are under way.
+   */
+  private probe(): void {
+    if (this.probing) return;
+    this.probing = true;
+    const at = Date.now();
+    setTimeout(() => {
+      this.probing = false;
+      const lag = Date.now() - at;
+      const max = this.limits.windowMessages;
+      if (lag > LAG_MS)
+        this.window = Math.max(Math.min(MIN_WINDOW, max), Math.floor((this.window * LAG_MS) / lag));
+      else if (lag <= LAG_MS / 2) this.window = Math.min(max, this.window + MIN_WINDOW);
+      if (this.router.pendingItems > 0) this.probe();
+    }, 0);
+  }
+
+  /** QoS 0 messages admitted only while fewer than this many are on their way to the shards (`probe`). */
+  get windowNow(): number {
+    return this.window;
+  }
+
+  /**
+   * The inbound state of a new (or woken) connection. Its decoder asks, before
+   * decoding a packet, whether it is a QoS 0 PUBLISH dropped anyway (`dropsUndecoded`).
+   */
   attach(conn: Connection): ConnectionInbound {
     const { publishRate, publishBurst } = this.deps.config;
-    return new ConnectionInbound(conn, new TokenBucket(publishRate, publishBurst), this);
+    const state = new ConnectionInbound(conn, new TokenBucket(publishRate, publishBurst), this);
+    conn.decoder.skip = (buf, start, headerLen, end) =>
+      this.dropsUndecoded(state, buf, start, headerLen, end);
+    return state;
+  }
+
+  /**
+   * A QoS 0 PUBLISH that `admitQos0` would drop (its connection over its rate, or
+   * the way to the shards full) is dropped before it is decoded, and counted as
+   * handle-publish.ts counts a dropped one: a flood over the rate costs the
+   * gateway a look at each packet's fixed header and topic, no decoded packet,
+   * string or message. One that sets a Topic Alias, or that decoding could
+   * refuse, is not taken here (plainQos0Payload): it is decoded and handled.
+   */
+  private dropsUndecoded(
+    state: ConnectionInbound,
+    buf: Uint8Array,
+    start: number,
+    headerLen: number,
+    end: number,
+  ): boolean {
+    const conn = state.conn;
+    if (((buf[start] as number) & 0xf0) !== 0x30 || conn.att.phase !== "connected" || conn.finished)
+      return false;
+    // The time its frame arrived (admit): reading the clock is a call into the runtime.
+    const now = state.frameAt;
+    const overRate = state.waitingCount > 0 || !state.bucket.has(now);
+    if (!overRate && this.roomForQos0()) return false;
+    const version = conn.att.version;
+    const payload = plainQos0Payload(buf, start, headerLen, end, version);
+    if (payload < 0) return false;
+    const dropped = this.undecoded;
+    if (overRate) dropped.rate++;
+    else {
+      // As admitQos0 does: a token found is spent on a message dropped for want of room.
+      state.bucket.take(now);
+      dropped.overload++;
+    }
+    dropped.messages++;
+    // Its topic and payload, as handle-publish.ts counts them: the body but for the topic's length and the properties'.
+    dropped.bytes += end - start - headerLen - 2 - (version === 5 ? 1 : 0);
+    // Its bytes are no longer held (the decoder consumes them; account() would find as much).
+    this.unhold(state, end - start);
+    return true;
+  }
+
+  /** Counts what dropsUndecoded dropped: a few counters a run of packets, not a few a packet. */
+  private countUndecoded(): void {
+    const dropped = this.undecoded;
+    if (dropped.messages === 0) return;
+    const { counters } = this.deps;
+    counters.add("messages_in", dropped.messages);
+    counters.add("bytes_in", dropped.bytes);
+    if (dropped.rate > 0) counters.add("dropped_rate", dropped.rate);
+    if (dropped.overload > 0) counters.add("dropped_overload", dropped.overload);
+    dropped.messages = dropped.bytes = dropped.rate = dropped.overload = 0;
+  }
+
+  /** `bytes` of what `state` held are let go of without a handler to account for them. */
+  private unhold(state: ConnectionInbound, bytes: number): void {
+    const less = Math.min(bytes, state.accounted);
+    this.total -= less;
+    state.accounted -= less;
+    if (state.accounted === 0) this.holders.delete(state);
   }
 
   /** Bytes held for all connections (for tests and stats). */
@@ -214,12 +336,13 @@ export class Inbound {
   }
 
   /**
-   * Whether a frame of `bytes` may join what `conn` holds; a refusal ends that
-   * connection. Past the gateway's bound, the connections holding the most are
+   * Whether a frame of `bytes`, arrived `now`, may join what `conn` holds; a refusal
+   * ends that connection. Past the gateway's bound, the connections holding the most are
    * ended first, down to this one.
    */
-  admit(conn: Connection, bytes: number): Refusal | undefined {
+  admit(conn: Connection, bytes: number, now = Date.now()): Refusal | undefined {
     const state = conn.inbound;
+    state.frameAt = now;
     const limit = this.connectionLimit(conn);
     if (state.held + bytes > limit) {
       return {
@@ -244,6 +367,7 @@ export class Inbound {
 
   /** Counts what `conn` holds now in the gateway's total (after input arrived or was decoded). */
   account(state: ConnectionInbound): void {
+    this.countUndecoded();
     const held = state.conn.finished ? 0 : state.held;
     this.total += held - state.accounted;
     state.accounted = held;
@@ -270,7 +394,7 @@ export class Inbound {
       this.deps.counters.add("dropped_rate");
       return false;
     }
-    if (!this.hasRoom()) {
+    if (!this.roomForQos0()) {
       this.deps.counters.add("dropped_overload");
       return false;
     }
@@ -279,8 +403,15 @@ export class Inbound {
 
   /** Sends a message to the shard of its topic (a will, a QoS 0 admitted, a waiting one's turn). */
   route(message: Message): Promise<number | undefined> {
-    return this.router.add(shardOf(message.topic, this.deps.config.layout), message);
+    const routed = this.router.add(shardOf(message.topic, this.deps.config.layout), message);
+    // The room it took is free again once it is through: QoS 1/2 waiting for room go on.
+    routed.then(this.freed, this.freed);
+    return routed;
   }
+
+  private readonly freed = (): void => {
+    if (this.turns.size > 0) this.pump();
+  };
 
   /**
    * A QoS 1/2 publish: it goes on in the connection's turn, once the connection
@@ -309,7 +440,17 @@ export class Inbound {
     return undefined;
   }
 
-  /** Room on the way to the shards for one more message. */
+  /** Room for a QoS 0 once the QoS 1/2 waiting for room had theirs (they do not wait behind a flood of QoS 0). */
+  private roomForQos0(): boolean {
+    if (this.turns.size > 0 && this.hasRoom()) this.pump();
+    return this.hasRoom() && this.router.pendingItems < this.window;
+  }
+
+  /**
+   * Room on the way to the shards for one more message. QoS 1/2 have the whole
+   * window: they cannot be shed, and holding them back under lag only delays
+   * their acknowledgements; QoS 0 is held to the lag's window too (roomForQos0).
+   */
   private hasRoom(): boolean {
     return (
       this.router.pendingItems < this.limits.windowMessages &&

@@ -13,10 +13,11 @@ import {
   INBOUND_LIMITS,
   Inbound,
   type InboundLimits,
+  LAG_MS,
   type Refusal,
   type Routed,
 } from "../../durable-objects/gateway/inbound.ts";
-import { ReasonCode } from "../../mqtt/index.ts";
+import { encode, type Packet, type PublishPacket, ReasonCode } from "../../mqtt/index.ts";
 
 const MAX_PACKET = 1000;
 
@@ -28,7 +29,7 @@ interface Harness {
   evicted: Array<{ conn: Connection; refusal: Refusal }>;
   /** Answers the oldest call not answered yet. */
   answer(): void;
-  connection(id: string, ready?: boolean): Connection;
+  connection(id: string, ready?: boolean, version?: 4 | 5): Connection;
 }
 
 function harness(vars: Record<string, string>, limits: Partial<InboundLimits> = {}): Harness {
@@ -56,14 +57,14 @@ function harness(vars: Record<string, string>, limits: Partial<InboundLimits> = 
       ...limits,
     },
   });
-  const connection = (id: string, ready = true) => {
+  const connection = (id: string, ready = true, version: 4 | 5 = 5) => {
     const att: Attachment = ready
       ? {
           phase: "connected",
           openedAt: 0,
           clientId: id,
           connId: id,
-          version: 5,
+          version,
           keepAlive: 0,
           persistent: false,
           expiry: 0,
@@ -374,5 +375,188 @@ describe("spaced calls to a shard", () => {
       expect(h.calls).toHaveLength(i < 5 ? 1 : 2);
     }
     expect(h.calls).toEqual([["a0"], ["a1", "a2", "a3", "a4", "a5"]]);
+  });
+});
+
+describe("QoS 0 over the rate, dropped undecoded", () => {
+  beforeEach(() => {
+    vi.useFakeTimers({ toFake: ["setTimeout", "clearTimeout", "Date"] });
+  });
+  afterEach(() => {
+    vi.useRealTimers();
+  });
+
+  const qos0 = (extra: Partial<PublishPacket> = {}): PublishPacket =>
+    ({
+      type: "publish",
+      topic: "flood/t",
+      qos: 0,
+      dup: false,
+      retain: false,
+      payload: new Uint8Array(100),
+      ...extra,
+    }) as PublishPacket;
+
+  /** One frame of `packets` read as the gateway reads it: each decoded packet handled (a QoS 0 PUBLISH asks admitQos0, as handle-publish.ts does). */
+  async function read(
+    h: Harness,
+    conn: Connection,
+    packets: PublishPacket[],
+  ): Promise<Array<Packet | string>> {
+    const frame = Buffer.concat(packets.map((p) => encode(p, conn.version)));
+    expect(h.inbound.admit(conn, frame.length)).toBeUndefined();
+    conn.decoder.feed(new Uint8Array(frame));
+    h.inbound.account(conn.inbound);
+    const handled: Array<Packet | string> = [];
+    await conn.read((next) => {
+      h.inbound.account(conn.inbound);
+      if ("ok" in next) handled.push(next.message);
+      else {
+        handled.push(next);
+        if (next.type === "publish" && next.qos === 0) h.inbound.admitQos0(conn);
+      }
+    });
+    // As the gateway does once a run ends: what it dropped undecoded is counted.
+    h.inbound.account(conn.inbound);
+    return handled;
+  }
+
+  it.each([4, 5] as const)(
+    "protocol level %i: past the burst, no packet is decoded; each is counted as dropped_rate, with its bytes",
+    async (version) => {
+      const h = harness(
+        { PUBLISH_RATE: "10", PUBLISH_BURST: "200" },
+        { connectionBytes: 100_000, gatewayBytes: 1e6 },
+      );
+      const conn = h.connection("a", true, version);
+      const handled = await read(
+        h,
+        conn,
+        Array.from({ length: 250 }, () => qos0()),
+      );
+      // The burst's 200 are decoded and handled (each takes its token); the 50 after them never become a packet.
+      expect(handled).toHaveLength(200);
+      expect(h.counts.get("dropped_rate")).toBe(250 - 200);
+      expect(h.counts.get("messages_in")).toBe(50);
+      expect(h.counts.get("bytes_in")).toBe(50 * (100 + "flood/t".length));
+      expect(conn.decoder.buffered).toBe(0);
+      expect(h.inbound.heldBytes).toBe(0);
+      // A token later (100 ms at 10/s), the next one is decoded again.
+      vi.advanceTimersByTime(100);
+      expect(await read(h, conn, [qos0(), qos0()])).toHaveLength(1);
+      expect(h.counts.get("dropped_rate")).toBe(51);
+    },
+  );
+
+  it("while the way to the shards is full: dropped undecoded as dropped_overload, its token spent as admitQos0 spends it", async () => {
+    const h = harness({ PUBLISH_RATE: "10", PUBLISH_BURST: "3" }, { windowMessages: 1 });
+    const conn = h.connection("a");
+    h.inbound.enqueue(h.connection("b"), message("q1"), () => {});
+    expect(
+      await read(
+        h,
+        conn,
+        Array.from({ length: 5 }, () => qos0()),
+      ),
+    ).toEqual([]);
+    expect(h.counts.get("dropped_overload")).toBe(3);
+    expect(h.counts.get("dropped_rate")).toBe(2);
+  });
+
+  it("a packet that sets a Topic Alias (5.0 3.3.2.3.4) is decoded all the same, its alias to be applied", async () => {
+    const h = harness({ PUBLISH_RATE: "10", PUBLISH_BURST: "1" });
+    const conn = h.connection("a");
+    const handled = await read(h, conn, [qos0(), qos0({ properties: { topicAlias: 3 } }), qos0()]);
+    expect(handled.map((p) => (typeof p === "string" ? p : p.type === "publish" && p.properties))).toEqual([
+      undefined,
+      { topicAlias: 3 },
+    ]);
+    expect(h.counts.get("dropped_rate")).toBe(2);
+    expect(h.counts.get("messages_in")).toBe(1);
+  });
+
+  it("a packet decoding would refuse is decoded, and refused: DUP set on QoS 0 (MQTT-3.3.1-2), a topic that is not UTF-8 (MQTT-1.5.4-1)", async () => {
+    for (const bad of [
+      // 0x38: PUBLISH, DUP, QoS 0.
+      Uint8Array.from([0x38, 0x05, 0x00, 0x01, 0x74, 0x00, 0x61]),
+      Uint8Array.from([0x30, 0x05, 0x00, 0x01, 0xff, 0x00, 0x61]),
+    ]) {
+      const h = harness({ PUBLISH_RATE: "10", PUBLISH_BURST: "1" });
+      const conn = h.connection("a");
+      expect(h.inbound.admitQos0(conn)).toBe(true);
+      conn.decoder.feed(bad);
+      const handled: Array<Packet | string> = [];
+      await conn.read((next) => {
+        handled.push("ok" in next ? next.message : next.type);
+      });
+      expect(handled).toEqual([
+        bad[0] === 0x38
+          ? "PUBLISH QoS 0 with DUP set (MQTT-3.3.1-2)"
+          : "string is not well-formed UTF-8 (MQTT-1.5.4-1)",
+      ]);
+      expect(h.counts.get("dropped_rate")).toBeUndefined();
+    }
+  });
+
+  it("before its CONNECT is accepted, a connection's packets are all decoded (a PUBLISH there closes it, MQTT-3.1.0-1)", async () => {
+    const h = harness({ PUBLISH_RATE: "10", PUBLISH_BURST: "1" });
+    const conn = h.connection("a", false);
+    conn.decoder.version = 5;
+    conn.inbound.bucket.spend(1);
+    expect(await read(h, conn, [qos0(), qos0()])).toHaveLength(2);
+    expect(h.counts.get("messages_in")).toBeUndefined();
+  });
+});
+
+describe("the window to the shards", () => {
+  const lifted = { PUBLISH_RATE: "1000000", PUBLISH_BURST: "1000000" };
+
+  it("a QoS 1 waiting for room goes on as soon as a QoS 0 call frees it, before a newer QoS 0 (which is dropped as overload)", async () => {
+    const h = harness(lifted, { windowMessages: 1 });
+    const a = h.connection("a");
+    const b = h.connection("b");
+    expect(h.inbound.admitQos0(b)).toBe(true);
+    void h.inbound.route({ ...message("b0"), qos: 0 });
+    h.inbound.enqueue(a, message("a0"), () => {});
+    expect(h.calls).toEqual([["b0"]]);
+    h.answer();
+    await settle();
+    expect(h.calls).toEqual([["b0"], ["a0"]]);
+    expect(h.inbound.admitQos0(b)).toBe(false);
+    expect(h.counts.get("dropped_overload")).toBe(1);
+  });
+
+  describe("follows the isolate's lag", () => {
+    beforeEach(() => {
+      vi.useFakeTimers({ toFake: ["setTimeout", "clearTimeout", "Date"] });
+    });
+    afterEach(() => {
+      vi.useRealTimers();
+    });
+
+    it(`for QoS 0: a timer fired 200 ms late cuts it in proportion (${LAG_MS} ms of 200: 1,000 to 100), down to 20 at least; each on time adds 20`, async () => {
+      const h = harness(lifted, { windowMessages: 1000 });
+      const a = h.connection("a");
+      // A call under way (never answered here): the lag is watched.
+      h.inbound.enqueue(a, message("a0"), () => {});
+      expect(h.inbound.windowNow).toBe(1000);
+      // The isolate was busy for 200 ms: the timer set to fire at once fires then.
+      vi.setSystemTime(Date.now() + 200);
+      await vi.runOnlyPendingTimersAsync();
+      expect(h.inbound.windowNow).toBe(100);
+      vi.setSystemTime(Date.now() + 2_000);
+      await vi.runOnlyPendingTimersAsync();
+      expect(h.inbound.windowNow).toBe(20);
+      await vi.runOnlyPendingTimersAsync();
+      await vi.runOnlyPendingTimersAsync();
+      expect(h.inbound.windowNow).toBe(60);
+      // QoS 1/2 keep the whole window (a call's 500 go at once); a QoS 0 with 60 on their way is dropped.
+      for (let i = 1; i <= 600; i++) h.inbound.enqueue(a, message(`a${i}`), () => {});
+      h.answer();
+      await settle();
+      expect(h.calls[1]).toHaveLength(500);
+      expect(h.inbound.admitQos0(h.connection("b"))).toBe(false);
+      expect(h.counts.get("dropped_overload")).toBe(1);
+    });
   });
 });

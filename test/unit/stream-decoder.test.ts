@@ -172,3 +172,38 @@ describe("StreamDecoder fed a byte a frame (a client that splits its packets as 
     expect(chunks.length).toBe(Math.ceil(50_004 / (16 * 1024)));
   });
 });
+
+describe("StreamDecoder.skip", () => {
+  const ping = hex("c0 00");
+  const publish = (payload: number) =>
+    encode(
+      { type: "publish", topic: "t", qos: 0, dup: false, retain: false, payload: new Uint8Array(payload) },
+      4,
+    );
+
+  it("passes over the packets it takes without decoding them, and is asked only about whole packets in one chunk", () => {
+    const decoder = new StreamDecoder({ version: 4 });
+    const asked: Array<[number, number, number]> = [];
+    decoder.skip = (buf, start, headerLen, end) => {
+      asked.push([start, headerLen, end]);
+      return buf[start] === 0x30;
+    };
+    const big = publish(2000);
+    const stream = Uint8Array.from([...publish(2), ...publish(2), ...ping, ...big]);
+    // The last PUBLISH arrives in two chunks (each large enough to be kept as it came):
+    // joined, it is decoded without asking.
+    const { packets, error } = decoder.push(stream.subarray(0, stream.length - 1100));
+    expect(error).toBeUndefined();
+    expect(packets).toEqual([{ type: "pingreq" }]);
+    expect(asked).toEqual([
+      [0, 2, 7],
+      [7, 2, 14],
+      [14, 2, 16],
+    ]);
+    expect(decoder.push(stream.subarray(stream.length - 1100)).packets).toEqual([
+      { type: "publish", topic: "t", qos: 0, dup: false, retain: false, payload: new Uint8Array(2000) },
+    ]);
+    expect(asked).toHaveLength(3);
+    expect(decoder.buffered).toBe(0);
+  });
+});

@@ -11,6 +11,7 @@
  */
 import WebSocket from "ws";
 import { encode, StreamDecoder } from "../../../mqtt/index.ts";
+import { IsolateProfiler } from "../../../scripts/object-profile.ts";
 import { LoadClient } from "../client.ts";
 import { quantile } from "../clients/core.ts";
 import { isolateHeap } from "../inspector.ts";
@@ -50,7 +51,7 @@ export const OVERLOAD_QUICK: OverloadSizes = {
   freshEveryMs: 500,
 };
 
-type Path = "proxy" | "direct";
+export type Path = "proxy" | "direct";
 
 /** Each flood frame holds this many PUBLISH packets of PAYLOAD bytes. */
 const PER_FRAME = 50;
@@ -272,6 +273,9 @@ async function overloadRun(
     await sub.subscribe(topic, qos);
     const rssBefore = t.workerdRss?.() ?? Number.NaN;
     const steadyAlone = await steady(url, `${topic}-alone`, Date.now() + 2_000);
+    // OVERLOAD_PROFILE=<file>: a V8 CPU profile of the broker's isolate over the flood (scripts/object-profile.ts).
+    const profiler = process.env.OVERLOAD_PROFILE ? await IsolateProfiler.attach(port) : undefined;
+    await profiler?.start();
     const start = Date.now();
     const until = start + s.floodSeconds * 1000;
     const floods = Array.from({ length: s.flooders }, (_, i) =>
@@ -299,6 +303,11 @@ async function overloadRun(
       freshOnes.push(fresh(url, `${topic}-fresh${freshOnes.length}`, at));
     }
     const ends = await Promise.all(floods);
+    if (profiler !== undefined) {
+      const file = `${process.env.OVERLOAD_PROFILE}-${cap}-${qos}-${path}.cpuprofile`;
+      console.error(`  profile ${file}:`, await profiler.stop(file));
+      profiler.close();
+    }
     const receivedDuring = sub.received;
     const floodMs = Date.now() - start;
     await sampling;
