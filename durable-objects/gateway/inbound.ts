@@ -78,10 +78,6 @@ const WAITING_OVERHEAD = 128;
  * in one call instead of one call a message; a shaped client waits anyway.
  */
 export const SHAPING_TICK_MS = 50;
-/** The isolate's lag past which the window to the shards is cut (Inbound.probe), ms. */
-export const LAG_MS = 20;
-/** The window is never cut below this many messages. */
-const MIN_WINDOW = 20;
 
 /** How a message's trip to its shard ended: the shard's reason code, or the call's failure. */
 export type Routed = { ok: true; code: number | undefined } | { ok: false; error: unknown };
@@ -199,10 +195,6 @@ export class Inbound {
    * own clients comes back in the answer (links.publishAt).
    */
   private readonly router: KeyedBatcher<number, Message, number>;
-  /** QoS 0 is admitted while fewer messages than this are on their way to the shards (`probe`). */
-  private window: number;
-  /** A lag probe is under way (`probe`). */
-  private probing = false;
   /** What dropsUndecoded dropped and has not counted yet (counted at the next `account`). */
   private readonly undecoded = { messages: 0, bytes: 0, rate: 0, overload: 0 };
   private tokenTimer: ReturnType<typeof setTimeout> | undefined;
@@ -213,49 +205,10 @@ export class Inbound {
   constructor(deps: InboundDeps) {
     this.deps = deps;
     this.limits = deps.limits ?? { ...INBOUND_LIMITS, spacingMs: deps.config.publishSpacingMs };
-    this.window = this.limits.windowMessages;
-    this.router = new KeyedBatcher((shard, messages) => this.publishAt(shard, messages), {
+    this.router = new KeyedBatcher((shard, messages) => deps.publishAt(shard, messages), {
       ...MESSAGE_BATCH,
       spacingMs: this.limits.spacingMs,
     });
-  }
-
-  /** A call to a shard; while calls are under way, the isolate's lag is watched (`probe`). */
-  private publishAt(shard: number, messages: Message[]): Promise<number[]> {
-    this.probe();
-    return this.deps.publishAt(shard, messages);
-  }
-
-  /**
-   * The window for QoS 0 follows the isolate's lag (delay-based, as LEDBAT does with a
-   * path's queue): how late a timer set to fire at once fires. Every event of the
-   * isolate, clients' frames and the shards' calls included, waits in one queue,
-   * which the Hibernation API lets grow without bound, so work taken on past what
-   * the isolate gets through makes every client wait, a newcomer's CONNECT
-   * included. Late by more than LAG_MS: the window shrinks in proportion (ten
-   * times as late, a tenth: down to MIN_WINDOW); on time (half that): it grows by
-   * MIN_WINDOW, up to windowMessages (AIMD, as TCP). QoS 0 is what may be shed;
-   * QoS 1/2 keep the whole window (hasRoom). One timer at a time, and only while
-   * calls are under way.
-   */
-  private probe(): void {
-    if (this.probing) return;
-    this.probing = true;
-    const at = Date.now();
-    setTimeout(() => {
-      this.probing = false;
-      const lag = Date.now() - at;
-      const max = this.limits.windowMessages;
-      if (lag > LAG_MS)
-        this.window = Math.max(Math.min(MIN_WINDOW, max), Math.floor((this.window * LAG_MS) / lag));
-      else if (lag <= LAG_MS / 2) this.window = Math.min(max, this.window + MIN_WINDOW);
-      if (this.router.pendingItems > 0) this.probe();
-    }, 0);
-  }
-
-  /** QoS 0 messages admitted only while fewer than this many are on their way to the shards (`probe`). */
-  get windowNow(): number {
-    return this.window;
   }
 
   /**
@@ -443,14 +396,10 @@ export class Inbound {
   /** Room for a QoS 0 once the QoS 1/2 waiting for room had theirs (they do not wait behind a flood of QoS 0). */
   private roomForQos0(): boolean {
     if (this.turns.size > 0 && this.hasRoom()) this.pump();
-    return this.hasRoom() && this.router.pendingItems < this.window;
+    return this.hasRoom();
   }
 
-  /**
-   * Room on the way to the shards for one more message. QoS 1/2 have the whole
-   * window: they cannot be shed, and holding them back under lag only delays
-   * their acknowledgements; QoS 0 is held to the lag's window too (roomForQos0).
-   */
+  /** Room on the way to the shards for one more message. */
   private hasRoom(): boolean {
     return (
       this.router.pendingItems < this.limits.windowMessages &&
