@@ -31,8 +31,8 @@ export interface DecodeResult {
 /** The longest fixed header: one type byte and four Remaining Length bytes. */
 const MAX_HEADER = 5;
 /**
- * Chunks shorter than this are copied into a buffer of TAIL_BYTES the decoder owns
- * instead of kept as they came: a client sending a packet a byte a frame would
+ * Chunks shorter than this that arrive behind bytes not decoded yet are copied into a
+ * buffer of TAIL_BYTES the decoder owns instead of kept as they came: a client sending a packet a byte a frame would
  * otherwise make the decoder hold an object (about 200 bytes) per byte.
  */
 const SMALL_CHUNK = 1024;
@@ -76,8 +76,12 @@ export class StreamDecoder {
   /** Keeps `chunk` (a view: the caller must not reuse its memory) for `next`. */
   feed(chunk: Uint8Array): void {
     if (chunk.length === 0 || this.failed) return;
+    // A chunk that arrives with nothing buffered (a whole packet or more, usually) is
+    // read where it lies: copying it would cost a tail buffer a frame. Only what
+    // follows a partial packet is copied.
+    const alone = this.pending === 0;
     this.pending += chunk.length;
-    if (chunk.length >= SMALL_CHUNK) {
+    if (chunk.length >= SMALL_CHUNK || alone) {
       this.chunks.push(chunk);
       this.tail = undefined;
       return;

@@ -167,9 +167,31 @@ describe("StreamDecoder fed a byte a frame (a client that splits its packets as 
     for (let i = 0; i < 50_000; i++) d.feed(Uint8Array.of(i & 0xff));
     expect(d.next()).toBeUndefined();
     expect(d.buffered).toBe(50_004);
-    // 16 KiB buffers: 4 of them hold the 50,004 bytes.
+    // The first chunk, which came with nothing buffered, is kept as it came; the
+    // 50,000 behind it fill 16 KiB buffers: 4 of them.
     const chunks = (d as unknown as { chunks: Uint8Array[] }).chunks;
-    expect(chunks.length).toBe(Math.ceil(50_004 / (16 * 1024)));
+    expect(chunks.length).toBe(1 + Math.ceil(50_000 / (16 * 1024)));
+    expect(chunks[0]?.length).toBe(4);
+  });
+});
+
+describe("StreamDecoder, a frame with nothing buffered", () => {
+  it("is read where it lies (no copy), and only bytes behind a partial packet are copied", () => {
+    const d = new StreamDecoder({ version: 4 });
+    const chunks = () => (d as unknown as { chunks: Uint8Array[] }).chunks;
+    const frame = hex("c0 00 30");
+    d.feed(frame);
+    // The same memory, not a copy into a tail buffer.
+    expect(chunks()[0]?.buffer).toBe(frame.buffer);
+    expect(d.next()).toMatchObject({ type: "pingreq" });
+    expect(d.next()).toBeUndefined();
+    // Behind the partial PUBLISH's first byte, the next small chunk is copied.
+    const rest = hex("03 00 01 74");
+    d.feed(rest);
+    expect(chunks().length).toBe(2);
+    expect(chunks()[1]?.buffer).not.toBe(rest.buffer);
+    expect(d.next()).toMatchObject({ type: "publish", topic: "t" });
+    expect(d.buffered).toBe(0);
   });
 });
 
