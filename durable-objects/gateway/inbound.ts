@@ -112,8 +112,10 @@ export class ConnectionInbound {
   accounted = 0;
   /**
    * When its latest frame arrived (Inbound.admit): the time its packets are held to
-   * the rate by when dropped undecoded. A run of packets resumed later (after a
-   * handler's await) holds the earlier time, and may drop one whose token came since.
+   * the rate by when dropped undecoded (one clock read a frame, not a packet). A
+   * packet decoded after a handler's await is measured against the latest frame's
+   * time, which may be a little behind the clock: it may be dropped for a token
+   * that came meanwhile.
    */
   frameAt = Date.now();
   /**
@@ -197,6 +199,8 @@ export class Inbound {
   private readonly router: KeyedBatcher<number, Message, number>;
   /** What dropsUndecoded dropped and has not counted yet (counted at the next `account`). */
   private readonly undecoded = { messages: 0, bytes: 0, rate: 0, overload: 0 };
+  /** The last pump stopped for want of room: only then do a QoS 0 and an answer pump (it walks every turn). */
+  private roomWanted = false;
   private tokenTimer: ReturnType<typeof setTimeout> | undefined;
   private tokenTimerAt = Number.POSITIVE_INFINITY;
   private readonly deps: InboundDeps;
@@ -239,7 +243,8 @@ export class Inbound {
     end: number,
   ): boolean {
     const conn = state.conn;
-    if (((buf[start] as number) & 0xf0) !== 0x30 || conn.att.phase !== "connected" || conn.finished)
+    // QoS 0 without DUP, retained or not: anything else is decoded (and QoS 1/2 handled as ever).
+    if (((buf[start] as number) & 0xfe) !== 0x30 || conn.att.phase !== "connected" || conn.finished)
       return false;
     // The time its frame arrived (admit): reading the clock is a call into the runtime.
     const now = state.frameAt;
@@ -363,7 +368,7 @@ export class Inbound {
   }
 
   private readonly freed = (): void => {
-    if (this.turns.size > 0) this.pump();
+    if (this.roomWanted) this.pump();
   };
 
   /**
@@ -395,7 +400,7 @@ export class Inbound {
 
   /** Room for a QoS 0 once the QoS 1/2 waiting for room had theirs (they do not wait behind a flood of QoS 0). */
   private roomForQos0(): boolean {
-    if (this.turns.size > 0 && this.hasRoom()) this.pump();
+    if (this.roomWanted && this.hasRoom()) this.pump();
     return this.hasRoom();
   }
 
@@ -416,8 +421,12 @@ export class Inbound {
   private pump(tick = false): void {
     const now = Date.now();
     let nextToken = Number.POSITIVE_INFINITY;
+    this.roomWanted = false;
     for (const state of this.turns) {
-      if (!this.hasRoom()) return;
+      if (!this.hasRoom()) {
+        this.roomWanted = true;
+        return;
+      }
       if (state.conn.finished || state.waitingCount === 0) {
         state.shaped = false;
         this.turns.delete(state);

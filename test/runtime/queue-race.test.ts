@@ -133,7 +133,7 @@ describe("a message for a client taking its queue back", () => {
     );
     const connack = await client.next("connack");
     expect(connack.reasonCode ?? 0).toBe(0);
-    // MQTT-3.2.2-2: the session is present.
+    // MQTT-3.2.2-3 (5.0): the session is present.
     expect(connack.sessionPresent).toBe(true);
     const got: string[] = [];
     for (let i = 0; i < 4; i++) {

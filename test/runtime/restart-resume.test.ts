@@ -128,7 +128,7 @@ describe("a gateway's restart, its persistent clients coming back to it", () => 
     const resumed: TestClient[] = [];
     for (const id of ids) {
       const { client, sessionPresent } = await back(id);
-      // MQTT-3.2.2-2: the session is present; its messages follow in order (MQTT-4.6.0-6 at QoS 1).
+      // MQTT-3.2.2-3 (5.0): the session is present; its messages follow in order (MQTT-4.6.0-6 at QoS 1).
       expect(sessionPresent).toBe(true);
       await receives(client, `resume/${id}`, ["m1", "m2", "m3"]);
       resumed.push(client);

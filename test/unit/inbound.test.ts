@@ -478,11 +478,14 @@ describe("QoS 0 over the rate, dropped undecoded", () => {
     expect(h.counts.get("messages_in")).toBe(1);
   });
 
-  it("a packet decoding would refuse is decoded, and refused: DUP set on QoS 0 (MQTT-3.3.1-2), a topic that is not UTF-8 (MQTT-1.5.4-1)", async () => {
+  it("a packet decoding would refuse is decoded, and refused: DUP set on QoS 0 (MQTT-3.3.1-2), QoS 3 (MQTT-3.3.1-4), a topic that is not UTF-8 (MQTT-1.5.4-1) or holds U+0000 (MQTT-1.5.4-2)", async () => {
     for (const bad of [
       // 0x38: PUBLISH, DUP, QoS 0.
       Uint8Array.from([0x38, 0x05, 0x00, 0x01, 0x74, 0x00, 0x61]),
       Uint8Array.from([0x30, 0x05, 0x00, 0x01, 0xff, 0x00, 0x61]),
+      // 0x36: QoS 3; a topic holding U+0000.
+      Uint8Array.from([0x36, 0x05, 0x00, 0x01, 0x74, 0x00, 0x61]),
+      Uint8Array.from([0x30, 0x05, 0x00, 0x01, 0x00, 0x00, 0x61]),
     ]) {
       const h = harness({ PUBLISH_RATE: "10", PUBLISH_BURST: "1" });
       const conn = h.connection("a");
@@ -492,13 +495,43 @@ describe("QoS 0 over the rate, dropped undecoded", () => {
       await conn.read((next) => {
         handled.push("ok" in next ? next.message : next.type);
       });
-      expect(handled).toEqual([
-        bad[0] === 0x38
-          ? "PUBLISH QoS 0 with DUP set (MQTT-3.3.1-2)"
-          : "string is not well-formed UTF-8 (MQTT-1.5.4-1)",
-      ]);
+      const reasons: Record<number, string> = {
+        56: "PUBLISH QoS 0 with DUP set (MQTT-3.3.1-2)",
+        54: "PUBLISH with QoS 3 (MQTT-3.3.1-4)",
+      };
+      expect(handled).toEqual([reasons[bad[0] as number] ?? expect.stringMatching(/MQTT-1\.5\.4-[12]/)]);
       expect(h.counts.get("dropped_rate")).toBeUndefined();
     }
+  });
+
+  it("an over-rate packet split across frames is decoded, then dropped by the rate as any other (counted once, its bytes let go of)", async () => {
+    const h = harness({ PUBLISH_RATE: "10", PUBLISH_BURST: "1" });
+    const conn = h.connection("a");
+    conn.inbound.bucket.spend(1);
+    const skip = conn.decoder.skip;
+    let asked = 0;
+    conn.decoder.skip = (...args) => {
+      asked++;
+      return skip?.(...args) ?? false;
+    };
+    const whole = encode(qos0(), conn.version);
+    const handled: Array<Packet | string> = [];
+    for (const part of [whole.subarray(0, 10), whole.subarray(10)]) {
+      expect(h.inbound.admit(conn, part.length)).toBeUndefined();
+      conn.decoder.feed(new Uint8Array(part));
+      h.inbound.account(conn.inbound);
+      await conn.read((next) => {
+        h.inbound.account(conn.inbound);
+        handled.push("ok" in next ? next.message : next.type);
+        if (!("ok" in next) && next.type === "publish") h.inbound.admitQos0(conn);
+      });
+    }
+    h.inbound.account(conn.inbound);
+    // Joined from two chunks, it is never offered to skip: decoded, then refused a token.
+    expect(asked).toBe(0);
+    expect(handled).toEqual(["publish"]);
+    expect(h.counts.get("dropped_rate")).toBe(1);
+    expect(h.inbound.heldBytes).toBe(0);
   });
 
   it("before its CONNECT is accepted, a connection's packets are all decoded (a PUBLISH there closes it, MQTT-3.1.0-1)", async () => {
