@@ -41,7 +41,7 @@ export interface ConnectSessionDeps {
   subscriptions: Pick<LocalSubscriptions, "add">;
   sockets: Pick<Sockets, "clients">;
   handover: Pick<Handover, "handOff" | "resuming" | "resumed">;
-  outbound: Pick<Outbound, "windowOf" | "resend" | "pump" | "deliverQueued">;
+  outbound: Pick<Outbound, "resend" | "pump" | "deliverQueued">;
   wire: Pick<Wire, "send">;
   close(conn: Connection, reason: CloseReason): Promise<void>;
   scheduleCheck(at: number): Promise<void>;
@@ -213,10 +213,8 @@ async function claimAndAccept(
     persistent: terms.persistent,
     sessionPresent: claim.sessionPresent,
   });
-  // Messages in flight go again with their packet ids (MQTT-4.4.0-1). The window
-  // read from the rows knows whether there are any: a session with none (every
-  // clean one) reads its rows once, not twice.
-  if (d.outbound.windowOf(conn, clientId).inflight.size > 0) d.outbound.resend(conn, clientId);
+  // Messages in flight go again with their packet ids (MQTT-4.4.0-1).
+  d.outbound.resend(conn, clientId);
   if (claim.switchNeeded || page.entries.length > 0) {
     // Not awaited: the client's acknowledgements are handled meanwhile.
     void takeQueue(d, conn, stored, allowed.message);

@@ -201,6 +201,9 @@ export class Outbound {
   resend(conn: Connection, clientId: string): void {
     const { store } = this.deps;
     conn.window = store.windowOf(clientId, this.heldBudget);
+    // The window read from the rows knows whether any are in flight: a session with
+    // none (every clean one) reads its rows once, not twice.
+    if (conn.window.inflight.size === 0) return;
     this.gathered(() => {
       for (const entry of store.inFlightOf(clientId)) {
         if (entry.packetId === null) continue;
