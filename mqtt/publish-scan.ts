@@ -8,6 +8,11 @@
  * that it is refused, or its alias set, exactly as a decoded one is.
  */
 
+/** Whether a packet's first byte is a PUBLISH at QoS 0 without DUP (MQTT-3.3.1-2), RETAIN either way. */
+export function isPlainQos0(first: number): boolean {
+  return (first & 0xfe) === 0x30;
+}
+
 /**
  * Where the payload of the QoS 0 PUBLISH in `buf[start, end)` begins (`headerLen`:
  * its fixed header's length), or -1 when it must be decoded. The topic is
@@ -21,8 +26,7 @@ export function plainQos0Payload(
   end: number,
   version: number,
 ): number {
-  // Type 3, DUP 0 (MQTT-3.3.1-2), QoS 0; RETAIN either way.
-  if (((buf[start] as number) & 0xfe) !== 0x30) return -1;
+  if (!isPlainQos0(buf[start] as number)) return -1;
   const at = start + headerLen;
   if (at + 2 > end) return -1;
   const topicBytes = ((buf[at] as number) << 8) | (buf[at + 1] as number);

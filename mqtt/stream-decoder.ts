@@ -31,9 +31,10 @@ export interface DecodeResult {
 /** The longest fixed header: one type byte and four Remaining Length bytes. */
 const MAX_HEADER = 5;
 /**
- * Chunks shorter than this that arrive behind bytes not decoded yet are copied into a
- * buffer of TAIL_BYTES the decoder owns instead of kept as they came: a client sending a packet a byte a frame would
- * otherwise make the decoder hold an object (about 200 bytes) per byte.
+ * Chunks shorter than this that arrive behind bytes not decoded yet are copied into
+ * a buffer of TAIL_BYTES the decoder owns instead of kept as they came: a client
+ * sending a packet a byte a frame would otherwise make the decoder hold an object
+ * (about 200 bytes) per byte.
  */
 const SMALL_CHUNK = 1024;
 const TAIL_BYTES = 16 * 1024;

@@ -35,7 +35,7 @@ import { TokenBucket } from "../../broker/rate-limit.ts";
 import { shardOf } from "../../broker/routing.ts";
 import type { GatewayCounter } from "../../broker/stats.ts";
 import { ReasonCode } from "../../mqtt/index.ts";
-import { plainQos0Payload } from "../../mqtt/publish-scan.ts";
+import { isPlainQos0, plainQos0Payload } from "../../mqtt/publish-scan.ts";
 import type { Connection } from "./connection.ts";
 
 /** The bounds of the inbound path (README: bounds). */
@@ -243,9 +243,8 @@ export class Inbound {
     end: number,
   ): boolean {
     const conn = state.conn;
-    // QoS 0 without DUP, retained or not: anything else is decoded (and QoS 1/2 handled as ever).
-    if (((buf[start] as number) & 0xfe) !== 0x30 || conn.att.phase !== "connected" || conn.finished)
-      return false;
+    // Anything but QoS 0 without DUP is decoded (and QoS 1/2 handled as ever), before any rate check.
+    if (!isPlainQos0(buf[start] as number) || conn.att.phase !== "connected" || conn.finished) return false;
     // The time its frame arrived (admit): reading the clock is a call into the runtime.
     const now = state.frameAt;
     const overRate = state.waitingCount > 0 || !state.bucket.has(now);
