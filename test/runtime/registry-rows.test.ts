@@ -12,6 +12,7 @@ import { registryName } from "../../broker/routing.ts";
 import { REGISTRY_MIGRATIONS } from "../../durable-objects/registry.ts";
 import type { Env } from "../../worker/env.ts";
 import { connectPacket } from "../support/packets.ts";
+import { until } from "../support/until.ts";
 import { TestClient } from "../support/workerd-client.ts";
 
 const bindings = env as unknown as Env;
@@ -40,14 +41,12 @@ function rowsOf(clientId: string): Promise<Rows> {
 }
 
 /** Waits until `done` holds of the rows of every id in `ids`. */
-async function until(ids: string[], done: (rows: Rows) => boolean): Promise<Rows[]> {
-  const deadline = Date.now() + 5_000;
-  for (;;) {
-    const rows = await Promise.all(ids.map(rowsOf));
-    if (rows.every(done) || Date.now() > deadline) return rows;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
+const rowsUntil = (ids: string[], done: (rows: Rows) => boolean): Promise<Rows[]> =>
+  until(
+    () => Promise.all(ids.map(rowsOf)),
+    (rows) => rows.every(done),
+    5_000,
+  );
 
 describe("registry rows", () => {
   it("a connected clean session has one row of about 100 bytes (its client id aside), gone when it ends", async () => {
@@ -60,7 +59,7 @@ describe("registry rows", () => {
       expect((row?.bytes ?? 0) - (row?.client_id.length ?? 0)).toBeLessThanOrEqual(100);
     }
     for (const c of clients) c.ws.close();
-    for (const rows of await until(ids, (r) => r.clean.length === 0)) expect(rows.clean).toEqual([]);
+    for (const rows of await rowsUntil(ids, (r) => r.clean.length === 0)) expect(rows.clean).toEqual([]);
   });
 
   it("a client id with a stored session has a row until its Session forgets it", async () => {
@@ -69,7 +68,7 @@ describe("registry rows", () => {
     expect(await rowsOf(id)).toEqual({ clean: [], stored: [id] });
     // Ending the session (DISCONNECT with expiry 0) makes its Session forget it.
     c.send({ type: "disconnect", reasonCode: 0, properties: { sessionExpiryInterval: 0 } }, 5);
-    expect((await until([id], (r) => r.stored.length === 0))[0]).toEqual({ clean: [], stored: [] });
+    expect((await rowsUntil([id], (r) => r.stored.length === 0))[0]).toEqual({ clean: [], stored: [] });
   });
 
   it("claims of one client id run one at a time: of ten at once, nine are taken over and one row remains", async () => {
@@ -88,7 +87,7 @@ describe("registry rows", () => {
     expect(closed).toBe(9);
     expect((await rowsOf(id)).clean).toHaveLength(1);
     for (const c of clients) c.ws.close();
-    expect((await until([id], (r) => r.clean.length === 0))[0]?.clean).toEqual([]);
+    expect((await rowsUntil([id], (r) => r.clean.length === 0))[0]?.clean).toEqual([]);
   });
 
   it("a clean connect writes one row at its registry and its end one more (tables WITHOUT ROWID: no index row beside)", async () => {
