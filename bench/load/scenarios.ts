@@ -261,6 +261,8 @@ export async function connectAll(
   filter: (i: number) => string,
   parallel: number,
   credentials: (i: number) => { username: string; password: string } | undefined = () => undefined,
+  /** Told as each client is connected and subscribed (a storm's rate per part of it). */
+  onReady: (i: number) => void = () => {},
 ): Promise<LoadClient[]> {
   const clients: LoadClient[] = [];
   let next = 0;
@@ -278,6 +280,7 @@ export async function connectAll(
             // A resumed session has its subscription already (MQTT-3.2.2-2).
             if (!c.sessionPresent) await c.subscribe(filter(i), 1);
             clients[i] = c;
+            onReady(i);
             break;
           } catch (err) {
             if (attempt >= 20) throw err;

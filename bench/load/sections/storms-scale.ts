@@ -16,9 +16,10 @@
  */
 import { parseArgs } from "node:util";
 import { IsolateProfiler } from "../../../scripts/object-profile.ts";
-import { LoadClient } from "../client.ts";
+import type { LoadClient } from "../client.ts";
+import { connectAll } from "../scenarios.ts";
 import { nimbus } from "../targets.ts";
-import { warmUp } from "./storms.ts";
+import { restartedSince, runtimes, warmUp } from "./storms.ts";
 
 const { values, positionals } = parseArgs({
   allowPositionals: true,
@@ -37,28 +38,17 @@ let runs = 0;
 /** n clean clients connect and subscribe, `parallel` at a time; when each was done (ms from the start). */
 async function storm(url: string, n: number): Promise<{ done: number[]; clients: LoadClient[] }> {
   const p = `scale/${process.pid}-${++runs}`;
-  const clients: LoadClient[] = [];
+  const ids = Array.from({ length: n }, (_, i) => `${p}-${i}`);
   const done: number[] = [];
   const start = performance.now();
-  let next = 0;
-  await Promise.all(
-    Array.from({ length: Math.min(parallel, n) }, async () => {
-      while (next < n) {
-        const i = next++;
-        for (let attempt = 1; ; attempt++) {
-          try {
-            const c = await LoadClient.connect(url, `${p}-${i}`, { clean: true });
-            await c.subscribe(`${p}/${i}`, 1);
-            clients.push(c);
-            done.push(performance.now() - start);
-            break;
-          } catch (err) {
-            if (attempt >= 20) throw err;
-            await new Promise((r) => setTimeout(r, 100));
-          }
-        }
-      }
-    }),
+  const clients = await connectAll(
+    { ...t, url },
+    ids,
+    () => false,
+    (i) => `${p}/${i}`,
+    Math.min(parallel, n),
+    undefined,
+    () => done.push(performance.now() - start),
   );
   return { done, clients };
 }
@@ -79,7 +69,7 @@ try {
           ? await IsolateProfiler.attach(port)
           : undefined;
       await profiler?.start();
-      const pids = new Set(t.workerdCpu?.().keys());
+      const before = runtimes(t);
       const cpu0 = workerdCpu();
       const { done, clients } = await storm(direct, n);
       const cpu = (workerdCpu() - cpu0) / n;
@@ -100,9 +90,9 @@ try {
         fifths.push(String(Math.round(n / 5 / ((to - from) / 1000))));
       }
       // A runtime that crashed meanwhile was restarted by wrangler: its CPU is lost, its clients came back.
-      const crashed = [...pids].some((pid) => !t.workerdCpu?.().has(pid));
+      const crashed = restartedSince(before, t);
       console.log(
-        `${n} clients: ${Math.round(n / total)} /s (${total.toFixed(2)} s), per fifth ${fifths.join(" ")} /s, ${crashed ? "the broker's workerd crashed and was restarted meanwhile" : `workerd CPU ${cpu.toFixed(2)} ms a connect`}`,
+        `${n} clients: ${Math.round(n / total)} /s (${total.toFixed(2)} s), per fifth ${fifths.join(" ")} /s, ${crashed ?? `workerd CPU ${cpu.toFixed(2)} ms a connect`}`,
       );
       for (const c of clients) c.close();
       await Promise.race([

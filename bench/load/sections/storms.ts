@@ -73,14 +73,14 @@ export interface StormResult {
 }
 
 /** The broker's workerd processes now (Nimbus; none for other brokers). */
-const runtimes = (t: Target) => new Set(t.workerdCpu?.().keys() ?? []);
+export const runtimes = (t: Target) => new Set(t.workerdCpu?.().keys() ?? []);
 
 /**
  * Whether a workerd of the broker ended during a storm: wrangler restarts a runtime
  * that crashed (as when its file descriptors run out: `socketsFit`), and the clients
  * it dropped connect again to the new one, which the rate then includes.
  */
-function restartedSince(before: Set<number>, t: Target): string | undefined {
+export function restartedSince(before: Set<number>, t: Target): string | undefined {
   const gone = [...before].filter((pid) => !runtimes(t).has(pid));
   return gone.length === 0 ? undefined : "the broker's workerd crashed and was restarted during the storm";
 }
