@@ -116,12 +116,22 @@ export async function nimbus(
   };
 }
 
+/** The broker's entry answers /api/stats with its statistics. */
+const BROKER_PROBE = {
+  path: "/api/stats",
+  ok: async (res: Response) => "billing" in ((await res.json()) as object),
+};
+
 /**
  * The entry socket of the workerd that runs the broker (the one wrangler starts on a
  * port the system picks, beside the dev proxy's workerd on the public port): the
- * listening sockets it holds, from /proc, asked for /api/stats until one answers.
+ * listening sockets it holds, from /proc, asked `probe.path` until one answers as
+ * `probe.ok` wants (the broker: /api/stats; the floor worker: /).
  */
-export async function workerEntry(pid: number | undefined): Promise<string | undefined> {
+export async function workerEntry(
+  pid: number | undefined,
+  probe: { path: string; ok: (res: Response) => Promise<boolean> } = BROKER_PROBE,
+): Promise<string | undefined> {
   for (const p of processTree(pid).filter(isWorkerd)) {
     let cmdline: string;
     let fds: string[];
@@ -150,12 +160,11 @@ export async function workerEntry(pid: number | undefined): Promise<string | und
       .map((f) => Number.parseInt((f[1] ?? "").split(":")[1] ?? "", 16));
     for (const port of ports) {
       try {
-        const res = await fetch(`http://127.0.0.1:${port}/api/stats`, {
+        const res = await fetch(`http://127.0.0.1:${port}${probe.path}`, {
           headers: { Authorization: `Bearer ${API_TOKEN}` },
           signal: AbortSignal.timeout(5_000),
         });
-        if (res.status === 200 && "billing" in ((await res.json()) as object))
-          return `ws://127.0.0.1:${port}/mqtt`;
+        if (res.status === 200 && (await probe.ok(res))) return `ws://127.0.0.1:${port}/mqtt`;
       } catch {
         // not this one
       }

@@ -9,11 +9,10 @@
  * to connect, subscribe and complete a QoS 1 round trip), how long /api/stats takes to
  * answer afterwards, and what became of the flooders.
  */
-import WebSocket from "ws";
-import { encode, StreamDecoder } from "../../../mqtt/index.ts";
 import { IsolateProfiler } from "../../../scripts/object-profile.ts";
 import { LoadClient } from "../client.ts";
 import { quantile } from "../clients/core.ts";
+import { FLOOD_PAYLOAD, floodInThread, PER_FRAME } from "../flood.ts";
 import { isolateHeap } from "../inspector.ts";
 import { fixed, int, machine, table } from "../report.ts";
 import { API_TOKEN, nimbus, type Target } from "../targets.ts";
@@ -53,100 +52,10 @@ export const OVERLOAD_QUICK: OverloadSizes = {
 
 export type Path = "proxy" | "direct";
 
-/** Each flood frame holds this many PUBLISH packets of PAYLOAD bytes. */
-const PER_FRAME = 50;
-const PAYLOAD = 100;
+/** The payload of the well-behaved publisher's messages (as the flooders'). */
+const PAYLOAD = FLOOD_PAYLOAD;
 /** A fresh client that is not through in this time counts as failed. */
 const FRESH_LIMIT_MS = 20_000;
-
-interface FloodEnd {
-  sent: number;
-  /** The DISCONNECT reason code the broker sent, if it sent one; "open" if the socket was still open at the end. */
-  end: string;
-}
-
-/** One flooder: a raw MQTT 5.0 client writing frames of PUBLISH packets while its socket takes them. */
-async function flood(url: string, id: string, topic: string, qos: 0 | 1, until: number): Promise<FloodEnd> {
-  const ws = new WebSocket(url, "mqtt", { perMessageDeflate: false });
-  const decoder = new StreamDecoder({ version: 5 });
-  let disconnect: number | undefined;
-  let closed = false;
-  const connack = new Promise<void>((resolve, reject) => {
-    ws.on("message", (data: Buffer) => {
-      for (const p of decoder.push(new Uint8Array(data)).packets) {
-        if (p.type === "connack") resolve();
-        if (p.type === "disconnect") disconnect = p.reasonCode ?? 0;
-      }
-    });
-    ws.once("close", () => {
-      closed = true;
-      reject(new Error("closed before CONNACK"));
-    });
-    ws.once("error", () => {});
-  });
-  await new Promise((resolve, reject) => ws.once("open", resolve).once("error", reject));
-  ws.send(
-    encode(
-      {
-        type: "connect",
-        protocolVersion: 5,
-        protocolName: "MQTT",
-        clientId: id,
-        cleanStart: true,
-        keepAlive: 60,
-      },
-      5,
-    ),
-  );
-  await connack;
-  // One PUBLISH encoded once; QoS 1 copies get their packet identifiers written in place.
-  const one =
-    qos === 0
-      ? encode(
-          { type: "publish", topic, qos: 0, dup: false, retain: false, payload: new Uint8Array(PAYLOAD) },
-          5,
-        )
-      : encode(
-          {
-            type: "publish",
-            topic,
-            qos: 1,
-            dup: false,
-            retain: false,
-            packetId: 1,
-            payload: new Uint8Array(PAYLOAD),
-          },
-          5,
-        );
-  // The packet identifier follows the fixed header (type byte, Remaining Length) and the topic.
-  let idAt = 1;
-  while (((one[idAt] as number) & 0x80) !== 0) idAt++;
-  idAt += 1 + 2 + new TextEncoder().encode(topic).length;
-  let nextId = 1;
-  let sent = 0;
-  while (Date.now() < until && !closed && ws.readyState === WebSocket.OPEN) {
-    if (ws.bufferedAmount < 256 * 1024) {
-      const frame = new Uint8Array(one.length * PER_FRAME);
-      for (let i = 0; i < PER_FRAME; i++) {
-        frame.set(one, i * one.length);
-        if (qos === 1) {
-          frame[i * one.length + idAt] = nextId >> 8;
-          frame[i * one.length + idAt + 1] = nextId & 0xff;
-          nextId = nextId === 65535 ? 1 : nextId + 1;
-        }
-      }
-      ws.send(frame);
-      sent += PER_FRAME;
-      if (sent % 5_000 === 0) await new Promise((r) => setImmediate(r));
-    } else {
-      await new Promise((r) => setTimeout(r, 1));
-    }
-  }
-  const end =
-    disconnect !== undefined ? `0x${disconnect.toString(16).padStart(2, "0")}` : closed ? "closed" : "open";
-  ws.terminate();
-  return { sent, end };
-}
 
 interface Fresh {
   /** ms from the start of the flood when the client started. */
@@ -225,7 +134,9 @@ async function statsAnswer(t: Target, limitMs: number): Promise<number> {
       headers: { Authorization: `Bearer ${API_TOKEN}` },
       signal: AbortSignal.timeout(limitMs),
     });
-    await res.arrayBuffer();
+    const body = await res.text();
+    // OVERLOAD_STATS=1: the statistics after each flood (what was taken, routed, delivered and dropped).
+    if (process.env.OVERLOAD_STATS) console.error(body);
     return performance.now() - start;
   } catch {
     return Number.NaN;
@@ -278,8 +189,8 @@ async function overloadRun(
     await profiler?.start();
     const start = Date.now();
     const until = start + s.floodSeconds * 1000;
-    const floods = Array.from({ length: s.flooders }, (_, i) =>
-      flood(url, `${topic}-f${i}`, topic, qos, until),
+    const floods = floodInThread(
+      Array.from({ length: s.flooders }, (_, i) => ({ url, id: `${topic}-f${i}`, topic, qos, until })),
     );
     const steadyDuring = steady(url, `${topic}-steady`, until);
     // Sampled until the flood is over: the isolates' heap (each read bounded) and workerd's memory.
@@ -302,7 +213,7 @@ async function overloadRun(
       await new Promise((r) => setTimeout(r, Math.max(0, start + at - Date.now())));
       freshOnes.push(fresh(url, `${topic}-fresh${freshOnes.length}`, at));
     }
-    const ends = await Promise.all(floods);
+    const ends = await floods;
     if (profiler !== undefined) {
       const file = `${process.env.OVERLOAD_PROFILE}-${cap}-${qos}-${path}.cpuprofile`;
       console.error(`  profile ${file}:`, await profiler.stop(file));
@@ -429,7 +340,7 @@ export async function overloadSection(s: OverloadSizes, quick: boolean): Promise
     machine(
       [
         `- Nimbus 1×1 with its default settings (anonymous clients and the API on), a fresh broker a run, wrangler's local observability off (as the tests run it); "lifted": PUBLISH_RATE and PUBLISH_BURST 1,000,000`,
-        `- ${s.flooders} raw MQTT 5.0 clients each writing frames of ${PER_FRAME} PUBLISH (${PAYLOAD}-byte payloads) to one topic while their socket's buffer is under 256 KiB, for ${s.floodSeconds} s; a raw subscriber reads the topic at the flood's QoS`,
+        `- ${s.flooders} raw MQTT 5.0 clients (in a thread of their own, apart from the clients timed) each writing frames of ${PER_FRAME} PUBLISH (${PAYLOAD}-byte payloads) to one topic while their socket's buffer is under 256 KiB, for ${s.floodSeconds} s; a raw subscriber reads the topic at the flood's QoS`,
         `- a fresh client every ${s.freshEveryMs} ms during the flood and one after it: connect, subscribe to its own topic, publish QoS 1 to it, until the message is back (20 s limit)`,
         "- a well-behaved publisher (raw, QoS 1 to a topic of its own, 10 unacknowledged at most): alone for 2 s before the flood, then during it",
         "- clients reach the broker through wrangler's dev proxy (as `npm start` users do; it buffers what the broker has not read yet, without bound) or straight to the broker's workerd (its entry socket found through /proc; nearer to the edge, where no such proxy sits in between)",
