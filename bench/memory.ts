@@ -11,7 +11,7 @@
 import { TokenBucket } from "../broker/rate-limit.ts";
 import type { SubscriptionOptions } from "../broker/session-state.ts";
 import { type Connected, Connection } from "../durable-objects/gateway/connection.ts";
-import { ConnectionInbound } from "../durable-objects/gateway/inbound.ts";
+import { ConnectionInbound, INBOUND_LIMITS } from "../durable-objects/gateway/inbound.ts";
 import { HeldBudget, OutboundWindow } from "../durable-objects/gateway/outbound-window.ts";
 import { SubscriptionIndex } from "../mqtt/index.ts";
 
@@ -65,7 +65,7 @@ for (let i = 0; i < N; i++) {
     ws as unknown as WebSocket,
     att,
     MAX_PACKET,
-    (c) => new ConnectionInbound(c, new TokenBucket(100, 200), { release() {} }),
+    (c) => new ConnectionInbound(c, new TokenBucket(100, 200), { release() {} }, INBOUND_LIMITS.decodeAhead),
   );
   conn.save();
   conn.ready = true;

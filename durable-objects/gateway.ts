@@ -87,6 +87,7 @@ export class Gateway extends DurableObject<Env> implements GatewayRpc {
       },
       evict: (conn, refusal) =>
         void close(conn, { kind: "protocol-error", reasonCode: refusal.reasonCode, why: refusal.why }),
+      readOn: (conn) => void this.readOn(conn),
     });
     this.sockets = new Sockets({ ctx, config, store, inbound: this.inbound });
     this.sockets.wake();
@@ -234,6 +235,11 @@ export class Gateway extends DurableObject<Env> implements GatewayRpc {
       });
     conn.decoder.feed(new Uint8Array(data));
     this.inbound.account(conn.inbound);
+    await this.readOn(conn);
+  }
+
+  /** Handles the packets `conn` has buffered, unless a run is under way or its decoding is held back (inbound.ts). */
+  private async readOn(conn: Connection): Promise<void> {
     // The frame that starts a run waits for it, so the runtime keeps the object
     // for its packets; frames arriving meanwhile join that run and end here.
     await conn.read((next) => this.handleNext(conn, next));
@@ -265,14 +271,28 @@ export class Gateway extends DurableObject<Env> implements GatewayRpc {
     } catch {
       // already closed
     }
+    await this.readHeld(conn);
     await this.closer.lost(conn, `socket closed (${code})`);
     this.sockets.forget(ws);
   }
 
   override async webSocketError(ws: WebSocket, error: unknown): Promise<void> {
     const conn = this.sockets.of(ws);
+    await this.readHeld(conn);
     await this.closer.lost(conn, `socket error: ${String(error)}`);
     this.sockets.forget(ws);
+  }
+
+  /**
+   * What a connection sent before its socket went, kept undecoded while its decoding
+   * was held back (inbound.ts), is handled before the loss is: a DISCONNECT among it
+   * ends the session normally, its will discarded (MQTT-3.14.4-3).
+   */
+  private async readHeld(conn: Connection): Promise<void> {
+    if (conn.finished || !conn.inbound.heldBack) return;
+    conn.inbound.lift();
+    await conn.idle();
+    await this.readOn(conn);
   }
 
   /** Keep-alive (1.5 × the client's interval, 3.1.1 MQTT-3.1.2-24 / 5.0 MQTT-3.1.2-22), CONNECT timeout and $SYS (timers.ts). */

@@ -16,7 +16,7 @@ import {
   type ProtocolVersion,
   StreamDecoder,
 } from "../../mqtt/index.ts";
-import type { ConnectionInbound } from "./inbound.ts";
+import type { ConnectionInbound } from "./connection-inbound.ts";
 import type { OutboundWindow } from "./outbound-window.ts";
 
 /** An enhanced authentication exchange (5.0 4.12) under way or completed. */
@@ -83,8 +83,14 @@ export class Connection {
   readonly ws: WebSocket;
   att: Attachment;
   decoder: StreamDecoder;
-  /** The run that handles this connection's buffered packets, while one is under way. */
-  private reading: Promise<void> | null = null;
+  /**
+   * A run is handling this connection's buffered packets. Set and cleared within the
+   * run itself: a read asked for as a run stops (Inbound's readOn, say) must find it
+   * cleared, or nothing would read what the connection holds.
+   */
+  private running = false;
+  /** The latest run, for whoever must wait until it is over (`idle`). */
+  private run: Promise<void> = Promise.resolve();
   /** Set once the connection is being torn down: no more packets are handled. */
   finished = false;
   /** The disconnected presence event was published (or is not due): once per connection. */
@@ -204,21 +210,31 @@ export class Connection {
    * event open holds the runtime's memory, which no bound here would count).
    */
   read(handle: (next: Packet | DecodeError) => Promise<void> | void): Promise<void> | undefined {
-    if (this.reading !== null) return undefined;
-    this.reading = this.readAll(handle).finally(() => {
-      this.reading = null;
-    });
-    return this.reading;
+    if (this.running) return undefined;
+    this.running = true;
+    this.run = this.readAll(handle);
+    return this.run;
+  }
+
+  /** Resolves once no run is under way. */
+  async idle(): Promise<void> {
+    while (this.running) await this.run;
   }
 
   private async readAll(handle: (next: Packet | DecodeError) => Promise<void> | void): Promise<void> {
-    while (!this.finished) {
-      const next = this.decoder.next();
-      if (next === undefined) return;
-      await handle(next);
-      if ("ok" in next) return;
+    try {
+      while (!this.finished) {
+        // Its decoding waits while it has as many publishes unacknowledged as it may (inbound.ts).
+        if (this.inbound.holdsBack()) return;
+        const next = this.decoder.next();
+        if (next === undefined) return;
+        await handle(next);
+        if ("ok" in next) return;
+      }
+      this.decoder.discard();
+    } finally {
+      this.running = false;
     }
-    this.decoder.discard();
   }
 }
 

@@ -4,8 +4,8 @@
  *
  * The Hibernation API gives no back-pressure: workerd reads the next frame of a
  * socket as soon as the event of the last one has run, however long the work it
- * started takes. So nothing here waits by holding frames back; instead every
- * byte a connection makes the gateway hold is counted, and bounded:
+ * started takes. So frames are never refused for being early; instead every byte
+ * a connection makes the gateway hold is counted, and bounded:
  *
  * - per connection: undecoded input and publishes waiting, at most one largest
  *   packet before CONNACK and `connectionBytes` more after; past it the
@@ -13,6 +13,13 @@
  * - per gateway: `gatewayBytes` over all connections; past it the connection
  *   holding the most ends (0x89 Server busy), so a flood costs the flooder, not
  *   its neighbours.
+ *
+ * A connection with `decodeAhead` QoS 1/2 publishes decoded and not acknowledged
+ * has what it sends more kept undecoded, in its bytes, until half are: a frame from
+ * a client that sends faster than its publishes are routed costs a copy, not the
+ * decoding and routing that would delay every other connection's frames (all of an
+ * isolate's events share one thread), and one that keeps on sending reaches its
+ * byte bound and ends.
  *
  * Over its rate (PUBLISH_RATE, a token bucket per connection) a client is shaped,
  * not ended: a QoS 1/2 PUBLISH waits here and its PUBACK/PUBREC waits with it, so
@@ -37,6 +44,7 @@ import type { GatewayCounter } from "../../broker/stats.ts";
 import { ReasonCode } from "../../mqtt/index.ts";
 import { isPlainQos0, plainQos0Payload } from "../../mqtt/publish-scan.ts";
 import type { Connection } from "./connection.ts";
+import { ConnectionInbound, type Routed, type Waiting } from "./connection-inbound.ts";
 
 /** The bounds of the inbound path (README: bounds). */
 export interface InboundLimits {
@@ -53,6 +61,15 @@ export interface InboundLimits {
   /** Messages on their way to the shards at once, and their bytes (at least one message goes). */
   windowMessages: number;
   windowBytes: number;
+  /**
+   * QoS 1/2 publishes of one connection decoded and not acknowledged yet: at this
+   * many, what it sends more waits undecoded (in `connectionBytes`) until half are
+   * acknowledged. Without back-pressure on frames this stands in for a socket not
+   * read: a client sending faster than its publishes are routed costs the gateway a
+   * copy a frame, not the decoding and routing that would delay its neighbours'
+   * frames; one that keeps on past its bytes is ended (0x96).
+   */
+  decodeAhead: number;
   /** The least time between the starts of two calls to one shard (batcher.ts, PUBLISH_SPACING_MS); absent: none. */
   spacingMs?: number;
 }
@@ -63,11 +80,14 @@ export const INBOUND_LIMITS: InboundLimits = {
   // With the held outbound messages (HELD_BUDGET_BYTES), half of an isolate's 128 MB;
   // 40 publishes of 1 MiB arriving at once fit.
   gatewayBytes: 48 * 2 ** 20,
-  // Four MQTT.js bursts of 5,000 at once fit.
+  // With at most `decodeAhead` decoded a connection, reached only by about 600 connections at once
+  // (or a lower decodeAhead); it bounds a gateway's decoded backlog whatever the settings.
   gatewayMessages: 20_000,
   // A call's worth in flight to a shard and another waiting.
   windowMessages: 2 * RPC_BATCH_MESSAGES,
   windowBytes: RPC_BATCH_BYTES,
+  // EMQX's max_inflight, which it announces to 5.0 clients as its Receive Maximum.
+  decodeAhead: 32,
   spacingMs: MESSAGE_SPACING_MS,
 };
 /** What a waiting publish weighs in memory beyond its bytes in a call (the objects holding it). */
@@ -79,96 +99,12 @@ const WAITING_OVERHEAD = 128;
  */
 export const SHAPING_TICK_MS = 50;
 
-/** How a message's trip to its shard ended: the shard's reason code, or the call's failure. */
-export type Routed = { ok: true; code: number | undefined } | { ok: false; error: unknown };
-
-/** A QoS 1/2 publish waiting for its connection's next token or for room on the way. */
-interface Waiting {
-  message: Message;
-  bytes: number;
-  settle: (routed: Routed) => void;
-}
+export { ConnectionInbound, type Routed } from "./connection-inbound.ts";
 
 /** Why a connection may not hold a frame more. */
 export interface Refusal {
   reasonCode: number;
   why: string;
-}
-
-/** What one connection holds of the inbound path; made by Inbound.attach. */
-export class ConnectionInbound {
-  /** PUBLISH packets a second this connection may send (PUBLISH_RATE, PUBLISH_BURST). */
-  readonly bucket: TokenBucket;
-  /** QoS 1 publishes accepted and not acknowledged yet (waiting or on their way). */
-  qos1 = 0;
-  /** Packet ids of QoS 2 publishes accepted and not answered with PUBREC yet. */
-  readonly qos2 = new Set<number>();
-  /**
-   * QoS 2 packet ids stored awaiting PUBREL: read from storage the first time
-   * (a count a PUBLISH would otherwise query), then kept as they come and go.
-   */
-  awaitingRelease: number | undefined;
-  /** Bytes counted for this connection in the gateway's total. */
-  accounted = 0;
-  /**
-   * When its latest frame arrived (Inbound.admit): the time its packets are held to
-   * the rate by when dropped undecoded (one clock read a frame, not a packet). A
-   * packet decoded after a handler's await is measured against the latest frame's
-   * time, which may be a little behind the clock: it may be dropped for a token
-   * that came meanwhile.
-   */
-  frameAt = Date.now();
-  /**
-   * Over its rate: it found no token for a waiting publish, and has had some
-   * waiting ever since. Such a connection is served at the shaping ticks only.
-   */
-  shaped = false;
-  private waiting: Array<Waiting | undefined> = [];
-  private head = 0;
-  private waitingBytes = 0;
-  readonly conn: Connection;
-  private readonly owner: Pick<Inbound, "release">;
-
-  constructor(conn: Connection, bucket: TokenBucket, owner: Pick<Inbound, "release">) {
-    this.conn = conn;
-    this.bucket = bucket;
-    this.owner = owner;
-  }
-
-  /** Bytes held for this connection now: undecoded input and waiting publishes. */
-  get held(): number {
-    return this.conn.decoder.buffered + this.waitingBytes;
-  }
-
-  get waitingCount(): number {
-    return this.waiting.length - this.head;
-  }
-
-  push(w: Waiting): void {
-    this.waiting.push(w);
-    this.waitingBytes += w.bytes;
-  }
-
-  shift(): Waiting | undefined {
-    if (this.head >= this.waiting.length) return undefined;
-    const w = this.waiting[this.head] as Waiting;
-    this.waiting[this.head++] = undefined;
-    this.waitingBytes -= w.bytes;
-    // Drop the taken slots now and then, not at every take.
-    if (this.head >= 1024 && this.head * 2 >= this.waiting.length) {
-      this.waiting = this.waiting.slice(this.head);
-      this.head = 0;
-    }
-    return w;
-  }
-
-  /** The connection ended: what waits is let go of, unanswered (the client sends it again). */
-  release(): void {
-    this.owner.release(this);
-    this.waiting = [];
-    this.head = 0;
-    this.waitingBytes = 0;
-  }
 }
 
 export interface InboundDeps {
@@ -178,6 +114,8 @@ export interface InboundDeps {
   publishAt: (shard: number, messages: Message[]) => Promise<number[]>;
   /** Ends a connection that holds too much of the gateway. */
   evict: (conn: Connection, refusal: Refusal) => void;
+  /** Reads on what a connection held back undecoded (ConnectionInbound.holdsBack), now that half is acknowledged. */
+  readOn: (conn: Connection) => void;
   /** The bounds; INBOUND_LIMITS unless a test sets others. */
   limits?: InboundLimits;
 }
@@ -221,7 +159,14 @@ export class Inbound {
    */
   attach(conn: Connection): ConnectionInbound {
     const { publishRate, publishBurst } = this.deps.config;
-    const state = new ConnectionInbound(conn, new TokenBucket(publishRate, publishBurst), this);
+    const bucket = new TokenBucket(publishRate, publishBurst);
+    // A Receive Maximum set lower than MQTT's most is enforced: one past it is decoded, to be refused (0x93).
+    const { receiveMaximum } = this.deps.config;
+    const decodeAhead =
+      receiveMaximum < 65535
+        ? Math.max(this.limits.decodeAhead, receiveMaximum + 1)
+        : this.limits.decodeAhead;
+    const state = new ConnectionInbound(conn, bucket, this, decodeAhead);
     conn.decoder.skip = (buf, start, headerLen, end) =>
       this.dropsUndecoded(state, buf, start, headerLen, end);
     return state;
@@ -389,7 +334,7 @@ export class Inbound {
       most.release();
       this.deps.evict(most.conn, refusal);
     }
-    state.push({ message, bytes: messageBytes(message) + WAITING_OVERHEAD, settle });
+    state.push({ message, bytes: messageBytes(message) + WAITING_OVERHEAD, settle, from: state });
     this.waitingTotal++;
     this.account(state);
     this.turns.add(state);
@@ -458,6 +403,7 @@ export class Inbound {
 
   private settled(w: Waiting, routed: Routed): void {
     w.settle(routed);
+    if (w.from.readsOn()) this.deps.readOn(w.from.conn);
     if (this.turns.size > 0) this.pump();
   }
 

@@ -14,8 +14,8 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import WebSocket from "ws";
 import { encode, type Packet, ReasonCode } from "../../mqtt/index.ts";
-import { gatewayCounters, type RunningBroker, startBroker } from "../support/broker.ts";
-import { connect, RawClient, unique } from "../support/clients.ts";
+import { gatewayCounters, offline, type RunningBroker, startBroker } from "../support/broker.ts";
+import { connect, Inbox, RawClient, unique } from "../support/clients.ts";
 
 const API_TOKEN = "overload-token";
 let broker: RunningBroker;
@@ -522,4 +522,73 @@ describe("a wildcard subscribe on a shard holding 100 MiB of retained messages",
     await pub.endAsync();
     await sub.endAsync();
   }, 120_000);
+});
+
+describe("a client whose decoding is held back (32 QoS 1 unacknowledged) when its socket closes", () => {
+  let slow: RunningBroker;
+  beforeAll(async () => {
+    // One publish a second: acknowledgements wait, and Receive Maximum is MQTT's most.
+    slow = await startBroker({
+      vars: { ALLOW_ANONYMOUS: "true", API_TOKEN, PUBLISH_RATE: "1", PUBLISH_BURST: "1" },
+    });
+  }, 90_000);
+  afterAll(async () => {
+    await slow?.stop();
+  });
+
+  it.each([
+    {
+      disconnects: true,
+      title: "DISCONNECT 0x00 behind the held-back input: handled, the will discarded (MQTT-3.14.4-3)",
+    },
+    { disconnects: false, title: "no DISCONNECT: the will is published (MQTT-3.1.2-8)" },
+  ])(
+    "$title",
+    async ({ disconnects }) => {
+      const willTopic = unique("held-will");
+      const watcher = await connect(slow.url, { protocolVersion: 5, clientId: unique("watch") });
+      const inbox = new Inbox(watcher);
+      await watcher.subscribeAsync(willTopic, { qos: 1 });
+      const clientId = unique("held");
+      const raw = await RawClient.open(slow.url, 5);
+      raw.sendConnect(clientId, {
+        cleanStart: false,
+        properties: { sessionExpiryInterval: 300 },
+        will: { topic: willTopic, payload: new TextEncoder().encode("gone"), qos: 1, retain: false },
+      });
+      await raw.next("connack");
+      // 40 QoS 1 at once: one goes on its token, 32 are soon decoded and unacknowledged, the rest kept as bytes.
+      const topic = unique("held-topic");
+      const frame = Buffer.concat(
+        Array.from({ length: 40 }, (_, i) =>
+          encode(
+            {
+              type: "publish",
+              topic,
+              qos: 1,
+              dup: false,
+              retain: false,
+              packetId: i + 1,
+              payload: new Uint8Array(1),
+            },
+            5,
+          ),
+        ),
+      );
+      raw.send(new Uint8Array(frame));
+      expect(await raw.next("puback")).toMatchObject({ packetId: 1 });
+      if (disconnects) raw.send({ type: "disconnect", reasonCode: 0 });
+      // The client closes the connection itself (after DISCONNECT: MQTT-3.14.4-1).
+      raw.close();
+      await raw.closed;
+      await offline(slow.httpUrl, API_TOKEN, clientId);
+      // A marker after: the will, if it was due, was published before it.
+      const marker = await connect(slow.url, { protocolVersion: 5, clientId: unique("marker") });
+      await marker.publishAsync(willTopic, "marker", { qos: 1 });
+      const before = await inbox.until("marker");
+      expect(before.map((m) => m.payload)).toEqual(disconnects ? [] : ["gone"]);
+      await Promise.all([marker.endAsync(), watcher.endAsync()]);
+    },
+    60_000,
+  );
 });

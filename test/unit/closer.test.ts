@@ -9,7 +9,7 @@ import type { CloseReason } from "../../broker/protocol/close.ts";
 import { TokenBucket } from "../../broker/rate-limit.ts";
 import { Closer } from "../../durable-objects/gateway/closer.ts";
 import { type Attachment, Connection } from "../../durable-objects/gateway/connection.ts";
-import { ConnectionInbound } from "../../durable-objects/gateway/inbound.ts";
+import { ConnectionInbound, INBOUND_LIMITS } from "../../durable-objects/gateway/inbound.ts";
 import type { Packet } from "../../mqtt/index.ts";
 
 function harness(version: 4 | 5, ready: boolean) {
@@ -29,7 +29,7 @@ function harness(version: 4 | 5, ready: boolean) {
     socket,
     att,
     1024,
-    (c) => new ConnectionInbound(c, new TokenBucket(1, 1), { release() {} }),
+    (c) => new ConnectionInbound(c, new TokenBucket(1, 1), { release() {} }, INBOUND_LIMITS.decodeAhead),
   );
   conn.ready = ready;
   const sent: Packet[] = [];

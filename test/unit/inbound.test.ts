@@ -7,8 +7,11 @@ import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { MESSAGE_SPACING_MS } from "../../broker/batcher.ts";
 import { readConfig } from "../../broker/config.ts";
 import { type Message, messageBytes } from "../../broker/message.ts";
+import { TokenBucket } from "../../broker/rate-limit.ts";
+import { shardOf } from "../../broker/routing.ts";
 import type { GatewayCounter } from "../../broker/stats.ts";
 import { type Attachment, Connection } from "../../durable-objects/gateway/connection.ts";
+import { ConnectionInbound } from "../../durable-objects/gateway/connection-inbound.ts";
 import {
   INBOUND_LIMITS,
   Inbound,
@@ -28,6 +31,8 @@ interface Harness {
   evicted: Array<{ conn: Connection; refusal: Refusal }>;
   /** Answers the oldest call not answered yet. */
   answer(): void;
+  /** What runs when the inbound path reads on a held-back connection (the gateway's readOn). */
+  readOn: (conn: Connection) => void;
   connection(id: string, ready?: boolean, version?: 4 | 5): Connection;
 }
 
@@ -47,12 +52,14 @@ function harness(vars: Record<string, string>, limits: Partial<InboundLimits> = 
       evicted.push({ conn, refusal });
       conn.detach();
     },
+    readOn: (conn) => h.readOn(conn),
     limits: {
       connectionBytes: 10_000,
       gatewayBytes: 20_000,
       gatewayMessages: 1_000,
       windowMessages: 4,
       windowBytes: 1e9,
+      decodeAhead: 1_000,
       ...limits,
     },
   });
@@ -75,14 +82,16 @@ function harness(vars: Record<string, string>, limits: Partial<InboundLimits> = 
     conn.ready = ready;
     return conn;
   };
-  return {
+  const h: Harness = {
     inbound,
     counts,
     calls,
     evicted,
     answer: () => answers.shift()?.(),
+    readOn: () => {},
     connection,
   };
+  return h;
 }
 
 const message = (id: string, payload = 10): Message => ({
@@ -105,13 +114,14 @@ function feed(h: Harness, conn: Connection, bytes: number): Refusal | undefined 
 const settle = () => new Promise((r) => setImmediate(r));
 
 describe("the bounds a gateway keeps (docs/limits.md)", () => {
-  it("are 2 MiB a connection, 48 MiB and 20,000 waiting a gateway, 1,000 messages and 8 MiB on the way", () => {
+  it("are 2 MiB a connection, 48 MiB and 20,000 waiting a gateway, 1,000 messages and 8 MiB on the way, 32 decoded ahead of acknowledgements", () => {
     expect(INBOUND_LIMITS).toEqual({
       connectionBytes: 2 * 2 ** 20,
       gatewayBytes: 48 * 2 ** 20,
       gatewayMessages: 20_000,
       windowMessages: 1_000,
       windowBytes: 8 * 2 ** 20,
+      decodeAhead: 32,
       spacingMs: MESSAGE_SPACING_MS,
     });
   });
@@ -560,5 +570,245 @@ describe("the window to the shards", () => {
     expect(h.calls).toEqual([["b0"], ["a0"]]);
     expect(h.inbound.admitQos0(b)).toBe(false);
     expect(h.counts.get("dropped_overload")).toBe(1);
+  });
+});
+
+describe("a connection's decoding held back (decodeAhead)", () => {
+  const qos1 = (packetId: number): PublishPacket => ({
+    type: "publish",
+    topic: "t",
+    qos: 1,
+    dup: false,
+    retain: false,
+    packetId,
+    payload: new Uint8Array(100),
+  });
+  const frameOf = (conn: Connection, ids: number[]) =>
+    new Uint8Array(Buffer.concat(ids.map((id) => encode(qos1(id), conn.version))));
+  const range = (from: number, to: number) => Array.from({ length: to - from + 1 }, (_, i) => from + i);
+
+  /** A connection whose QoS 1 are handled as handle-publish.ts does: counted until settled, then acknowledged. */
+  function publisher(h: Harness) {
+    const conn = h.connection("a");
+    const decoded: number[] = [];
+    const acknowledged: number[] = [];
+    const read = () =>
+      conn.read((next) => {
+        h.inbound.account(conn.inbound);
+        if ("ok" in next || next.type !== "publish" || next.qos !== 1)
+          throw new Error("a QoS 1 PUBLISH expected");
+        const packetId = next.packetId;
+        decoded.push(packetId);
+        conn.inbound.qos1++;
+        h.inbound.enqueue(conn, message(String(packetId)), () => {
+          conn.inbound.qos1--;
+          acknowledged.push(packetId);
+        });
+      });
+    h.readOn = (c) => {
+      expect(c).toBe(conn);
+      void read();
+    };
+    /** A frame arrives, as webSocketMessage takes it. */
+    const frame = async (ids: number[]) => {
+      const bytes = frameOf(conn, ids);
+      const refusal = h.inbound.admit(conn, bytes.length);
+      if (refusal !== undefined) return refusal;
+      conn.decoder.feed(bytes);
+      h.inbound.account(conn.inbound);
+      await read();
+      h.inbound.account(conn.inbound);
+      return undefined;
+    };
+    return { conn, decoded, acknowledged, frame };
+  }
+
+  it("at decodeAhead unacknowledged, what follows waits undecoded, its bytes held; once half are acknowledged, decoding goes on, in order", async () => {
+    const h = harness({ PUBLISH_RATE: "1000000", PUBLISH_BURST: "1000000" }, { decodeAhead: 4 });
+    const p = publisher(h);
+    const packet = frameOf(p.conn, [1]).length;
+    expect(await p.frame(range(1, 10))).toBeUndefined();
+    // Four decoded, six left as bytes.
+    expect(p.decoded).toEqual([1, 2, 3, 4]);
+    expect(p.conn.inbound.heldBack).toBe(true);
+    expect(p.conn.decoder.buffered).toBe(6 * packet);
+    expect(h.inbound.heldBytes).toBe(p.conn.inbound.held);
+    // A frame that comes meanwhile is kept, not decoded.
+    expect(await p.frame([11, 12])).toBeUndefined();
+    expect(p.decoded).toEqual([1, 2, 3, 4]);
+    expect(p.conn.decoder.buffered).toBe(8 * packet);
+    // The shard has them: acknowledged, and decoding goes on up to four unacknowledged again.
+    for (let i = 0; i < 20 && p.acknowledged.length < 4; i++) {
+      h.answer();
+      await settle();
+    }
+    expect(p.acknowledged).toEqual([1, 2, 3, 4]);
+    expect(p.decoded).toEqual(range(1, 8));
+    expect(p.conn.decoder.buffered).toBe(4 * packet);
+    for (let i = 0; i < 50 && p.acknowledged.length < 12; i++) {
+      h.answer();
+      await settle();
+    }
+    expect(p.decoded).toEqual(range(1, 12));
+    expect(p.acknowledged).toEqual(range(1, 12));
+    expect(h.calls.flat()).toEqual(range(1, 12).map(String));
+    expect(p.conn.decoder.buffered).toBe(0);
+    expect(p.conn.inbound.heldBack).toBe(false);
+    expect(h.inbound.heldBytes).toBe(0);
+  });
+
+  it("held back, a client that keeps sending is ended at its byte budget (0x96), having cost no decoding", async () => {
+    const h = harness({ PUBLISH_RATE: "1000000", PUBLISH_BURST: "1000000" }, { decodeAhead: 4 });
+    const p = publisher(h);
+    const packet = frameOf(p.conn, [1]).length;
+    expect(await p.frame(range(1, 4))).toBeUndefined();
+    expect(p.conn.inbound.heldBack).toBe(true);
+    // What the budget holds beyond the four waiting: one largest packet and connectionBytes.
+    const waiting = p.conn.inbound.held;
+    const fits = Math.floor((MAX_PACKET + 10_000 - waiting) / packet);
+    let next = 5;
+    for (let i = 0; i < fits; i++) expect(await p.frame([next++])).toBeUndefined();
+    const refusal = await p.frame([next]);
+    expect(refusal?.reasonCode).toBe(ReasonCode.MessageRateTooHigh);
+    expect(refusal?.why).toBe(`more than ${MAX_PACKET + 10_000} bytes received and not yet handled`);
+    expect(p.decoded).toEqual([1, 2, 3, 4]);
+    expect(p.conn.decoder.buffered).toBe(fits * packet);
+  });
+
+  it("holds back at decodeAhead QoS 1 and 2 unacknowledged, and reads on at half: not before, and at once", () => {
+    const conn = harness({}).connection("a");
+    const state = new ConnectionInbound(conn, new TokenBucket(1, 1), { release() {} }, 4);
+    state.qos1 = 3;
+    expect(state.holdsBack()).toBe(false);
+    state.qos1 = 2;
+    state.qos2.add(7).add(8);
+    expect(state.holdsBack()).toBe(true);
+    // Three left: not yet half.
+    state.qos2.delete(7);
+    expect(state.readsOn()).toBe(false);
+    expect(state.holdsBack()).toBe(true);
+    // Two left: half; reading goes on, and holds back again at four.
+    state.qos2.delete(8);
+    expect(state.readsOn()).toBe(true);
+    expect(state.heldBack).toBe(false);
+    expect(state.readsOn()).toBe(false);
+    state.qos1 = 3;
+    expect(state.holdsBack()).toBe(false);
+    state.qos1 = 4;
+    expect(state.holdsBack()).toBe(true);
+    // Its socket closed: nothing is held back any more (what it sent is read).
+    state.lift();
+    expect(state.holdsBack()).toBe(false);
+  });
+
+  it("a Receive Maximum set lower than 65,535 is decoded past, to be refused (0x93): decodeAhead is at least one more", () => {
+    const h = harness({ RECEIVE_MAXIMUM: "100" }, { decodeAhead: 4 });
+    const conn = h.connection("a");
+    conn.inbound.qos1 = 100;
+    expect(conn.inbound.holdsBack()).toBe(false);
+    conn.inbound.qos1 = 101;
+    expect(conn.inbound.holdsBack()).toBe(true);
+  });
+
+  it("reading on is never lost: two shards answering in the same turn, at any distance, with a handler that awaits (as handle-publish.ts does)", async () => {
+    const config = readConfig({
+      MAX_PACKET_SIZE: String(MAX_PACKET),
+      TOPIC_SHARDS: "2",
+      PUBLISH_RATE: "1000000",
+      PUBLISH_BURST: "1000000",
+    });
+    const topics = [0, 1].map((shard) => {
+      for (let i = 0; ; i++) if (shardOf(`t${i}`, config.layout) === shard) return `t${i}`;
+    }) as [string, string];
+    for (let distance = 0; distance <= 30; distance++) {
+      const calls: Array<{ shard: number; answer: () => void }> = [];
+      let readOn: (conn: Connection) => void = () => {};
+      const inbound = new Inbound({
+        config,
+        counters: { add() {} },
+        publishAt: (shard, messages) =>
+          new Promise((resolve) => calls.push({ shard, answer: () => resolve(messages.map(() => 0)) })),
+        evict() {},
+        readOn: (c) => readOn(c),
+        limits: {
+          connectionBytes: 1e6,
+          gatewayBytes: 1e7,
+          gatewayMessages: 1_000,
+          windowMessages: 1_000,
+          windowBytes: 1e9,
+          decodeAhead: 4,
+        },
+      });
+      const att: Attachment = {
+        phase: "connected",
+        openedAt: 0,
+        clientId: "a",
+        connId: "a",
+        version: 5,
+        keepAlive: 0,
+        persistent: false,
+        expiry: 0,
+        lastSeen: 0,
+      };
+      const conn = new Connection(
+        { serializeAttachment() {} } as unknown as WebSocket,
+        att,
+        MAX_PACKET,
+        (c) => inbound.attach(c),
+      );
+      conn.ready = true;
+      const decoded: number[] = [];
+      const handle = async (next: Packet | { ok: false }) => {
+        inbound.account(conn.inbound);
+        await Promise.resolve();
+        if ("ok" in next || next.type !== "publish" || next.qos !== 1)
+          throw new Error("a QoS 1 PUBLISH expected");
+        decoded.push(next.packetId);
+        conn.inbound.qos1++;
+        inbound.enqueue(conn, { ...message(String(next.packetId)), topic: next.topic }, () => {
+          conn.inbound.qos1--;
+        });
+      };
+      readOn = (c) => void c.read(handle);
+      // A call in flight to each shard, so that 1 and 3 (shard 0) and 2 and 4 (shard 1) go together next.
+      void inbound.route({ ...message("d0"), topic: topics[0], qos: 0 });
+      void inbound.route({ ...message("d1"), topic: topics[1], qos: 0 });
+      const packets = range(1, 10).map((id) => ({
+        type: "publish" as const,
+        topic: id <= 4 && id % 2 === 0 ? topics[1] : topics[0],
+        qos: 1 as const,
+        dup: false,
+        retain: false,
+        packetId: id,
+        payload: new Uint8Array(10),
+      }));
+      const bytes = new Uint8Array(Buffer.concat(packets.map((p) => encode(p, 5))));
+      expect(inbound.admit(conn, bytes.length)).toBeUndefined();
+      conn.decoder.feed(bytes);
+      await conn.read(handle);
+      expect(decoded).toEqual([1, 2, 3, 4]);
+      await settle();
+      calls.shift()?.answer();
+      calls.shift()?.answer();
+      await settle();
+      // Both shards answer in one turn, `distance` microtasks apart.
+      const [a, b] = [0, 1].map(
+        (shard) =>
+          calls.splice(
+            calls.findIndex((c) => c.shard === shard),
+            1,
+          )[0],
+      );
+      a?.answer();
+      let later = Promise.resolve();
+      for (let i = 0; i < distance; i++) later = later.then(() => {});
+      void later.then(() => b?.answer());
+      for (let i = 0; i < 100 && decoded.length < 10; i++) {
+        await settle();
+        calls.shift()?.answer();
+      }
+      expect({ distance, decoded }).toEqual({ distance, decoded: range(1, 10) });
+      expect(conn.decoder.buffered).toBe(0);
+    }
   });
 });
