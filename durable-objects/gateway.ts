@@ -285,8 +285,9 @@ export class Gateway extends DurableObject<Env> implements GatewayRpc {
 
   /**
    * What a connection sent before its socket went, kept undecoded while its decoding
-   * was held back (inbound.ts), is handled before the loss is: a DISCONNECT among it
-   * ends the session normally, its will discarded (MQTT-3.14.4-3).
+   * was held back (inbound.ts), is read before the loss is handled: its publishes are
+   * dropped unanswered, and a DISCONNECT among it ends the session normally, its
+   * will discarded (MQTT-3.14.4-3).
    */
   private async readHeld(conn: Connection): Promise<void> {
     if (conn.finished || !conn.inbound.heldBack) return;

@@ -60,8 +60,8 @@ export class ConnectionInbound {
    * undecoded, held in its byte budget; Inbound reads on once half are acknowledged.
    */
   heldBack = false;
-  /** Its socket closed (`lift`): nothing is held back any more. */
-  private closed = false;
+  /** Its socket closed with input held back (`lift`): nothing is held back any more. */
+  closed = false;
   private waiting: Array<Waiting | undefined> = [];
   private head = 0;
   private waitingBytes = 0;
@@ -94,8 +94,10 @@ export class ConnectionInbound {
   }
 
   /**
-   * Its socket closed with input held back: what it sent before is read now, hold
-   * or not (a DISCONNECT among it ends the session as the client meant it to).
+   * Its socket closed with input held back: what it held is read now, hold or not;
+   * the publishes in it are dropped unanswered (Inbound.dropsUndecoded: the client
+   * has no PUBACK for them), and a DISCONNECT among it ends the session as the
+   * client meant it to.
    */
   lift(): void {
     this.closed = true;

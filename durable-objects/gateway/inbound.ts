@@ -90,6 +90,8 @@ export const INBOUND_LIMITS: InboundLimits = {
   decodeAhead: 32,
   spacingMs: MESSAGE_SPACING_MS,
 };
+/** The PUBLISH packet type (the first byte's high nibble). */
+const PUBLISH_TYPE = 3;
 /** What a waiting publish weighs in memory beyond its bytes in a call (the objects holding it). */
 const WAITING_OVERHEAD = 128;
 /**
@@ -188,6 +190,12 @@ export class Inbound {
     end: number,
   ): boolean {
     const conn = state.conn;
+    // Its socket closed with input held back (ConnectionInbound.lift): the publishes in it
+    // go unanswered and unrouted, as if never sent; the rest (a DISCONNECT) is decoded.
+    if (state.closed && (buf[start] as number) >> 4 === PUBLISH_TYPE) {
+      this.unhold(state, end - start);
+      return true;
+    }
     // Anything but QoS 0 without DUP is decoded (and QoS 1/2 handled as ever), before any rate check.
     if (!isPlainQos0(buf[start] as number) || conn.att.phase !== "connected" || conn.finished) return false;
     // The time its frame arrived (admit): reading the clock is a call into the runtime.

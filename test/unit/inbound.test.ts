@@ -657,6 +657,40 @@ describe("a connection's decoding held back (decodeAhead)", () => {
     expect(h.inbound.heldBytes).toBe(0);
   });
 
+  it("its socket closed with input held back: the held publishes are dropped undecoded and unanswered, a DISCONNECT behind them is handled", async () => {
+    const h = harness({ PUBLISH_RATE: "1000000", PUBLISH_BURST: "1000000" }, { decodeAhead: 4 });
+    const p = publisher(h);
+    const bytes = new Uint8Array(
+      Buffer.concat([frameOf(p.conn, range(1, 10)), encode({ type: "disconnect", reasonCode: 0 }, 5)]),
+    );
+    expect(h.inbound.admit(p.conn, bytes.length)).toBeUndefined();
+    p.conn.decoder.feed(bytes);
+    h.inbound.account(p.conn.inbound);
+    const handled: string[] = [];
+    const read = () =>
+      p.conn.read((next) => {
+        if ("ok" in next) throw new Error(next.message);
+        handled.push(next.type === "publish" ? `publish ${next.qos === 0 ? 0 : next.packetId}` : next.type);
+        if (next.type === "publish" && next.qos === 1) {
+          p.conn.inbound.qos1++;
+          h.inbound.enqueue(p.conn, message(String(next.packetId)), () => p.conn.inbound.qos1--);
+        }
+      });
+    await read();
+    expect(handled).toEqual(["publish 1", "publish 2", "publish 3", "publish 4"]);
+    p.conn.inbound.lift();
+    await read();
+    h.inbound.account(p.conn.inbound);
+    expect(handled).toEqual(["publish 1", "publish 2", "publish 3", "publish 4", "disconnect"]);
+    expect(p.conn.decoder.buffered).toBe(0);
+    // Only what was decoded before is routed: 1 to 4.
+    for (let i = 0; i < 10; i++) {
+      h.answer();
+      await settle();
+    }
+    expect(h.calls.flat()).toEqual(["1", "2", "3", "4"]);
+  });
+
   it("held back, a client that keeps sending is ended at its byte budget (0x96), having cost no decoding", async () => {
     const h = harness({ PUBLISH_RATE: "1000000", PUBLISH_BURST: "1000000" }, { decodeAhead: 4 });
     const p = publisher(h);
