@@ -83,11 +83,6 @@ export class StreamDecoder {
     const alone = this.pending === 0;
     this.pending += chunk.length;
     if (chunk.length >= SMALL_CHUNK || alone) {
-      // A tail left behind keeps only its filled part: held as a view, its whole
-      // TAIL_BYTES would stay, a client alternating small and large frames making
-      // the decoder hold many times the bytes it counts.
-      if (this.tail !== undefined && this.tailUsed < this.tail.length)
-        this.chunks[this.chunks.length - 1] = this.tail.slice(0, this.tailUsed);
       this.chunks.push(chunk);
       this.tail = undefined;
       return;
