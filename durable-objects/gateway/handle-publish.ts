@@ -74,7 +74,7 @@ export async function handlePublish(d: PublishDeps, conn: Connection, p: Publish
         qos: p.qos,
         pending,
         awaitingRelease: p.qos === 2 && !pending && d.store.hasInboundQos2(att.clientId, p.packetId),
-        unacknowledged: state.qos1 + state.qos2.size + state.awaitingRelease,
+        unacknowledged: state.unacknowledged + state.awaitingRelease,
       },
       d.config.receiveMaximum,
     );

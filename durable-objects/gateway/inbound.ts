@@ -41,7 +41,7 @@ import {
 import { TokenBucket } from "../../broker/rate-limit.ts";
 import { shardOf } from "../../broker/routing.ts";
 import type { GatewayCounter } from "../../broker/stats.ts";
-import { ReasonCode } from "../../mqtt/index.ts";
+import { PacketType, ReasonCode } from "../../mqtt/index.ts";
 import { isPlainQos0, plainQos0Payload } from "../../mqtt/publish-scan.ts";
 import type { Connection } from "./connection.ts";
 import { ConnectionInbound, type Routed, type Waiting } from "./connection-inbound.ts";
@@ -90,8 +90,6 @@ export const INBOUND_LIMITS: InboundLimits = {
   decodeAhead: 32,
   spacingMs: MESSAGE_SPACING_MS,
 };
-/** The PUBLISH packet type (the first byte's high nibble). */
-const PUBLISH_TYPE = 3;
 /** What a waiting publish weighs in memory beyond its bytes in a call (the objects holding it). */
 const WAITING_OVERHEAD = 128;
 /**
@@ -145,10 +143,18 @@ export class Inbound {
   private tokenTimerAt = Number.POSITIVE_INFINITY;
   private readonly deps: InboundDeps;
   private readonly limits: InboundLimits;
+  /** What each connection may have decoded ahead of its acknowledgements (`InboundLimits.decodeAhead`, past a lower Receive Maximum). */
+  private readonly decodeAhead: number;
 
   constructor(deps: InboundDeps) {
     this.deps = deps;
     this.limits = deps.limits ?? { ...INBOUND_LIMITS, spacingMs: deps.config.publishSpacingMs };
+    // A Receive Maximum set lower than MQTT's most is enforced: one past it is decoded, to be refused (0x93).
+    const { receiveMaximum } = deps.config;
+    this.decodeAhead =
+      receiveMaximum < 65535
+        ? Math.max(this.limits.decodeAhead, receiveMaximum + 1)
+        : this.limits.decodeAhead;
     this.router = new KeyedBatcher((shard, messages) => deps.publishAt(shard, messages), {
       ...MESSAGE_BATCH,
       spacingMs: this.limits.spacingMs,
@@ -162,13 +168,7 @@ export class Inbound {
   attach(conn: Connection): ConnectionInbound {
     const { publishRate, publishBurst } = this.deps.config;
     const bucket = new TokenBucket(publishRate, publishBurst);
-    // A Receive Maximum set lower than MQTT's most is enforced: one past it is decoded, to be refused (0x93).
-    const { receiveMaximum } = this.deps.config;
-    const decodeAhead =
-      receiveMaximum < 65535
-        ? Math.max(this.limits.decodeAhead, receiveMaximum + 1)
-        : this.limits.decodeAhead;
-    const state = new ConnectionInbound(conn, bucket, this, decodeAhead);
+    const state = new ConnectionInbound(conn, bucket, this, this.decodeAhead);
     conn.decoder.skip = (buf, start, headerLen, end) =>
       this.dropsUndecoded(state, buf, start, headerLen, end);
     return state;
@@ -192,7 +192,7 @@ export class Inbound {
     const conn = state.conn;
     // Its socket closed with input held back (ConnectionInbound.lift): the publishes in it
     // go unanswered and unrouted, as if never sent; the rest (a DISCONNECT) is decoded.
-    if (state.closed && (buf[start] as number) >> 4 === PUBLISH_TYPE) {
+    if (state.closed && (buf[start] as number) >> 4 === PacketType.publish) {
       this.unhold(state, end - start);
       return true;
     }
@@ -403,7 +403,7 @@ export class Inbound {
       );
       // A publisher with half its Receive Maximum unacknowledged is not held back
       // for the spacing of calls (batcher.ts): one more than it is refused (0x93).
-      const unacknowledged = state.qos1 + state.qos2.size + (state.awaitingRelease ?? 0);
+      const unacknowledged = state.unacknowledged + (state.awaitingRelease ?? 0);
       if (2 * unacknowledged >= this.deps.config.receiveMaximum) this.router.hurry(shard);
     }
     if (nextToken !== Number.POSITIVE_INFINITY) this.wakeAt(nextToken, now);
