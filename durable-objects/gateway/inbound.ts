@@ -7,12 +7,15 @@
  * started takes. So frames are never refused for being early; instead every byte
  * a connection makes the gateway hold is counted, and bounded:
  *
- * - per connection: undecoded input and publishes waiting, at most one largest
- *   packet before CONNACK and `connectionBytes` more after; past it the
- *   connection ends (0x96);
- * - per gateway: `gatewayBytes` over all connections; past it the connection
- *   holding the most ends (0x89 Server busy), so a flood costs the flooder, not
- *   its neighbours.
+ * - per connection: undecoded input, at most one largest packet before CONNACK
+ *   and `connectionBytes` more after; past it the connection ends (0x96). Its
+ *   decoded publishes waiting to be routed are bounded in number instead (at
+ *   most `decodeAhead`, below), so a client within its Receive Maximum that
+ *   sends a few large publishes while over its rate, or while the way to the
+ *   shards is full, is slowed down, not ended;
+ * - per gateway: `gatewayBytes` over all connections, undecoded and waiting;
+ *   past it the connection holding the most ends (0x89 Server busy), so a flood
+ *   costs the flooder, not its neighbours.
  *
  * A connection with `decodeAhead` QoS 1/2 publishes decoded and not acknowledged
  * has what it sends more kept undecoded, in its bytes, until half are: a frame from
@@ -48,7 +51,7 @@ import { ConnectionInbound, type Routed, type Waiting } from "./connection-inbou
 
 /** The bounds of the inbound path (README: bounds). */
 export interface InboundLimits {
-  /** Bytes a connected client may have waiting here beyond one largest packet. */
+  /** Bytes of undecoded input a connected client may have here beyond one largest packet. */
   connectionBytes: number;
   /** Bytes all connections of a gateway may have waiting here together. */
   gatewayBytes: number;
@@ -254,7 +257,8 @@ export class Inbound {
     const state = conn.inbound;
     state.frameAt = now;
     const limit = this.connectionLimit(conn);
-    if (state.held + bytes > limit) {
+    // Undecoded input only: its waiting publishes are at most decodeAhead (holdsBack).
+    if (conn.decoder.buffered + bytes > limit) {
       return {
         reasonCode: ReasonCode.MessageRateTooHigh,
         why: `more than ${limit} bytes received and not yet handled`,

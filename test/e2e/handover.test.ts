@@ -36,17 +36,33 @@ function numbered(i: number): Buffer {
   return payload;
 }
 
-/** Publishes `n` numbered 1 MiB QoS 1 messages, `window` awaiting PUBACK at a time. */
+/**
+ * Publishes `n` numbered 1 MiB QoS 1 messages, `window` awaiting PUBACK at a time;
+ * fails at once if the broker ends the publisher (MQTT.js leaves its publishes
+ * waiting then), with the reason code it gave.
+ */
 async function publishNumbered(pub: MqttClient, topic: string, n: number, window = 16): Promise<void> {
   let next = 0;
-  await Promise.all(
-    Array.from({ length: window }, async () => {
-      while (next < n) {
-        const i = next++;
-        await pub.publishAsync(topic, numbered(i), { qos: 1 });
-      }
-    }),
+  let reason = "none";
+  pub.on("disconnect", (packet) => {
+    reason = `0x${(packet.reasonCode ?? 0).toString(16)}`;
+  });
+  const ended = new Promise<never>((_, reject) =>
+    pub.once("close", () => reject(new Error(`publisher ended after ${next} sent (DISCONNECT ${reason})`))),
   );
+  // It ends when the test ends it, too, after the race: not a failure then.
+  ended.catch(() => {});
+  await Promise.race([
+    ended,
+    Promise.all(
+      Array.from({ length: window }, async () => {
+        while (next < n) {
+          const i = next++;
+          await pub.publishAsync(topic, numbered(i), { qos: 1 });
+        }
+      }),
+    ),
+  ]);
 }
 
 /** Resolves with the numbers of the first `n` messages, in arrival order, once all came. */

@@ -157,6 +157,22 @@ describe("what a connection may hold", () => {
     conn.detach();
     expect(h.inbound.heldBytes).toBe(0);
   });
+
+  it("publishes waiting (decoded, at most decodeAhead) count in the gateway's bytes, not in the connection's: a shaped client with a few large ones waiting is slowed down, not ended", () => {
+    const h = harness({ PUBLISH_RATE: "1", PUBLISH_BURST: "1" }, { decodeAhead: 4, gatewayBytes: 100_000 });
+    const conn = h.connection("a");
+    // One goes on its token; three of 8,000 bytes wait: past one largest packet and connectionBytes (12,000).
+    for (let i = 0; i < 4; i++) h.inbound.enqueue(conn, message(`m${i}`, 8_000), () => {});
+    expect(h.calls).toEqual([["m0"]]);
+    const waiting = conn.inbound.held;
+    expect(waiting).toBeGreaterThan(MAX_PACKET + 10_000);
+    expect(h.inbound.heldBytes).toBe(waiting);
+    // Undecoded input is still held to the connection's bound, to the byte, whatever waits.
+    expect(feed(h, conn, MAX_PACKET + 10_000)).toBeUndefined();
+    expect(h.inbound.heldBytes).toBe(waiting + MAX_PACKET + 10_000);
+    expect(feed(h, conn, 1)?.reasonCode).toBe(ReasonCode.MessageRateTooHigh);
+    expect(h.evicted).toEqual([]);
+  });
 });
 
 describe("what a gateway may hold", () => {
@@ -697,9 +713,9 @@ describe("a connection's decoding held back (decodeAhead)", () => {
     const packet = frameOf(p.conn, [1]).length;
     expect(await p.frame(range(1, 4))).toBeUndefined();
     expect(p.conn.inbound.heldBack).toBe(true);
-    // What the budget holds beyond the four waiting: one largest packet and connectionBytes.
-    const waiting = p.conn.inbound.held;
-    const fits = Math.floor((MAX_PACKET + 10_000 - waiting) / packet);
+    // What the budget holds of undecoded input (the four decoded count in the gateway's bytes only):
+    // one largest packet and connectionBytes.
+    const fits = Math.floor((MAX_PACKET + 10_000) / packet);
     let next = 5;
     for (let i = 0; i < fits; i++) expect(await p.frame([next++])).toBeUndefined();
     const refusal = await p.frame([next]);
