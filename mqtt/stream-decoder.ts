@@ -83,6 +83,12 @@ export class StreamDecoder {
     const alone = this.pending === 0;
     this.pending += chunk.length;
     if (chunk.length >= SMALL_CHUNK || alone) {
+      // A tail left behind keeps only its filled part: its 16 KiB kept for a few bytes
+      // would let a client alternating 1-byte and 1 KiB frames hold 17 times the
+      // bytes it is counted for (inbound.ts bounds what is buffered).
+      if (this.tail !== undefined && this.tailUsed < this.tail.length) {
+        this.chunks[this.chunks.length - 1] = this.tail.slice(0, this.tailUsed);
+      }
       this.chunks.push(chunk);
       this.tail = undefined;
       return;

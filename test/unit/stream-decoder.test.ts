@@ -1,9 +1,27 @@
 /** The streaming decoder: packets split across chunks, or sharing one. */
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { encode, type Packet, ReasonCode, StreamDecoder } from "../../mqtt/index.ts";
+import { encode, type Packet, type ProtocolVersion, ReasonCode, StreamDecoder } from "../../mqtt/index.ts";
 import { anyPacket, versions } from "../support/arbitraries.ts";
 import { hex } from "../support/bytes.ts";
+
+/** Feeds `packets`, encoded, cut after each length of `cuts` (the rest at once): the same packets come out, nothing left. */
+function expectSameAfterCuts(packets: Packet[], cuts: number[], version: ProtocolVersion): void {
+  const stream = Uint8Array.from(packets.flatMap((p) => Array.from(encode(p, version))));
+  const decoder = new StreamDecoder({ version });
+  const out: Packet[] = [];
+  let pos = 0;
+  for (const cut of [...cuts, stream.length]) {
+    if (pos >= stream.length) break;
+    const end = Math.min(stream.length, pos + cut);
+    const result = decoder.push(stream.slice(pos, end));
+    expect(result.error).toBeUndefined();
+    out.push(...result.packets);
+    pos = end;
+  }
+  expect(out).toEqual(packets);
+  expect(decoder.buffered).toBe(0);
+}
 
 describe.each(versions)("StreamDecoder, protocol level %i", (version) => {
   it("yields the same packets however the stream is cut", () => {
@@ -12,20 +30,7 @@ describe.each(versions)("StreamDecoder, protocol level %i", (version) => {
         fc.array(anyPacket(version), { minLength: 1, maxLength: 6 }),
         fc.array(fc.integer({ min: 1, max: 50 }), { maxLength: 40 }),
         (packets, cuts) => {
-          const stream = Uint8Array.from(packets.flatMap((p) => Array.from(encode(p, version))));
-          const decoder = new StreamDecoder({ version });
-          const out: Packet[] = [];
-          let pos = 0;
-          for (const cut of [...cuts, stream.length]) {
-            if (pos >= stream.length) break;
-            const end = Math.min(stream.length, pos + cut);
-            const result = decoder.push(stream.slice(pos, end));
-            expect(result.error).toBeUndefined();
-            out.push(...result.packets);
-            pos = end;
-          }
-          expect(out).toEqual(packets);
-          expect(decoder.buffered).toBe(0);
+          expectSameAfterCuts(packets, cuts, version);
         },
       ),
       { numRuns: 300 },
@@ -172,6 +177,68 @@ describe("StreamDecoder fed a byte a frame (a client that splits its packets as 
     const chunks = (d as unknown as { chunks: Uint8Array[] }).chunks;
     expect(chunks.length).toBe(1 + Math.ceil(50_000 / (16 * 1024)));
     expect(chunks[0]?.length).toBe(4);
+  });
+});
+
+describe("StreamDecoder, small and large chunks in turn", () => {
+  /** Bytes of memory the decoder's chunks keep alive (each buffer once). */
+  const footprint = (d: StreamDecoder) => {
+    const buffers = new Set((d as unknown as { chunks: Uint8Array[] }).chunks.map((c) => c.buffer));
+    return [...buffers].reduce((sum, b) => sum + b.byteLength, 0);
+  };
+
+  it("keeps the bytes it is counted for, not a 16 KiB buffer per small chunk left behind a large one", () => {
+    const d = new StreamDecoder({ version: 4 });
+    // The start of a PUBLISH announcing 1,000,000 bytes, then 1-byte and 1 KiB chunks in turn.
+    const payload = Uint8Array.from({ length: 1_000_000 - 3 }, (_, i) => i % 251);
+    const packet = encode({ type: "publish", topic: "t", qos: 0, dup: false, retain: false, payload }, 4);
+    let pos = 0;
+    const send = (n: number) => {
+      d.feed(packet.slice(pos, pos + n));
+      pos += n;
+    };
+    send(5);
+    for (let i = 0; i < 500; i++) {
+      send(1);
+      send(1024);
+    }
+    expect(d.buffered).toBe(5 + 500 * 1025);
+    // Each 1-byte chunk copied, then cut to its byte when the large one comes: 17 times
+    // the bytes (16 KiB a pair) without the cut.
+    expect(footprint(d)).toBe(d.buffered);
+    send(packet.length - pos);
+    const decoded = d.next();
+    expect(decoded).toMatchObject({ type: "publish", topic: "t" });
+    expect(
+      decoded !== undefined && "type" in decoded && decoded.type === "publish" && decoded.payload,
+    ).toEqual(payload);
+    expect(d.buffered).toBe(0);
+  });
+
+  it("yields the same packets with chunks of a few bytes and of over 1 KiB mixed", () => {
+    const published = fc.record({
+      topic: fc.constantFrom("a", "b/c"),
+      payload: fc.uint8Array({ maxLength: 5_000 }),
+    });
+    fc.assert(
+      fc.property(
+        fc.array(published, { minLength: 1, maxLength: 8 }),
+        fc.array(fc.oneof(fc.integer({ min: 1, max: 8 }), fc.integer({ min: 1_024, max: 3_000 })), {
+          maxLength: 60,
+        }),
+        (messages, cuts) => {
+          const packets: Packet[] = messages.map((m) => ({
+            type: "publish",
+            qos: 0,
+            dup: false,
+            retain: false,
+            ...m,
+          }));
+          expectSameAfterCuts(packets, cuts, 5);
+        },
+      ),
+      { numRuns: 300 },
+    );
   });
 });
 
