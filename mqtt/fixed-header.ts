@@ -10,8 +10,12 @@ export type Header =
   | { kind: "error"; error: DecodeError }
   | { kind: "ok"; headerLen: number; total: number };
 
-/** Reads the fixed header at `pos`: type byte and Remaining Length (section 2.2.3). */
-export function readHeader(buf: Uint8Array, pos: number, maxPacketSize: number): Header {
+/**
+ * Reads the fixed header at `pos`: type byte and Remaining Length (section 2.2.3).
+ * `minimal`: a length not in the fewest bytes is malformed (5.0, MQTT-1.5.5-1; 3.1.1
+ * describes the encoding without requiring it, so its clients are not held to it).
+ */
+export function readHeader(buf: Uint8Array, pos: number, maxPacketSize: number, minimal = false): Header {
   let remaining = 0;
   let multiplier = 1;
   for (let i = 1; i <= 4; i++) {
@@ -19,6 +23,18 @@ export function readHeader(buf: Uint8Array, pos: number, maxPacketSize: number):
     const b = buf[pos + i] as number;
     remaining += (b & 0x7f) * multiplier;
     if ((b & 0x80) === 0) {
+      // A last byte of 0 after others adds nothing: the same value fits in fewer bytes.
+      if (minimal && i > 1 && b === 0) {
+        return {
+          kind: "error",
+          error: {
+            ok: false,
+            reasonCode: ReasonCode.MalformedPacket,
+            message: "remaining length not encoded in the fewest bytes (MQTT-1.5.5-1)",
+            packetType: (buf[pos] as number) >> 4,
+          },
+        };
+      }
       const total = 1 + i + remaining;
       if (total > maxPacketSize) {
         return {

@@ -19,7 +19,7 @@ export { isWellFormedUtf8 } from "./wire/utf8.ts";
 
 /** Decodes exactly one whole packet from `bytes` (fixtures, tests, tools). */
 export function decodePacket(bytes: Uint8Array, version: ProtocolVersion): Packet | DecodeError {
-  const header = readHeader(bytes, 0, MAX_PACKET_SIZE);
+  const header = readHeader(bytes, 0, MAX_PACKET_SIZE, version === 5);
   if (header.kind === "error") return header.error;
   if (header.kind === "incomplete" || header.total !== bytes.length) {
     return {

@@ -132,7 +132,7 @@ export class StreamDecoder {
       // The header is read in place when the first chunk holds it, else from a copy.
       const head = inFirst >= MAX_HEADER || inFirst === this.pending ? first : this.peek(MAX_HEADER);
       const at = head === first ? this.offset : 0;
-      const header = readHeader(head, at, this.maxPacketSize);
+      const header = readHeader(head, at, this.maxPacketSize, this.version === 5);
       if (header.kind === "incomplete") return undefined;
       if (header.kind === "error") return this.fail(header.error);
       const problem = firstByteProblem(head[at] as number, this.version);

@@ -48,14 +48,18 @@ export class Reader {
     return v;
   }
 
-  /** Variable Byte Integer (section 1.5.5): at most four bytes. */
+  /** Variable Byte Integer (section 1.5.5, 5.0 only): at most four bytes, and the fewest (MQTT-1.5.5-1). */
   varint(what = "a variable byte integer"): number {
     let value = 0;
     let multiplier = 1;
     for (let i = 0; i < 4; i++) {
       const b = this.u8(what);
       value += (b & 0x7f) * multiplier;
-      if ((b & 0x80) === 0) return value;
+      if ((b & 0x80) === 0) {
+        // A last byte of 0 after others adds nothing: the same value fits in fewer bytes.
+        if (i > 0 && b === 0) return malformed(`${what} is not encoded in the fewest bytes (MQTT-1.5.5-1)`);
+        return value;
+      }
       multiplier *= 128;
     }
     return malformed(`${what} is longer than four bytes`);

@@ -53,6 +53,19 @@ describe("bad input", () => {
     await othersStillWork();
   });
 
+  it("a Remaining Length not in the fewest bytes: 5.0 gets DISCONNECT 0x81 (MQTT-1.5.5-1); 3.1.1, which does not require it, is answered", async () => {
+    const overlongPing = Uint8Array.from([0xc0, 0x80, 0x00]);
+    const v5 = await connected(5);
+    v5.send(overlongPing);
+    expect((await v5.next("disconnect")).reasonCode).toBe(ReasonCode.MalformedPacket);
+    await v5.closed;
+    const v4 = await connected(4);
+    v4.send(overlongPing);
+    await v4.next("pingresp");
+    v4.close();
+    await othersStillWork();
+  });
+
   it("a packet over the maximum size: DISCONNECT 0x95 (5.0 3.1.2.11.4)", async () => {
     const v5 = await connected(5);
     // fixed header announcing 2 MiB, more than the 1 MiB default maximum

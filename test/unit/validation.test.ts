@@ -47,6 +47,28 @@ describe("fixed header", () => {
     expect(refusal("30 ff ff ff ff 01", 5).reasonCode).toBe(MALFORMED);
   });
 
+  it("5.0 refuses a Variable Byte Integer not in the fewest bytes, as Remaining Length and in properties (MQTT-1.5.5-1); 3.1.1, which does not require it, accepts the length", () => {
+    // PINGREQ with Remaining Length 0 in two bytes, and in four.
+    expect(refusal("c0 80 00", 5)).toMatchObject({
+      reasonCode: MALFORMED,
+      message: expect.stringContaining("MQTT-1.5.5-1"),
+    });
+    expect(refusal("c0 80 80 80 00", 5).reasonCode).toBe(MALFORMED);
+    expect(decodePacket(hex("c0 80 00"), 4)).toEqual({ type: "pingreq" });
+    // 127 in two bytes (ff 00) is overlong; 128 in two (80 01) is the fewest.
+    expect(refusal(`30 ff 00${" 00".repeat(127)}`, 5).reasonCode).toBe(MALFORMED);
+    expect(decodePacket(hex(`30 80 01 00 01 74 00${" 00".repeat(124)}`), 5)).toMatchObject({
+      type: "publish",
+      topic: "t",
+    });
+    // PUBLISH "t" whose Property Length 0 takes two bytes.
+    expect(refusal("30 06 00 01 74 80 00 78", 5)).toMatchObject({
+      reasonCode: MALFORMED,
+      message: expect.stringContaining("MQTT-1.5.5-1"),
+    });
+    expect(decodePacket(hex("30 05 00 01 74 00 78"), 5)).toMatchObject({ type: "publish", topic: "t" });
+  });
+
   it("refuses trailing bytes after a complete packet body", () => {
     expect(refusal("c0 01 00", 4).reasonCode).toBe(MALFORMED);
     expect(refusal("40 03 00 01 00", 4).reasonCode).toBe(MALFORMED);
