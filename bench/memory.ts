@@ -13,6 +13,7 @@ import type { SubscriptionOptions } from "../broker/session-state.ts";
 import { type Connected, Connection } from "../durable-objects/gateway/connection.ts";
 import { ConnectionInbound, INBOUND_LIMITS } from "../durable-objects/gateway/inbound.ts";
 import { HeldBudget, OutboundWindow } from "../durable-objects/gateway/outbound-window.ts";
+import { aliasBudgets } from "../durable-objects/gateway/topic-aliases.ts";
 import { SubscriptionIndex } from "../mqtt/index.ts";
 
 const gc = (globalThis as { gc?: () => void }).gc;
@@ -58,6 +59,7 @@ const index = new SubscriptionIndex<SubscriptionOptions>();
 const options: SubscriptionOptions = { qos: 1, noLocal: false, retainAsPublished: false, retainHandling: 0 };
 // One budget for held messages per gateway, shared by its windows.
 const budget = new HeldBudget(Number.POSITIVE_INFINITY);
+const aliases = aliasBudgets<Connection>();
 for (let i = 0; i < N; i++) {
   const ws = new FakeSocket();
   const att = attachment(i);
@@ -66,6 +68,7 @@ for (let i = 0; i < N; i++) {
     att,
     MAX_PACKET,
     (c) => new ConnectionInbound(c, new TokenBucket(100, 200), { release() {} }, INBOUND_LIMITS.decodeAhead),
+    aliases,
   );
   conn.save();
   conn.ready = true;

@@ -145,6 +145,7 @@ export class Gateway extends DurableObject<Env> implements GatewayRpc {
       principal: (conn) => this.principal(conn),
       identity: (conn) => this.identity(conn),
       inbound: this.inbound,
+      clientAliases: this.sockets.aliases.client,
       outbound: this.outbound,
       wire: this.wire,
       close,

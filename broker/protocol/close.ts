@@ -126,11 +126,12 @@ export function goodbye(reason: CloseReason): Goodbye {
  * client, which gets no DISCONNECT, learns of why). A bound of the gateway's
  * reached, not the client's doing (0x89 Server busy): 1013 Try Again Later. A
  * client past its own bounds (0x96 Message rate too high: its bytes held, or the
- * most publishes waiting): 1008 Policy Violation. Anything else is a protocol
- * violation by the client (0x93 Receive Maximum exceeded among them): 1002.
+ * most publishes waiting; 0x97 Quota exceeded: retained messages, topic aliases):
+ * 1008 Policy Violation. Anything else is a protocol violation by the client
+ * (0x93 Receive Maximum exceeded among them): 1002.
  */
 export function closeCodeOf(reasonCode: number): Goodbye["closeCode"] {
   if (reasonCode === ReasonCode.ServerBusy) return 1013;
-  if (reasonCode === ReasonCode.MessageRateTooHigh) return 1008;
+  if (reasonCode === ReasonCode.MessageRateTooHigh || reasonCode === ReasonCode.QuotaExceeded) return 1008;
   return 1002;
 }

@@ -18,6 +18,7 @@ import {
 } from "../../mqtt/index.ts";
 import type { ConnectionInbound } from "./connection-inbound.ts";
 import type { OutboundWindow } from "./outbound-window.ts";
+import { type AliasBudgets, ClientAliases, ServerAliases } from "./topic-aliases.ts";
 
 /** An enhanced authentication exchange (5.0 4.12) under way or completed. */
 export interface AuthExchange {
@@ -114,7 +115,7 @@ export class Connection {
   /** In-memory last-seen, more precise than the attachment's. */
   lastSeen: number;
   /** The client's topic aliases (alias → topic), loaded from storage when first needed. */
-  inboundAliases: Map<number, string> | null = null;
+  readonly inboundAliases: ClientAliases<Connection>;
   /**
    * Aliases set in memory and not yet in storage (handle-publish.ts: saved with
    * the next admitted publish, or by `aliasTimer` before the object may hibernate).
@@ -135,7 +136,7 @@ export class Connection {
   /** Who the client authenticated as; loaded from storage when first needed. */
   identity: Identity | undefined;
   /** Our topic aliases towards the client (topic → alias), least recently used first. */
-  readonly outboundAliases = new Map<string, number>();
+  readonly outboundAliases: ServerAliases<Connection>;
   /** Events of this connection already logged (see `firstTime`). */
   private logged: Set<string> | undefined;
 
@@ -144,6 +145,7 @@ export class Connection {
     att: Attachment,
     maxPacketSize: number,
     inbound: (conn: Connection) => ConnectionInbound,
+    aliases: AliasBudgets<Connection>,
   ) {
     this.ws = ws;
     this.att = att;
@@ -153,6 +155,8 @@ export class Connection {
       version: att.phase === "connected" ? att.version : 4,
     });
     this.inbound = inbound(this);
+    this.inboundAliases = new ClientAliases(aliases.client, this);
+    this.outboundAliases = new ServerAliases(aliases.server, this);
   }
 
   get connected(): Connected | undefined {
@@ -177,6 +181,8 @@ export class Connection {
     this.finished = true;
     this.decoder.discard();
     this.inbound.release();
+    this.inboundAliases.release();
+    this.outboundAliases.release();
     const held = this.window?.heldMessages() ?? [];
     this.window?.discardHeld();
     return held;

@@ -18,6 +18,7 @@ import { type PublishPacket, ReasonCode } from "../../mqtt/index.ts";
 import type { Connected, Connection } from "./connection.ts";
 import type { Inbound, Routed } from "./inbound.ts";
 import type { GatewayStore } from "./store.ts";
+import type { AliasBudget } from "./topic-aliases.ts";
 import type { Wire } from "./wire.ts";
 
 /** What handling a PUBLISH needs of the gateway. */
@@ -31,6 +32,8 @@ export interface PublishDeps {
   acl: AclSource;
   principal(conn: Connection): Principal;
   inbound: Pick<Inbound, "admitQos0" | "route" | "enqueue">;
+  /** The clients' topic aliases of all connections (topic-aliases.ts). */
+  clientAliases: Pick<AliasBudget<Connection>, "largestPast">;
   wire: Pick<Wire, "send" | "ackProperties">;
   close(conn: Connection, reason: CloseReason): Promise<void>;
   name(): string;
@@ -48,15 +51,18 @@ export async function handlePublish(d: PublishDeps, conn: Connection, p: Publish
   d.counters.add("messages_in");
   d.counters.add("bytes_in", p.payload.length + p.topic.length);
   // Aliases are set in the order packets arrive, by a publish that is then dropped too.
-  const aliases = () => {
-    conn.inboundAliases ??= d.store.topicAliases(att.connId);
-    return conn.inboundAliases;
-  };
-  const resolved = resolveAlias(p, conn.version, (a) => aliases().get(a), d.config.topicAliasMaximum);
+  const stored = () => d.store.topicAliases(att.connId);
+  const resolved = resolveAlias(
+    p,
+    conn.version,
+    (a) => conn.inboundAliases.get(a, stored),
+    d.config.topicAliasMaximum,
+  );
   if (resolved.kind === "close") return d.close(conn, resolved.reason);
   const topic = resolved.topic;
   if (resolved.set !== undefined) {
-    aliases().set(resolved.set.alias, resolved.set.topic);
+    conn.inboundAliases.set(resolved.set.alias, resolved.set.topic, stored);
+    if (endsPastAliasBound(d, conn)) return;
     conn.unsavedAliases ??= new Set();
     conn.unsavedAliases.add(resolved.set.alias);
   }
@@ -129,6 +135,25 @@ export async function handlePublish(d: PublishDeps, conn: Connection, p: Publish
 }
 
 /**
+ * Past the gateway's bound on the clients' topic aliases, the connection holding
+ * the most ends (0x97 Quota exceeded), down to within it; true when that was
+ * `conn` itself. Its aliases leave the count at once, before its close has run.
+ */
+function endsPastAliasBound(d: PublishDeps, conn: Connection): boolean {
+  for (let largest = d.clientAliases.largestPast(); largest !== undefined; ) {
+    largest.inboundAliases.release();
+    void d.close(largest, {
+      kind: "protocol-error",
+      reasonCode: ReasonCode.QuotaExceeded,
+      why: "held the most topic aliases when the gateway's bound was reached",
+    });
+    if (largest === conn) return true;
+    largest = d.clientAliases.largestPast();
+  }
+  return false;
+}
+
+/**
  * How long an alias set by a dropped publish may wait in memory for an admitted
  * one before it is written all the same (ms). The pending timer keeps the object
  * from hibernating meanwhile, and hibernation is all the map must survive.
@@ -142,7 +167,7 @@ function saveAliases(d: PublishDeps, conn: Connection, connId: string): void {
   const unsaved = conn.unsavedAliases;
   if (unsaved === undefined || unsaved.size === 0 || conn.finished) return;
   for (const alias of unsaved) {
-    const topic = conn.inboundAliases?.get(alias);
+    const topic = conn.inboundAliases.peek(alias);
     if (topic !== undefined) d.store.saveTopicAlias(connId, alias, topic);
   }
   unsaved.clear();

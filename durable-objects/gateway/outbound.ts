@@ -338,7 +338,7 @@ export class Outbound {
       max > 0 && !packet.dup ? withOutboundAlias(conn, max, packet) : { packet, assigned: false };
     const bytes = encode(aliased.packet, conn.version);
     if (att?.maximumPacketSize !== undefined && bytes.length > att.maximumPacketSize) {
-      if (aliased.assigned) conn.outboundAliases.delete(packet.topic);
+      if (aliased.assigned) conn.outboundAliases.forget(packet.topic);
       counters.add("dropped");
       if (conn.firstTime("discarded_too_large"))
         log("info", "discarded_too_large", {
@@ -394,33 +394,18 @@ export class Outbound {
   }
 }
 
-/**
- * Topic aliases towards the client (5.0 3.3.2.3.4): each topic gets an alias the
- * first time it is sent, so repeats carry two bytes instead of the topic; when all
- * aliases are taken, the least recently used one is given to the new topic.
- */
+/** A PUBLISH with our topic alias for its topic where one can be had (topic-aliases.ts). */
 function withOutboundAlias(
   conn: Connection,
   max: number,
   p: PublishPacket,
 ): { packet: PublishPacket; assigned: boolean } {
+  // A topic of two bytes or fewer is no longer than the alias that would replace it.
   if (p.topic.length <= 2) return { packet: p, assigned: false };
-  const aliases = conn.outboundAliases;
-  const known = aliases.get(p.topic);
-  if (known !== undefined) {
-    aliases.delete(p.topic);
-    aliases.set(p.topic, known);
-    return {
-      packet: { ...p, topic: "", properties: { ...p.properties, topicAlias: known } },
-      assigned: false,
-    };
-  }
-  let alias = aliases.size + 1;
-  if (aliases.size >= max) {
-    const [oldest, reused] = aliases.entries().next().value as [string, number];
-    aliases.delete(oldest);
-    alias = reused;
-  }
-  aliases.set(p.topic, alias);
-  return { packet: { ...p, properties: { ...p.properties, topicAlias: alias } }, assigned: true };
+  const alias = conn.outboundAliases.assign(p.topic, max);
+  if (alias === undefined) return { packet: p, assigned: false };
+  const properties = { ...p.properties, topicAlias: alias.alias };
+  // 3.3.2.3.4: a known alias goes with an empty topic; a new one with the topic it maps.
+  const topic = alias.assigned ? p.topic : "";
+  return { packet: { ...p, topic, properties }, assigned: alias.assigned };
 }

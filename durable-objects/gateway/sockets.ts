@@ -8,6 +8,7 @@ import type { BrokerConfig } from "../../broker/config.ts";
 import { type Attachment, Connection } from "./connection.ts";
 import type { Inbound } from "./inbound.ts";
 import type { GatewayStore } from "./store.ts";
+import { type AliasBudgets, aliasBudgets } from "./topic-aliases.ts";
 
 /** How often, at most, lastSeen is written to the attachment (ms). */
 const LAST_SEEN_GRAIN = 5_000;
@@ -22,6 +23,8 @@ export interface SocketsDeps {
 export class Sockets {
   /** Live connections by client id (a connection taken over or ended leaves it). */
   readonly clients = new Map<string, Connection>();
+  /** The topic aliases all connections hold, each way (topic-aliases.ts). */
+  readonly aliases: AliasBudgets<Connection> = aliasBudgets();
   private readonly connections = new Map<WebSocket, Connection>();
   private readonly deps: SocketsDeps;
 
@@ -99,6 +102,12 @@ export class Sockets {
   }
 
   private connection(ws: WebSocket, att: Attachment): Connection {
-    return new Connection(ws, att, this.deps.config.maxPacketSize, (conn) => this.deps.inbound.attach(conn));
+    return new Connection(
+      ws,
+      att,
+      this.deps.config.maxPacketSize,
+      (conn) => this.deps.inbound.attach(conn),
+      this.aliases,
+    );
   }
 }

@@ -636,3 +636,51 @@ describe("a client whose decoding is held back (32 QoS 1 unacknowledged), and on
     await Promise.all([pub.endAsync(), sub.endAsync()]);
   }, 30_000);
 });
+
+describe("topic aliases of all a gateway's connections", () => {
+  let one: RunningBroker;
+  beforeAll(async () => {
+    // One gateway: every connection counts in the same bound.
+    one = await startBroker({ vars: { ALLOW_ANONYMOUS: "true", GATEWAYS: "1" } });
+  }, 90_000);
+  afterAll(async () => {
+    await one?.stop();
+  });
+
+  it("past 4 MiB of clients' aliases, the connection holding the most is disconnected with 0x97 Quota exceeded, and only it", async () => {
+    // 64 aliases (TOPIC_ALIAS_MAXIMUM) of 1,024-character topics: 64 × (2 × 1,024 + 64) bytes a
+    // connection. 31 such fit in 4 MiB and one alias more; the 32nd's second passes the bound.
+    const clients: RawClient[] = [];
+    for (let c = 0; c < 32; c++) {
+      const raw = await RawClient.open(one.url, 5);
+      const connack = await raw.connect(unique(`aliases-${c}`));
+      expect(connack.properties?.topicAliasMaximum).toBe(64);
+      const prefix = unique(`alias-topic-${c}`);
+      const frame = Buffer.concat(
+        Array.from({ length: 64 }, (_, i) =>
+          encode(
+            {
+              type: "publish",
+              topic: `${prefix}/${i}/`.padEnd(1024, "x"),
+              qos: 0,
+              dup: false,
+              retain: false,
+              payload: new Uint8Array(1),
+              properties: { topicAlias: i + 1 },
+            },
+            5,
+          ),
+        ),
+      );
+      raw.send(new Uint8Array(frame));
+      clients.push(raw);
+      // Its publishes handled (in order) before the next client starts.
+      await answersPing(raw);
+    }
+    const [first, ...rest] = clients as [RawClient, ...RawClient[]];
+    const packets = await endedWith(first, 5, ReasonCode.QuotaExceeded, 1008);
+    expect(packets.filter((p) => p.type === "disconnect")).toHaveLength(1);
+    for (const raw of rest) await answersPing(raw);
+    for (const raw of rest) raw.close();
+  }, 60_000);
+});

@@ -10,6 +10,7 @@ import { TokenBucket } from "../../broker/rate-limit.ts";
 import { Closer } from "../../durable-objects/gateway/closer.ts";
 import { type Attachment, Connection } from "../../durable-objects/gateway/connection.ts";
 import { ConnectionInbound, INBOUND_LIMITS } from "../../durable-objects/gateway/inbound.ts";
+import { aliasBudgets } from "../../durable-objects/gateway/topic-aliases.ts";
 import type { Packet } from "../../mqtt/index.ts";
 
 function harness(version: 4 | 5, ready: boolean) {
@@ -30,6 +31,7 @@ function harness(version: 4 | 5, ready: boolean) {
     att,
     1024,
     (c) => new ConnectionInbound(c, new TokenBucket(1, 1), { release() {} }, INBOUND_LIMITS.decodeAhead),
+    aliasBudgets(),
   );
   conn.ready = ready;
   const sent: Packet[] = [];

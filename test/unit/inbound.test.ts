@@ -19,6 +19,7 @@ import {
   type Refusal,
   type Routed,
 } from "../../durable-objects/gateway/inbound.ts";
+import { aliasBudgets } from "../../durable-objects/gateway/topic-aliases.ts";
 import { encode, type Packet, type PublishPacket, ReasonCode } from "../../mqtt/index.ts";
 
 const MAX_PACKET = 1000;
@@ -78,7 +79,7 @@ function harness(vars: Record<string, string>, limits: Partial<InboundLimits> = 
         }
       : { phase: "awaiting-connect", openedAt: 0 };
     const socket = { serializeAttachment() {} } as unknown as WebSocket;
-    const conn = new Connection(socket, att, MAX_PACKET, (c) => inbound.attach(c));
+    const conn = new Connection(socket, att, MAX_PACKET, (c) => inbound.attach(c), aliasBudgets());
     conn.ready = ready;
     return conn;
   };
@@ -805,6 +806,7 @@ describe("a connection's decoding held back (decodeAhead)", () => {
         att,
         MAX_PACKET,
         (c) => inbound.attach(c),
+        aliasBudgets(),
       );
       conn.ready = true;
       const decoded: number[] = [];

@@ -50,6 +50,8 @@ describe("how a connection ends (one table, broker/protocol/close.ts)", () => {
     [{ kind: "protocol-error", reasonCode: ReasonCode.ServerBusy, why: "x" }, 0x89, 1013, "abnormal"],
     // The client past its own bounds (bytes held, the most publishes waiting): 1008 Policy Violation.
     [{ kind: "protocol-error", reasonCode: ReasonCode.MessageRateTooHigh, why: "x" }, 0x96, 1008, "abnormal"],
+    // A quota of its own (retained messages, topic aliases): 1008 too.
+    [{ kind: "protocol-error", reasonCode: ReasonCode.QuotaExceeded, why: "x" }, 0x97, 1008, "abnormal"],
     [{ kind: "keep-alive" }, ReasonCode.KeepAliveTimeout, 1000, "abnormal"],
     [{ kind: "connect-timeout" }, undefined, 1000, "abnormal"],
     [{ kind: "login-expired" }, ReasonCode.MaximumConnectTime, 1000, "abnormal"],
