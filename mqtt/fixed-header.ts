@@ -61,3 +61,11 @@ export function readHeader(buf: Uint8Array, pos: number, maxPacketSize: number, 
     },
   };
 }
+
+/** The fewest bytes a Remaining Length of `remaining` takes (1.5.5). */
+export function lengthBytes(remaining: number): number {
+  if (remaining < 128) return 1;
+  if (remaining < 16_384) return 2;
+  if (remaining < 2_097_152) return 3;
+  return 4;
+}

@@ -10,7 +10,7 @@
  */
 import { decodeBody, firstByteProblem } from "./decode.ts";
 import type { DecodeError } from "./errors.ts";
-import { MAX_PACKET_SIZE, readHeader } from "./fixed-header.ts";
+import { lengthBytes, MAX_PACKET_SIZE, readHeader } from "./fixed-header.ts";
 import type { Packet, ProtocolVersion } from "./packet.ts";
 import { ReasonCode } from "./reason-codes.ts";
 
@@ -32,12 +32,18 @@ export interface DecodeResult {
 const MAX_HEADER = 5;
 /**
  * Chunks shorter than this that arrive behind bytes not decoded yet are copied into
- * a buffer of TAIL_BYTES the decoder owns instead of kept as they came: a client
- * sending a packet a byte a frame would otherwise make the decoder hold an object
- * (about 200 bytes) per byte.
+ * a buffer the decoder owns instead of kept as they came: a client sending a packet
+ * a byte a frame would otherwise make the decoder hold an object (about 200 bytes)
+ * per byte. The buffer starts at TAIL_FIRST bytes and doubles up to TAIL_BYTES as
+ * it fills, so its room is never much more than the bytes in it: a few 1-byte
+ * frames on each of a gateway's connections cannot hold 16 KiB apiece.
  */
 const SMALL_CHUNK = 1024;
+const TAIL_FIRST = 64;
 const TAIL_BYTES = 16 * 1024;
+const EMPTY = new Uint8Array(0);
+/** Chunks holding less memory than this are not shrunk (a copy would cost more than it frees). */
+const SHRINK_FROM = 4 * 1024;
 
 export class StreamDecoder {
   version: ProtocolVersion;
@@ -83,20 +89,15 @@ export class StreamDecoder {
     const alone = this.pending === 0;
     this.pending += chunk.length;
     if (chunk.length >= SMALL_CHUNK || alone) {
-      // A tail left behind keeps only its filled part: its 16 KiB kept for a few bytes
-      // would let a client alternating 1-byte and 1 KiB frames hold 17 times the
-      // bytes it is counted for (inbound.ts bounds what is buffered).
-      if (this.tail !== undefined && this.tailUsed < this.tail.length) {
-        this.chunks[this.chunks.length - 1] = this.tail.slice(0, this.tailUsed);
-      }
+      this.leaveTail();
       this.chunks.push(chunk);
-      this.tail = undefined;
       return;
     }
     let from = 0;
     while (from < chunk.length) {
       if (this.tail === undefined || this.tailUsed === this.tail.length) {
-        this.tail = new Uint8Array(TAIL_BYTES);
+        const size = this.tail === undefined ? TAIL_FIRST : Math.min(2 * this.tail.length, TAIL_BYTES);
+        this.tail = new Uint8Array(size);
         this.tailUsed = 0;
         this.chunks.push(this.tail.subarray(0, 0));
       }
@@ -107,6 +108,38 @@ export class StreamDecoder {
       // The last chunk is the tail's filled part: a longer view of the same bytes.
       this.chunks[this.chunks.length - 1] = this.tail.subarray(0, this.tailUsed);
     }
+  }
+
+  /**
+   * A large chunk goes behind the tail: the tail keeps only its bytes not decoded
+   * yet, so its room left behind cannot make a client alternating 1-byte and 1 KiB
+   * frames hold many times the bytes it is counted for (inbound.ts bounds those).
+   */
+  private leaveTail(): void {
+    const tail = this.tail;
+    if (tail === undefined) return;
+    this.tail = undefined;
+    const last = this.chunks.length - 1;
+    const from = last === this.head ? this.offset : 0;
+    if (from === 0 && this.tailUsed === tail.length) return;
+    this.chunks[last] = tail.slice(from, this.tailUsed);
+    if (last === this.head) this.offset = 0;
+  }
+
+  /**
+   * The chunk being read keeps only its bytes not decoded yet once they are less
+   * than half of the memory it holds: a frame whose last byte starts the next packet
+   * (or whose rest waits while decoding is held back) must not keep the whole frame
+   * alive for the few bytes counted. Halving at most each time, a frame read a packet
+   * at a time is copied less than once over. The tail is left alone (it is small).
+   */
+  private shrinkHead(): void {
+    const chunk = this.chunks[this.head] as Uint8Array;
+    const memory = chunk.buffer.byteLength;
+    if (memory < SHRINK_FROM || 2 * (chunk.length - this.offset) >= memory) return;
+    if (this.tail !== undefined && this.head === this.chunks.length - 1) return;
+    this.chunks[this.head] = chunk.slice(this.offset);
+    this.offset = 0;
   }
 
   /** Drops every byte not decoded yet (the connection is ending). */
@@ -166,7 +199,18 @@ export class StreamDecoder {
       }
       this.consume(header.total);
       if ("ok" in result) return this.fail(result);
-      if (result.type === "connect") this.version = result.protocolVersion;
+      if (result.type === "connect") {
+        this.version = result.protocolVersion;
+        // Its own header was read before its version was known: 5.0 holds it to MQTT-1.5.5-1 now.
+        if (this.version === 5 && header.headerLen > 1 + lengthBytes(header.total - header.headerLen)) {
+          return this.fail({
+            ok: false,
+            reasonCode: ReasonCode.MalformedPacket,
+            message: "remaining length not encoded in the fewest bytes (MQTT-1.5.5-1)",
+            packetType: 1,
+          });
+        }
+      }
       return result;
     }
   }
@@ -216,7 +260,10 @@ export class StreamDecoder {
         break;
       }
       left -= inChunk;
-      this.head++;
+      // A chunk read to its end is let go of now: kept until the array is cut, a
+      // frame whose last byte starts the next packet would stay whole in memory
+      // while one byte of it is counted.
+      this.chunks[this.head++] = EMPTY;
       this.offset = 0;
     }
     if (this.head === this.chunks.length) {
@@ -224,7 +271,10 @@ export class StreamDecoder {
       this.chunks = [];
       this.head = 0;
       this.tail = undefined;
-    } else if (this.head >= 64 && this.head * 2 >= this.chunks.length) {
+      return;
+    }
+    this.shrinkHead();
+    if (this.head >= 64 && this.head * 2 >= this.chunks.length) {
       this.chunks = this.chunks.slice(this.head);
       this.head = 0;
     }

@@ -59,6 +59,38 @@ describe("StreamDecoder", () => {
     expect(packets[1]).toEqual({ type: "puback", packetId: 1, reasonCode: 0x10 });
   });
 
+  it("holds a 5.0 CONNECT's own Remaining Length to the fewest bytes once its version is known (MQTT-1.5.5-1); 3.1.1's is not", () => {
+    const overlong = (version: 4 | 5) => {
+      const packet = encode(
+        {
+          type: "connect",
+          protocolVersion: version,
+          protocolName: "MQTT",
+          clientId: "a",
+          cleanStart: true,
+          keepAlive: 0,
+        },
+        version,
+      );
+      // The same CONNECT with its one-byte Remaining Length in two bytes.
+      return Uint8Array.from([
+        packet[0] as number,
+        (packet[1] as number) | 0x80,
+        0x00,
+        ...packet.subarray(2),
+      ]);
+    };
+    const v5 = new StreamDecoder().push(overlong(5));
+    expect(v5.packets).toEqual([]);
+    expect(v5.error).toMatchObject({
+      reasonCode: ReasonCode.MalformedPacket,
+      message: expect.stringContaining("MQTT-1.5.5-1"),
+    });
+    const v4 = new StreamDecoder().push(overlong(4));
+    expect(v4.error).toBeUndefined();
+    expect(v4.packets[0]).toMatchObject({ type: "connect", protocolVersion: 4 });
+  });
+
   it("keeps packets decoded before an error, and stays failed after it", () => {
     const decoder = new StreamDecoder({ version: 4 });
     const result = decoder.push(hex("c0 00 c0 00 36 05 00 01 74 00 01 c0 00"));
@@ -173,10 +205,13 @@ describe("StreamDecoder fed a byte a frame (a client that splits its packets as 
     expect(d.next()).toBeUndefined();
     expect(d.buffered).toBe(50_004);
     // The first chunk, which came with nothing buffered, is kept as it came; the
-    // 50,000 behind it fill 16 KiB buffers: 4 of them.
+    // 50,000 behind it fill buffers of 64 bytes doubling to 16 KiB: 64 + … + 8,192
+    // (16,320 bytes in 8), then three of 16 KiB.
     const chunks = (d as unknown as { chunks: Uint8Array[] }).chunks;
-    expect(chunks.length).toBe(1 + Math.ceil(50_000 / (16 * 1024)));
-    expect(chunks[0]?.length).toBe(4);
+    expect(chunks.map((c) => c.buffer.byteLength)).toEqual([
+      4, 64, 128, 256, 512, 1024, 2048, 4096, 8192, 16_384, 16_384, 16_384,
+    ]);
+    expect(chunks.slice(1).reduce((sum, c) => sum + c.length, 0)).toBe(50_000);
   });
 });
 
@@ -212,6 +247,46 @@ describe("StreamDecoder, small and large chunks in turn", () => {
     expect(
       decoded !== undefined && "type" in decoded && decoded.type === "publish" && decoded.payload,
     ).toEqual(payload);
+    expect(d.buffered).toBe(0);
+  });
+
+  it("a frame whose last byte starts the next packet is not kept whole: what stays is the bytes counted", () => {
+    const d = new StreamDecoder({ version: 4 });
+    const big = encode(
+      { type: "publish", topic: "t", qos: 0, dup: false, retain: false, payload: new Uint8Array(60_000) },
+      4,
+    );
+    // Each frame ends the PINGREQ the one before began, carries a 60 KB PUBLISH, and begins another.
+    d.feed(Uint8Array.of(0xc0));
+    for (let i = 0; i < 20; i++) {
+      const frame = new Uint8Array(1 + big.length + 1);
+      frame.set([0x00]);
+      frame.set(big, 1);
+      frame.set([0xc0], 1 + big.length);
+      d.feed(frame);
+      expect(d.next()).toMatchObject({ type: "pingreq" });
+      expect(d.next()).toMatchObject({ type: "publish", topic: "t" });
+      expect(d.next()).toBeUndefined();
+      expect(d.buffered).toBe(1);
+      // Before: every frame read stayed until 64 had been (3.8 MB for one byte counted).
+      expect(footprint(d)).toBe(1);
+    }
+  });
+
+  it("a frame read a packet at a time keeps about the bytes not decoded yet, copying less than it holds", () => {
+    const d = new StreamDecoder({ version: 4 });
+    const one = encode(
+      { type: "publish", topic: "t", qos: 0, dup: false, retain: false, payload: new Uint8Array(95) },
+      4,
+    );
+    const frame = new Uint8Array(one.length * 1_000);
+    for (let i = 0; i < 1_000; i++) frame.set(one, i * one.length);
+    d.feed(frame);
+    for (let i = 0; i < 1_000; i++) {
+      expect(d.next()).toMatchObject({ type: "publish" });
+      // As decoding holds back after any packet: never more than twice what is left, or 4 KiB.
+      expect(footprint(d)).toBeLessThanOrEqual(Math.max(2 * d.buffered, 4 * 1024));
+    }
     expect(d.buffered).toBe(0);
   });
 
