@@ -61,7 +61,17 @@ export function newMessageId(acceptor: string): string {
 export function messageProperties(props: PublishProperties | undefined): MessageProperties | undefined {
   if (props === undefined) return undefined;
   const { topicAlias: _a, subscriptionIdentifiers: _s, messageExpiryInterval: _e, ...rest } = props;
-  return Object.keys(rest).length === 0 ? undefined : rest;
+  return Object.keys(rest).length === 0 ? undefined : owningBinary(rest);
+}
+
+/**
+ * Correlation Data is decoded as a view into its frame, as a payload is: owned
+ * here, or one byte of it would keep the whole frame (every packet in it) alive
+ * while a message waits, counted as one byte (messageBytes).
+ */
+function owningBinary<P extends { correlationData?: Uint8Array }>(props: P): P {
+  if (props.correlationData !== undefined) props.correlationData = ownedBytes(props.correlationData);
+  return props;
 }
 
 /** The message a Last Will becomes, with its 5.0 properties (3.1.3.2). */
@@ -69,13 +79,13 @@ export function willMessage(clientId: string, will: Will, now = Date.now()): Mes
   const m: Message = {
     id: `will:${clientId}:${now.toString(36)}`,
     topic: will.topic,
-    payload: will.payload,
+    payload: ownedBytes(will.payload),
     qos: will.qos,
     retain: will.retain,
     origin: clientId,
   };
   const { willDelayInterval: _d, messageExpiryInterval, ...rest } = will.properties ?? {};
-  if (Object.keys(rest).length > 0) m.properties = rest;
+  if (Object.keys(rest).length > 0) m.properties = owningBinary(rest);
   if (messageExpiryInterval !== undefined) m.expiresAt = now + messageExpiryInterval * 1000;
   return m;
 }

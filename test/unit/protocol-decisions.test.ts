@@ -4,6 +4,7 @@
  */
 import { describe, expect, it } from "vitest";
 import { readConfig } from "../../broker/config.ts";
+import { willMessage } from "../../broker/message.ts";
 import { decideAck } from "../../broker/protocol/acks.ts";
 import { type CloseReason, goodbye } from "../../broker/protocol/close.ts";
 import { acceptedConnack, checkConnect, fitConnack, sessionTerms } from "../../broker/protocol/connect.ts";
@@ -104,6 +105,28 @@ describe("PUBLISH (3.3)", () => {
       6000,
       "m1",
     ]);
+  });
+
+  it("the routed message owns its payload and Correlation Data: views into a 1 MB frame would keep the frame alive while counted as a few bytes", () => {
+    const frame = new Uint8Array(1_000_000);
+    const payload = frame.subarray(10, 12);
+    const correlationData = frame.subarray(20, 21);
+    const d = decidePublish(
+      facts({ packet: { payload, properties: { correlationData } } as Partial<PublishPacket> }),
+      config,
+    );
+    if (d.kind !== "route") throw new Error(d.kind);
+    expect(d.message.payload.buffer.byteLength).toBe(2);
+    expect(d.message.properties?.correlationData?.buffer.byteLength).toBe(1);
+    const will = willMessage("c", {
+      topic: "w",
+      payload: frame.subarray(0, 3),
+      qos: 1,
+      retain: false,
+      properties: { correlationData: frame.subarray(3, 4) },
+    });
+    expect(will.payload.buffer.byteLength).toBe(3);
+    expect(will.properties?.correlationData?.buffer.byteLength).toBe(1);
   });
 
   it("5.0: refuses what the ACL denies with 0x87 in the acknowledgement; QoS 0 is dropped silently", () => {
