@@ -67,7 +67,16 @@ for (let i = 0; i < N; i++) {
     ws as unknown as WebSocket,
     att,
     MAX_PACKET,
-    (c) => new ConnectionInbound(c, new TokenBucket(100, 200), { release() {} }, INBOUND_LIMITS.decodeAhead),
+    (c) =>
+      new ConnectionInbound(
+        c,
+        new TokenBucket(100, 200),
+        { release() {} },
+        {
+          messages: INBOUND_LIMITS.decodeAhead,
+          bytes: INBOUND_LIMITS.decodeAheadBytes,
+        },
+      ),
     aliases,
   );
   conn.save();

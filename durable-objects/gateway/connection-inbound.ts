@@ -26,6 +26,17 @@ export interface Waiting {
   from: ConnectionInbound;
 }
 
+/**
+ * How far a connection's decoding may run ahead of its acknowledgements: QoS 1/2
+ * publishes decoded and not acknowledged, and bytes of decoded publishes waiting
+ * (InboundLimits.decodeAhead, decodeAheadBytes). Past either, what it sends more
+ * waits undecoded.
+ */
+export interface DecodeAhead {
+  messages: number;
+  bytes: number;
+}
+
 /** What one connection holds of the inbound path; made by Inbound.attach. */
 export class ConnectionInbound {
   /** PUBLISH packets a second this connection may send (PUBLISH_RATE, PUBLISH_BURST). */
@@ -55,8 +66,9 @@ export class ConnectionInbound {
    */
   shaped = false;
   /**
-   * Its decoding is held back: `decodeAhead` of its QoS 1/2 were decoded and not
-   * acknowledged yet when the next packet was due. What it sends meanwhile waits
+   * Its decoding is held back: `decodeAhead.messages` of its QoS 1/2 were decoded and
+   * not acknowledged yet, or `decodeAhead.bytes` of them were waiting, when the next
+   * packet was due. What it sends meanwhile waits
    * undecoded, held in its byte budget; Inbound reads on once half are acknowledged.
    */
   heldBack = false;
@@ -67,10 +79,10 @@ export class ConnectionInbound {
   private waitingBytes = 0;
   readonly conn: Connection;
   private readonly owner: InboundOwner;
-  /** QoS 1/2 publishes decoded and not acknowledged yet past which decoding waits (InboundLimits.decodeAhead). */
-  private readonly decodeAhead: number;
+  /** How far decoding may run ahead of acknowledgements. */
+  private readonly decodeAhead: DecodeAhead;
 
-  constructor(conn: Connection, bucket: TokenBucket, owner: InboundOwner, decodeAhead: number) {
+  constructor(conn: Connection, bucket: TokenBucket, owner: InboundOwner, decodeAhead: DecodeAhead) {
     this.conn = conn;
     this.bucket = bucket;
     this.owner = owner;
@@ -89,7 +101,8 @@ export class ConnectionInbound {
    * every other connection's frames.
    */
   holdsBack(): boolean {
-    if (this.unacknowledged >= this.decodeAhead && !this.closed) this.heldBack = true;
+    const { messages, bytes } = this.decodeAhead;
+    if ((this.unacknowledged >= messages || this.waitingBytes >= bytes) && !this.closed) this.heldBack = true;
     return this.heldBack;
   }
 
@@ -104,9 +117,15 @@ export class ConnectionInbound {
     this.heldBack = false;
   }
 
-  /** Whether decoding may go on: it was held back and half of what was ahead is acknowledged. */
+  /**
+   * Whether decoding may go on: it was held back, half of what was ahead is
+   * acknowledged, and less than `decodeAhead.bytes` waits. Not half of those bytes:
+   * a client with a few large publishes outstanding sends the next as one is
+   * acknowledged, and that one must not wait undecoded until half the rest have gone.
+   */
   readsOn(): boolean {
-    if (!this.heldBack || 2 * this.unacknowledged > this.decodeAhead) return false;
+    const { messages, bytes } = this.decodeAhead;
+    if (!this.heldBack || 2 * this.unacknowledged > messages || this.waitingBytes >= bytes) return false;
     this.heldBack = false;
     return !this.conn.finished;
   }

@@ -9,16 +9,17 @@
  *
  * - per connection: undecoded input, at most one largest packet before CONNACK
  *   and `connectionBytes` more after; past it the connection ends (0x96). Its
- *   decoded publishes waiting to be routed are bounded in number instead (at
- *   most `decodeAhead`, below), so a client within its Receive Maximum that
+ *   decoded publishes waiting to be routed are bounded by holding back its
+ *   decoding instead (`decodeAhead`, `decodeAheadBytes`, below), so a client that
  *   sends a few large publishes while over its rate, or while the way to the
  *   shards is full, is slowed down, not ended;
  * - per gateway: `gatewayBytes` over all connections, undecoded and waiting;
  *   past it the connection holding the most ends (0x89 Server busy), so a flood
  *   costs the flooder, not its neighbours.
  *
- * A connection with `decodeAhead` QoS 1/2 publishes decoded and not acknowledged
- * has what it sends more kept undecoded, in its bytes, until half are: a frame from
+ * A connection with `decodeAhead` QoS 1/2 publishes decoded and not acknowledged,
+ * or `decodeAheadBytes` of them waiting, has what it sends more kept undecoded, in
+ * its bytes, until half are acknowledged (and gone on their way): a frame from
  * a client that sends faster than its publishes are routed costs a copy, not the
  * decoding and routing that would delay every other connection's frames (all of an
  * isolate's events share one thread), and one that keeps on sending reaches its
@@ -47,7 +48,7 @@ import type { GatewayCounter } from "../../broker/stats.ts";
 import { PacketType, ReasonCode } from "../../mqtt/index.ts";
 import { isPlainQos0, plainQos0Payload } from "../../mqtt/publish-scan.ts";
 import type { Connection } from "./connection.ts";
-import { ConnectionInbound, type Routed, type Waiting } from "./connection-inbound.ts";
+import { ConnectionInbound, type DecodeAhead, type Routed, type Waiting } from "./connection-inbound.ts";
 
 /** The bounds of the inbound path (README: bounds). */
 export interface InboundLimits {
@@ -73,6 +74,14 @@ export interface InboundLimits {
    * frames; one that keeps on past its bytes is ended (0x96).
    */
   decodeAhead: number;
+  /**
+   * Bytes of one connection's decoded publishes waiting (for a token or for room)
+   * past which its decoding is held back too, whatever their number (a lower
+   * `RECEIVE_MAXIMUM` raises `decodeAhead`, large publishes fill fewer): so a
+   * connection holds at most this and one packet decoded, beside its undecoded
+   * input.
+   */
+  decodeAheadBytes: number;
   /** The least time between the starts of two calls to one shard (batcher.ts, PUBLISH_SPACING_MS); absent: none. */
   spacingMs?: number;
 }
@@ -91,6 +100,9 @@ export const INBOUND_LIMITS: InboundLimits = {
   windowBytes: RPC_BATCH_BYTES,
   // EMQX's max_inflight, which it announces to 5.0 clients as its Receive Maximum.
   decodeAhead: 32,
+  // Two calls' worth: an MQTT.js client over its rate with 16 of 1 MiB outstanding is
+  // slowed down, not ended (what it sends beyond waits undecoded, within connectionBytes).
+  decodeAheadBytes: 16 * 2 ** 20,
   spacingMs: MESSAGE_SPACING_MS,
 };
 /** What a waiting publish weighs in memory beyond its bytes in a call (the objects holding it). */
@@ -146,18 +158,21 @@ export class Inbound {
   private tokenTimerAt = Number.POSITIVE_INFINITY;
   private readonly deps: InboundDeps;
   private readonly limits: InboundLimits;
-  /** What each connection may have decoded ahead of its acknowledgements (`InboundLimits.decodeAhead`, past a lower Receive Maximum). */
-  private readonly decodeAhead: number;
+  /** What each connection may have decoded ahead of its acknowledgements (`InboundLimits.decodeAhead`, past a lower Receive Maximum, and `decodeAheadBytes`). */
+  private readonly decodeAhead: DecodeAhead;
 
   constructor(deps: InboundDeps) {
     this.deps = deps;
     this.limits = deps.limits ?? { ...INBOUND_LIMITS, spacingMs: deps.config.publishSpacingMs };
     // A Receive Maximum set lower than MQTT's most is enforced: one past it is decoded, to be refused (0x93).
     const { receiveMaximum } = deps.config;
-    this.decodeAhead =
-      receiveMaximum < 65535
-        ? Math.max(this.limits.decodeAhead, receiveMaximum + 1)
-        : this.limits.decodeAhead;
+    this.decodeAhead = {
+      messages:
+        receiveMaximum < 65535
+          ? Math.max(this.limits.decodeAhead, receiveMaximum + 1)
+          : this.limits.decodeAhead,
+      bytes: this.limits.decodeAheadBytes,
+    };
     this.router = new KeyedBatcher((shard, messages) => deps.publishAt(shard, messages), {
       ...MESSAGE_BATCH,
       spacingMs: this.limits.spacingMs,
@@ -257,7 +272,7 @@ export class Inbound {
     const state = conn.inbound;
     state.frameAt = now;
     const limit = this.connectionLimit(conn);
-    // Undecoded input only: its waiting publishes are at most decodeAhead (holdsBack).
+    // Undecoded input only: its waiting publishes are bounded by holding back decoding (holdsBack).
     if (conn.decoder.buffered + bytes > limit) {
       return {
         reasonCode: ReasonCode.MessageRateTooHigh,
@@ -415,8 +430,9 @@ export class Inbound {
 
   private settled(w: Waiting, routed: Routed): void {
     w.settle(routed);
-    if (w.from.readsOn()) this.deps.readOn(w.from.conn);
+    // The room it freed goes to the next waiting first: what is left waiting is then what reading on weighs.
     if (this.turns.size > 0) this.pump();
+    if (w.from.readsOn()) this.deps.readOn(w.from.conn);
   }
 
   /** The timer for the next token of a waiting connection (one timer for the gateway), at the next tick. */

@@ -30,7 +30,16 @@ function harness(version: 4 | 5, ready: boolean) {
     socket,
     att,
     1024,
-    (c) => new ConnectionInbound(c, new TokenBucket(1, 1), { release() {} }, INBOUND_LIMITS.decodeAhead),
+    (c) =>
+      new ConnectionInbound(
+        c,
+        new TokenBucket(1, 1),
+        { release() {} },
+        {
+          messages: INBOUND_LIMITS.decodeAhead,
+          bytes: INBOUND_LIMITS.decodeAheadBytes,
+        },
+      ),
     aliasBudgets(),
   );
   conn.ready = ready;

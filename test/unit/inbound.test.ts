@@ -61,6 +61,7 @@ function harness(vars: Record<string, string>, limits: Partial<InboundLimits> = 
       windowMessages: 4,
       windowBytes: 1e9,
       decodeAhead: 1_000,
+      decodeAheadBytes: 1e9,
       ...limits,
     },
   });
@@ -115,7 +116,7 @@ function feed(h: Harness, conn: Connection, bytes: number): Refusal | undefined 
 const settle = () => new Promise((r) => setImmediate(r));
 
 describe("the bounds a gateway keeps (docs/limits.md)", () => {
-  it("are 2 MiB a connection, 48 MiB and 20,000 waiting a gateway, 1,000 messages and 8 MiB on the way, 32 decoded ahead of acknowledgements", () => {
+  it("are 2 MiB a connection, 48 MiB and 20,000 waiting a gateway, 1,000 messages and 8 MiB on the way, 32 decoded ahead of acknowledgements and 16 MiB of them waiting", () => {
     expect(INBOUND_LIMITS).toEqual({
       connectionBytes: 2 * 2 ** 20,
       gatewayBytes: 48 * 2 ** 20,
@@ -123,6 +124,7 @@ describe("the bounds a gateway keeps (docs/limits.md)", () => {
       windowMessages: 1_000,
       windowBytes: 8 * 2 ** 20,
       decodeAhead: 32,
+      decodeAheadBytes: 16 * 2 ** 20,
       spacingMs: MESSAGE_SPACING_MS,
     });
   });
@@ -191,6 +193,20 @@ describe("what a gateway may hold", () => {
     ]);
     expect(big.finished).toBe(true);
     expect(h.inbound.heldBytes).toBe(9_600);
+  });
+
+  it("counts publishes waiting in the gateway's bytes: a holder of mostly waiting publishes is the one ended with 0x89, and its bytes leave the count", () => {
+    const h = harness({ PUBLISH_RATE: "1", PUBLISH_BURST: "1" });
+    const waiter = h.connection("waiter");
+    // One goes on its token; three of 5,000 bytes wait (5,270 each, within its undecoded bound of 11,000).
+    for (let i = 0; i < 4; i++) h.inbound.enqueue(waiter, message(`w${i}`, 5_000), () => {});
+    expect(h.inbound.heldBytes).toBe(3 * (128 + 5_000 + 2 + 4 + 128));
+    const sender = h.connection("sender");
+    expect(feed(h, sender, 5_000)).toBeUndefined();
+    expect(h.evicted.map((e) => [e.conn.connected?.clientId, e.refusal.reasonCode])).toEqual([
+      ["waiter", ReasonCode.ServerBusy],
+    ]);
+    expect(h.inbound.heldBytes).toBe(5_000);
   });
 
   it("refuses the arriving connection itself when it holds the most", () => {
@@ -674,6 +690,40 @@ describe("a connection's decoding held back (decodeAhead)", () => {
     expect(h.inbound.heldBytes).toBe(0);
   });
 
+  it("at decodeAheadBytes of decoded publishes waiting, whatever their number, what follows waits undecoded; read on as soon as less waits", async () => {
+    // Each waiting publish weighs 270 bytes here (128 + messageBytes of a 10-byte payload, a 1-character id).
+    const h = harness(
+      { PUBLISH_RATE: "1000000", PUBLISH_BURST: "1000000" },
+      { windowMessages: 1, decodeAheadBytes: 3 * 270 },
+    );
+    const p = publisher(h);
+    const packet = frameOf(p.conn, [1]).length;
+    expect(await p.frame(range(1, 9))).toBeUndefined();
+    // 1 on its way (a window of one), 2 to 4 waiting for room: 810 bytes, the bound. Five left as bytes.
+    expect(p.decoded).toEqual([1, 2, 3, 4]);
+    expect(p.conn.inbound.heldBack).toBe(true);
+    expect(p.conn.decoder.buffered).toBe(5 * packet);
+    // 1 answered, 2 goes on: 540 bytes wait, less than the bound: one more decoded (3, 4, 5 wait).
+    h.answer();
+    await settle();
+    expect(p.acknowledged).toEqual([1]);
+    expect(p.decoded).toEqual(range(1, 5));
+    expect(p.conn.inbound.heldBack).toBe(true);
+    expect(p.conn.decoder.buffered).toBe(4 * packet);
+    h.answer();
+    await settle();
+    expect(p.acknowledged).toEqual([1, 2]);
+    expect(p.decoded).toEqual(range(1, 6));
+    for (let i = 0; i < 30 && p.acknowledged.length < 9; i++) {
+      h.answer();
+      await settle();
+    }
+    expect(p.acknowledged).toEqual(range(1, 9));
+    expect(h.calls.flat()).toEqual(range(1, 9).map(String));
+    expect(p.conn.decoder.buffered).toBe(0);
+    expect(h.inbound.heldBytes).toBe(0);
+  });
+
   it("its socket closed with input held back: the held publishes are dropped undecoded and unanswered, a DISCONNECT behind them is handled", async () => {
     const h = harness({ PUBLISH_RATE: "1000000", PUBLISH_BURST: "1000000" }, { decodeAhead: 4 });
     const p = publisher(h);
@@ -728,7 +778,15 @@ describe("a connection's decoding held back (decodeAhead)", () => {
 
   it("holds back at decodeAhead QoS 1 and 2 unacknowledged, and reads on at half: not before, and at once", () => {
     const conn = harness({}).connection("a");
-    const state = new ConnectionInbound(conn, new TokenBucket(1, 1), { release() {} }, 4);
+    const state = new ConnectionInbound(
+      conn,
+      new TokenBucket(1, 1),
+      { release() {} },
+      {
+        messages: 4,
+        bytes: 1e9,
+      },
+    );
     state.qos1 = 3;
     expect(state.holdsBack()).toBe(false);
     state.qos1 = 2;
@@ -788,6 +846,7 @@ describe("a connection's decoding held back (decodeAhead)", () => {
           windowMessages: 1_000,
           windowBytes: 1e9,
           decodeAhead: 4,
+          decodeAheadBytes: 1e9,
         },
       });
       const att: Attachment = {
