@@ -570,6 +570,9 @@ describe("a client whose decoding is held back (32 QoS 1 unacknowledged), and on
     const c = await RawClient.open(slow.url, version);
     await c.connect(unique("heavy"));
     const topic = unique("heavy-topic");
+    // The one token goes to the first; the next comes a second after it. The 32 and the
+    // bytes after them must be read within that second (milliseconds here): sent with the
+    // first instead, how many were decoded would hang on when its PUBACK came back.
     c.send(publish(topic, 1));
     expect((await c.next("puback")).packetId).toBe(1);
     c.send(
