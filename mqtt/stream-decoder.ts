@@ -127,13 +127,16 @@ export class StreamDecoder {
   }
 
   /**
-   * The chunk being read keeps only its bytes not decoded yet once they are less
-   * than half of the memory it holds: a frame whose last byte starts the next packet
-   * (or whose rest waits while decoding is held back) must not keep the whole frame
-   * alive for the few bytes counted. Halving at most each time, a frame read a packet
-   * at a time is copied less than once over. The tail is left alone (it is small).
+   * Reading stops here for a while (the next packet has not all arrived, or the
+   * reader holds back): the chunk being read keeps only its bytes not decoded yet
+   * once they are less than half of the memory it holds, so a frame whose last byte
+   * starts the next packet, or whose rest waits while decoding is held back, does
+   * not keep the whole frame alive for the few bytes counted. Not done per packet:
+   * a frame read through in one go is not copied at all. The tail is left alone
+   * (it is small).
    */
-  private shrinkHead(): void {
+  compact(): void {
+    if (this.head >= this.chunks.length) return;
     const chunk = this.chunks[this.head] as Uint8Array;
     const memory = chunk.buffer.byteLength;
     if (memory < SHRINK_FROM || 2 * (chunk.length - this.offset) >= memory) return;
@@ -159,14 +162,14 @@ export class StreamDecoder {
   next(): Packet | DecodeError | undefined {
     for (;;) {
       if (this.failed) return this.failed;
-      if (this.pending < 2) return undefined;
+      if (this.pending < 2) return this.waiting();
       const first = this.chunks[this.head] as Uint8Array;
       const inFirst = first.length - this.offset;
       // The header is read in place when the first chunk holds it, else from a copy.
       const head = inFirst >= MAX_HEADER || inFirst === this.pending ? first : this.peek(MAX_HEADER);
       const at = head === first ? this.offset : 0;
       const header = readHeader(head, at, this.maxPacketSize, this.version === 5);
-      if (header.kind === "incomplete") return undefined;
+      if (header.kind === "incomplete") return this.waiting();
       if (header.kind === "error") return this.fail(header.error);
       const problem = firstByteProblem(head[at] as number, this.version);
       if (problem !== undefined) {
@@ -177,7 +180,7 @@ export class StreamDecoder {
           packetType: (head[at] as number) >> 4,
         });
       }
-      if (this.pending < header.total) return undefined;
+      if (this.pending < header.total) return this.waiting();
       let result: Packet | DecodeError;
       if (inFirst >= header.total) {
         const pos = this.offset;
@@ -213,6 +216,12 @@ export class StreamDecoder {
       }
       return result;
     }
+  }
+
+  /** The next packet has not all arrived: what is read of its chunk is let go of (compact). */
+  private waiting(): undefined {
+    this.compact();
+    return undefined;
   }
 
   /** Feeds `chunk` and decodes every whole packet now available. */
@@ -273,7 +282,6 @@ export class StreamDecoder {
       this.tail = undefined;
       return;
     }
-    this.shrinkHead();
     if (this.head >= 64 && this.head * 2 >= this.chunks.length) {
       this.chunks = this.chunks.slice(this.head);
       this.head = 0;

@@ -72,6 +72,8 @@ export class ConnectionInbound {
    * undecoded, held in its byte budget; Inbound reads on once half are acknowledged.
    */
   heldBack = false;
+  /** It was held back for its bytes waiting, not for its number unacknowledged (`readsOn`). */
+  private heldForBytes = false;
   /** Its socket closed with input held back (`lift`): nothing is held back any more. */
   closed = false;
   private waiting: Array<Waiting | undefined> = [];
@@ -101,8 +103,10 @@ export class ConnectionInbound {
    * every other connection's frames.
    */
   holdsBack(): boolean {
+    if (this.heldBack || this.closed) return this.heldBack;
     const { messages, bytes } = this.decodeAhead;
-    if ((this.unacknowledged >= messages || this.waitingBytes >= bytes) && !this.closed) this.heldBack = true;
+    if (this.unacknowledged >= messages) this.heldBack = true;
+    else if (this.waitingBytes >= bytes) this.heldBack = this.heldForBytes = true;
     return this.heldBack;
   }
 
@@ -114,19 +118,22 @@ export class ConnectionInbound {
    */
   lift(): void {
     this.closed = true;
-    this.heldBack = false;
+    this.heldBack = this.heldForBytes = false;
   }
 
   /**
-   * Whether decoding may go on: it was held back, half of what was ahead is
-   * acknowledged, and less than `decodeAhead.bytes` waits. Not half of those bytes:
-   * a client with a few large publishes outstanding sends the next as one is
-   * acknowledged, and that one must not wait undecoded until half the rest have gone.
+   * Whether decoding may go on. Held back for its number unacknowledged: once half
+   * are acknowledged (what was ahead then goes on in one run). Held back for its
+   * bytes waiting: as soon as less waits, not half: a client keeping a few large
+   * publishes outstanding sends the next as one is acknowledged, and that one must
+   * not wait undecoded, past its bytes, until half the others have gone.
    */
   readsOn(): boolean {
+    if (!this.heldBack) return false;
     const { messages, bytes } = this.decodeAhead;
-    if (!this.heldBack || 2 * this.unacknowledged > messages || this.waitingBytes >= bytes) return false;
-    this.heldBack = false;
+    const enough = this.heldForBytes ? this.unacknowledged < messages : 2 * this.unacknowledged <= messages;
+    if (!enough || this.waitingBytes >= bytes) return false;
+    this.heldBack = this.heldForBytes = false;
     return !this.conn.finished;
   }
 

@@ -179,6 +179,7 @@ export class Connection {
    */
   detach(): Message[] {
     this.finished = true;
+    clearTimeout(this.aliasTimer);
     this.decoder.discard();
     this.inbound.release();
     this.inboundAliases.release();
@@ -231,7 +232,11 @@ export class Connection {
     try {
       while (!this.finished) {
         // Its decoding waits while it has as many publishes unacknowledged as it may (inbound.ts).
-        if (this.inbound.holdsBack()) return;
+        if (this.inbound.holdsBack()) {
+          // Its bytes may wait long: what is decoded of their frame is let go of.
+          this.decoder.compact();
+          return;
+        }
         const next = this.decoder.next();
         if (next === undefined) return;
         await handle(next);

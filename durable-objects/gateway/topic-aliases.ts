@@ -88,6 +88,8 @@ export function aliasBudgets<Holder>(bytes = ALIAS_BYTES): AliasBudgets<Holder> 
  */
 export class ClientAliases<Holder> {
   private map: Map<number, string> | undefined;
+  /** Its connection ended: nothing is charged to the budget any more. */
+  private released = false;
   private readonly budget: AliasBudget<Holder>;
   private readonly holder: Holder;
 
@@ -108,6 +110,7 @@ export class ClientAliases<Holder> {
 
   /** Maps `alias` to `topic`; the caller then looks at `budget.largestPast()`. */
   set(alias: number, topic: string, stored: () => Map<number, string>): void {
+    if (this.released) return;
     const map = this.loaded(stored);
     const before = map.get(alias);
     map.set(alias, topic);
@@ -116,11 +119,13 @@ export class ClientAliases<Holder> {
 
   /** The connection ended: its aliases leave memory. */
   release(): void {
+    this.released = true;
     this.map = undefined;
     this.budget.release(this.holder);
   }
 
   private loaded(stored: () => Map<number, string>): Map<number, string> {
+    if (this.released) return new Map();
     if (this.map === undefined) {
       this.map = stored();
       let bytes = 0;
@@ -143,6 +148,8 @@ export class ServerAliases<Holder> {
   /** Alias numbers given back (`forget`): the client may still map them, so reused only with a topic. */
   private readonly free: number[] = [];
   private next = 1;
+  /** Its connection ended: none is assigned, nothing charged, any more. */
+  private released = false;
   private readonly budget: AliasBudget<Holder>;
   private readonly holder: Holder;
 
@@ -156,6 +163,7 @@ export class ServerAliases<Holder> {
    * the topic too); undefined when none can be had within the gateway's bound.
    */
   assign(topic: string, max: number): { alias: number; assigned: boolean } | undefined {
+    if (this.released) return undefined;
     const known = this.byTopic.get(topic);
     if (known !== undefined) {
       this.byTopic.delete(topic);
@@ -165,7 +173,9 @@ export class ServerAliases<Holder> {
     let delta = aliasWeight(topic);
     let oldest: [string, number] | undefined;
     if (this.free.length === 0 && this.next > max) {
-      oldest = this.byTopic.entries().next().value as [string, number];
+      oldest = this.byTopic.entries().next().value;
+      // Every alias up to max is given out, and each is mapped or free: one is mapped.
+      if (oldest === undefined) return undefined;
       delta -= aliasWeight(oldest[0]);
     }
     if (delta > 0 && !this.budget.fits(delta)) return undefined;
@@ -190,6 +200,7 @@ export class ServerAliases<Holder> {
 
   /** The connection ended: its aliases leave memory. */
   release(): void {
+    this.released = true;
     this.byTopic.clear();
     this.budget.release(this.holder);
   }

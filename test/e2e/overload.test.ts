@@ -684,6 +684,7 @@ describe("topic aliases of all a gateway's connections", () => {
       // Its publishes handled (in order) before the next client starts.
       await answersPing(raw);
     }
+    // The 31 full ones hold the same: the earliest to hold it is the one ended (AliasBudget.largestPast).
     const [first, ...rest] = clients as [RawClient, ...RawClient[]];
     const packets = await endedWith(first, 5, ReasonCode.QuotaExceeded, 1008);
     expect(packets.filter((p) => p.type === "disconnect")).toHaveLength(1);

@@ -198,7 +198,7 @@ describe("what a gateway may hold", () => {
   it("counts publishes waiting in the gateway's bytes: a holder of mostly waiting publishes is the one ended with 0x89, and its bytes leave the count", () => {
     const h = harness({ PUBLISH_RATE: "1", PUBLISH_BURST: "1" });
     const waiter = h.connection("waiter");
-    // One goes on its token; three of 5,000 bytes wait (5,270 each, within its undecoded bound of 11,000).
+    // One goes on its token; three of 5,000 bytes wait (5,262 each; its undecoded bound is 11,000).
     for (let i = 0; i < 4; i++) h.inbound.enqueue(waiter, message(`w${i}`, 5_000), () => {});
     expect(h.inbound.heldBytes).toBe(3 * (128 + 5_000 + 2 + 4 + 128));
     const sender = h.connection("sender");
@@ -691,10 +691,12 @@ describe("a connection's decoding held back (decodeAhead)", () => {
   });
 
   it("at decodeAheadBytes of decoded publishes waiting, whatever their number, what follows waits undecoded; read on as soon as less waits", async () => {
-    // Each waiting publish weighs 270 bytes here (128 + messageBytes of a 10-byte payload, a 1-character id).
+    // Each waiting publish weighs 270 bytes here (128 + messageBytes of a 10-byte payload, a
+    // 1-character id). Five may be unacknowledged: held for its bytes with four, it reads on
+    // with three, not only once half (two) are left.
     const h = harness(
       { PUBLISH_RATE: "1000000", PUBLISH_BURST: "1000000" },
-      { windowMessages: 1, decodeAheadBytes: 3 * 270 },
+      { windowMessages: 1, decodeAhead: 5, decodeAheadBytes: 3 * 270 },
     );
     const p = publisher(h);
     const packet = frameOf(p.conn, [1]).length;

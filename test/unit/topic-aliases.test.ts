@@ -49,6 +49,10 @@ describe("ClientAliases", () => {
     aliases.release();
     expect(budget.bytes).toBe(0);
     expect(aliases.peek(1)).toBeUndefined();
+    // Its connection ended: a late packet charges nothing.
+    aliases.set(3, "late", stored);
+    expect(aliases.get(1, stored)).toBeUndefined();
+    expect(budget.bytes).toBe(0);
   });
 });
 
@@ -90,6 +94,9 @@ describe("ServerAliases", () => {
     aliases.release();
     expect(budget.bytes).toBe(0);
     expect(other.assign(topic(4), 10)).toEqual({ alias: 1, assigned: true });
+    // Ended, it assigns none and charges nothing (a delivery racing its close).
+    expect(aliases.assign(topic(5), 10)).toBeUndefined();
+    expect(budget.bytes).toBe(aliasWeight(topic(4)));
   });
 
   it("whatever is assigned and forgotten: aliases within 1..max, no two topics sharing one, the bytes counted exactly", () => {
