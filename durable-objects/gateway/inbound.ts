@@ -350,6 +350,9 @@ export class Inbound {
    */
   enqueue(conn: Connection, message: Message, settle: (routed: Routed) => void): Refusal | undefined {
     const state = conn.inbound;
+    // Ended while its handler awaited (the ACL): its publish goes unanswered, as the
+    // rest of what it held did, and is not counted where nothing would take it off.
+    if (conn.finished) return undefined;
     while (this.waitingTotal >= this.limits.gatewayMessages) {
       const most = this.mostWaiting();
       const refusal = {

@@ -243,6 +243,21 @@ describe("work a gateway may take on", () => {
   });
 });
 
+describe("a connection that ended while its publish was being handled", () => {
+  it("has it dropped, not counted among the gateway's waiting ones, where nothing would take it off", () => {
+    const h = harness({ PUBLISH_RATE: "1", PUBLISH_BURST: "1" }, { gatewayMessages: 2 });
+    const gone = h.connection("gone");
+    gone.detach();
+    for (let i = 0; i < 5; i++) expect(h.inbound.enqueue(gone, message(`g${i}`), () => {})).toBeUndefined();
+    expect(h.calls).toEqual([]);
+    // Another's two may wait: the gateway's 2 are all free.
+    const other = h.connection("other");
+    for (let i = 0; i < 3; i++) expect(h.inbound.enqueue(other, message(`o${i}`), () => {})).toBeUndefined();
+    expect(h.evicted).toEqual([]);
+    expect(h.calls).toEqual([["o0"]]);
+  });
+});
+
 describe("over the rate", () => {
   beforeEach(() => {
     vi.useFakeTimers({ toFake: ["setTimeout", "clearTimeout", "Date"] });
