@@ -258,9 +258,10 @@ describe("20 clients flooding QoS 1 without waiting for PUBACK, PUBLISH_RATE lif
     await Promise.all([...during, roundTrip(open.url)]);
     const heap = await isolateHeap(open.inspectorPort);
     // Flooders that sent more than Receive Maximum unacknowledged (the client broke MQTT-3.3.4-7) or past
-    // their byte budget are told why; the others are still connected and marked.
+    // their byte budget are told why; the others are still connected and marked. (One told why as the
+    // flood ended may still have seen its socket open and sent its marker: the DISCONNECT decides.)
     for (const e of ends) {
-      if (e.marked) expect(e.reasonCode).toBeUndefined();
+      if (e.reasonCode === undefined) expect(e.marked).toBe(true);
       else expect([ReasonCode.ReceiveMaximumExceeded, ReasonCode.MessageRateTooHigh]).toContain(e.reasonCode);
     }
     // The steady publisher was acknowledged all along, and every one of its messages arrives.
