@@ -8,7 +8,23 @@ export const MAX_PACKET_SIZE = 268_435_460;
 export type Header =
   | { kind: "incomplete" }
   | { kind: "error"; error: DecodeError }
-  | { kind: "ok"; headerLen: number; total: number };
+  | {
+      kind: "ok";
+      headerLen: number;
+      total: number;
+      /** Its Remaining Length takes more bytes than it needs (accepted unless `minimal`). */
+      overlong: boolean;
+    };
+
+/** A Remaining Length not in the fewest bytes, in a packet held to MQTT-1.5.5-1 (5.0). */
+export function overlongLength(packetType: number): DecodeError {
+  return {
+    ok: false,
+    reasonCode: ReasonCode.MalformedPacket,
+    message: "remaining length not encoded in the fewest bytes (MQTT-1.5.5-1)",
+    packetType,
+  };
+}
 
 /**
  * Reads the fixed header at `pos`: type byte and Remaining Length (section 2.2.3).
@@ -24,17 +40,8 @@ export function readHeader(buf: Uint8Array, pos: number, maxPacketSize: number, 
     remaining += (b & 0x7f) * multiplier;
     if ((b & 0x80) === 0) {
       // A last byte of 0 after others adds nothing: the same value fits in fewer bytes.
-      if (minimal && i > 1 && b === 0) {
-        return {
-          kind: "error",
-          error: {
-            ok: false,
-            reasonCode: ReasonCode.MalformedPacket,
-            message: "remaining length not encoded in the fewest bytes (MQTT-1.5.5-1)",
-            packetType: (buf[pos] as number) >> 4,
-          },
-        };
-      }
+      const overlong = i > 1 && b === 0;
+      if (minimal && overlong) return { kind: "error", error: overlongLength((buf[pos] as number) >> 4) };
       const total = 1 + i + remaining;
       if (total > maxPacketSize) {
         return {
@@ -47,7 +54,7 @@ export function readHeader(buf: Uint8Array, pos: number, maxPacketSize: number, 
           },
         };
       }
-      return { kind: "ok", headerLen: 1 + i, total };
+      return { kind: "ok", headerLen: 1 + i, total, overlong };
     }
     multiplier *= 128;
   }
@@ -60,12 +67,4 @@ export function readHeader(buf: Uint8Array, pos: number, maxPacketSize: number, 
       packetType: (buf[pos] as number) >> 4,
     },
   };
-}
-
-/** The fewest bytes a Remaining Length of `remaining` takes (1.5.5). */
-export function lengthBytes(remaining: number): number {
-  if (remaining < 128) return 1;
-  if (remaining < 16_384) return 2;
-  if (remaining < 2_097_152) return 3;
-  return 4;
 }

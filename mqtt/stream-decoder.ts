@@ -10,8 +10,8 @@
  */
 import { decodeBody, firstByteProblem } from "./decode.ts";
 import type { DecodeError } from "./errors.ts";
-import { lengthBytes, MAX_PACKET_SIZE, readHeader } from "./fixed-header.ts";
-import type { Packet, ProtocolVersion } from "./packet.ts";
+import { MAX_PACKET_SIZE, overlongLength, readHeader } from "./fixed-header.ts";
+import { type Packet, PacketType, type ProtocolVersion } from "./packet.ts";
 import { ReasonCode } from "./reason-codes.ts";
 
 export { MAX_PACKET_SIZE };
@@ -205,14 +205,7 @@ export class StreamDecoder {
       if (result.type === "connect") {
         this.version = result.protocolVersion;
         // Its own header was read before its version was known: 5.0 holds it to MQTT-1.5.5-1 now.
-        if (this.version === 5 && header.headerLen > 1 + lengthBytes(header.total - header.headerLen)) {
-          return this.fail({
-            ok: false,
-            reasonCode: ReasonCode.MalformedPacket,
-            message: "remaining length not encoded in the fewest bytes (MQTT-1.5.5-1)",
-            packetType: 1,
-          });
-        }
+        if (this.version === 5 && header.overlong) return this.fail(overlongLength(PacketType.connect));
       }
       return result;
     }
