@@ -81,6 +81,32 @@ export function aliasBudgets<Holder>(bytes = ALIAS_BYTES): AliasBudgets<Holder> 
   return { client: new AliasBudget(bytes), server: new AliasBudget(bytes) };
 }
 
+/** One connection's part of a budget, one way: what it charges, until it is released. */
+class AliasShare<Holder> {
+  /** Its connection ended: nothing is charged any more. */
+  released = false;
+  private readonly budget: AliasBudget<Holder>;
+  private readonly holder: Holder;
+
+  constructor(budget: AliasBudget<Holder>, holder: Holder) {
+    this.budget = budget;
+    this.holder = holder;
+  }
+
+  fits(bytes: number): boolean {
+    return this.budget.fits(bytes);
+  }
+
+  change(delta: number): void {
+    if (!this.released && delta !== 0) this.budget.change(this.holder, delta);
+  }
+
+  release(): void {
+    this.released = true;
+    this.budget.release(this.holder);
+  }
+}
+
 /**
  * The client's topic aliases (alias → topic). In storage too (handle-publish.ts
  * writes them), so a gateway woken from hibernation reads them from there the
@@ -88,14 +114,10 @@ export function aliasBudgets<Holder>(bytes = ALIAS_BYTES): AliasBudgets<Holder> 
  */
 export class ClientAliases<Holder> {
   private map: Map<number, string> | undefined;
-  /** Its connection ended: nothing is charged to the budget any more. */
-  private released = false;
-  private readonly budget: AliasBudget<Holder>;
-  private readonly holder: Holder;
+  private readonly share: AliasShare<Holder>;
 
   constructor(budget: AliasBudget<Holder>, holder: Holder) {
-    this.budget = budget;
-    this.holder = holder;
+    this.share = new AliasShare(budget, holder);
   }
 
   /** The topic of `alias`, the map read from `stored` the first time. */
@@ -110,27 +132,26 @@ export class ClientAliases<Holder> {
 
   /** Maps `alias` to `topic`; the caller then looks at `budget.largestPast()`. */
   set(alias: number, topic: string, stored: () => Map<number, string>): void {
-    if (this.released) return;
+    if (this.share.released) return;
     const map = this.loaded(stored);
     const before = map.get(alias);
     map.set(alias, topic);
-    this.budget.change(this.holder, aliasWeight(topic) - (before === undefined ? 0 : aliasWeight(before)));
+    this.share.change(aliasWeight(topic) - (before === undefined ? 0 : aliasWeight(before)));
   }
 
   /** The connection ended: its aliases leave memory. */
   release(): void {
-    this.released = true;
     this.map = undefined;
-    this.budget.release(this.holder);
+    this.share.release();
   }
 
   private loaded(stored: () => Map<number, string>): Map<number, string> {
-    if (this.released) return new Map();
+    if (this.share.released) return new Map();
     if (this.map === undefined) {
       this.map = stored();
       let bytes = 0;
       for (const topic of this.map.values()) bytes += aliasWeight(topic);
-      if (bytes > 0) this.budget.change(this.holder, bytes);
+      this.share.change(bytes);
     }
     return this.map;
   }
@@ -148,14 +169,10 @@ export class ServerAliases<Holder> {
   /** Alias numbers given back (`forget`): the client may still map them, so reused only with a topic. */
   private readonly free: number[] = [];
   private next = 1;
-  /** Its connection ended: none is assigned, nothing charged, any more. */
-  private released = false;
-  private readonly budget: AliasBudget<Holder>;
-  private readonly holder: Holder;
+  private readonly share: AliasShare<Holder>;
 
   constructor(budget: AliasBudget<Holder>, holder: Holder) {
-    this.budget = budget;
-    this.holder = holder;
+    this.share = new AliasShare(budget, holder);
   }
 
   /**
@@ -163,7 +180,8 @@ export class ServerAliases<Holder> {
    * the topic too); undefined when none can be had within the gateway's bound.
    */
   assign(topic: string, max: number): { alias: number; assigned: boolean } | undefined {
-    if (this.released) return undefined;
+    // Its connection ended: none is assigned any more.
+    if (this.share.released) return undefined;
     const known = this.byTopic.get(topic);
     if (known !== undefined) {
       this.byTopic.delete(topic);
@@ -178,14 +196,14 @@ export class ServerAliases<Holder> {
       if (oldest === undefined) return undefined;
       delta -= aliasWeight(oldest[0]);
     }
-    if (delta > 0 && !this.budget.fits(delta)) return undefined;
+    if (delta > 0 && !this.share.fits(delta)) return undefined;
     let alias: number;
     if (oldest !== undefined) {
       this.byTopic.delete(oldest[0]);
       alias = oldest[1];
     } else alias = this.free.pop() ?? this.next++;
     this.byTopic.set(topic, alias);
-    this.budget.change(this.holder, delta);
+    this.share.change(delta);
     return { alias, assigned: true };
   }
 
@@ -195,13 +213,12 @@ export class ServerAliases<Holder> {
     if (alias === undefined) return;
     this.byTopic.delete(topic);
     this.free.push(alias);
-    this.budget.change(this.holder, -aliasWeight(topic));
+    this.share.change(-aliasWeight(topic));
   }
 
   /** The connection ended: its aliases leave memory. */
   release(): void {
-    this.released = true;
     this.byTopic.clear();
-    this.budget.release(this.holder);
+    this.share.release();
   }
 }
