@@ -11,7 +11,7 @@
 import { TokenBucket } from "../broker/rate-limit.ts";
 import type { SubscriptionOptions } from "../broker/session-state.ts";
 import { type Connected, Connection } from "../durable-objects/gateway/connection.ts";
-import { ConnectionInbound, INBOUND_LIMITS } from "../durable-objects/gateway/inbound.ts";
+import { ConnectionInbound, decodeAheadOf, INBOUND_LIMITS } from "../durable-objects/gateway/inbound.ts";
 import { HeldBudget, OutboundWindow } from "../durable-objects/gateway/outbound-window.ts";
 import { aliasBudgets } from "../durable-objects/gateway/topic-aliases.ts";
 import { SubscriptionIndex } from "../mqtt/index.ts";
@@ -68,15 +68,7 @@ for (let i = 0; i < N; i++) {
     att,
     MAX_PACKET,
     (c) =>
-      new ConnectionInbound(
-        c,
-        new TokenBucket(100, 200),
-        { release() {} },
-        {
-          messages: INBOUND_LIMITS.decodeAhead,
-          bytes: INBOUND_LIMITS.decodeAheadBytes,
-        },
-      ),
+      new ConnectionInbound(c, new TokenBucket(100, 200), { release() {} }, decodeAheadOf(INBOUND_LIMITS)),
     aliases,
   );
   conn.save();

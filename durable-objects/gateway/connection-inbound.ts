@@ -68,8 +68,8 @@ export class ConnectionInbound {
   /**
    * Its decoding is held back: `decodeAhead.messages` of its QoS 1/2 were decoded and
    * not acknowledged yet, or `decodeAhead.bytes` of them were waiting, when the next
-   * packet was due. What it sends meanwhile waits
-   * undecoded, held in its byte budget; Inbound reads on once half are acknowledged.
+   * packet was due. What it sends meanwhile waits undecoded, held in its byte
+   * budget; Inbound reads on when `readsOn` says it may.
    */
   heldBack = false;
   /** It was held back for its bytes waiting, not for its number unacknowledged (`readsOn`). */

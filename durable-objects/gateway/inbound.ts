@@ -105,6 +105,18 @@ export const INBOUND_LIMITS: InboundLimits = {
   decodeAheadBytes: 16 * 2 ** 20,
   spacingMs: MESSAGE_SPACING_MS,
 };
+/**
+ * How far each connection's decoding may run ahead of its acknowledgements under
+ * `limits`. A Receive Maximum set lower than MQTT's most is enforced: one past it
+ * is decoded, to be refused (0x93).
+ */
+export function decodeAheadOf(limits: InboundLimits, receiveMaximum = 65535): DecodeAhead {
+  return {
+    messages: receiveMaximum < 65535 ? Math.max(limits.decodeAhead, receiveMaximum + 1) : limits.decodeAhead,
+    bytes: limits.decodeAheadBytes,
+  };
+}
+
 /** What a waiting publish weighs in memory beyond its bytes in a call (the objects holding it). */
 const WAITING_OVERHEAD = 128;
 /**
@@ -129,7 +141,7 @@ export interface InboundDeps {
   publishAt: (shard: number, messages: Message[]) => Promise<number[]>;
   /** Ends a connection that holds too much of the gateway. */
   evict: (conn: Connection, refusal: Refusal) => void;
-  /** Reads on what a connection held back undecoded (ConnectionInbound.holdsBack), now that half is acknowledged. */
+  /** Reads on what a connection held back undecoded (ConnectionInbound.holdsBack), now that it may (readsOn). */
   readOn: (conn: Connection) => void;
   /** The bounds; INBOUND_LIMITS unless a test sets others. */
   limits?: InboundLimits;
@@ -164,15 +176,7 @@ export class Inbound {
   constructor(deps: InboundDeps) {
     this.deps = deps;
     this.limits = deps.limits ?? { ...INBOUND_LIMITS, spacingMs: deps.config.publishSpacingMs };
-    // A Receive Maximum set lower than MQTT's most is enforced: one past it is decoded, to be refused (0x93).
-    const { receiveMaximum } = deps.config;
-    this.decodeAhead = {
-      messages:
-        receiveMaximum < 65535
-          ? Math.max(this.limits.decodeAhead, receiveMaximum + 1)
-          : this.limits.decodeAhead,
-      bytes: this.limits.decodeAheadBytes,
-    };
+    this.decodeAhead = decodeAheadOf(this.limits, deps.config.receiveMaximum);
     this.router = new KeyedBatcher((shard, messages) => deps.publishAt(shard, messages), {
       ...MESSAGE_BATCH,
       spacingMs: this.limits.spacingMs,

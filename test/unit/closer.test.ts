@@ -9,7 +9,7 @@ import type { CloseReason } from "../../broker/protocol/close.ts";
 import { TokenBucket } from "../../broker/rate-limit.ts";
 import { Closer } from "../../durable-objects/gateway/closer.ts";
 import { type Attachment, Connection } from "../../durable-objects/gateway/connection.ts";
-import { ConnectionInbound, INBOUND_LIMITS } from "../../durable-objects/gateway/inbound.ts";
+import { ConnectionInbound, decodeAheadOf, INBOUND_LIMITS } from "../../durable-objects/gateway/inbound.ts";
 import { aliasBudgets } from "../../durable-objects/gateway/topic-aliases.ts";
 import type { Packet } from "../../mqtt/index.ts";
 
@@ -30,16 +30,7 @@ function harness(version: 4 | 5, ready: boolean) {
     socket,
     att,
     1024,
-    (c) =>
-      new ConnectionInbound(
-        c,
-        new TokenBucket(1, 1),
-        { release() {} },
-        {
-          messages: INBOUND_LIMITS.decodeAhead,
-          bytes: INBOUND_LIMITS.decodeAheadBytes,
-        },
-      ),
+    (c) => new ConnectionInbound(c, new TokenBucket(1, 1), { release() {} }, decodeAheadOf(INBOUND_LIMITS)),
     aliasBudgets(),
   );
   conn.ready = ready;
