@@ -668,7 +668,14 @@ describe("a connection's decoding held back (decodeAhead)", () => {
       h.inbound.account(conn.inbound);
       return undefined;
     };
-    return { conn, decoded, acknowledged, frame };
+    /** The shard answers its calls one at a time until `n` are acknowledged, `tries` answers at most. */
+    const answerUntil = async (n: number, tries: number) => {
+      for (let i = 0; i < tries && acknowledged.length < n; i++) {
+        h.answer();
+        await settle();
+      }
+    };
+    return { conn, decoded, acknowledged, frame, answerUntil };
   }
 
   it("at decodeAhead unacknowledged, what follows waits undecoded, its bytes held; once half are acknowledged, decoding goes on, in order", async () => {
@@ -686,17 +693,11 @@ describe("a connection's decoding held back (decodeAhead)", () => {
     expect(p.decoded).toEqual([1, 2, 3, 4]);
     expect(p.conn.decoder.buffered).toBe(8 * packet);
     // The shard has them: acknowledged, and decoding goes on up to four unacknowledged again.
-    for (let i = 0; i < 20 && p.acknowledged.length < 4; i++) {
-      h.answer();
-      await settle();
-    }
+    await p.answerUntil(4, 20);
     expect(p.acknowledged).toEqual([1, 2, 3, 4]);
     expect(p.decoded).toEqual(range(1, 8));
     expect(p.conn.decoder.buffered).toBe(4 * packet);
-    for (let i = 0; i < 50 && p.acknowledged.length < 12; i++) {
-      h.answer();
-      await settle();
-    }
+    await p.answerUntil(12, 50);
     expect(p.decoded).toEqual(range(1, 12));
     expect(p.acknowledged).toEqual(range(1, 12));
     expect(h.calls.flat()).toEqual(range(1, 12).map(String));
@@ -731,10 +732,7 @@ describe("a connection's decoding held back (decodeAhead)", () => {
     await settle();
     expect(p.acknowledged).toEqual([1, 2]);
     expect(p.decoded).toEqual(range(1, 6));
-    for (let i = 0; i < 30 && p.acknowledged.length < 9; i++) {
-      h.answer();
-      await settle();
-    }
+    await p.answerUntil(9, 30);
     expect(p.acknowledged).toEqual(range(1, 9));
     expect(h.calls.flat()).toEqual(range(1, 9).map(String));
     expect(p.conn.decoder.buffered).toBe(0);
